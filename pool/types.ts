@@ -1,0 +1,177 @@
+/**
+ * The public shapes of the pool: what you pass in ({@link PoolOptions}),
+ * what you get out ({@link PoolStats}, {@link PoolEvent}) and the per-call
+ * options of {@link AcquireOptions}. Behaviour lives in `pool.ts`.
+ *
+ * @module
+ */
+
+/** Tells the pool how to make, check, clean and dispose of one resource. */
+export interface ResourceFactory<R> {
+  /**
+   * Makes one resource. The signal aborts when nobody needs it any more
+   * (the pool closed); a resource that arrives anyway is kept or destroyed,
+   * never lost.
+   */
+  create: (signal: AbortSignal) => Promise<R>;
+  /** Disposes of a resource for good. Errors become `error` events. */
+  destroy?: (resource: R) => void | Promise<void>;
+  /**
+   * Checks a resource before it is handed out (see `validateAfterMs`) and in
+   * background health checks. `false` or a throw: the pool destroys it and
+   * hands out another; the caller never sees it.
+   */
+  validate?: (resource: R, signal: AbortSignal) => boolean | Promise<boolean>;
+  /** Cleans a resource on release, before it goes idle. A throw destroys it. */
+  reset?: (resource: R) => void | Promise<void>;
+  /**
+   * Says whether an error thrown inside `use()`/`map()` means the resource
+   * is broken: `true` destroys it instead of releasing it.
+   */
+  isFatal?: (error: unknown, resource: R) => boolean;
+}
+
+/** Circuit-breaker settings: stop calling `create` while the backend is down. */
+export interface BreakerOptions {
+  /** Consecutive create failures that open the breaker. Default 5. */
+  threshold?: number;
+  /** How long it stays open before one probe create is let through. Default 5000. */
+  cooldownMs?: number;
+}
+
+/** Everything a {@link Pool} is built from: the factory plus sizing and timing. */
+export interface PoolOptions<R> extends ResourceFactory<R> {
+  /** Shown in errors, events, stats and metrics. Default `"pool"`. */
+  name?: string;
+  /** Resources kept alive and topped up in the background. Default 0. */
+  min?: number;
+  /** Never more resources alive or being created. Default 10. */
+  max?: number;
+  /** Idle resources above this are destroyed on release. Default `max`. */
+  maxIdle?: number;
+  /** How long an acquire may wait. Default 30 000; `Infinity` allowed. */
+  acquireTimeoutMs?: number;
+  /** Idle resources above `min` are evicted after this. Default 300 000. */
+  idleTimeoutMs?: number;
+  /** Never handed out past this age (with up to 2% jitter). Default 1 800 000. */
+  maxLifetimeMs?: number;
+  /** Destroyed after this many leases. Default `Infinity`. */
+  maxUses?: number;
+  /** Validate on borrow only when idle at least this long. Default 0 (always). */
+  validateAfterMs?: number;
+  /** A lease held longer emits a `leak` event with the acquire-site stack. Default 0 (off). */
+  leakDetectionMs?: number;
+  /** Also validate idle resources in the background at this interval. Default 0 (off). */
+  healthCheckIntervalMs?: number;
+  /** Circuit breaker on create failures, or `false` to turn it off. */
+  breaker?: BreakerOptions | false;
+  /** Idle reuse order. Default `"lifo"` (warm resources first). */
+  order?: "lifo" | "fifo";
+  /** A nested `use()` in the same async context reuses the outer resource. Default false. */
+  reentrant?: boolean;
+  /** An acquire beyond this many waiters fails at once with `PoolOverloadedError`. Default `Infinity`. */
+  maxWaiting?: number;
+}
+
+/** Per-call options of `acquire()`, `use()` and `map()`. */
+export interface AcquireOptions {
+  /** Aborting it gives up the wait (rejecting with `signal.reason`) or, in `use()`, tells `fn`. */
+  signal?: AbortSignal;
+  /** Overrides the pool's `acquireTimeoutMs` for this call. */
+  timeoutMs?: number;
+}
+
+/** Options of `map()`: acquire options plus how many items run at once. */
+export interface MapOptions extends AcquireOptions {
+  /** Items in flight at once; capped at the pool's `max`. Default `max`. */
+  concurrency?: number;
+}
+
+/** Options of `close()`. */
+export interface CloseOptions {
+  /** Stop waiting for leases after this long and destroy what is still out. Default `Infinity`. */
+  timeoutMs?: number;
+}
+
+/** Options of `events()`. */
+export interface EventsOptions {
+  /** Ends the stream when aborted. */
+  signal?: AbortSignal;
+  /** Events kept for a slow reader before the oldest are dropped. Default 1024. */
+  bufferSize?: number;
+}
+
+/** The pool's lifecycle. */
+export type PoolState = "open" | "closing" | "closed";
+
+/** The circuit breaker's state. */
+export type BreakerState = "closed" | "open" | "half-open";
+
+/** A snapshot of a pool: its size, its traffic counters and its wait times. */
+export interface PoolStats {
+  /** The pool's name. */
+  name: string;
+  /** Lifecycle state. */
+  state: PoolState;
+  /** Configured minimum. */
+  min: number;
+  /** Configured maximum. */
+  max: number;
+  /** Resources alive now (idle + in use). */
+  size: number;
+  /** Resources waiting to be handed out. */
+  idle: number;
+  /** Resources lent out. */
+  inUse: number;
+  /** Callers waiting for a resource. */
+  pending: number;
+  /** `create` calls under way. */
+  creating: number;
+  /** Resources created since the start. */
+  created: number;
+  /** Resources destroyed since the start. */
+  destroyed: number;
+  /** Leases handed out since the start. */
+  acquired: number;
+  /** Leases ended since the start (released or destroyed). */
+  released: number;
+  /** Acquires that gave up at their deadline. */
+  timedOut: number;
+  /** Acquires ended by their caller's signal. */
+  aborted: number;
+  /** `create` calls that failed. */
+  createErrors: number;
+  /** Leases reported as leaked. */
+  leaks: number;
+  /** Errors in background work (top-up, health check, destroy, reset). */
+  errors: number;
+  /** Circuit breaker state. */
+  breaker: BreakerState;
+  /** Time callers waited for a lease, over the recent acquires (ms). */
+  acquireWaitMs: { p50: number; p99: number; max: number };
+  /**
+   * Every acquire's wait since the start, as a cumulative histogram (the
+   * shape Prometheus wants): `counts[i]` acquires waited at most
+   * `bucketsMs[i]`; `count` and `sumMs` cover all of them.
+   */
+  acquireWaitHistogram: {
+    bucketsMs: readonly number[];
+    counts: number[];
+    count: number;
+    sumMs: number;
+  };
+}
+
+/** What happens in a pool, as seen by `events()`. */
+export type PoolEvent =
+  | { type: "create"; id: number }
+  | { type: "createError"; error: unknown }
+  | { type: "destroy"; id: number; reason: string }
+  | { type: "acquire"; id: number; waitedMs: number }
+  | { type: "release"; id: number }
+  | { type: "timeout"; waitedMs: number }
+  | { type: "leak"; id: number; heldMs: number; stack: string }
+  | { type: "breaker"; state: BreakerState; cause?: unknown }
+  | { type: "error"; during: string; error: unknown }
+  | { type: "resize"; min: number; max: number }
+  | { type: "close" };
