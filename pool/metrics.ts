@@ -1,0 +1,280 @@
+/**
+ * Prometheus metrics for pools: turns {@link PoolStats} snapshots into the
+ * text exposition format (version 0.0.4), so any HTTP server can serve them
+ * on `/metrics`. It only reads `stats()`, so it works with a `Pool` or with
+ * anything else that has a `stats()` method returning {@link PoolStats}.
+ *
+ * @example Serve the metrics of a pool
+ * ```ts ignore
+ * import { formatPrometheus, PROMETHEUS_CONTENT_TYPE } from "@poolkit/pool";
+ *
+ * Deno.serve((req) =>
+ *   new URL(req.url).pathname === "/metrics"
+ *     ? new Response(formatPrometheus([pool]), {
+ *       headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
+ *     })
+ *     : new Response("not found", { status: 404 })
+ * );
+ * ```
+ *
+ * @module
+ */
+
+import type { BreakerState, PoolState, PoolStats } from "./types.ts";
+
+/** The `Content-Type` of the text that {@link formatPrometheus} returns. */
+export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+/** Anything whose statistics can be exported: a `Pool` or an adapter handle. */
+export interface PoolStatsSource {
+  /** Returns a snapshot of the pool's statistics. */
+  stats(): PoolStats;
+}
+
+/** Options of {@link formatPrometheus}. */
+export interface PrometheusOptions {
+  /**
+   * Prepended to every metric name, followed by `_`. Default `"pool"`, which
+   * gives names such as `pool_in_use` and `pool_acquired_total`.
+   */
+  prefix?: string;
+}
+
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const BREAKER_STATES: readonly BreakerState[] = ["closed", "open", "half-open"];
+const POOL_STATES: readonly PoolState[] = ["open", "closing", "closed"];
+
+/** A metric family read straight from one numeric field of the stats. */
+interface SimpleFamily {
+  suffix: string;
+  type: "gauge" | "counter";
+  help: string;
+  value: (s: PoolStats) => number;
+}
+
+const GAUGES: readonly SimpleFamily[] = [
+  { suffix: "size", type: "gauge", help: "Resources alive (idle + in use).", value: (s) => s.size },
+  {
+    suffix: "idle",
+    type: "gauge",
+    help: "Resources waiting to be handed out.",
+    value: (s) => s.idle,
+  },
+  { suffix: "in_use", type: "gauge", help: "Resources lent out.", value: (s) => s.inUse },
+  {
+    suffix: "pending",
+    type: "gauge",
+    help: "Callers waiting for a resource.",
+    value: (s) => s.pending,
+  },
+  {
+    suffix: "creating",
+    type: "gauge",
+    help: "Resource creations under way.",
+    value: (s) => s.creating,
+  },
+  { suffix: "min_size", type: "gauge", help: "Configured minimum size.", value: (s) => s.min },
+  { suffix: "max_size", type: "gauge", help: "Configured maximum size.", value: (s) => s.max },
+];
+
+const COUNTERS: readonly SimpleFamily[] = [
+  {
+    suffix: "created_total",
+    type: "counter",
+    help: "Resources created.",
+    value: (s) => s.created,
+  },
+  {
+    suffix: "destroyed_total",
+    type: "counter",
+    help: "Resources destroyed.",
+    value: (s) => s.destroyed,
+  },
+  {
+    suffix: "acquired_total",
+    type: "counter",
+    help: "Leases handed out.",
+    value: (s) => s.acquired,
+  },
+  {
+    suffix: "released_total",
+    type: "counter",
+    help: "Leases ended (released or destroyed).",
+    value: (s) => s.released,
+  },
+  {
+    suffix: "acquire_timeouts_total",
+    type: "counter",
+    help: "Acquires that gave up at their deadline.",
+    value: (s) => s.timedOut,
+  },
+  {
+    suffix: "acquire_aborted_total",
+    type: "counter",
+    help: "Acquires ended by their caller's abort signal.",
+    value: (s) => s.aborted,
+  },
+  {
+    suffix: "create_errors_total",
+    type: "counter",
+    help: "Resource creations that failed.",
+    value: (s) => s.createErrors,
+  },
+  {
+    suffix: "leaks_total",
+    type: "counter",
+    help: "Leases reported as leaked (held longer than leakDetectionMs).",
+    value: (s) => s.leaks,
+  },
+  {
+    suffix: "errors_total",
+    type: "counter",
+    help: "Errors in background work (top-up, health check, destroy, reset).",
+    value: (s) => s.errors,
+  },
+];
+
+/**
+ * Formats the statistics of one or more pools as Prometheus text exposition
+ * (version 0.0.4). Every series carries a `pool` label with the pool's name;
+ * each metric family gets one `# HELP` and one `# TYPE` line. Serve it with
+ * {@link PROMETHEUS_CONTENT_TYPE}.
+ *
+ * Families (with the default prefix `pool`): gauges `pool_size`,
+ * `pool_idle`, `pool_in_use`, `pool_pending`, `pool_creating`,
+ * `pool_min_size`, `pool_max_size`; counters `pool_created_total`,
+ * `pool_destroyed_total`, `pool_acquired_total`, `pool_released_total`,
+ * `pool_acquire_timeouts_total`, `pool_acquire_aborted_total`,
+ * `pool_create_errors_total`, `pool_leaks_total`, `pool_errors_total`; the
+ * histogram `pool_acquire_wait_seconds`; and the state-set gauges
+ * `pool_breaker_state{state}` and `pool_state{state}` (1 for the current
+ * state, 0 for the others).
+ *
+ * @param pools Pools (or anything with `stats()`), or stats snapshots.
+ * @param options The metric name prefix.
+ * @returns The exposition text, ending with a newline.
+ * @throws {TypeError} When the prefix is not a valid metric name, or two
+ * pools share a name (their series would collide).
+ */
+export function formatPrometheus(
+  pools: Iterable<PoolStatsSource | PoolStats>,
+  options: PrometheusOptions = {},
+): string {
+  const prefix = options.prefix ?? "pool";
+  if (!METRIC_NAME.test(prefix)) {
+    throw new TypeError(
+      `formatPrometheus: prefix ${
+        JSON.stringify(prefix)
+      } is not a valid metric name; use letters, digits, "_" and ":", not starting with a digit`,
+    );
+  }
+  const snapshots = collect(pools);
+  const out: string[] = [];
+  for (const family of [...GAUGES, ...COUNTERS]) {
+    const name = `${prefix}_${family.suffix}`;
+    header(out, name, family.type, family.help);
+    for (const s of snapshots) out.push(`${name}{${poolLabel(s)}} ${number(family.value(s))}`);
+  }
+  histogram(out, `${prefix}_acquire_wait_seconds`, snapshots);
+  stateSet(
+    out,
+    `${prefix}_breaker_state`,
+    "Circuit breaker state: 1 for the current state (closed, open or half-open), 0 for the " +
+      "others. Open means resource creation is failing and acquires fail fast.",
+    snapshots,
+    BREAKER_STATES,
+    (s) => s.breaker,
+  );
+  stateSet(
+    out,
+    `${prefix}_state`,
+    "Pool lifecycle state: 1 for the current state (open, closing or closed), 0 for the others.",
+    snapshots,
+    POOL_STATES,
+    (s) => s.state,
+  );
+  return out.join("\n") + "\n";
+}
+
+function collect(pools: Iterable<PoolStatsSource | PoolStats>): PoolStats[] {
+  const snapshots: PoolStats[] = [];
+  const names = new Set<string>();
+  for (const p of pools) {
+    const s = isSource(p) ? p.stats() : p;
+    if (names.has(s.name)) {
+      throw new TypeError(
+        `formatPrometheus: two pools are named ${
+          JSON.stringify(s.name)
+        }; give each pool a distinct \`name\` so their series do not collide`,
+      );
+    }
+    names.add(s.name);
+    snapshots.push(s);
+  }
+  return snapshots;
+}
+
+function isSource(p: PoolStatsSource | PoolStats): p is PoolStatsSource {
+  return typeof (p as PoolStatsSource).stats === "function";
+}
+
+function histogram(out: string[], name: string, snapshots: readonly PoolStats[]): void {
+  header(
+    out,
+    name,
+    "histogram",
+    "Time callers waited for a lease, in seconds (every acquire since the pool started).",
+  );
+  for (const s of snapshots) {
+    const h = s.acquireWaitHistogram;
+    const pool = poolLabel(s);
+    let sawInf = false;
+    for (let i = 0; i < h.bucketsMs.length; i++) {
+      const le = h.bucketsMs[i] / 1000;
+      if (le === Infinity) sawInf = true;
+      out.push(`${name}_bucket{${pool},le="${number(le)}"} ${number(h.counts[i])}`);
+    }
+    if (!sawInf) out.push(`${name}_bucket{${pool},le="+Inf"} ${number(h.count)}`);
+    out.push(`${name}_sum{${pool}} ${number(h.sumMs / 1000)}`);
+    out.push(`${name}_count{${pool}} ${number(h.count)}`);
+  }
+}
+
+function stateSet<T extends string>(
+  out: string[],
+  name: string,
+  help: string,
+  snapshots: readonly PoolStats[],
+  states: readonly T[],
+  current: (s: PoolStats) => T,
+): void {
+  header(out, name, "gauge", help);
+  for (const s of snapshots) {
+    const now = current(s);
+    for (const state of states) {
+      out.push(`${name}{${poolLabel(s)},state="${state}"} ${state === now ? 1 : 0}`);
+    }
+  }
+}
+
+function header(out: string[], name: string, type: string, help: string): void {
+  out.push(`# HELP ${name} ${help.replaceAll("\\", "\\\\").replaceAll("\n", "\\n")}`);
+  out.push(`# TYPE ${name} ${type}`);
+}
+
+function poolLabel(s: PoolStats): string {
+  return `pool="${escapeLabelValue(s.name)}"`;
+}
+
+/** Label values escape backslash, double quote and line feed (and nothing else). */
+function escapeLabelValue(value: string): string {
+  return value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
+}
+
+/** Sample values in the spellings Prometheus parses (Go's ParseFloat). */
+function number(n: number): string {
+  if (Number.isNaN(n)) return "NaN";
+  if (n === Infinity) return "+Inf";
+  if (n === -Infinity) return "-Inf";
+  return String(n);
+}
