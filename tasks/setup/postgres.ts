@@ -1,0 +1,400 @@
+/**
+ * A real PostgreSQL for tests, demos and benchmarks, with nothing started by hand.
+ *
+ * - With `DATABASE_URL` set, that server is used, and everything a caller creates goes into a
+ *   schema with a unique name ({@link Database.table}), dropped again by {@link Database.stop}.
+ * - Without it, a throwaway PostgreSQL cluster is made from the installed binaries
+ *   (`initdb` + `pg_ctl`, a free port, a temp folder, run as user `postgres` when we are root)
+ *   and stopped and deleted afterwards: on `stop()`/`await using`, on SIGINT/SIGTERM, and
+ *   (immediate shutdown) when the process exits without stopping it.
+ *
+ * ```ts
+ * await using db = await startDatabase();
+ * const sql = postgres(db.url);            // the password is in db.url: never print it
+ * console.log(`using ${db.display}`);      // the same URL without the password
+ * await db.admin`select 1`;                // SQL as the superuser (DATABASE_URL's user)
+ * await db.restart();                      // pg_ctl restart -m fast (throwaway only)
+ * ```
+ *
+ * @module
+ */
+import postgres from "postgres";
+
+/** Where the PostgreSQL server binaries are looked for, newest first; `PG_BINDIR` wins. */
+const BINARY_DIRS = [
+  "/usr/lib/postgresql/17/bin",
+  "/usr/lib/postgresql/16/bin",
+  "/usr/lib/postgresql/15/bin",
+];
+
+/** A running PostgreSQL to connect to. Dispose of it (or call `stop()`) when done. */
+export interface Database extends AsyncDisposable {
+  /** `"throwaway"`: our own temporary cluster. `"external"`: the server named by `DATABASE_URL`. */
+  readonly kind: "throwaway" | "external";
+  /** Connection URL, password included: hand it to a driver, never print it. */
+  readonly url: string;
+  /** The same URL with the password masked, for logs and output. */
+  readonly display: string;
+  /** Host, port, user and database name of {@link Database.url}. */
+  readonly host: string;
+  /** The server's TCP port. */
+  readonly port: number;
+  /** The role {@link Database.url} logs in as. */
+  readonly user: string;
+  /** The role's password (empty when the server does not need one). */
+  readonly password: string;
+  /** The database name. */
+  readonly database: string;
+  /** External mode: the unique schema everything goes into; throwaway: `null` (public). */
+  readonly schema: string | null;
+  /** Whether {@link Database.restart} works (throwaway clusters only). */
+  readonly canRestart: boolean;
+  /** A postgres.js client (max 2 connections) as the superuser, made on first use. */
+  readonly admin: postgres.Sql;
+  /** The name to create table `name` under: `name` itself, or `schema.name` in external mode. */
+  table(name: string): string;
+  /** {@link Database.url} with another user and/or password (e.g. a wrong one, for tests). */
+  urlWith(change: { user?: string; password?: string }): string;
+  /** Restarts the server (`pg_ctl restart -m fast`), cutting every connection. */
+  restart(): Promise<void>;
+  /** Stops and deletes the cluster (external: drops the schema). Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Options of {@link startDatabase}. */
+export interface StartDatabaseOptions {
+  /** Ignore `DATABASE_URL` and always make a throwaway cluster. Default false. */
+  throwaway?: boolean;
+  /** Extra `postgresql.conf` settings for a throwaway cluster. */
+  settings?: Record<string, string | number>;
+  /** Progress lines ("initdb...", "started on port 5433"). Default: silent. */
+  log?: (line: string) => void;
+}
+
+/** Thrown when no PostgreSQL can be had; the message names both ways out. */
+export class NoDatabaseError extends Error {
+  /** @param detail what was looked for */
+  constructor(detail: string) {
+    super(
+      `no PostgreSQL to run against: DATABASE_URL is not set and ${detail}. Either install the ` +
+        `PostgreSQL server (Debian/Ubuntu: apt-get install postgresql) so a throwaway cluster can ` +
+        `be started, or set DATABASE_URL=postgres://user:password@host:5432/db (for example after ` +
+        `\`docker compose up -d\` with this repository's compose.yaml).`,
+    );
+    this.name = "NoDatabaseError";
+  }
+}
+
+/**
+ * Gives a PostgreSQL: `DATABASE_URL` if set (with a unique schema), otherwise a throwaway cluster.
+ * Use with `await using`, or call `stop()` in a `finally`.
+ */
+export async function startDatabase(options: StartDatabaseOptions = {}): Promise<Database> {
+  const external = options.throwaway ? undefined : Deno.env.get("DATABASE_URL");
+  return external ? await useExternal(external) : await startThrowaway(options);
+}
+
+/** Masks the password of a connection URL, for anything a person or a log will read. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "<unparseable connection URL>";
+  }
+}
+
+async function useExternal(url: string): Promise<Database> {
+  const parsed = new URL(url);
+  const schema = `poolkit_${Date.now().toString(36)}_${crypto.randomUUID().slice(0, 8)}`;
+  const admin = adminClient(url);
+  await admin.unsafe(`create schema "${schema}"`);
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    release();
+    try {
+      await admin.unsafe(`drop schema if exists "${schema}" cascade`);
+    } finally {
+      await admin.end({ timeout: 5 });
+    }
+  };
+  const release = onInterrupt(stop);
+  return {
+    kind: "external",
+    url,
+    display: redactUrl(url),
+    host: parsed.hostname,
+    port: Number(parsed.port || 5432),
+    user: decodeURIComponent(parsed.username),
+    password: decodeURIComponent(parsed.password),
+    database: decodeURIComponent(parsed.pathname.slice(1)) || decodeURIComponent(parsed.username),
+    schema,
+    canRestart: false,
+    admin,
+    table: (name) => `${schema}.${name}`,
+    urlWith: (change) => changeUrl(url, change),
+    restart: () =>
+      Promise.reject(
+        new Error("restart() needs a throwaway cluster; it cannot restart the DATABASE_URL server"),
+      ),
+    stop,
+    [Symbol.asyncDispose]: stop,
+  };
+}
+
+async function startThrowaway(options: StartDatabaseOptions): Promise<Database> {
+  const log = options.log ?? (() => {});
+  const bin = await findBinaries();
+  const owner = await databaseOwner();
+  const dir = await Deno.makeTempDir({ prefix: "poolkit-pg-" });
+  const data = `${dir}/data`;
+  const logFile = `${dir}/server.log`;
+  const password = crypto.randomUUID().replaceAll("-", "");
+  const port = freePort();
+  let cleanup: () => Promise<void> = () => Deno.remove(dir, { recursive: true });
+  const release = onInterrupt(() => cleanup(), () => stopSync(bin, owner, data, dir));
+  try {
+    if (owner) await Deno.chown(dir, owner.uid, owner.gid);
+    await Deno.chmod(dir, 0o700);
+    await Deno.writeTextFile(`${dir}/pwfile`, password + "\n", { mode: 0o600 });
+    if (owner) await Deno.chown(`${dir}/pwfile`, owner.uid, owner.gid);
+    log("initdb...");
+    await run(owner, `${bin}/initdb`, [
+      "-D",
+      data,
+      "-U",
+      "postgres",
+      "--auth-local=trust",
+      "--auth-host=scram-sha-256",
+      `--pwfile=${dir}/pwfile`,
+      "-E",
+      "UTF8",
+      "--locale=C",
+      "--no-sync",
+      "--no-instructions",
+    ]);
+    await Deno.remove(`${dir}/pwfile`);
+    const settings: Record<string, string | number> = {
+      port,
+      listen_addresses: "'127.0.0.1'",
+      unix_socket_directories: `'${dir}'`,
+      max_connections: 300,
+      // A throwaway cluster: durability against an OS crash is not needed, speed is.
+      fsync: "off",
+      full_page_writes: "off",
+      ...options.settings,
+    };
+    const conf = Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join("\n");
+    await Deno.writeTextFile(`${data}/postgresql.conf`, `\n# poolkit\n${conf}\n`, { append: true });
+    cleanup = async () => {
+      await pgCtl(bin, owner, data, logFile, ["stop", "-m", "fast"]).catch(() =>
+        pgCtl(bin, owner, data, logFile, ["stop", "-m", "immediate"]).catch(() => {})
+      );
+      await Deno.remove(dir, { recursive: true });
+    };
+    await pgCtl(bin, owner, data, logFile, ["start"]);
+    log(`PostgreSQL started on 127.0.0.1:${port} (${dir})`);
+  } catch (error) {
+    release();
+    await cleanup().catch(() => {});
+    throw error;
+  }
+  const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
+  let admin: postgres.Sql | undefined;
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    release();
+    await admin?.end({ timeout: 1 }).catch(() => {});
+    await cleanup();
+  };
+  return {
+    kind: "throwaway",
+    url,
+    display: redactUrl(url),
+    host: "127.0.0.1",
+    port,
+    user: "postgres",
+    password,
+    database: "postgres",
+    schema: null,
+    canRestart: true,
+    get admin() {
+      return admin ??= adminClient(url);
+    },
+    table: (name) => name,
+    urlWith: (change) => changeUrl(url, change),
+    restart: () => pgCtl(bin, owner, data, logFile, ["restart", "-m", "fast"]),
+    stop,
+    [Symbol.asyncDispose]: stop,
+  };
+}
+
+function adminClient(url: string): postgres.Sql {
+  return postgres(url, {
+    max: 2,
+    onnotice: () => {},
+    connection: { application_name: "poolkit-admin" },
+  });
+}
+
+function changeUrl(url: string, change: { user?: string; password?: string }): string {
+  const u = new URL(url);
+  if (change.user !== undefined) u.username = encodeURIComponent(change.user);
+  if (change.password !== undefined) u.password = encodeURIComponent(change.password);
+  return u.toString();
+}
+
+async function findBinaries(): Promise<string> {
+  const fromEnv = Deno.env.get("PG_BINDIR");
+  const candidates = fromEnv ? [fromEnv, ...BINARY_DIRS] : BINARY_DIRS;
+  for (const dir of candidates) {
+    try {
+      await Deno.stat(`${dir}/initdb`);
+      await Deno.stat(`${dir}/pg_ctl`);
+      return dir;
+    } catch { /* try the next one */ }
+  }
+  throw new NoDatabaseError(
+    `no PostgreSQL server binaries (initdb, pg_ctl) were found in ${candidates.join(", ")}`,
+  );
+}
+
+/** The account that runs the cluster: user `postgres` when we are root (initdb refuses root). */
+interface Owner {
+  uid: number;
+  gid: number;
+}
+
+async function databaseOwner(): Promise<Owner | null> {
+  if (Deno.uid() !== 0) return null;
+  const out = await new Deno.Command("id", { args: ["postgres"], stdout: "piped", stderr: "null" })
+    .output();
+  const text = new TextDecoder().decode(out.stdout);
+  const uid = /uid=(\d+)/.exec(text)?.[1];
+  const gid = /gid=(\d+)/.exec(text)?.[1];
+  if (!out.success || !uid || !gid) {
+    throw new Error(
+      "running as root, but there is no `postgres` user to run the throwaway cluster as " +
+        "(PostgreSQL refuses to run as root). Install the Debian package postgresql, which " +
+        "creates it, or run as a normal user, or set DATABASE_URL.",
+    );
+  }
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+function asOwner(owner: Owner | null, cmd: string, args: string[]): [string, string[]] {
+  return owner ? ["runuser", ["-u", "postgres", "--", cmd, ...args]] : [cmd, args];
+}
+
+async function run(owner: Owner | null, cmd: string, args: string[]): Promise<void> {
+  const [program, argv] = asOwner(owner, cmd, args);
+  const out = await new Deno.Command(program, { args: argv, stdout: "piped", stderr: "piped" })
+    .output();
+  if (!out.success) {
+    const text = new TextDecoder().decode(out.stderr) || new TextDecoder().decode(out.stdout);
+    throw new Error(`${cmd.split("/").pop()} failed (exit ${out.code}): ${text.trim()}`);
+  }
+}
+
+async function pgCtl(
+  bin: string,
+  owner: Owner | null,
+  data: string,
+  logFile: string,
+  args: string[],
+): Promise<void> {
+  try {
+    await run(owner, `${bin}/pg_ctl`, ["-D", data, "-l", logFile, "-w", "-t", "30", ...args]);
+  } catch (error) {
+    const tail = await Deno.readTextFile(logFile).then((t) => t.split("\n").slice(-15).join("\n"))
+      .catch(() => "");
+    throw new Error(`${(error as Error).message}\nserver log (last lines):\n${tail}`);
+  }
+}
+
+/** Last resort when the process exits without stop(): immediate shutdown, delete the folder. */
+function stopSync(bin: string, owner: Owner | null, data: string, dir: string): void {
+  try {
+    const [program, argv] = asOwner(owner, `${bin}/pg_ctl`, [
+      "-D",
+      data,
+      "-w",
+      "-m",
+      "immediate",
+      "stop",
+    ]);
+    new Deno.Command(program, { args: argv, stdout: "null", stderr: "null" }).outputSync();
+  } catch { /* not running */ }
+  try {
+    Deno.removeSync(dir, { recursive: true });
+  } catch { /* already gone */ }
+}
+
+/** A TCP port nobody listens on right now (the OS picks it; we release it at once). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** A cleanup that must run even when the process is interrupted. */
+interface Guard {
+  cleanup: () => Promise<void>;
+  cleanupSync?: () => void;
+}
+
+const guards = new Set<Guard>();
+let listening = false;
+
+function onSignal(signal: "SIGINT" | "SIGTERM"): void {
+  const pending = [...guards];
+  guards.clear();
+  Promise.allSettled(pending.map((g) => g.cleanup()))
+    .finally(() => Deno.exit(signal === "SIGINT" ? 130 : 143));
+}
+const onSigint = () => onSignal("SIGINT");
+const onSigterm = () => onSignal("SIGTERM");
+const onUnload = () => {
+  for (const g of guards) g.cleanupSync?.();
+  guards.clear();
+};
+// An uncaught error ends the process without an `unload` event. Nothing later can run, so clean
+// up synchronously now, unless a listener before us has already handled the error.
+const onFatal = (event: Event) => {
+  if (!event.defaultPrevented) onUnload();
+};
+
+/**
+ * Runs `cleanup` if the process gets SIGINT/SIGTERM (then exits 130/143), and `cleanupSync`
+ * if it exits without calling the returned `release` first. Call `release()` once you have
+ * cleaned up yourself. Shared by the PostgreSQL and PgBouncer helpers.
+ */
+export function onInterrupt(cleanup: () => Promise<void>, cleanupSync?: () => void): () => void {
+  const guard: Guard = { cleanup, cleanupSync };
+  guards.add(guard);
+  if (!listening) {
+    listening = true;
+    Deno.addSignalListener("SIGINT", onSigint);
+    Deno.addSignalListener("SIGTERM", onSigterm);
+    globalThis.addEventListener("unload", onUnload);
+    globalThis.addEventListener("error", onFatal);
+    globalThis.addEventListener("unhandledrejection", onFatal);
+  }
+  return () => {
+    guards.delete(guard);
+    if (guards.size === 0 && listening) {
+      listening = false;
+      Deno.removeSignalListener("SIGINT", onSigint);
+      Deno.removeSignalListener("SIGTERM", onSigterm);
+      globalThis.removeEventListener("unload", onUnload);
+      globalThis.removeEventListener("error", onFatal);
+      globalThis.removeEventListener("unhandledrejection", onFatal);
+    }
+  };
+}
