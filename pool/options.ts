@@ -1,0 +1,150 @@
+import type { PoolOptions } from "./types.ts";
+
+/** Pool options with every default filled in and every value checked. */
+export interface ResolvedOptions {
+  name: string;
+  min: number;
+  max: number;
+  maxIdle: number;
+  /** Whether `maxIdle` was given, or follows `max` on resize. */
+  maxIdleExplicit: boolean;
+  acquireTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxLifetimeMs: number;
+  maxUses: number;
+  validateAfterMs: number;
+  leakDetectionMs: number;
+  healthCheckIntervalMs: number;
+  breakerThreshold: number;
+  breakerCooldownMs: number;
+  order: "lifo" | "fifo";
+  reentrant: boolean;
+  maxWaiting: number;
+}
+
+/** The defaults, as documented in README and on {@link PoolOptions}. */
+export const DEFAULTS = {
+  name: "pool",
+  min: 0,
+  max: 10,
+  acquireTimeoutMs: 30_000,
+  idleTimeoutMs: 300_000,
+  maxLifetimeMs: 1_800_000,
+  maxUses: Infinity,
+  validateAfterMs: 0,
+  leakDetectionMs: 0,
+  healthCheckIntervalMs: 0,
+  breakerThreshold: 5,
+  breakerCooldownMs: 5_000,
+  maxWaiting: Infinity,
+} as const;
+
+/**
+ * Fills in defaults and checks every option, throwing a `TypeError` or
+ * `RangeError` that names the option, the bad value and what is allowed.
+ */
+export function resolveOptions<R>(options: PoolOptions<R>): ResolvedOptions {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(`Pool options must be an object with at least { create }, got ${options}`);
+  }
+  if (typeof options.create !== "function") {
+    throw new TypeError(
+      "Pool option 'create' must be a function (signal) => Promise<resource>, got " +
+        typeof options.create,
+    );
+  }
+  for (const hook of ["destroy", "validate", "reset", "isFatal"] as const) {
+    if (options[hook] !== undefined && typeof options[hook] !== "function") {
+      throw new TypeError(`Pool option '${hook}' must be a function, got ${typeof options[hook]}`);
+    }
+  }
+  const max = count("max", options.max, DEFAULTS.max, 1);
+  const min = count("min", options.min, DEFAULTS.min, 0);
+  if (min > max) throw new RangeError(`Pool option 'min' (${min}) must not exceed 'max' (${max})`);
+  const maxIdle = count("maxIdle", options.maxIdle, max, 0);
+  if (maxIdle < min) {
+    throw new RangeError(
+      `Pool option 'maxIdle' (${maxIdle}) must be at least 'min' (${min}), or the pool would ` +
+        "destroy what it just topped up",
+    );
+  }
+  const breaker = options.breaker;
+  if (
+    breaker !== undefined && breaker !== false && (breaker === null || typeof breaker !== "object")
+  ) {
+    throw new TypeError(
+      `Pool option 'breaker' must be { threshold?, cooldownMs? } or false, got ${breaker}`,
+    );
+  }
+  const order = options.order ?? "lifo";
+  if (order !== "lifo" && order !== "fifo") {
+    throw new RangeError(
+      `Pool option 'order' must be "lifo" or "fifo", got ${JSON.stringify(order)}`,
+    );
+  }
+  const name = options.name ?? DEFAULTS.name;
+  if (typeof name !== "string" || name === "") {
+    throw new TypeError(
+      `Pool option 'name' must be a non-empty string, got ${JSON.stringify(name)}`,
+    );
+  }
+  return {
+    name,
+    min,
+    max,
+    maxIdle,
+    maxIdleExplicit: options.maxIdle !== undefined,
+    acquireTimeoutMs: duration(
+      "acquireTimeoutMs",
+      options.acquireTimeoutMs,
+      DEFAULTS.acquireTimeoutMs,
+    ),
+    idleTimeoutMs: duration("idleTimeoutMs", options.idleTimeoutMs, DEFAULTS.idleTimeoutMs),
+    maxLifetimeMs: duration("maxLifetimeMs", options.maxLifetimeMs, DEFAULTS.maxLifetimeMs),
+    maxUses: count("maxUses", options.maxUses, DEFAULTS.maxUses, 1),
+    validateAfterMs: duration("validateAfterMs", options.validateAfterMs, DEFAULTS.validateAfterMs),
+    leakDetectionMs: duration("leakDetectionMs", options.leakDetectionMs, DEFAULTS.leakDetectionMs),
+    healthCheckIntervalMs: duration(
+      "healthCheckIntervalMs",
+      options.healthCheckIntervalMs,
+      DEFAULTS.healthCheckIntervalMs,
+    ),
+    breakerThreshold: breaker === false
+      ? Infinity
+      : count("breaker.threshold", breaker?.threshold, DEFAULTS.breakerThreshold, 1),
+    breakerCooldownMs: breaker === false
+      ? 0
+      : duration("breaker.cooldownMs", breaker?.cooldownMs, DEFAULTS.breakerCooldownMs),
+    order,
+    reentrant: options.reentrant === true,
+    maxWaiting: count("maxWaiting", options.maxWaiting, DEFAULTS.maxWaiting, 0),
+  };
+}
+
+/** A whole number ≥ `least`, or `Infinity`. */
+export function count(option: string, value: unknown, fallback: number, least: number): number {
+  if (value === undefined) return fallback;
+  if (
+    typeof value !== "number" || !(Number.isInteger(value) || value === Infinity) || value < least
+  ) {
+    throw new RangeError(
+      `Pool option '${option}' must be a whole number ≥ ${least} (or Infinity), got ${
+        typeof value === "string" ? JSON.stringify(value) : value
+      }`,
+    );
+  }
+  return value;
+}
+
+/** A duration in milliseconds: a number ≥ 0, or `Infinity`. */
+export function duration(option: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || Number.isNaN(value) || value < 0) {
+    throw new RangeError(
+      `Pool option '${option}' must be a duration in milliseconds ≥ 0 (or Infinity), got ${
+        typeof value === "string" ? JSON.stringify(value) : value
+      }`,
+    );
+  }
+  return value;
+}

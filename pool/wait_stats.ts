@@ -1,0 +1,61 @@
+/** Histogram bucket bounds for acquire wait, in milliseconds. */
+export const WAIT_BUCKETS_MS: readonly number[] = [
+  0.1,
+  0.5,
+  1,
+  5,
+  10,
+  25,
+  50,
+  100,
+  250,
+  500,
+  1_000,
+  2_500,
+  5_000,
+  10_000,
+  30_000,
+];
+
+const WINDOW = 1024; // recent waits kept for percentiles; a power of two
+
+/**
+ * Records how long each acquire waited: a window of the recent waits for
+ * percentiles and a cumulative histogram since the start for metrics.
+ * Recording is a few array writes, cheap enough for the acquire fast path.
+ */
+export class WaitStats {
+  #recent = new Float64Array(WINDOW);
+  #perBucket = new Array<number>(WAIT_BUCKETS_MS.length).fill(0);
+  #count = 0;
+  #sumMs = 0;
+
+  /** Records one acquire's wait. */
+  record(ms: number): void {
+    this.#recent[this.#count & (WINDOW - 1)] = ms;
+    this.#count++;
+    this.#sumMs += ms;
+    for (let i = 0; i < WAIT_BUCKETS_MS.length; i++) {
+      if (ms <= WAIT_BUCKETS_MS[i]) {
+        this.#perBucket[i]++;
+        return;
+      }
+    }
+  }
+
+  /** p50, p99 and max over the recent window. */
+  percentiles(): { p50: number; p99: number; max: number } {
+    const n = Math.min(this.#count, WINDOW);
+    if (n === 0) return { p50: 0, p99: 0, max: 0 };
+    const sorted = this.#recent.slice(0, n).sort();
+    const at = (q: number) => sorted[Math.min(n - 1, Math.ceil(q * n) - 1)];
+    return { p50: at(0.5), p99: at(0.99), max: sorted[n - 1] };
+  }
+
+  /** The cumulative histogram since the start. */
+  histogram(): { bucketsMs: readonly number[]; counts: number[]; count: number; sumMs: number } {
+    let running = 0;
+    const counts = this.#perBucket.map((c) => (running += c));
+    return { bucketsMs: WAIT_BUCKETS_MS, counts, count: this.#count, sumMs: this.#sumMs };
+  }
+}
