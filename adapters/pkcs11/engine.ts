@@ -1,0 +1,92 @@
+/**
+ * How a crypto call reaches the module. The rest of the adapter only builds
+ * mechanisms and buffers and hands them to a {@link CryptoEngine}; which
+ * thread runs the call is the engine's business (see `dispatch.ts`).
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import type pkcs11js from "pkcs11js";
+import { toHsmError } from "./errors.ts";
+import type { SessionHandle } from "./handle.ts";
+
+/** A single-part PKCS#11 crypto call: `*Init` then one `C_Encrypt`/`C_Sign`/... */
+export interface CryptoEngine {
+  /** Short name for stats and benchmarks. */
+  readonly name: string;
+  /** `C_EncryptInit` + `C_Encrypt`; `outLength` is the output buffer size. */
+  encrypt(
+    session: SessionHandle,
+    mechanism: pkcs11js.Mechanism,
+    key: Buffer,
+    input: Uint8Array,
+    outLength: number,
+  ): Promise<Uint8Array>;
+  /** `C_DecryptInit` + `C_Decrypt`. */
+  decrypt(
+    session: SessionHandle,
+    mechanism: pkcs11js.Mechanism,
+    key: Buffer,
+    input: Uint8Array,
+    outLength: number,
+  ): Promise<Uint8Array>;
+  /** `C_SignInit` + `C_Sign`. */
+  sign(
+    session: SessionHandle,
+    mechanism: pkcs11js.Mechanism,
+    key: Buffer,
+    input: Uint8Array,
+    outLength: number,
+  ): Promise<Uint8Array>;
+  /** `C_VerifyInit` + `C_Verify`: `false` on `CKR_SIGNATURE_INVALID`. */
+  verify(
+    session: SessionHandle,
+    mechanism: pkcs11js.Mechanism,
+    key: Buffer,
+    input: Uint8Array,
+    signature: Uint8Array,
+  ): Promise<boolean>;
+  /** `C_DigestInit` + `C_Digest`. */
+  digest(
+    session: SessionHandle,
+    mechanism: pkcs11js.Mechanism,
+    input: Uint8Array,
+    outLength: number,
+  ): Promise<Uint8Array>;
+}
+
+/** A Buffer view of bytes, without copying. */
+export function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+}
+
+/** A plain Uint8Array view of a Buffer result, without copying. */
+export function asBytes(buffer: Uint8Array): Uint8Array {
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
+}
+
+const CKR_SIGNATURE_INVALID = 0xC0;
+const CKR_SIGNATURE_LEN_RANGE = 0xC1;
+
+/** Whether an error from `C_Verify` just means "this signature does not match". */
+export function isBadSignature(code: number | undefined): boolean {
+  return code === CKR_SIGNATURE_INVALID || code === CKR_SIGNATURE_LEN_RANGE;
+}
+
+/**
+ * Runs `*Init` synchronously (it is a few microseconds), then the call.
+ * Shared by the engines that run on the calling thread's module binding.
+ */
+export function init(
+  pkcs11: pkcs11js.PKCS11,
+  fn: "C_EncryptInit" | "C_DecryptInit" | "C_SignInit" | "C_VerifyInit",
+  handle: Buffer,
+  mechanism: pkcs11js.Mechanism,
+  key: Buffer,
+): void {
+  try {
+    pkcs11[fn](handle, mechanism, key);
+  } catch (error) {
+    throw toHsmError(error, fn);
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * PKCS#11 sessions in a pool: an adapter for hardware security modules
+ * (tested on SoftHSM2) through `npm:pkcs11js`.
+ *
+ * ```ts
+ * import { openHsm } from "@poolkit/pool/pkcs11";
+ *
+ * await using hsm = await openHsm({ tokenLabel: "TestToken", pin: Deno.env.get("PKCS11_PIN")! });
+ * const key = await hsm.use((s) => s.generateAesKey({ label: "app" }));
+ * const { ciphertext, keyId } = await hsm.encrypt("app", new TextEncoder().encode("secret"));
+ * const plaintext = await hsm.decrypt(keyId, ciphertext);
+ * ```
+ *
+ * The module is initialised once per process (with OS locking) and
+ * finalised by its last user; the token is logged in once, on an anchor
+ * session that is never lent out; each pooled resource is one R/W session.
+ *
+ * @module
+ */
+export {
+  type Hsm,
+  type HsmLease,
+  type HsmPoolOptions,
+  type HsmStats,
+  isSessionFatal,
+  KeyNotFoundError,
+  openHsm,
+  openHsmFromEnv,
+  type OpenHsmOptions,
+  type Sealed,
+} from "./hsm.ts";
+export { HsmSession } from "./session.ts";
+export { SessionHandle } from "./handle.ts";
+export type { LoadedModule } from "./registry.ts";
+export type { HsmKey, HsmKeyKind, HsmKeyPair, KeyOptions } from "./keys.ts";
+export { GCM_IV_BYTES, GCM_TAG_BYTES } from "./crypto.ts";
+export { ckrName, HsmError, type HsmErrorOptions } from "./errors.ts";
+export { findPkcs11Module, SOFTHSM2_LOCATIONS } from "./library.ts";
+export { registeredModule } from "./registry.ts";
+export { type PerRequestOptions, withPerRequestSession } from "./per_request.ts";
+export type { CryptoEngine } from "./engine.ts";
+export { asyncEngine, syncEngine } from "./engine_local.ts";
+// The pool types the HSM API mentions, so this entry point documents itself.
+export type * from "../../pool/types.ts";
+export type { Lease, Pool } from "../../mod.ts";

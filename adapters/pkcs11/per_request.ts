@@ -1,0 +1,104 @@
+/**
+ * The per-request pattern, for comparison with the pool: every call loads
+ * and initialises the module, opens a session, logs in, runs the
+ * operation, logs out, closes the session and finalises the module.
+ *
+ * Module initialisation and login are process-wide state in PKCS#11, so in
+ * one process these sequences cannot overlap (one caller's `C_Finalize` or
+ * `C_Logout` would pull the ground from under another's): calls are run one
+ * at a time. When something else in the process (an open pool) already
+ * initialised the module or logged the token in, this code leaves both as
+ * they were, as correct per-request code must.
+ *
+ * @module
+ */
+import pkcs11js from "pkcs11js";
+import { toHsmError } from "./errors.ts";
+import { asyncEngine, syncEngine } from "./engine_local.ts";
+import { findPkcs11Module } from "./library.ts";
+import type { LoadedModule } from "./registry.ts";
+import { HsmSession } from "./session.ts";
+import { findSlotByLabel } from "./token.ts";
+
+const CKU_USER = 1;
+const CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191;
+const CKR_USER_ALREADY_LOGGED_IN = 0x100;
+
+/** Options of {@link withPerRequestSession}. */
+export interface PerRequestOptions {
+  /** Path of the PKCS#11 module. Default `PKCS11_MODULE`, then the usual SoftHSM2 locations. */
+  library?: string;
+  /** Label of the token. */
+  tokenLabel: string;
+  /** The user PIN. */
+  pin: string;
+  /** How the operation's crypto call runs. Default `"async"`. */
+  engine?: "async" | "sync";
+}
+
+let queue: Promise<unknown> = Promise.resolve();
+
+/**
+ * Runs `fn` on a session made just for it, with the whole module lifecycle
+ * around it (see the module doc). Calls are serialised process-wide.
+ */
+export function withPerRequestSession<T>(
+  options: PerRequestOptions,
+  fn: (session: HsmSession) => T | Promise<T>,
+): Promise<T> {
+  const run = queue.then(() => perRequest(options, fn));
+  queue = run.catch(() => {});
+  return run;
+}
+
+async function perRequest<T>(
+  options: PerRequestOptions,
+  fn: (session: HsmSession) => T | Promise<T>,
+): Promise<T> {
+  const path = findPkcs11Module(options.library);
+  const pkcs11 = new pkcs11js.PKCS11();
+  pkcs11.load(path);
+  let initialised = false;
+  let session: HsmSession | undefined;
+  let loggedIn = false;
+  try {
+    try {
+      pkcs11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+      initialised = true;
+    } catch (error) {
+      if (toHsmError(error, "C_Initialize").code !== CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+        throw toHsmError(error, "C_Initialize");
+      }
+    }
+    const module: LoadedModule = {
+      path,
+      pkcs11,
+      initialisedByUs: initialised,
+      refs: 1,
+      sessions: new Map(),
+    };
+    const slot = findSlotByLabel(module, options.tokenLabel);
+    session = new HsmSession(module, slot, options.engine === "sync" ? syncEngine : asyncEngine);
+    try {
+      pkcs11.C_Login(session.handle, CKU_USER, options.pin);
+      loggedIn = true;
+    } catch (error) {
+      const wrapped = toHsmError(error, "C_Login");
+      if (wrapped.code !== CKR_USER_ALREADY_LOGGED_IN) throw wrapped;
+    }
+    return await fn(session);
+  } finally {
+    if (session && loggedIn) {
+      try {
+        pkcs11.C_Logout(session.handle);
+      } catch { /* the session is already gone */ }
+    }
+    session?.close();
+    if (initialised) {
+      try {
+        pkcs11.C_Finalize();
+      } catch { /* finalised elsewhere */ }
+    }
+    pkcs11.close();
+  }
+}
