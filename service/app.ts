@@ -1,0 +1,123 @@
+/**
+ * The service's routes, wired to the HSM handle: the request handler that
+ * `Deno.serve` runs. Every crypto request borrows a pooled session with the
+ * request's `signal`, so a client that disconnects while waiting leaves the
+ * queue and its session (if it got one) goes back to the pool.
+ *
+ * @module
+ */
+
+import { formatPrometheus, PROMETHEUS_CONTENT_TYPE } from "../pool/metrics.ts";
+import type { AcquireOptions, PoolStats } from "../mod.ts";
+import type { Hsm } from "../adapters/pkcs11/mod.ts";
+import type { ServiceConfig } from "./config.ts";
+import { toHttpError } from "./error_mapping.ts";
+import { checkHealth } from "./health.ts";
+import { HttpMetrics } from "./http_metrics.ts";
+import { jsonResponse } from "./http_error.ts";
+import { errorText, type Logger } from "./log.ts";
+import { encryptPerRequest } from "./per_request.ts";
+import { poolStatsJson } from "./pool_stats.ts";
+import { readJsonObject } from "./request_body.ts";
+import { createRouter, type Handler, type RouteTable } from "./router.ts";
+import { decrypt, encrypt } from "./secrets.ts";
+
+/** Anything with pool statistics, shown in `/pool/stats` and `/metrics`. */
+export interface StatsSource {
+  /** A snapshot of the pool. */
+  stats(): PoolStats;
+}
+
+/** What the routes are built from. */
+export interface AppOptions {
+  /** The HSM session pool. */
+  hsm: Hsm;
+  /** The configuration (for limits, timeouts and the per-request route). */
+  config: ServiceConfig;
+  /** Where log lines go. */
+  log: Logger;
+  /** More pools to show in stats and metrics (the database pool). */
+  extraPools?: StatsSource[];
+}
+
+/** The request handler plus its HTTP metrics. */
+export interface App {
+  /** The handler for `Deno.serve`. */
+  handler: Handler;
+  /** Request counters (also served on `/metrics`). */
+  httpMetrics: HttpMetrics;
+}
+
+/** How long `/healthz` waits for an idle session before calling the HSM unavailable. */
+const HEALTH_TIMEOUT_MS = 2000;
+
+/** Builds the request handler. */
+export function createApp(options: AppOptions): App {
+  const { hsm, config, log } = options;
+  const pools: StatsSource[] = [hsm, ...(options.extraPools ?? [])];
+  const acquire = (request: Request): AcquireOptions => ({
+    signal: request.signal,
+    timeoutMs: config.acquireTimeoutMs,
+  });
+
+  const routes: RouteTable = {
+    "/encrypt": {
+      POST: async (request) =>
+        jsonResponse(
+          await encrypt(hsm, await readJsonObject(request, config.maxBodyBytes), acquire(request)),
+        ),
+    },
+    "/decrypt": {
+      POST: async (request) =>
+        jsonResponse(
+          await decrypt(hsm, await readJsonObject(request, config.maxBodyBytes), acquire(request)),
+        ),
+    },
+    "/pool/stats": {
+      GET: () => jsonResponse({ pools: pools.map((p) => poolStatsJson(p.stats())) }),
+    },
+    "/metrics": {
+      GET: () =>
+        new Response(formatPrometheus(pools) + httpMetrics.format(), {
+          headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
+        }),
+    },
+    "/healthz": {
+      GET: async () => {
+        const health = await checkHealth(hsm, HEALTH_TIMEOUT_MS);
+        if (health.status !== "ok") log("warn", "health check failed", { reason: health.reason });
+        return jsonResponse(health, health.status === "ok" ? 200 : 503);
+      },
+    },
+  };
+  if (config.perRequest) {
+    routes["/encrypt-per-request"] = {
+      POST: async (request) =>
+        jsonResponse(
+          await encryptPerRequest(
+            config,
+            await readJsonObject(request, config.maxBodyBytes),
+            request.signal,
+          ),
+        ),
+    };
+  }
+
+  const httpMetrics = new HttpMetrics(Object.keys(routes));
+  const router = createRouter(routes, (error, request) => {
+    const mapped = toHttpError(error, request.signal);
+    const fields = {
+      method: request.method,
+      path: new URL(request.url).pathname,
+      status: mapped.status,
+      code: mapped.code,
+    };
+    if (mapped.status >= 500 && mapped.status !== 503) {
+      log("error", "request failed", { ...fields, error: errorText(error) });
+    } else if (mapped.status === 503) {
+      log("warn", "request refused", { ...fields, reason: mapped.message });
+    }
+    return mapped;
+  });
+  return { handler: httpMetrics.wrap(router), httpMetrics };
+}

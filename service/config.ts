@@ -1,0 +1,156 @@
+/**
+ * The secret-manager service's configuration: read from command-line flags,
+ * then the environment, then defaults. The PIN and the database URL come
+ * only from the environment (flags show up in `ps`), and {@link describeConfig}
+ * never prints them.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+
+/** Everything the service needs to start. */
+export interface ServiceConfig {
+  /** Interface to listen on. Flag `--host`, env `HOST`; default `127.0.0.1`. */
+  host: string;
+  /** Port to listen on; 0 picks a free one. Flag `--port`, env `PORT`; default 8080. */
+  port: number;
+  /** PKCS#11 module path; undefined lets the adapter search. Flag `--module`, env `PKCS11_MODULE`. */
+  module?: string;
+  /** Token label. Flag `--token`, env `PKCS11_TOKEN_LABEL`; default `TestToken`. */
+  tokenLabel: string;
+  /** User PIN. Env `PKCS11_PIN` only. Never logged, never in a response. */
+  pin: string;
+  /** Sessions kept open. Flag `--pool-min`, env `POOL_MIN`; default 1. */
+  poolMin: number;
+  /** Sessions at most. Flag `--pool-max`, env `POOL_MAX`; default 4. */
+  poolMax: number;
+  /** How long a request waits for a session before 503. Flag `--acquire-timeout-ms`, env `ACQUIRE_TIMEOUT_MS`; default 5000. */
+  acquireTimeoutMs: number;
+  /** Waiting requests beyond this get 503 at once. Flag `--max-waiting`, env `MAX_WAITING`; default 1000. */
+  maxWaiting: number;
+  /** Largest request body in bytes (413 above). Flag `--max-body-bytes`, env `MAX_BODY_BYTES`; default 1 MiB. */
+  maxBodyBytes: number;
+  /** Consecutive session-open failures that open the breaker. Flag `--breaker-threshold`; default 5. */
+  breakerThreshold: number;
+  /** How long the breaker stays open. Flag `--breaker-cooldown-ms`; default 5000. */
+  breakerCooldownMs: number;
+  /** Turns on `POST /encrypt-per-request`. Flag `--per-request`, env `ENABLE_PER_REQUEST=1`. */
+  perRequest: boolean;
+  /** Key labels to create (AES-256 token keys) when the token has none. Flag `--ensure-key` (repeatable), env `ENSURE_KEYS` (comma-separated); default `default`. */
+  ensureKeys: string[];
+  /** When set, a PostgreSQL pool is shown in stats and metrics. Env `DATABASE_URL` only. */
+  databaseUrl?: string;
+}
+
+/** A flag or variable had a value the service cannot use. */
+export class ConfigError extends Error {
+  /** @param message What was wrong and how to fix it. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+const USAGE = `usage: deno task serve [options]
+  --host HOST                 interface (HOST, default 127.0.0.1)
+  --port N                    port, 0 = any free port (PORT, default 8080)
+  --module PATH               PKCS#11 module (PKCS11_MODULE, default: SoftHSM2)
+  --token LABEL               token label (PKCS11_TOKEN_LABEL, default TestToken)
+  --pool-min N / --pool-max N session pool size (POOL_MIN 1, POOL_MAX 4)
+  --acquire-timeout-ms N      wait for a session before 503 (ACQUIRE_TIMEOUT_MS, 5000)
+  --max-waiting N             queued requests before 503 (MAX_WAITING, 1000)
+  --max-body-bytes N          request body limit, 413 above (MAX_BODY_BYTES, 1048576)
+  --breaker-threshold N       failed session opens before the breaker opens (5)
+  --breaker-cooldown-ms N     breaker open time before a probe (5000)
+  --per-request               enable POST /encrypt-per-request (ENABLE_PER_REQUEST=1)
+  --ensure-key LABEL          create this AES key if missing, repeatable (ENSURE_KEYS, default)
+The PIN is read from PKCS11_PIN only; DATABASE_URL adds a PostgreSQL pool to stats and metrics.`;
+
+/** The `--help` text. */
+export function usage(): string {
+  return USAGE;
+}
+
+/**
+ * Builds the configuration from flags (`args`) and environment (`env`).
+ *
+ * @throws {ConfigError} naming the flag or variable that is wrong.
+ */
+export function loadConfig(
+  args: string[] = Deno.args,
+  env: Record<string, string | undefined> = Deno.env.toObject(),
+): ServiceConfig {
+  let flags;
+  try {
+    flags = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        host: { type: "string" },
+        port: { type: "string" },
+        module: { type: "string" },
+        token: { type: "string" },
+        "pool-min": { type: "string" },
+        "pool-max": { type: "string" },
+        "acquire-timeout-ms": { type: "string" },
+        "max-waiting": { type: "string" },
+        "max-body-bytes": { type: "string" },
+        "breaker-threshold": { type: "string" },
+        "breaker-cooldown-ms": { type: "string" },
+        "per-request": { type: "boolean" },
+        "ensure-key": { type: "string", multiple: true },
+      },
+    }).values;
+  } catch (error) {
+    throw new ConfigError(`${(error as Error).message}\n${USAGE}`);
+  }
+  const int = (flag: keyof typeof flags, envName: string | undefined, fallback: number) => {
+    const fromFlag = flags[flag] as string | undefined;
+    const raw = fromFlag ?? (envName ? env[envName] : undefined);
+    if (raw === undefined || raw === "") return fallback;
+    const n = Number(raw);
+    if (!Number.isSafeInteger(n) || n < 0) {
+      const where = fromFlag !== undefined ? `--${flag}` : envName;
+      throw new ConfigError(`${where} must be a whole number >= 0, got ${JSON.stringify(raw)}`);
+    }
+    return n;
+  };
+
+  const config: ServiceConfig = {
+    host: flags.host ?? env.HOST ?? "127.0.0.1",
+    port: int("port", "PORT", 8080),
+    module: flags.module ?? (env.PKCS11_MODULE || undefined),
+    tokenLabel: flags.token ?? (env.PKCS11_TOKEN_LABEL || "TestToken"),
+    pin: env.PKCS11_PIN ?? "",
+    poolMin: int("pool-min", "POOL_MIN", 1),
+    poolMax: int("pool-max", "POOL_MAX", 4),
+    acquireTimeoutMs: int("acquire-timeout-ms", "ACQUIRE_TIMEOUT_MS", 5000),
+    maxWaiting: int("max-waiting", "MAX_WAITING", 1000),
+    maxBodyBytes: int("max-body-bytes", "MAX_BODY_BYTES", 1024 * 1024),
+    breakerThreshold: int("breaker-threshold", undefined, 5),
+    breakerCooldownMs: int("breaker-cooldown-ms", undefined, 5000),
+    perRequest: flags["per-request"] ?? ["1", "true", "yes"].includes(env.ENABLE_PER_REQUEST ?? ""),
+    ensureKeys: flags["ensure-key"] ??
+      (env.ENSURE_KEYS ?? "default").split(",").map((s) => s.trim()).filter(Boolean),
+    databaseUrl: env.DATABASE_URL || undefined,
+  };
+  if (config.pin === "") {
+    throw new ConfigError("PKCS11_PIN is not set; export the token's user PIN as PKCS11_PIN");
+  }
+  if (config.port > 65535) throw new ConfigError(`port must be 0..65535, got ${config.port}`);
+  if (config.poolMax < 1) throw new ConfigError(`pool max must be at least 1, got 0`);
+  if (config.poolMin > config.poolMax) {
+    throw new ConfigError(
+      `pool min (${config.poolMin}) is above pool max (${config.poolMax}); lower --pool-min`,
+    );
+  }
+  return config;
+}
+
+/** The configuration as safe-to-log text: the PIN and database URL are left out. */
+export function describeConfig(config: ServiceConfig): Record<string, unknown> {
+  const { pin: _pin, databaseUrl, ...rest } = config;
+  return { ...rest, pin: "(from PKCS11_PIN, not shown)", database: databaseUrl ? "set" : "off" };
+}

@@ -1,0 +1,65 @@
+/**
+ * `GET /healthz`: 200 when the HSM pool can hand out a working session, 503
+ * with the reason when the circuit breaker is open, the token does not
+ * answer, or the service is shutting down.
+ *
+ * A pool whose sessions are all busy is healthy (it is handing them out), so
+ * the check does not queue behind real traffic and a load spike never makes
+ * an orchestrator restart a working service.
+ *
+ * @module
+ */
+
+import type { PoolStats } from "../mod.ts";
+import type { HsmSession } from "../adapters/pkcs11/mod.ts";
+import type { SessionSource } from "./secrets.ts";
+import { errorText } from "./log.ts";
+
+/** What `/healthz` needs of the HSM handle. */
+export interface HealthSource extends SessionSource {
+  /** The pool's statistics. */
+  stats(): PoolStats;
+}
+
+/** The `/healthz` body. */
+export interface Health {
+  /** `"ok"` (200) or `"unavailable"` (503). */
+  status: "ok" | "unavailable";
+  /** Why it is unavailable, or a note on an ok answer. */
+  reason?: string;
+  /** The HSM pool's breaker state. */
+  breaker: PoolStats["breaker"];
+}
+
+/** Asks the token for its info on a session: fails when the token is gone. */
+function ping(session: HsmSession): void {
+  session.info();
+  // C_GetSessionInfo answers from the session table even when the token's
+  // storage is gone; C_GetTokenInfo reaches the token itself.
+  session.module.pkcs11.C_GetTokenInfo(session.slot);
+}
+
+/** Runs the health check; `timeoutMs` bounds the wait for an idle session. */
+export async function checkHealth(hsm: HealthSource, timeoutMs: number): Promise<Health> {
+  const stats = hsm.stats();
+  if (stats.state !== "open") {
+    return {
+      status: "unavailable",
+      reason: "the service is shutting down",
+      breaker: stats.breaker,
+    };
+  }
+  if (stats.breaker !== "open" && stats.idle === 0 && stats.size + stats.creating >= stats.max) {
+    return { status: "ok", reason: "all sessions are busy", breaker: stats.breaker };
+  }
+  try {
+    await hsm.use((session) => Promise.resolve(ping(session)), { timeoutMs });
+    return { status: "ok", breaker: hsm.stats().breaker };
+  } catch (error) {
+    return {
+      status: "unavailable",
+      reason: `no working HSM session: ${errorText(error)}`,
+      breaker: hsm.stats().breaker,
+    };
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * HTTP errors of the service and the one place that turns any thrown value
+ * into a JSON error response: a status, a stable machine-readable `error`
+ * code and a message for people. Never a stack trace, never a secret.
+ *
+ * @module
+ */
+
+/** An error that already knows its HTTP status and response code. */
+export class HttpError extends Error {
+  /** HTTP status, e.g. 400. */
+  readonly status: number;
+  /** Stable machine-readable code, e.g. `"invalid_base64"`. */
+  readonly code: string;
+  /** Extra response headers (`Allow`, `Retry-After`). */
+  readonly headers: Record<string, string>;
+
+  /**
+   * @param status HTTP status.
+   * @param code Machine-readable code.
+   * @param message What was wrong and how to fix it.
+   * @param headers Extra response headers.
+   */
+  constructor(status: number, code: string, message: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.name = "HttpError";
+    this.status = status;
+    this.code = code;
+    this.headers = headers;
+  }
+}
+
+/** A JSON response with `content-type: application/json`. */
+export function jsonResponse(
+  body: unknown,
+  status = 200,
+  headers: Record<string, string> = {},
+): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8", ...headers },
+  });
+}
+
+/** The JSON error response for an {@link HttpError}. */
+export function errorResponse(error: HttpError): Response {
+  return jsonResponse({ error: error.code, message: error.message }, error.status, error.headers);
+}

@@ -1,0 +1,38 @@
+/**
+ * `POST /encrypt-per-request`: the same work as `/encrypt`, done the way
+ * the secret manager did it before it had a session pool: every request
+ * loads and initialises the module, finds the token, opens a session, logs
+ * in, encrypts, logs out, closes the session and finalises the module (the
+ * adapter's `withPerRequestSession`). Compare the two routes with a load
+ * tool to see what pooling buys.
+ *
+ * While the pooled side holds the module and the login in this process,
+ * initialisation and login are already done and are left alone (PKCS#11
+ * state is process-wide), and the adapter runs per-request calls one at a
+ * time, as the old code had to.
+ *
+ * Off unless `--per-request` (or `ENABLE_PER_REQUEST=1`) turns it on.
+ *
+ * @module
+ */
+
+import { withPerRequestSession } from "../adapters/pkcs11/mod.ts";
+import type { ServiceConfig } from "./config.ts";
+import { type EncryptResult, encryptWith, parseEncryptRequest } from "./secrets.ts";
+
+/** Encrypts with a session (and module lifecycle) made for this request only. */
+export function encryptPerRequest(
+  config: ServiceConfig,
+  body: Record<string, unknown>,
+  signal: AbortSignal,
+): Promise<EncryptResult> {
+  const { label, plaintext } = parseEncryptRequest(body);
+  signal.throwIfAborted();
+  return withPerRequestSession(
+    { library: config.module, tokenLabel: config.tokenLabel, pin: config.pin },
+    (session) => {
+      signal.throwIfAborted(); // the client left while this request was queued
+      return encryptWith(session, label, plaintext);
+    },
+  );
+}

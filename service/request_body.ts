@@ -1,0 +1,146 @@
+/**
+ * Reading and checking request bodies: a byte limit enforced while the body
+ * streams in (413 before the whole of an oversized body is read), strict
+ * JSON, required string fields, and standard base64.
+ *
+ * @module
+ */
+
+import { HttpError } from "./http_error.ts";
+
+/**
+ * Reads the body as JSON, at most `maxBytes` of it.
+ *
+ * @throws {HttpError} 413 when the body is too large, 415 for a non-JSON
+ * content type, 400 when it is not a JSON object.
+ */
+export async function readJsonObject(
+  request: Request,
+  maxBytes: number,
+): Promise<Record<string, unknown>> {
+  const type = request.headers.get("content-type");
+  if (type !== null && !/^application\/json\s*(;|$)/i.test(type)) {
+    throw new HttpError(
+      415,
+      "unsupported_media_type",
+      `content-type must be application/json, got ${JSON.stringify(type)}`,
+    );
+  }
+  const bytes = await readLimited(request, maxBytes);
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (error) {
+    throw new HttpError(
+      400,
+      "malformed_json",
+      `the body is not valid JSON (${(error as Error).message}); send a JSON object`,
+    );
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new HttpError(400, "malformed_json", "the body must be a JSON object");
+  }
+  return value as Record<string, unknown>;
+}
+
+async function readLimited(request: Request, maxBytes: number): Promise<Uint8Array> {
+  const tooLarge = () =>
+    new HttpError(
+      413,
+      "body_too_large",
+      `the body is larger than the limit of ${maxBytes} bytes; send less data per request`,
+    );
+  const declared = Number(request.headers.get("content-length") ?? NaN);
+  if (declared > maxBytes) throw tooLarge();
+  if (request.body === null) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = request.body.getReader();
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > maxBytes) {
+        await reader.cancel().catch(() => {});
+        throw tooLarge();
+      }
+      chunks.push(value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Checks that `body` has exactly the `required` string fields (plus any
+ * `optional` ones) and nothing else.
+ *
+ * @throws {HttpError} 400 `missing_field`, `invalid_field` or `unknown_field`.
+ */
+export function stringFields<K extends string, O extends string = never>(
+  body: Record<string, unknown>,
+  required: readonly K[],
+  optional: readonly O[] = [],
+): Record<K, string> & Partial<Record<O, string>> {
+  const allowed = new Set<string>([...required, ...optional]);
+  for (const key of Object.keys(body)) {
+    if (!allowed.has(key)) {
+      throw new HttpError(
+        400,
+        "unknown_field",
+        `unknown field "${key}"; expected ${[...allowed].map((k) => `"${k}"`).join(", ")}`,
+      );
+    }
+  }
+  for (const key of required) {
+    if (!(key in body)) {
+      throw new HttpError(400, "missing_field", `field "${key}" is required`);
+    }
+  }
+  for (const [key, value] of Object.entries(body)) {
+    if (typeof value !== "string") {
+      throw new HttpError(
+        400,
+        "invalid_field",
+        `field "${key}" must be a string, got ${value === null ? "null" : typeof value}`,
+      );
+    }
+  }
+  return body as Record<K, string> & Partial<Record<O, string>>;
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$/;
+
+/**
+ * Decodes standard base64 (RFC 4648 alphabet `+/`, padding optional, no
+ * whitespace).
+ *
+ * @throws {HttpError} 400 `invalid_base64` naming the field.
+ */
+export function decodeBase64Field(field: string, value: string): Uint8Array {
+  if (!BASE64.test(value)) {
+    throw new HttpError(
+      400,
+      "invalid_base64",
+      `field "${field}" is not standard base64 (alphabet A-Z a-z 0-9 + /, optional = padding)`,
+    );
+  }
+  try {
+    return Uint8Array.fromBase64(value, { lastChunkHandling: "loose" });
+  } catch {
+    throw new HttpError(400, "invalid_base64", `field "${field}" is not valid base64`);
+  }
+}
+
+/** Encodes bytes as standard padded base64. */
+export function encodeBase64(bytes: Uint8Array): string {
+  return bytes.toBase64();
+}

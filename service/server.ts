@@ -1,0 +1,119 @@
+/**
+ * Starts and stops the secret-manager service: opens the HSM session pool,
+ * makes sure the configured key labels exist, serves HTTP, and shuts down
+ * gracefully (stop accepting, finish what is in flight, close the pool).
+ *
+ * @example
+ * ```ts ignore
+ * import { loadConfig } from "./config.ts";
+ * await using service = await startService({ config: loadConfig() });
+ * console.log(service.url);
+ * await service.finished;
+ * ```
+ *
+ * @module
+ */
+
+import { type Hsm, openHsm } from "../adapters/pkcs11/mod.ts";
+import { createApp, type StatsSource } from "./app.ts";
+import { describeConfig, type ServiceConfig } from "./config.ts";
+import { errorText, jsonLogger, type Logger } from "./log.ts";
+
+/** Options of {@link startService}. */
+export interface StartOptions {
+  /** The configuration (see `loadConfig`). */
+  config: ServiceConfig;
+  /** Where log lines go. Default JSON lines on stderr. */
+  log?: Logger;
+  /** More pools to show in `/pool/stats` and `/metrics`. */
+  extraPools?: StatsSource[];
+  /** How long shutdown waits for sessions still lent out before destroying them. Default 10 s. */
+  closeTimeoutMs?: number;
+}
+
+/** A running service. */
+export interface Service extends AsyncDisposable {
+  /** Base URL, e.g. `http://127.0.0.1:8080`. */
+  readonly url: string;
+  /** The port it listens on (useful with port 0). */
+  readonly port: number;
+  /** The HSM session pool. */
+  readonly hsm: Hsm;
+  /** Graceful shutdown; idempotent. Resolves when the pool is closed. */
+  shutdown(reason?: string): Promise<void>;
+  /** Resolves once the service has shut down. */
+  readonly finished: Promise<void>;
+}
+
+/** Creates the AES key for every label that has none yet (token objects). */
+async function ensureKeys(hsm: Hsm, labels: readonly string[], log: Logger): Promise<void> {
+  for (const label of labels) {
+    const created = await hsm.use(async (session) => {
+      if (session.findKeys(label, "aes").length > 0) return undefined;
+      return await session.generateAesKey({ label });
+    });
+    if (created) log("info", "created AES-256 key", { key_label: label, key_id: created.id });
+  }
+}
+
+/** Opens the HSM pool and starts serving; rejects (with the pool closed) when either fails. */
+export async function startService(options: StartOptions): Promise<Service> {
+  const { config } = options;
+  const log = options.log ?? jsonLogger();
+  const hsm = await openHsm({
+    library: config.module,
+    tokenLabel: config.tokenLabel,
+    pin: config.pin,
+    pool: {
+      min: config.poolMin,
+      max: config.poolMax,
+      acquireTimeoutMs: config.acquireTimeoutMs,
+      maxWaiting: config.maxWaiting,
+      breaker: { threshold: config.breakerThreshold, cooldownMs: config.breakerCooldownMs },
+    },
+  });
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    await ensureKeys(hsm, config.ensureKeys, log);
+    const app = createApp({ hsm, config, log, extraPools: options.extraPools });
+    server = Deno.serve({
+      hostname: config.host,
+      port: config.port,
+      onListen: () => {},
+      onError: (error) => {
+        log("error", "unhandled request error", { error: errorText(error) });
+        return new Response('{"error":"internal_error"}', { status: 500 });
+      },
+    }, app.handler);
+  } catch (error) {
+    await hsm.close();
+    throw error;
+  }
+  const { hostname, port } = server.addr;
+  const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
+  log("info", "listening", { url, config: describeConfig(config) });
+
+  const { promise: finished, resolve: done } = Promise.withResolvers<void>();
+  let stopping: Promise<void> | undefined;
+  const shutdown = (reason = "shutdown requested"): Promise<void> => {
+    stopping ??= (async () => {
+      log("info", "shutting down: finishing requests in flight", { reason });
+      try {
+        await server.shutdown();
+      } finally {
+        await hsm.close({ timeoutMs: options.closeTimeoutMs ?? 10_000 });
+        log("info", "stopped", { reason });
+        done();
+      }
+    })();
+    return stopping;
+  };
+  return {
+    url,
+    port,
+    hsm,
+    shutdown,
+    finished,
+    [Symbol.asyncDispose]: () => shutdown("disposed"),
+  };
+}

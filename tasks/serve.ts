@@ -1,0 +1,61 @@
+/**
+ * `deno task serve`: the secret-manager HTTP service on the HSM pool.
+ *
+ * Out of the box it builds pkcs11js's native addon if needed, provisions the
+ * private SoftHSM2 token in `.local/softhsm` (unless `SOFTHSM2_CONF` or a
+ * module path points elsewhere), and serves on http://127.0.0.1:8080.
+ * `--help` lists the flags; SIGINT/SIGTERM shut it down gracefully.
+ *
+ * @module
+ */
+
+import { ensurePkcs11js } from "./setup/pkcs11js.ts";
+import { provisionSoftHsm } from "./setup/softhsm.ts";
+
+if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+  const { usage } = await import("../service/config.ts");
+  console.log(usage());
+  Deno.exit(0);
+}
+
+await ensurePkcs11js();
+
+// The private test token, unless the caller configured another HSM.
+const ownHsm = Deno.env.get("SOFTHSM2_CONF") !== undefined ||
+  Deno.env.get("PKCS11_MODULE") !== undefined || Deno.args.some((a) => a.startsWith("--module"));
+if (!ownHsm) {
+  const softhsm = await provisionSoftHsm(); // sets SOFTHSM2_CONF for this process
+  if (Deno.env.get("PKCS11_PIN") === undefined) {
+    Deno.env.set("PKCS11_PIN", softhsm.pin);
+    console.error(
+      `serve: using the private test token "${softhsm.tokenLabel}" (${softhsm.tokenDir}) with ` +
+        `its test-only default PIN; set PKCS11_PIN for anything else`,
+    );
+  }
+}
+
+// Loaded after the addon build: the adapter imports pkcs11js at load time.
+const { ConfigError, loadConfig } = await import("../service/config.ts");
+const { startService } = await import("../service/server.ts");
+const { shutdownOnSignals } = await import("../service/signals.ts");
+const { errorText, jsonLogger } = await import("../service/log.ts");
+
+const log = jsonLogger();
+let config;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  console.error(`serve: ${error.message}`);
+  Deno.exit(2);
+}
+
+try {
+  const service = await startService({ config, log });
+  const removeListeners = shutdownOnSignals(service.shutdown, log);
+  await service.finished;
+  removeListeners();
+} catch (error) {
+  log("error", "the service failed to start", { error: errorText(error) });
+  Deno.exit(1);
+}
