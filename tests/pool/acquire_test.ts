@@ -1,0 +1,206 @@
+import assert from "node:assert/strict";
+import { Pool, PoolError, PoolOverloadedError, PoolTimeoutError } from "../../mod.ts";
+import { delay, FakeFactory, settle } from "./fake.ts";
+
+Deno.test("an idle resource is lent again instead of creating a new one", async () => {
+  const factory = new FakeFactory();
+  await using pool = new Pool({ ...factory, max: 3 });
+  const first = await pool.acquire();
+  const id = first.resource.id;
+  await first.release();
+  await using second = await pool.acquire();
+  assert.equal(second.resource.id, id);
+  assert.equal(factory.createCalls, 1);
+});
+
+Deno.test("never more than max resources are alive or being created", async () => {
+  const factory = new FakeFactory();
+  factory.createDelayMs = 2;
+  await using pool = new Pool({ ...factory, max: 3 });
+  let peak = 0;
+  await Promise.all(Array.from({ length: 40 }, () =>
+    pool.use(async () => {
+      const { size, creating } = pool.stats();
+      peak = Math.max(peak, size + creating);
+      await delay(1);
+    })));
+  assert.equal(factory.made.length, 3);
+  assert.ok(peak <= 3, `peak ${peak}`);
+});
+
+Deno.test("waiters are served in the order they arrived", async () => {
+  const factory = new FakeFactory();
+  await using pool = new Pool({ ...factory, max: 1 });
+  const held = await pool.acquire();
+  const order: number[] = [];
+  const waits = [1, 2, 3, 4].map((n) =>
+    pool.acquire().then(async (lease) => {
+      order.push(n);
+      await lease.release();
+    })
+  );
+  await held.release();
+  await Promise.all(waits);
+  assert.deepEqual(order, [1, 2, 3, 4]);
+});
+
+Deno.test("a new caller does not overtake callers already waiting", async () => {
+  const factory = new FakeFactory();
+  await using pool = new Pool({ ...factory, max: 1 });
+  const held = await pool.acquire();
+  const waiting = pool.acquire();
+  await held.release(); // goes to the waiter, not to idle
+  const late = pool.acquire({ timeoutMs: 20 });
+  await assert.rejects(late, PoolTimeoutError);
+  await (await waiting).release();
+});
+
+Deno.test("an already aborted signal rejects with its reason, unchanged", async () => {
+  await using pool = new Pool({ ...new FakeFactory() });
+  const reason = new Error("caller gave up");
+  await assert.rejects(pool.acquire({ signal: AbortSignal.abort(reason) }), (e) => e === reason);
+});
+
+Deno.test("an aborted waiter leaves the queue at once with the signal's reason", async () => {
+  await using pool = new Pool({ ...new FakeFactory(), max: 1 });
+  await using _held = await pool.acquire();
+  const controller = new AbortController();
+  const waiting = pool.acquire({ signal: controller.signal });
+  await settle();
+  assert.equal(pool.stats().pending, 1);
+  const reason = new DOMException("stop", "AbortError");
+  controller.abort(reason);
+  assert.equal(pool.stats().pending, 0);
+  await assert.rejects(waiting, (e) => e === reason);
+  assert.equal(pool.stats().aborted, 1);
+});
+
+Deno.test("a waiter aborted in the same tick as a release never receives the resource", async () => {
+  const factory = new FakeFactory();
+  await using pool = new Pool({ ...factory, max: 1 });
+  const held = await pool.acquire();
+  const controller = new AbortController();
+  const aborted = pool.acquire({ signal: controller.signal });
+  const next = pool.acquire();
+  controller.abort();
+  const released = held.release();
+  await assert.rejects(aborted);
+  const lease = await next;
+  assert.equal(lease.resource.id, 1);
+  await released;
+  await lease.release();
+  assert.equal(pool.stats().inUse, 0);
+});
+
+Deno.test("a timed-out acquire names the wait and the pool's numbers", async () => {
+  await using pool = new Pool({ ...new FakeFactory(), max: 1, name: "db" });
+  await using _held = await pool.acquire();
+  const error = await pool.acquire({ timeoutMs: 30 }).catch((e) => e);
+  assert.ok(error instanceof PoolTimeoutError);
+  assert.match(
+    error.message,
+    /Pool 'db': no resource within \d+ ms \(size 1\/1, in use 1, idle 0, waiting 0\)/,
+  );
+  assert.ok(error.waitedMs >= 25);
+  assert.equal(pool.stats().timedOut, 1);
+  assert.equal(pool.stats().pending, 0);
+});
+
+Deno.test("a resource created for a waiter that left goes to the next waiter", async () => {
+  const factory = new FakeFactory();
+  factory.holdCreates();
+  await using pool = new Pool({ ...factory, max: 1 });
+  const controller = new AbortController();
+  const first = pool.acquire({ signal: controller.signal });
+  await settle();
+  assert.equal(factory.heldCreates, 1);
+  controller.abort();
+  await assert.rejects(first);
+  const second = pool.acquire();
+  factory.releaseCreates();
+  const lease = await second;
+  assert.equal(lease.resource.id, 1);
+  assert.equal(factory.createCalls, 1);
+  await lease.release();
+});
+
+Deno.test("a resource created after every waiter left is kept idle, not dropped", async () => {
+  const factory = new FakeFactory();
+  factory.holdCreates();
+  await using pool = new Pool({ ...factory, max: 1 });
+  await assert.rejects(pool.acquire({ timeoutMs: 10 }), PoolTimeoutError);
+  factory.releaseCreates();
+  await settle();
+  assert.equal(pool.stats().idle, 1);
+  assert.equal(factory.destroyed.length, 0);
+});
+
+Deno.test("maxWaiting refuses an acquire beyond the limit at once", async () => {
+  await using pool = new Pool({ ...new FakeFactory(), max: 1, maxWaiting: 2 });
+  const held = await pool.acquire();
+  const waiting = [pool.acquire(), pool.acquire()];
+  const error = await pool.acquire().catch((e) => e);
+  assert.ok(error instanceof PoolOverloadedError);
+  assert.equal(error.waiting, 2);
+  assert.match(error.message, /maxWaiting/);
+  await held.release();
+  for (const lease of await Promise.all(waiting.map((w) => w.then((l) => l.release())))) {
+    assert.equal(lease, undefined);
+  }
+});
+
+Deno.test("the resource of an ended lease cannot be used", async () => {
+  await using pool = new Pool({ ...new FakeFactory() });
+  const lease = await pool.acquire();
+  await lease.release();
+  assert.throws(() => lease.resource, PoolError);
+  assert.equal(lease.active, false);
+});
+
+Deno.test("release is idempotent", async () => {
+  await using pool = new Pool({ ...new FakeFactory() });
+  const lease = await pool.acquire();
+  await lease.release();
+  await lease.release();
+  lease[Symbol.dispose]();
+  assert.equal(pool.stats().released, 1);
+  assert.equal(pool.stats().idle, 1);
+});
+
+Deno.test("await using releases the lease at the end of the block", async () => {
+  await using pool = new Pool({ ...new FakeFactory() });
+  {
+    await using lease = await pool.acquire();
+    assert.equal(lease.resource.id, 1);
+    assert.equal(pool.stats().inUse, 1);
+  }
+  assert.equal(pool.stats().inUse, 0);
+});
+
+Deno.test("using (sync dispose) releases without waiting", async () => {
+  await using pool = new Pool({ ...new FakeFactory() });
+  {
+    using _lease = await pool.acquire();
+  }
+  assert.equal(pool.stats().idle, 1);
+});
+
+Deno.test("lease.destroy() discards the resource and the next acquire gets a new one", async () => {
+  const factory = new FakeFactory();
+  await using pool = new Pool({ ...factory });
+  const lease = await pool.acquire();
+  await lease.destroy("broken socket");
+  assert.equal(factory.made[0].alive, false);
+  await using next = await pool.acquire();
+  assert.equal(next.resource.id, 2);
+});
+
+Deno.test("stats count acquires and releases and report wait percentiles", async () => {
+  await using pool = new Pool({ ...new FakeFactory() });
+  for (let i = 0; i < 5; i++) await (await pool.acquire()).release();
+  const stats = pool.stats();
+  assert.equal(stats.acquired, 5);
+  assert.equal(stats.released, 5);
+  assert.equal(stats.acquireWaitHistogram.count, 5);
+  assert.ok(stats.acquireWaitMs.max >= stats.acquireWaitMs.p50);
+});

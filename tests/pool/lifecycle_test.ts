@@ -1,0 +1,297 @@
+import assert from "node:assert/strict";
+import { Pool, type PoolEvent } from "../../mod.ts";
+import { delay, FakeFactory, type FakeResource, settle, until } from "./fake.ts";
+
+Deno.test("ready() resolves once min resources exist", async () => {
+  const factory = new FakeFactory();
+  await using pool = new Pool({ ...factory, min: 3 });
+  await pool.ready();
+  assert.equal(pool.stats().size, 3);
+  assert.equal(pool.stats().idle, 3);
+});
+
+Deno.test("a destroyed resource is topped up back to min in the background", async () => {
+  const factory = new FakeFactory();
+  await using pool = new Pool({ ...factory, min: 2 });
+  await pool.ready();
+  const lease = await pool.acquire();
+  await lease.destroy();
+  await until(() => pool.stats().size === 2, "top-up to min");
+  assert.equal(factory.made.length, 3);
+});
+
+Deno.test("idle resources above min are evicted after idleTimeoutMs", async () => {
+  const factory = new FakeFactory();
+  await using pool = new Pool({ ...factory, min: 1, idleTimeoutMs: 30 });
+  const leases = await Promise.all([pool.acquire(), pool.acquire(), pool.acquire()]);
+  for (const lease of leases) await lease.release();
+  assert.equal(pool.stats().idle, 3);
+  await until(() => pool.stats().size === 1, "eviction down to min");
+  assert.equal(factory.destroyed.length, 2);
+});
+
+Deno.test("a resource past maxLifetimeMs is never handed out again", async () => {
+  const factory = new FakeFactory();
+  await using pool = new Pool({ ...factory, maxLifetimeMs: 20 });
+  await (await pool.acquire()).release();
+  await delay(30);
+  await using lease = await pool.acquire();
+  assert.equal(lease.resource.id, 2);
+  assert.equal(factory.made[0].alive, false);
+});
+
+Deno.test("a resource past maxLifetimeMs is destroyed on release", async () => {
+  const factory = new FakeFactory();
+  await using pool = new Pool({ ...factory, maxLifetimeMs: 20 });
+  const lease = await pool.acquire();
+  await delay(30);
+  await lease.release();
+  assert.equal(factory.made[0].alive, false);
+  assert.equal(pool.stats().size, 0);
+});
+
+Deno.test("a resource is destroyed after maxUses leases", async () => {
+  const factory = new FakeFactory();
+  await using pool = new Pool({ ...factory, maxUses: 2 });
+  await pool.use(() => {});
+  await pool.use(() => {});
+  assert.equal(factory.made[0].alive, false);
+  await pool.use((r) => assert.equal(r.id, 2));
+});
+
+Deno.test("idle resources above maxIdle are destroyed on release", async () => {
+  const factory = new FakeFactory();
+  await using pool = new Pool({ ...factory, max: 4, maxIdle: 1 });
+  const leases = await Promise.all([1, 2, 3].map(() => pool.acquire()));
+  for (const lease of leases) await lease.release();
+  assert.equal(pool.stats().idle, 1);
+  assert.equal(factory.destroyed.length, 2);
+});
+
+Deno.test("maxIdle: 0 gives a fresh resource to every use (no pooling)", async () => {
+  const factory = new FakeFactory();
+  await using pool = new Pool({ ...factory, maxIdle: 0 });
+  await pool.use(() => {});
+  await pool.use(() => {});
+  assert.equal(factory.made.length, 2);
+  assert.equal(pool.stats().size, 0);
+});
+
+Deno.test("a resource that fails validation is destroyed and the caller gets another", async () => {
+  const factory = new FakeFactory();
+  await using pool = new Pool({ ...factory, validate: (r) => !r.broken });
+  await (await pool.acquire()).release();
+  factory.made[0].broken = true;
+  await using lease = await pool.acquire();
+  assert.equal(lease.resource.id, 2);
+  assert.equal(factory.made[0].alive, false);
+});
+
+Deno.test("a validate that throws counts as a failed validation", async () => {
+  const factory = new FakeFactory();
+  await using pool = new Pool({
+    ...factory,
+    validate: (r) => {
+      if (r.broken) throw new Error("ping failed");
+      return true;
+    },
+  });
+  await (await pool.acquire()).release();
+  factory.made[0].broken = true;
+  await using lease = await pool.acquire();
+  assert.equal(lease.resource.id, 2);
+});
+
+Deno.test("validateAfterMs skips validation of recently used resources", async () => {
+  const factory = new FakeFactory();
+  let checks = 0;
+  await using pool = new Pool({
+    ...factory,
+    validateAfterMs: 40,
+    validate: () => (checks++, true),
+  });
+  await (await pool.acquire()).release();
+  await (await pool.acquire()).release();
+  assert.equal(checks, 0);
+  await delay(50);
+  await (await pool.acquire()).release();
+  assert.equal(checks, 1);
+});
+
+Deno.test("reset runs on release, before the resource goes idle", async () => {
+  const factory = new FakeFactory();
+  const resets: number[] = [];
+  await using pool = new Pool({ ...factory, reset: (r) => void resets.push(r.id) });
+  const lease = await pool.acquire();
+  await lease.release();
+  assert.deepEqual(resets, [1]);
+  assert.equal(pool.stats().idle, 1);
+});
+
+Deno.test("a reset that throws destroys the resource and becomes an error event", async () => {
+  const factory = new FakeFactory();
+  await using pool = new Pool({
+    ...factory,
+    reset: () => {
+      throw new Error("rollback failed");
+    },
+  });
+  const controller = new AbortController();
+  const events = pool.events({ signal: controller.signal });
+  await (await pool.acquire()).release();
+  controller.abort();
+  const seen: PoolEvent[] = [];
+  for await (const event of events) seen.push(event);
+  assert.ok(seen.some((e) => e.type === "error" && e.during === "reset"));
+  assert.equal(factory.made[0].alive, false);
+  assert.equal(pool.stats().errors, 1);
+});
+
+Deno.test("an error isFatal recognises destroys the resource instead of releasing it", async () => {
+  const factory = new FakeFactory();
+  await using pool = new Pool({
+    ...factory,
+    isFatal: (error) => error instanceof Error && error.message === "socket closed",
+  });
+  await assert.rejects(pool.use(() => {
+    throw new Error("socket closed");
+  }));
+  assert.equal(factory.made[0].alive, false);
+  await assert.rejects(pool.use(() => {
+    throw new Error("constraint violated");
+  }));
+  assert.equal(factory.made[1].alive, true);
+  assert.equal(pool.stats().idle, 1);
+});
+
+Deno.test("reentrant: a nested use() in the same async context gets the outer resource", async () => {
+  const factory = new FakeFactory();
+  await using pool = new Pool({ ...factory, max: 1, reentrant: true });
+  const ids = await pool.use(async (outer) => {
+    const inner = await pool.use((r) => r.id, { timeoutMs: 50 });
+    return [outer.id, inner];
+  });
+  assert.deepEqual(ids, [1, 1]);
+  assert.equal(pool.stats().acquired, 1);
+});
+
+Deno.test("without reentrant, a nested use() at max 1 waits for a second resource", async () => {
+  await using pool = new Pool({ ...new FakeFactory(), max: 1 });
+  await assert.rejects(pool.use(() => pool.use(() => {}, { timeoutMs: 30 })));
+});
+
+Deno.test("a lease held past leakDetectionMs emits a leak event with the acquire site", async () => {
+  await using pool = new Pool({ ...new FakeFactory(), leakDetectionMs: 20 });
+  const controller = new AbortController();
+  const events = pool.events({ signal: controller.signal });
+  const lease = await pool.acquire(); // the reported site must point here
+  await until(() => pool.stats().leaks === 1, "a leak report");
+  controller.abort();
+  let leak: PoolEvent | undefined;
+  for await (const event of events) if (event.type === "leak") leak = event;
+  await lease.release();
+  assert.ok(leak?.type === "leak");
+  assert.match(leak.stack, /lifecycle_test\.ts/);
+  assert.ok(leak.heldMs >= 20);
+  assert.equal(pool.stats().leaks, 1);
+});
+
+Deno.test("events() streams end when the pool closes", async () => {
+  const pool = new Pool({ ...new FakeFactory() });
+  const events = pool.events();
+  await pool.use(() => {});
+  await pool.close();
+  const types = [];
+  for await (const event of events) types.push(event.type);
+  assert.deepEqual(types, ["create", "acquire", "release", "destroy", "close"]);
+});
+
+Deno.test("every subscriber gets every event", async () => {
+  await using pool = new Pool({ ...new FakeFactory() });
+  const controller = new AbortController();
+  const a = pool.events({ signal: controller.signal });
+  const b = pool.events({ signal: controller.signal });
+  await pool.use(() => {});
+  controller.abort();
+  const count = async (it: AsyncIterable<PoolEvent>) => {
+    let n = 0;
+    for await (const _ of it) n++;
+    return n;
+  };
+  assert.deepEqual(await Promise.all([count(a), count(b)]), [3, 3]);
+});
+
+Deno.test("a slow subscriber loses its oldest events, keeping at most bufferSize", async () => {
+  await using pool = new Pool({ ...new FakeFactory() });
+  const controller = new AbortController();
+  const events = pool.events({ signal: controller.signal, bufferSize: 4 });
+  for (let i = 0; i < 20; i++) await pool.use(() => {});
+  controller.abort();
+  const seen = [];
+  for await (const event of events) seen.push(event.type);
+  assert.deepEqual(seen, ["acquire", "release", "acquire", "release"]);
+});
+
+Deno.test("a destroy that throws becomes an error event and a counter, not an unhandled rejection", async () => {
+  const pool = new Pool({
+    create: () => Promise.resolve({}),
+    destroy: () => Promise.reject(new Error("close failed")),
+  });
+  await pool.use(() => {});
+  await pool.close();
+  assert.equal(pool.stats().errors, 1);
+});
+
+Deno.test("resize() up serves waiters at once", async () => {
+  await using pool = new Pool({ ...new FakeFactory(), max: 1 });
+  const held = await pool.acquire();
+  const waiting = pool.acquire();
+  await settle();
+  pool.resize({ max: 2 });
+  const lease = await waiting;
+  assert.equal(lease.resource.id, 2);
+  await lease.release();
+  await held.release();
+});
+
+Deno.test("resize() down destroys idle extras now and busy extras on release", async () => {
+  const factory = new FakeFactory();
+  await using pool = new Pool({ ...factory, max: 4 });
+  const leases = await Promise.all([1, 2, 3, 4].map(() => pool.acquire()));
+  await leases[0].release();
+  await leases[1].release();
+  pool.resize({ max: 1 });
+  assert.equal(pool.stats().size, 2);
+  await leases[2].release();
+  assert.equal(pool.stats().size, 1);
+  await leases[3].release();
+  assert.equal(pool.stats().size, 1);
+  assert.equal(pool.stats().max, 1);
+});
+
+Deno.test("invalidate() destroys idle resources now and lent ones on release", async () => {
+  const factory = new FakeFactory();
+  await using pool = new Pool({ ...factory, max: 2 });
+  const [a, b] = await Promise.all([pool.acquire(), pool.acquire()]);
+  await a.release();
+  pool.invalidate();
+  assert.equal(factory.made[0].alive, false);
+  await b.release();
+  assert.equal(factory.made[1].alive, false);
+  await using fresh = await pool.acquire();
+  assert.equal(fresh.resource.id, 3);
+});
+
+Deno.test("healthCheckIntervalMs validates idle resources in the background", async () => {
+  const factory = new FakeFactory();
+  await using pool = new Pool({
+    ...factory,
+    min: 2,
+    healthCheckIntervalMs: 10,
+    validate: (r: FakeResource) => !r.broken,
+  });
+  await pool.ready();
+  factory.made[0].broken = true;
+  await until(() => !factory.made[0].alive, "the broken resource is found");
+  await until(() => pool.stats().size === 2, "top-up after the health check");
+});
