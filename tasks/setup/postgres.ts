@@ -355,8 +355,12 @@ let listening = false;
 function onSignal(signal: "SIGINT" | "SIGTERM"): void {
   const pending = [...guards];
   guards.clear();
-  Promise.allSettled(pending.map((g) => g.cleanup()))
-    .finally(() => Deno.exit(signal === "SIGINT" ? 130 : 143));
+  // Give the graceful cleanups a few seconds, then fall back to the synchronous ones.
+  const timeout = new Promise((r) => setTimeout(r, 10_000));
+  Promise.race([Promise.allSettled(pending.map((g) => g.cleanup())), timeout]).finally(() => {
+    for (const g of pending) g.cleanupSync?.();
+    Deno.exit(signal === "SIGINT" ? 130 : 143);
+  });
 }
 const onSigint = () => onSignal("SIGINT");
 const onSigterm = () => onSignal("SIGTERM");
