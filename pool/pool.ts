@@ -24,31 +24,12 @@ import type {
   PoolStats,
   ResourceFactory,
 } from "./types.ts";
+import { type Timer, WaitQueue } from "./waiters.ts";
 import { WaitStats } from "./wait_stats.ts";
 
 const NEVER_ABORTED = new AbortController().signal;
 const DONE = Promise.resolve();
-/** What the timer functions return (a number in Deno, an object in newer typings). */
-type Timer = ReturnType<typeof setTimeout>;
-
 const LIFETIME_JITTER = 0.02; // up to 2% earlier, so resources made together do not all expire together
-
-/** A caller waiting for a resource. It is in the queue exactly while it waits. */
-class Waiter<R> {
-  timer: Timer | undefined = undefined;
-  constructor(
-    readonly resolve: (lease: Lease<R>) => void,
-    readonly reject: (error: unknown) => void,
-    readonly startedAt: number,
-    readonly signal: AbortSignal | undefined,
-    readonly site: string | undefined,
-    readonly onAbort: (waiter: Waiter<R>) => void,
-  ) {}
-  /** The abort listener, without a closure per waiter. */
-  handleEvent(): void {
-    this.onAbort(this);
-  }
-}
 
 /**
  * An async resource pool: keeps up to `max` expensive resources (sessions,
@@ -79,7 +60,7 @@ export class Pool<R> implements AsyncDisposable {
   #state: PoolState = "open";
   readonly #all = new Set<Entry<R>>();
   readonly #idle = new Deque<Entry<R>>();
-  readonly #waiters = new Deque<Waiter<R>>();
+  readonly #waiters: WaitQueue<Lease<R>>;
   #creating = 0;
   #validating = 0;
   #generation = 0;
@@ -102,7 +83,7 @@ export class Pool<R> implements AsyncDisposable {
   readonly #context: AsyncLocalStorage<Lease<R>> | undefined;
   readonly #shutdown = new AbortController(); // the signal `create` and `validate` get
   readonly #destroying = new Set<Promise<void>>();
-  readonly #readyWaiters = new Set<{ resolve: () => void; reject: (e: unknown) => void }>();
+  readonly #readyWaiters: WaitQueue<void>;
   #housekeeper: Timer;
   #retryTimer: Timer | undefined;
   #lastHealthCheck = 0;
@@ -123,6 +104,19 @@ export class Pool<R> implements AsyncDisposable {
       giveBack: (entry, lease, reuse, reason) => this.#giveBack(entry, lease, reuse, reason),
     };
     this.#context = this.#opts.reentrant ? new AsyncLocalStorage() : undefined;
+    this.#waiters = new WaitQueue({
+      timeoutError: (startedAt) => this.#timeoutError(startedAt, "resource"),
+      gaveUp: (reason, waitedMs) => {
+        if (reason === "abort") return void this.#counters.aborted++;
+        this.#counters.timedOut++;
+        if (this.#events.active) this.#events.emit({ type: "timeout", waitedMs });
+      },
+    });
+    this.#readyWaiters = new WaitQueue({
+      timeoutError: (startedAt) =>
+        this.#timeoutError(startedAt, `${this.#opts.min} (min) resources ready`),
+      gaveUp: () => {},
+    });
     this.#housekeeper = setInterval(() => this.#housekeep(), housekeepingPeriodMs(this.#opts));
     Deno.unrefTimer(this.#housekeeper);
     this.#dispatch();
@@ -144,29 +138,7 @@ export class Pool<R> implements AsyncDisposable {
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
     const timeoutMs = duration("timeoutMs", options?.timeoutMs, this.#opts.acquireTimeoutMs);
-    const started = performance.now();
-    const { promise, resolve, reject } = Promise.withResolvers<void>();
-    let timer: Timer | undefined;
-    const onAbort = () => settle(() => reject(signal?.reason));
-    const settle = (then: () => void) => {
-      if (!this.#readyWaiters.delete(waiter)) return;
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-      then();
-    };
-    const waiter = {
-      resolve: () => settle(resolve),
-      reject: (e: unknown) => settle(() => reject(e)),
-    };
-    this.#readyWaiters.add(waiter);
-    if (timeoutMs !== Infinity) {
-      timer = setTimeout(
-        () => waiter.reject(this.#timeoutError(started, `${this.#opts.min} (min) resources ready`)),
-        timeoutMs,
-      );
-    }
-    signal?.addEventListener("abort", onAbort, { once: true });
-    return promise;
+    return this.#readyWaiters.wait(performance.now(), signal, timeoutMs);
   }
 
   /**
@@ -319,11 +291,8 @@ export class Pool<R> implements AsyncDisposable {
     clearInterval(this.#housekeeper);
     clearTimeout(this.#retryTimer);
     this.#shutdown.abort(this.#closedError());
-    for (const waiter of this.#waiters.drain()) {
-      this.#forget(waiter);
-      waiter.reject(this.#closedError());
-    }
-    for (const waiter of [...this.#readyWaiters]) waiter.reject(this.#closedError());
+    this.#waiters.rejectAll(() => this.#closedError());
+    this.#readyWaiters.rejectAll(() => this.#closedError());
     for (const entry of this.#idle.drain()) this.#destroy(entry, "pool closed");
     const { promise, resolve } = Promise.withResolvers<void>();
     this.#drained = resolve;
@@ -365,43 +334,15 @@ export class Pool<R> implements AsyncDisposable {
     } catch (error) {
       return Promise.reject(error);
     }
-    const { promise, resolve, reject } = Promise.withResolvers<Lease<R>>();
-    const waiter = new Waiter(resolve, reject, now, signal, site, this.#abandon);
-    if (timeoutMs !== Infinity) waiter.timer = setTimeout(this.#expire, timeoutMs, waiter);
-    signal?.addEventListener("abort", waiter, { once: true });
-    this.#waiters.push(waiter);
+    const waiting = this.#waiters.wait(now, signal, timeoutMs, site);
     if (this.#retryTimer !== undefined) Deno.refTimer(this.#retryTimer);
     this.#dispatch();
-    return promise;
-  }
-
-  /** A waiter's deadline passed: it leaves the queue with `PoolTimeoutError`. */
-  #expire = (waiter: Waiter<R>): void => {
-    if (!this.#waiters.remove(waiter)) return;
-    this.#forget(waiter);
-    this.#counters.timedOut++;
-    const waitedMs = performance.now() - waiter.startedAt;
-    if (this.#events.active) this.#events.emit({ type: "timeout", waitedMs });
-    waiter.reject(this.#timeoutError(waiter.startedAt, "resource"));
-  };
-
-  /** A waiter's signal aborted: it leaves the queue with `signal.reason`. */
-  #abandon = (waiter: Waiter<R>): void => {
-    if (!this.#waiters.remove(waiter)) return;
-    this.#forget(waiter);
-    this.#counters.aborted++;
-    waiter.reject(waiter.signal?.reason);
-  };
-
-  #forget(waiter: Waiter<R>): void {
-    if (waiter.timer !== undefined) clearTimeout(waiter.timer);
-    waiter.signal?.removeEventListener("abort", waiter);
+    return waiting;
   }
 
   /** Gives `entry` to the longest waiting caller, in the same tick it leaves the queue. */
   #handOff(entry: Entry<R>, now: number): void {
-    const waiter = this.#waiters.shift() as Waiter<R>;
-    this.#forget(waiter);
+    const waiter = this.#waiters.next()!;
     waiter.resolve(this.#lend(entry, now - waiter.startedAt, waiter.site, now));
   }
 
@@ -448,8 +389,10 @@ export class Pool<R> implements AsyncDisposable {
       wanted-- > 0 && this.#all.size + this.#creating < this.#opts.max &&
       this.#retryTimer === undefined && this.#allowCreate(now)
     ) this.#startCreate();
-    if (this.#readyWaiters.size > 0 && this.#all.size >= this.#opts.min) {
-      for (const waiter of [...this.#readyWaiters]) waiter.resolve();
+    if (this.#readyWaiters.length > 0 && this.#all.size >= this.#opts.min) {
+      for (let w = this.#readyWaiters.next(); w !== undefined; w = this.#readyWaiters.next()) {
+        w.resolve();
+      }
     }
   }
 
@@ -505,11 +448,8 @@ export class Pool<R> implements AsyncDisposable {
       if (this.#events.active) this.#events.emit({ type: "breaker", state: "open", cause: error });
       clearTimeout(this.#retryTimer);
       this.#retryTimer = undefined;
-      for (const waiter of this.#waiters.drain()) {
-        this.#forget(waiter);
-        waiter.reject(this.#circuitOpenError(now));
-      }
-      for (const waiter of [...this.#readyWaiters]) waiter.reject(this.#circuitOpenError(now));
+      this.#waiters.rejectAll(() => this.#circuitOpenError(now));
+      this.#readyWaiters.rejectAll(() => this.#circuitOpenError(now));
     } else if (this.#retryTimer === undefined) {
       // Retry later, not now: a backend that refuses us must not be hammered.
       const timer = setTimeout(this.#retry, backoffDelayMs(this.#breaker.failures));
