@@ -14,6 +14,9 @@ import type { SessionHandle } from "./handle.ts";
 import type { HsmKey, HsmKeyKind } from "./keys.ts";
 import type { CryptoEngine } from "./engine.ts";
 
+const CKR_GENERAL_ERROR = 0x05;
+const CKR_ENCRYPTED_DATA_INVALID = 0x40;
+
 /** AES-GCM IV length: 12 bytes, the size GCM is designed for. */
 export const GCM_IV_BYTES = 12;
 /** AES-GCM tag length: 16 bytes (128 bits). */
@@ -53,7 +56,7 @@ export async function aesGcmEncrypt(
   key: HsmKey,
   plaintext: Uint8Array,
   aad?: Uint8Array,
-): Promise<Uint8Array> {
+): Promise<Uint8Array<ArrayBuffer>> {
   needKind(key, "aes", "aesGcmEncrypt");
   needBytes(plaintext, "plaintext");
   const iv = crypto.getRandomValues(new Uint8Array(GCM_IV_BYTES));
@@ -74,13 +77,13 @@ export async function aesGcmEncrypt(
  * AES-GCM decryption of `IV ‖ ciphertext ‖ tag`. A wrong key, AAD or a
  * tampered message fails with `CKR_ENCRYPTED_DATA_INVALID`.
  */
-export function aesGcmDecrypt(
+export async function aesGcmDecrypt(
   session: SessionHandle,
   engine: CryptoEngine,
   key: HsmKey,
   sealed: Uint8Array,
   aad?: Uint8Array,
-): Promise<Uint8Array> {
+): Promise<Uint8Array<ArrayBuffer>> {
   needKind(key, "aes", "aesGcmDecrypt");
   needBytes(sealed, "ciphertext");
   if (sealed.length < GCM_IV_BYTES + GCM_TAG_BYTES) {
@@ -92,7 +95,19 @@ export function aesGcmDecrypt(
   }
   const iv = sealed.subarray(0, GCM_IV_BYTES);
   const body = sealed.subarray(GCM_IV_BYTES);
-  return engine.decrypt(session, gcm(iv, aad), key.handle, body, body.length);
+  try {
+    return await engine.decrypt(session, gcm(iv, aad), key.handle, body, body.length);
+  } catch (error) {
+    // SoftHSM reports a failed tag check as CKR_GENERAL_ERROR; the operation
+    // is over and the session fine. Say what it means, with the standard code.
+    const code = error instanceof HsmError ? error.code : undefined;
+    if (code !== CKR_GENERAL_ERROR && code !== CKR_ENCRYPTED_DATA_INVALID) throw error;
+    throw new HsmError(
+      "aesGcmDecrypt failed: CKR_ENCRYPTED_DATA_INVALID (0x40): the tag does not match " +
+        "(wrong key, wrong AAD or a tampered ciphertext)",
+      { operation: "aesGcmDecrypt", code: CKR_ENCRYPTED_DATA_INVALID, cause: error },
+    );
+  }
 }
 
 // SoftHSM 2.6 has no CKM_ECDSA_SHA256: hash here, sign the digest with CKM_ECDSA.
@@ -107,19 +122,19 @@ const SHA256: pkcs11js.Mechanism = { mechanism: pkcs11js.CKM_SHA256 };
  * ECDSA P-256 with SHA-256 over `data`. The signature is `r ‖ s` (64
  * bytes), the format WebCrypto's ECDSA uses.
  */
-export function ecdsaSign(
+export async function ecdsaSign(
   session: SessionHandle,
   engine: CryptoEngine,
   privateKey: HsmKey,
   data: Uint8Array,
-): Promise<Uint8Array> {
+): Promise<Uint8Array<ArrayBuffer>> {
   needKind(privateKey, "ec-private", "ecdsaSign");
   needBytes(data, "data");
-  return engine.sign(session, ECDSA, privateKey.handle, sha256Local(data), 64);
+  return await engine.sign(session, ECDSA, privateKey.handle, sha256Local(data), 64);
 }
 
 /** Verifies an ECDSA P-256/SHA-256 `r ‖ s` signature: `false` when it does not match. */
-export function ecdsaVerify(
+export async function ecdsaVerify(
   session: SessionHandle,
   engine: CryptoEngine,
   publicKey: HsmKey,
@@ -129,21 +144,21 @@ export function ecdsaVerify(
   needKind(publicKey, "ec-public", "ecdsaVerify");
   needBytes(data, "data");
   needBytes(signature, "signature");
-  return engine.verify(session, ECDSA, publicKey.handle, sha256Local(data), signature);
+  return await engine.verify(session, ECDSA, publicKey.handle, sha256Local(data), signature);
 }
 
 /** SHA-256 of `data`, computed by the HSM. */
-export function sha256(
+export async function sha256(
   session: SessionHandle,
   engine: CryptoEngine,
   data: Uint8Array,
-): Promise<Uint8Array> {
+): Promise<Uint8Array<ArrayBuffer>> {
   needBytes(data, "data");
-  return engine.digest(session, SHA256, data, 32);
+  return await engine.digest(session, SHA256, data, 32);
 }
 
 /** `length` random bytes from the HSM's generator (`C_GenerateRandom`). */
-export function randomBytes(session: SessionHandle, length: number): Uint8Array {
+export function randomBytes(session: SessionHandle, length: number): Uint8Array<ArrayBuffer> {
   if (!Number.isInteger(length) || length < 0 || length > 1 << 20) {
     throw new RangeError(`random length must be an integer from 0 to 1 MiB, got ${length}`);
   }
@@ -153,5 +168,5 @@ export function randomBytes(session: SessionHandle, length: number): Uint8Array 
   } catch (error) {
     throw toHsmError(error, "C_GenerateRandom");
   }
-  return new Uint8Array(out.buffer, out.byteOffset, length);
+  return new Uint8Array(out.buffer as ArrayBuffer, out.byteOffset, length);
 }

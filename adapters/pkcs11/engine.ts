@@ -21,7 +21,7 @@ export interface CryptoEngine {
     key: Buffer,
     input: Uint8Array,
     outLength: number,
-  ): Promise<Uint8Array>;
+  ): Promise<Uint8Array<ArrayBuffer>>;
   /** `C_DecryptInit` + `C_Decrypt`. */
   decrypt(
     session: SessionHandle,
@@ -29,7 +29,7 @@ export interface CryptoEngine {
     key: Buffer,
     input: Uint8Array,
     outLength: number,
-  ): Promise<Uint8Array>;
+  ): Promise<Uint8Array<ArrayBuffer>>;
   /** `C_SignInit` + `C_Sign`. */
   sign(
     session: SessionHandle,
@@ -37,7 +37,7 @@ export interface CryptoEngine {
     key: Buffer,
     input: Uint8Array,
     outLength: number,
-  ): Promise<Uint8Array>;
+  ): Promise<Uint8Array<ArrayBuffer>>;
   /** `C_VerifyInit` + `C_Verify`: `false` on `CKR_SIGNATURE_INVALID`. */
   verify(
     session: SessionHandle,
@@ -52,7 +52,7 @@ export interface CryptoEngine {
     mechanism: pkcs11js.Mechanism,
     input: Uint8Array,
     outLength: number,
-  ): Promise<Uint8Array>;
+  ): Promise<Uint8Array<ArrayBuffer>>;
 }
 
 /** A Buffer view of bytes, without copying. */
@@ -61,8 +61,8 @@ export function asBuffer(bytes: Uint8Array): Buffer {
 }
 
 /** A plain Uint8Array view of a Buffer result, without copying. */
-export function asBytes(buffer: Uint8Array): Uint8Array {
-  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
+export function asBytes(buffer: Uint8Array): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(buffer.buffer as ArrayBuffer, buffer.byteOffset, buffer.length);
 }
 
 const CKR_SIGNATURE_INVALID = 0xC0;

@@ -20,6 +20,8 @@ import { HsmSession } from "./session.ts";
 import { findSlotByLabel, slotNumber, TokenLogin } from "./token.ts";
 
 const CKR_USER_NOT_LOGGED_IN = 0x101;
+/** Return codes that, with the token found logged out, mean "log in again". */
+const LOGGED_OUT_SYMPTOMS: ReadonlySet<number> = new Set([0x60, 0x82]); // KEY_ / OBJECT_HANDLE_INVALID
 
 /** Pool settings for the sessions; the factory part is the adapter's. */
 export type HsmPoolOptions = Omit<
@@ -66,7 +68,7 @@ export interface HsmStats extends PoolStats {
 /** The result of {@link Hsm.encrypt}: the sealed bytes and the key that sealed them. */
 export interface Sealed {
   /** `IV ‖ ciphertext ‖ tag`. */
-  ciphertext: Uint8Array;
+  ciphertext: Uint8Array<ArrayBuffer>;
   /** The key's `CKA_ID` as hex: pass it to {@link Hsm.decrypt}. */
   keyId: string;
 }
@@ -113,7 +115,7 @@ export interface Hsm extends AsyncDisposable {
     keyId: string,
     ciphertext: Uint8Array,
     options?: AcquireOptions & { aad?: Uint8Array },
-  ): Promise<Uint8Array>;
+  ): Promise<Uint8Array<ArrayBuffer>>;
   /** Pool stats plus the HSM's. */
   stats(): HsmStats;
   /** Closes every session, lets go of the login and the module (finalised by the last user). */
@@ -161,9 +163,10 @@ export function isSessionFatal(error: unknown): boolean {
  * a wrong PIN shows up on the first `use()` as the cause of the pool's
  * error, and the pool's breaker stops further attempts.
  */
-export function openHsm(options: OpenHsmOptions): Promise<Hsm> {
+export async function openHsm(options: OpenHsmOptions): Promise<Hsm> {
+  await Promise.resolve(); // every failure below is a rejection, never a synchronous throw
   if (typeof options?.pin !== "string" || options.pin === "") {
-    return Promise.reject(new TypeError("openHsm needs a pin (for example from PKCS11_PIN)"));
+    throw new TypeError("openHsm needs a pin (for example from PKCS11_PIN)");
   }
   const engine = pickEngine(options.engine);
   const moduleRef = acquireModule(options.library);
@@ -175,7 +178,7 @@ export function openHsm(options: OpenHsmOptions): Promise<Hsm> {
     login = TokenLogin.acquire(moduleRef.module, slot);
   } catch (error) {
     moduleRef.release();
-    return Promise.reject(error);
+    throw error;
   }
   const module = moduleRef.module;
   const pin = options.pin;
@@ -213,7 +216,13 @@ export function openHsm(options: OpenHsmOptions): Promise<Hsm> {
     } catch (error) {
       const code = errorCode(error);
       if (code !== undefined && TOKEN_GONE_CODES.has(code)) pool.invalidate();
-      if (code !== CKR_USER_NOT_LOGGED_IN) throw error;
+      // Logged out behind our back (someone's C_Logout, or the token's last
+      // session closed): private keys vanish from view, so a missing key or
+      // an invalid key handle can mean the same thing. Log in once and retry.
+      const loggedOut = code === CKR_USER_NOT_LOGGED_IN ||
+        ((error instanceof KeyNotFoundError || LOGGED_OUT_SYMPTOMS.has(code!)) &&
+          !login.isLoggedIn());
+      if (!loggedOut) throw error;
       login.ensureLoggedIn(pin);
       relogins++;
       return await pool.use(fn, acquireOptions);
@@ -263,7 +272,7 @@ export function openHsm(options: OpenHsmOptions): Promise<Hsm> {
     close,
     [Symbol.asyncDispose]: () => close(),
   };
-  return Promise.resolve(hsm);
+  return hsm;
 }
 
 /**

@@ -272,7 +272,10 @@ export function findKeyById(
  * The uncompressed point (`04 ‖ X ‖ Y`, 65 bytes) of an EC public key:
  * import it in WebCrypto with `importKey("raw", ...)`.
  */
-export function exportEcPublicKey(session: SessionHandle, publicKey: HsmKey): Uint8Array {
+export function exportEcPublicKey(
+  session: SessionHandle,
+  publicKey: HsmKey,
+): Uint8Array<ArrayBuffer> {
   if (publicKey.kind !== "ec-public") {
     throw new TypeError(`exportEcPublicKey needs an "ec-public" key, got "${publicKey.kind}"`);
   }

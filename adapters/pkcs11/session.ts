@@ -74,7 +74,7 @@ export class HsmSession extends SessionHandle {
   }
 
   /** The 65-byte uncompressed point of an EC public key. */
-  exportEcPublicKey(publicKey: HsmKey): Uint8Array {
+  exportEcPublicKey(publicKey: HsmKey): Uint8Array<ArrayBuffer> {
     return exportEcPublicKey(this, publicKey);
   }
 
@@ -84,17 +84,17 @@ export class HsmSession extends SessionHandle {
   }
 
   /** AES-GCM: returns `IV ‖ ciphertext ‖ tag` with a random 12-byte IV. */
-  encrypt(key: HsmKey, plaintext: Uint8Array, aad?: Uint8Array): Promise<Uint8Array> {
+  encrypt(key: HsmKey, plaintext: Uint8Array, aad?: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
     return aesGcmEncrypt(this, this.engine, key, plaintext, aad);
   }
 
   /** AES-GCM decryption of `IV ‖ ciphertext ‖ tag`. */
-  decrypt(key: HsmKey, sealed: Uint8Array, aad?: Uint8Array): Promise<Uint8Array> {
+  decrypt(key: HsmKey, sealed: Uint8Array, aad?: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
     return aesGcmDecrypt(this, this.engine, key, sealed, aad);
   }
 
   /** ECDSA P-256/SHA-256 signature `r ‖ s` (64 bytes). */
-  sign(privateKey: HsmKey, data: Uint8Array): Promise<Uint8Array> {
+  sign(privateKey: HsmKey, data: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
     return ecdsaSign(this, this.engine, privateKey, data);
   }
 
@@ -104,12 +104,12 @@ export class HsmSession extends SessionHandle {
   }
 
   /** SHA-256 computed by the HSM. */
-  digest(data: Uint8Array): Promise<Uint8Array> {
+  digest(data: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
     return sha256(this, this.engine, data);
   }
 
   /** Random bytes from the HSM. */
-  random(length: number): Uint8Array {
+  random(length: number): Uint8Array<ArrayBuffer> {
     return randomBytes(this, length);
   }
 }

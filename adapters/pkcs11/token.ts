@@ -102,6 +102,11 @@ export class TokenLogin {
     }
   }
 
+  /** Whether the anchor session sees the token logged in (one `C_GetSessionInfo`). */
+  isLoggedIn(): boolean {
+    return this.#anchor?.isLoggedIn() ?? false;
+  }
+
   /** Drops one reference; the last closes the anchor session. */
   release(): void {
     if (--this.#refs > 0) return;

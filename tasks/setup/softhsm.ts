@@ -108,6 +108,43 @@ function hasToken(slotsOutput: string, label: string): boolean {
   });
 }
 
+async function initToken(
+  tokenDir: string,
+  conf: string,
+  tokenLabel: string,
+  pin: string,
+  soPin: string,
+): Promise<boolean> {
+  await Deno.mkdir(tokenDir, { recursive: true });
+  await Deno.writeTextFile(
+    conf,
+    [
+      "# Private SoftHSM2 configuration written by tasks/setup/softhsm.ts",
+      `directories.tokendir = ${tokenDir}`,
+      "objectstore.backend = file",
+      "log.level = ERROR",
+      "slots.removable = false",
+      "",
+    ].join("\n"),
+  );
+
+  if (!hasToken(await softhsmUtil(conf, ["--show-slots"]), tokenLabel)) {
+    await softhsmUtil(conf, [
+      "--init-token",
+      "--free",
+      "--label",
+      tokenLabel,
+      "--pin",
+      pin,
+      "--so-pin",
+      soPin,
+    ]);
+    return true;
+  }
+
+  return false;
+}
+
 /**
  * Creates (or reuses) a private SoftHSM2 environment with an initialised
  * token. Idempotent: an existing token with the label is kept as it is.
@@ -133,32 +170,12 @@ export async function provisionSoftHsm(options: SoftHsmOptions = {}): Promise<So
   }
   const tokenDir = `${dir}/tokens`;
   const conf = `${dir}/softhsm2.conf`;
-  await Deno.mkdir(tokenDir, { recursive: true });
-  await Deno.writeTextFile(
-    conf,
-    [
-      "# Private SoftHSM2 configuration written by tasks/setup/softhsm.ts",
-      `directories.tokendir = ${tokenDir}`,
-      "objectstore.backend = file",
-      "log.level = ERROR",
-      "slots.removable = false",
-      "",
-    ].join("\n"),
-  );
-
   let created = false;
-  if (!hasToken(await softhsmUtil(conf, ["--show-slots"]), tokenLabel)) {
-    await softhsmUtil(conf, [
-      "--init-token",
-      "--free",
-      "--label",
-      tokenLabel,
-      "--pin",
-      pin,
-      "--so-pin",
-      soPin,
-    ]);
-    created = true;
+  try {
+    created = await initToken(tokenDir, conf, tokenLabel, pin, soPin);
+  } catch (error) {
+    if (options.temporary) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw error;
   }
 
   const previousConf = Deno.env.get("SOFTHSM2_CONF");

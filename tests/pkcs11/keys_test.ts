@@ -1,0 +1,91 @@
+/**
+ * Keys: generated and found by label, picked at random among a label's keys
+ * (rotation), token objects visible from every session, session objects gone
+ * with their session.
+ */
+import assert from "node:assert/strict";
+import { KeyNotFoundError } from "../../adapters/pkcs11/mod.ts";
+import { openTestHsm } from "./fixture.ts";
+
+const text = (s: string) => new TextEncoder().encode(s);
+
+Deno.test("keys are found by label, and only keys of the asked kind", async () => {
+  await using t = await openTestHsm();
+  await t.hsm.use(async (s) => {
+    const a = await s.generateAesKey({ label: "orders" });
+    const b = await s.generateAesKey({ label: "orders" });
+    await s.generateAesKey({ label: "other" });
+    await s.generateEcKeyPair({ label: "orders" });
+    const found = s.findKeys("orders", "aes").map((k) => k.id).sort();
+    assert.deepEqual(found, [a.id, b.id].sort());
+    assert.equal(s.findKeys("orders", "ec-private").length, 1);
+    assert.equal(s.findKeys("missing").length, 0);
+  });
+});
+
+Deno.test("the random key lookup spreads over every key with the label", async () => {
+  await using t = await openTestHsm();
+  const ids = await t.hsm.use(async (s) => {
+    const keys = [
+      await s.generateAesKey({ label: "rotating" }),
+      await s.generateAesKey({ label: "rotating" }),
+      await s.generateAesKey({ label: "rotating" }),
+    ];
+    const seen = new Set<string>();
+    for (let i = 0; i < 200; i++) seen.add(s.findRandomKey("rotating")!.id);
+    return { keys: keys.map((k) => k.id).sort(), seen: [...seen].sort() };
+  });
+  assert.deepEqual(ids.seen, ids.keys);
+});
+
+Deno.test("the random key lookup gives undefined for an unknown label", async () => {
+  await using t = await openTestHsm();
+  assert.equal(await t.hsm.use((s) => s.findRandomKey("nope")), undefined);
+});
+
+Deno.test("a token key made in one session works in another session", async () => {
+  await using t = await openTestHsm({ pool: { max: 2 } });
+  const lease1 = await t.hsm.acquire();
+  const lease2 = await t.hsm.acquire();
+  try {
+    const key = await lease1.resource.generateAesKey({ label: "shared" });
+    const sealed = await lease1.resource.encrypt(key, text("hi"));
+    const again = lease2.resource.findKeyById(key.id)!;
+    assert.deepEqual(await lease2.resource.decrypt(again, sealed), text("hi"));
+  } finally {
+    await lease1.release();
+    await lease2.release();
+  }
+});
+
+Deno.test("a session key dies with the session that made it", async () => {
+  await using t = await openTestHsm({ pool: { max: 2 } });
+  const lease = await t.hsm.acquire();
+  await lease.resource.generateAesKey({ label: "ephemeral", token: false });
+  assert.equal(lease.resource.findKeys("ephemeral").length, 1);
+  await lease.destroy("test: end the session");
+  assert.equal(await t.hsm.use((s) => s.findKeys("ephemeral").length), 0);
+});
+
+Deno.test("encrypt by label returns the key id that decrypts it", async () => {
+  await using t = await openTestHsm();
+  await t.hsm.use((s) => s.generateAesKey({ label: "svc" }));
+  const { ciphertext, keyId } = await t.hsm.encrypt("svc", text("payload"));
+  assert.match(keyId, /^[0-9a-f]{32}$/);
+  assert.deepEqual(await t.hsm.decrypt(keyId, ciphertext), text("payload"));
+});
+
+Deno.test("encrypt with an unknown label fails with KeyNotFoundError", async () => {
+  await using t = await openTestHsm();
+  await assert.rejects(() => t.hsm.encrypt("nope", text("x")), KeyNotFoundError);
+  await assert.rejects(() => t.hsm.decrypt("00ff", text("x")), KeyNotFoundError);
+});
+
+Deno.test("a destroyed key is no longer found", async () => {
+  await using t = await openTestHsm();
+  await t.hsm.use(async (s) => {
+    const key = await s.generateAesKey({ label: "gone" });
+    s.destroyKey(key);
+    assert.equal(s.findRandomKey("gone"), undefined);
+  });
+});
