@@ -21,4 +21,10 @@ export {
   PoolOverloadedError,
   PoolTimeoutError,
 } from "./pool/errors.ts";
+export {
+  formatPrometheus,
+  type PoolStatsSource,
+  PROMETHEUS_CONTENT_TYPE,
+  type PrometheusOptions,
+} from "./pool/metrics.ts";
 export * from "./pool/types.ts";
