@@ -55,8 +55,16 @@ export interface CryptoEngine {
   ): Promise<Uint8Array<ArrayBuffer>>;
 }
 
-/** A Buffer view of bytes, without copying. */
+const NON_NULL_EMPTY = Buffer.alloc(1).subarray(0, 0);
+
+/**
+ * A Buffer view of bytes, without copying. An empty input becomes a
+ * zero-length view of a real allocation: a truly empty buffer reaches the
+ * module as a NULL pointer, which SoftHSM rejects with `CKR_ARGUMENTS_BAD`
+ * (and then leaves the operation active).
+ */
 export function asBuffer(bytes: Uint8Array): Buffer {
+  if (bytes.length === 0) return NON_NULL_EMPTY;
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 }
 

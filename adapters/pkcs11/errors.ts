@@ -172,6 +172,7 @@ export const SESSION_FATAL_CODES: ReadonlySet<number> = new Set([
   0x30, // DEVICE_ERROR
   0x31, // DEVICE_MEMORY
   0x05, // GENERAL_ERROR
+  0x07, // ARGUMENTS_BAD: SoftHSM leaves the operation active after it
   0x190, // CRYPTOKI_NOT_INITIALIZED
 ]);
 

@@ -81,6 +81,27 @@ Deno.test("AES-GCM made by WebCrypto decrypts in the HSM with the same key", asy
   assert.deepEqual(opened, plaintext);
 });
 
+Deno.test("an empty plaintext round-trips through the HSM and WebCrypto", async () => {
+  await using t = await openTestHsm();
+  const { raw, webKey } = await knownKey();
+  const sealed = await t.hsm.use((s) =>
+    s.encrypt(s.createAesKey(raw, { label: "k" }), new Uint8Array(0))
+  );
+  assert.equal(sealed.length, 12 + 16);
+  const opened = await crypto.subtle.decrypt(
+    { name: "AES-GCM", iv: sealed.subarray(0, 12) },
+    webKey,
+    sealed.subarray(12),
+  );
+  assert.equal(opened.byteLength, 0);
+  const back = await t.hsm.use((s) => s.decrypt(s.createAesKey(raw, { label: "k" }), sealed));
+  assert.equal(back.length, 0);
+  assert.deepEqual(
+    await t.hsm.use((s) => s.digest(new Uint8Array(0))),
+    new Uint8Array(await crypto.subtle.digest("SHA-256", new Uint8Array(0))),
+  );
+});
+
 Deno.test("AES-GCM rejects a tampered ciphertext or the wrong AAD with CKR_ENCRYPTED_DATA_INVALID", async () => {
   await using t = await openTestHsm();
   await t.hsm.use(async (s) => {
