@@ -193,7 +193,8 @@ export class Pool<R> implements AsyncDisposable {
       else await lease.release();
       throw error;
     }
-    await lease.release();
+    const released = lease.release();
+    if (released !== DONE) await released; // skip a microtask turn when nothing was left to do
     return result;
   }
 

@@ -5,8 +5,6 @@ export type Timer = ReturnType<typeof setTimeout>;
 
 /** A caller waiting in a {@link WaitQueue}. It is in the queue exactly while it waits. */
 export class Waiter<T> {
-  /** The deadline's timer, when the wait has one. */
-  timer: Timer | undefined = undefined;
   /** Made by {@link WaitQueue.wait} only. */
   constructor(
     readonly queue: WaitQueue<T>,
@@ -14,6 +12,8 @@ export class Waiter<T> {
     readonly reject: (error: unknown) => void,
     /** When the wait began (performance.now()). */
     readonly startedAt: number,
+    /** When it gives up (performance.now() clock; Infinity: never). */
+    readonly deadline: number,
     readonly signal: AbortSignal | undefined,
     /** The caller's stack, when leak detection wants it. */
     readonly site: string | undefined,
@@ -34,13 +34,20 @@ export interface WaitQueueOwner {
 }
 
 /**
- * A FIFO queue of callers, each with its own deadline (one timer) and an
- * optional AbortSignal. A caller leaves the queue at once when either fires;
+ * A FIFO queue of callers, each with its own deadline and an optional
+ * AbortSignal. A caller leaves the queue at once when either passes;
  * {@link WaitQueue.next} takes the longest waiting one out in the same tick
  * that its owner hands it a value, so an aborted caller never receives one.
+ *
+ * The deadlines share one timer, armed for the earliest of them: with the
+ * pool's default timeout they arrive in queue order, so a busy pool with a
+ * hundred waiters arms no timer per caller. The timer exists only while
+ * someone waits, so only a waiting caller keeps the process alive.
  */
 export class WaitQueue<T> {
   #waiters = new Deque<Waiter<T>>();
+  #timer: Timer | undefined = undefined;
+  #timerAt = Infinity;
 
   /** Reports give-ups to `owner`. */
   constructor(readonly owner: WaitQueueOwner) {}
@@ -53,10 +60,11 @@ export class WaitQueue<T> {
   /** Queues a caller; resolves when its owner serves it. */
   wait(startedAt: number, signal: AbortSignal | undefined, timeoutMs: number, site?: string) {
     const { promise, resolve, reject } = Promise.withResolvers<T>();
-    const waiter = new Waiter(this, resolve, reject, startedAt, signal, site);
-    if (timeoutMs !== Infinity) waiter.timer = setTimeout(this.#expire, timeoutMs, waiter);
+    const deadline = startedAt + timeoutMs;
+    const waiter = new Waiter(this, resolve, reject, startedAt, deadline, signal, site);
     signal?.addEventListener("abort", waiter, { once: true });
     this.#waiters.push(waiter);
+    if (deadline < this.#timerAt) this.#arm(deadline);
     return promise;
   }
 
@@ -64,6 +72,7 @@ export class WaitQueue<T> {
   next(): Waiter<T> | undefined {
     const waiter = this.#waiters.shift();
     if (waiter !== undefined) this.#forget(waiter);
+    if (this.#waiters.length === 0) this.#disarm();
     return waiter;
   }
 
@@ -78,19 +87,47 @@ export class WaitQueue<T> {
   abandon(waiter: Waiter<T>): void {
     if (!this.#waiters.remove(waiter)) return;
     this.#forget(waiter);
+    if (this.#waiters.length === 0) this.#disarm();
     this.owner.gaveUp("abort", performance.now() - waiter.startedAt);
     waiter.reject(waiter.signal?.reason);
   }
 
-  #expire = (waiter: Waiter<T>): void => {
-    if (!this.#waiters.remove(waiter)) return;
-    this.#forget(waiter);
-    this.owner.gaveUp("timeout", performance.now() - waiter.startedAt);
-    waiter.reject(this.owner.timeoutError(waiter.startedAt));
+  /** The timer fired: every caller whose deadline passed leaves; re-arm for the rest. */
+  #expire = (): void => {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    const now = performance.now();
+    const expired: Waiter<T>[] = [];
+    let earliest = Infinity;
+    for (const waiter of this.#waiters) {
+      if (waiter.deadline <= now) expired.push(waiter);
+      else earliest = Math.min(earliest, waiter.deadline);
+    }
+    for (const waiter of expired) {
+      this.#waiters.remove(waiter);
+      this.#forget(waiter);
+    }
+    if (earliest !== Infinity) this.#arm(earliest);
+    for (const waiter of expired) {
+      this.owner.gaveUp("timeout", now - waiter.startedAt);
+      waiter.reject(this.owner.timeoutError(waiter.startedAt));
+    }
   };
 
+  #arm(at: number): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(this.#expire, Math.max(0, at - performance.now()));
+  }
+
+  #disarm(): void {
+    if (this.#timer === undefined) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+  }
+
   #forget(waiter: Waiter<T>): void {
-    if (waiter.timer !== undefined) clearTimeout(waiter.timer);
     waiter.signal?.removeEventListener("abort", waiter);
   }
 }
