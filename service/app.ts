@@ -19,6 +19,7 @@ import { errorText, type Logger } from "./log.ts";
 import { encryptPerRequest } from "./per_request.ts";
 import { poolStatsJson } from "./pool_stats.ts";
 import { readJsonObject } from "./request_body.ts";
+import { RequestGate } from "./request_gate.ts";
 import { createRouter, type Handler, type RouteTable } from "./router.ts";
 import { decrypt, encrypt } from "./secrets.ts";
 
@@ -46,6 +47,8 @@ export interface App {
   handler: Handler;
   /** Request counters (also served on `/metrics`). */
   httpMetrics: HttpMetrics;
+  /** Refuses new requests and resolves when those in flight are answered (or after `timeoutMs`). */
+  drain(timeoutMs: number): Promise<void>;
 }
 
 /** How long `/healthz` waits for an idle session before calling the HSM unavailable. */
@@ -119,5 +122,10 @@ export function createApp(options: AppOptions): App {
     }
     return mapped;
   });
-  return { handler: httpMetrics.wrap(router), httpMetrics };
+  const gate = new RequestGate();
+  return {
+    handler: httpMetrics.wrap(gate.wrap(router)),
+    httpMetrics,
+    drain: (timeoutMs) => gate.close(timeoutMs),
+  };
 }

@@ -15,7 +15,7 @@
  */
 
 import { type Hsm, openHsm } from "../adapters/pkcs11/mod.ts";
-import { createApp, type StatsSource } from "./app.ts";
+import { type App, createApp, type StatsSource } from "./app.ts";
 import { describeConfig, type ServiceConfig } from "./config.ts";
 import { errorText, jsonLogger, type Logger } from "./log.ts";
 
@@ -27,7 +27,10 @@ export interface StartOptions {
   log?: Logger;
   /** More pools to show in `/pool/stats` and `/metrics`. */
   extraPools?: StatsSource[];
-  /** How long shutdown waits for sessions still lent out before destroying them. Default 10 s. */
+  /**
+   * How long shutdown waits for requests in flight, then for sessions still
+   * lent out, before cutting them off. Default 10 s each.
+   */
   closeTimeoutMs?: number;
 }
 
@@ -73,9 +76,10 @@ export async function startService(options: StartOptions): Promise<Service> {
     },
   });
   let server: Deno.HttpServer<Deno.NetAddr>;
+  let app: App;
   try {
     await ensureKeys(hsm, config.ensureKeys, log);
-    const app = createApp({ hsm, config, log, extraPools: options.extraPools });
+    app = createApp({ hsm, config, log, extraPools: options.extraPools });
     server = Deno.serve({
       hostname: config.host,
       port: config.port,
@@ -98,10 +102,12 @@ export async function startService(options: StartOptions): Promise<Service> {
   const shutdown = (reason = "shutdown requested"): Promise<void> => {
     stopping ??= (async () => {
       log("info", "shutting down: finishing requests in flight", { reason });
+      const timeoutMs = options.closeTimeoutMs ?? 10_000;
       try {
+        await app.drain(timeoutMs);
         await server.shutdown();
       } finally {
-        await hsm.close({ timeoutMs: options.closeTimeoutMs ?? 10_000 });
+        await hsm.close({ timeoutMs });
         log("info", "stopped", { reason });
         done();
       }
