@@ -211,6 +211,7 @@ async function startThrowaway(options: StartDatabaseOptions): Promise<Database> 
     release();
     await admin?.end({ timeout: 1 }).catch(() => {});
     await cleanup();
+    log("PostgreSQL stopped, its folder removed");
   };
   return {
     kind: "throwaway",
