@@ -29,6 +29,8 @@ import { WaitStats } from "./wait_stats.ts";
 
 const NEVER_ABORTED = new AbortController().signal;
 const DONE = Promise.resolve();
+/** A validation that has not answered by then counts as failed (HikariCP's validationTimeout). */
+const VALIDATION_TIMEOUT_MS = 5_000;
 const LIFETIME_JITTER = 0.02; // up to 2% earlier, so resources made together do not all expire together
 
 /**
@@ -506,8 +508,14 @@ export class Pool<R> implements AsyncDisposable {
     entry.state = VALIDATING;
     this.#validating++;
     let valid = false;
+    const timeoutMs = Math.min(this.#opts.acquireTimeoutMs, VALIDATION_TIMEOUT_MS);
     try {
-      valid = (await this.#factory.validate!(entry.resource, this.#shutdown.signal)) !== false;
+      valid = await withDeadline(
+        (signal) => this.#factory.validate!(entry.resource, signal),
+        timeoutMs,
+        this.#shutdown.signal,
+        () => new PoolTimeoutError(`validate did not answer within ${timeoutMs} ms`, timeoutMs),
+      ) !== false;
     } catch (error) {
       if (this.#events.active) this.#events.emit({ type: "error", during: "validate", error });
     }
@@ -679,6 +687,32 @@ function housekeepingPeriodMs(options: ResolvedOptions): number {
   if (options.healthCheckIntervalMs > 0) candidates.push(options.healthCheckIntervalMs);
   if (options.leakDetectionMs > 0) candidates.push(options.leakDetectionMs / 2);
   return Math.max(5, Math.min(...candidates));
+}
+
+/**
+ * Runs `work` with a signal that aborts after `ms` (or with `parent`), and
+ * gives up waiting for it then, even if `work` ignores its signal.
+ */
+async function withDeadline<T>(
+  work: (signal: AbortSignal) => T | Promise<T>,
+  ms: number,
+  parent: AbortSignal,
+  timeoutError: () => Error,
+): Promise<T> {
+  const controller = new AbortController();
+  const { promise: expired, reject } = Promise.withResolvers<never>();
+  const timer = setTimeout(() => {
+    const error = timeoutError();
+    controller.abort(error);
+    reject(error);
+  }, ms);
+  try {
+    const running = Promise.resolve(work(AbortSignal.any([parent, controller.signal])));
+    running.catch(() => {}); // it may still fail after we stopped waiting
+    return await Promise.race([running, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function acquireSite(): string {
