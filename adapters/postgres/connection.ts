@@ -191,8 +191,23 @@ export class PgConnection {
     query.reject = (error) => {
       this.#running.delete(query);
       this.#failed = true;
-      reject(this.closed && isDriverClosed(error) ? withCause(this.closed, error) : error);
+      reject(this.#explain(error));
     };
+  }
+
+  /** Driver errors about the socket become one clear {@link PostgresConnectionError}. */
+  #explain(error: unknown): unknown {
+    if (!isDriverClosed(error)) return error;
+    if (this.closed) {
+      return new PostgresConnectionError(this.closed.message, this.closed.code, { cause: error });
+    }
+    return new PostgresConnectionError(
+      `PostgreSQL connection #${this.id} (backend pid ${this.pid}) was lost ` +
+        `[${errorCode(error)}]: the server closed it, restarted, or the network failed. ` +
+        "The pool discards it; retry on another.",
+      errorCode(error),
+      { cause: error },
+    );
   }
 
   #noteCommands(result: unknown): void {
@@ -208,12 +223,16 @@ export class PgConnection {
   }
 }
 
-function isDriverClosed(error: unknown): boolean {
-  const code = errorCode(error);
-  return code === "CONNECTION_ENDED" || code === "CONNECTION_CLOSED" ||
-    code === "CONNECTION_DESTROYED";
-}
+/** The driver's own "the socket is gone" codes, and the socket errors behind them. */
+const DRIVER_CLOSED = new Set([
+  "CONNECTION_ENDED",
+  "CONNECTION_CLOSED",
+  "CONNECTION_DESTROYED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+]);
 
-function withCause(error: PostgresConnectionError, cause: unknown): PostgresConnectionError {
-  return new PostgresConnectionError(error.message, error.code, { cause });
+function isDriverClosed(error: unknown): boolean {
+  return DRIVER_CLOSED.has(errorCode(error));
 }

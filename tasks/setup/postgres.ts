@@ -47,6 +47,8 @@ export interface Database extends AsyncDisposable {
   readonly database: string;
   /** External mode: the unique schema everything goes into; throwaway: `null` (public). */
   readonly schema: string | null;
+  /** The throwaway cluster's temp folder (deleted by `stop()`); `null` in external mode. */
+  readonly folder: string | null;
   /** Whether {@link Database.restart} works (throwaway clusters only). */
   readonly canRestart: boolean;
   /** A postgres.js client (max 2 connections) as the superuser, made on first use. */
@@ -69,6 +71,8 @@ export interface StartDatabaseOptions {
   settings?: Record<string, string | number>;
   /** Progress lines ("initdb...", "started on port 5433"). Default: silent. */
   log?: (line: string) => void;
+  /** Where to look for `initdb` and `pg_ctl`. Default: `PG_BINDIR`, then /usr/lib/postgresql/{17,16,15}/bin. */
+  binDirs?: string[];
 }
 
 /** Thrown when no PostgreSQL can be had; the message names both ways out. */
@@ -132,6 +136,7 @@ async function useExternal(url: string): Promise<Database> {
     password: decodeURIComponent(parsed.password),
     database: decodeURIComponent(parsed.pathname.slice(1)) || decodeURIComponent(parsed.username),
     schema,
+    folder: null,
     canRestart: false,
     admin,
     table: (name) => `${schema}.${name}`,
@@ -147,7 +152,7 @@ async function useExternal(url: string): Promise<Database> {
 
 async function startThrowaway(options: StartDatabaseOptions): Promise<Database> {
   const log = options.log ?? (() => {});
-  const bin = await findBinaries();
+  const bin = await findBinaries(options.binDirs);
   const owner = await databaseOwner();
   const dir = await Deno.makeTempDir({ prefix: "poolkit-pg-" });
   const data = `${dir}/data`;
@@ -223,6 +228,7 @@ async function startThrowaway(options: StartDatabaseOptions): Promise<Database> 
     password,
     database: "postgres",
     schema: null,
+    folder: dir,
     canRestart: true,
     get admin() {
       return admin ??= adminClient(url);
@@ -250,9 +256,9 @@ function changeUrl(url: string, change: { user?: string; password?: string }): s
   return u.toString();
 }
 
-async function findBinaries(): Promise<string> {
+async function findBinaries(dirs?: string[]): Promise<string> {
   const fromEnv = Deno.env.get("PG_BINDIR");
-  const candidates = fromEnv ? [fromEnv, ...BINARY_DIRS] : BINARY_DIRS;
+  const candidates = dirs ?? (fromEnv ? [fromEnv, ...BINARY_DIRS] : BINARY_DIRS);
   for (const dir of candidates) {
     try {
       await Deno.stat(`${dir}/initdb`);
