@@ -1,0 +1,70 @@
+/**
+ * Command-line options shared by `deno task bench` and the single-benchmark
+ * entry points (`deno task bench:core`).
+ *
+ * @module
+ */
+
+import type { RunPlan } from "./benchmark.ts";
+
+/** Parsed command line. */
+export interface BenchArgs {
+  /** Seconds-long smoke run instead of the full measurement. */
+  quick: boolean;
+  /** Folder for results.json, results.md and the charts. */
+  outDir: string;
+  /** Benchmarks to run (ids); empty means all. */
+  only: string[];
+  /** Run lengths. */
+  plan: RunPlan;
+}
+
+/** Full run: enough rounds for a median and a spread on a noisy 2-core VM. */
+export const FULL_PLAN: RunPlan = { rounds: 5, trialMs: 1_000, warmupMs: 500 };
+/** Quick run: proves everything works end to end, figures are not meaningful. */
+export const QUICK_PLAN: RunPlan = { rounds: 1, trialMs: 40, warmupMs: 20 };
+
+const USAGE =
+  `usage: deno task bench [--quick] [--out DIR] [--rounds N] [--trial-ms MS] [BENCHMARK...]
+  BENCHMARK   core, postgres, hsm (default: all)
+  --quick     seconds-long run (writes to bench-results/tmp unless --out is given)
+  --out DIR   where results.json, results.md and the SVG charts go (default bench-results)`;
+
+/** Parses `args`; throws a TypeError naming the bad argument. */
+export function parseArgs(args: readonly string[], known: readonly string[]): BenchArgs {
+  let quick = false;
+  let outDir: string | undefined;
+  let rounds: number | undefined;
+  let trialMs: number | undefined;
+  const only: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const value = () => {
+      const v = args[++i];
+      if (v === undefined) throw new TypeError(`${a} needs a value\n${USAGE}`);
+      return v;
+    };
+    if (a === "--quick") quick = true;
+    else if (a === "--out") outDir = value();
+    else if (a === "--rounds") rounds = positive(a, value());
+    else if (a === "--trial-ms") trialMs = positive(a, value());
+    else if (a === "--help" || a === "-h") throw new TypeError(USAGE);
+    else if (known.includes(a)) only.push(a);
+    else throw new TypeError(`unknown argument "${a}"\n${USAGE}`);
+  }
+  const base = quick ? QUICK_PLAN : FULL_PLAN;
+  return {
+    quick,
+    outDir: outDir ?? (quick ? "bench-results/tmp" : "bench-results"),
+    only,
+    plan: { ...base, rounds: rounds ?? base.rounds, trialMs: trialMs ?? base.trialMs },
+  };
+}
+
+function positive(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new TypeError(`${name} must be a positive integer, got "${v}"`);
+  }
+  return n;
+}

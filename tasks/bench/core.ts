@@ -1,0 +1,152 @@
+/**
+ * `deno task bench:core`: the pool's own overhead. Acquire+release of an
+ * already idle fake resource, with 1 caller and with 100 concurrent callers
+ * on `max: 10`, for our Pool, npm:generic-pool and npm:tarn.
+ *
+ * @module
+ */
+
+import { createPool as createGenericPool } from "generic-pool";
+import tarn from "tarn";
+import { Pool } from "../../mod.ts";
+import type { Benchmark, Contender, ContenderInstance, Scenario } from "./benchmark.ts";
+import { parseArgs } from "./cli.ts";
+import { runSuite } from "./suite.ts";
+import { runCallers } from "./workers.ts";
+
+const MAX = 10;
+
+/** A resource that costs nothing to make: the benchmark measures only the pool. */
+interface FakeResource {
+  id: number;
+}
+
+let nextId = 0;
+const makeFake = (): Promise<FakeResource> => Promise.resolve({ id: ++nextId });
+
+/** Runs `acquire+release` from the scenario's callers. */
+function instance(
+  op: () => Promise<unknown>,
+  close: () => Promise<void>,
+  scenario: Scenario,
+): ContenderInstance {
+  return {
+    trial: (durationMs) => runCallers(scenario.concurrency, durationMs, op, false),
+    close,
+  };
+}
+
+/** Takes every resource once so that all `MAX` exist and sit idle before measuring. */
+async function warm<T>(acquire: () => Promise<T>, release: (r: T) => unknown): Promise<void> {
+  const held = await Promise.all(Array.from({ length: MAX }, acquire));
+  for (const r of held) await release(r);
+}
+
+const poolkit: Contender = {
+  name: "poolkit",
+  description: "this package's `Pool`: `await using`-style `acquire()` then `lease.release()`.",
+  ours: true,
+  async open(scenario) {
+    const pool = new Pool<FakeResource>({ create: makeFake, max: MAX });
+    await warm(() => pool.acquire(), (l) => l.release());
+    return instance(
+      async () => {
+        const lease = await pool.acquire();
+        await lease.release();
+      },
+      () => pool.close(),
+      scenario,
+    );
+  },
+};
+
+const poolkitUse: Contender = {
+  name: "poolkit use()",
+  description: "the same pool through `pool.use(fn)` (acquire, call, release in one call).",
+  ours: true,
+  async open(scenario) {
+    const pool = new Pool<FakeResource>({ create: makeFake, max: MAX });
+    await warm(() => pool.acquire(), (l) => l.release());
+    const fn = (r: FakeResource) => r.id;
+    return instance(() => pool.use(fn), () => pool.close(), scenario);
+  },
+};
+
+const genericPool: Contender = {
+  name: "generic-pool",
+  description: "npm:generic-pool: `await pool.acquire()` then `await pool.release(r)`.",
+  ours: false,
+  async open(scenario) {
+    const pool = createGenericPool<FakeResource>(
+      { create: makeFake, destroy: () => Promise.resolve() },
+      { max: MAX, min: 0 },
+    );
+    await warm(() => pool.acquire(), (r) => pool.release(r));
+    return instance(async () => {
+      const r = await pool.acquire();
+      await pool.release(r);
+    }, async () => {
+      await pool.drain();
+      await pool.clear();
+    }, scenario);
+  },
+};
+
+const tarnPool: Contender = {
+  name: "tarn",
+  description: "npm:tarn: `await pool.acquire().promise` then `pool.release(r)`.",
+  ours: false,
+  async open(scenario) {
+    const pool = new tarn.Pool<FakeResource>({
+      create: makeFake,
+      destroy: () => {},
+      min: 0,
+      max: MAX,
+    });
+    await warm(() => pool.acquire().promise, (r) => pool.release(r));
+    return instance(
+      async () => {
+        const r = await pool.acquire().promise;
+        pool.release(r);
+      },
+      async () => void await pool.destroy(),
+      scenario,
+    );
+  },
+};
+
+const scenarios: Scenario[] = [
+  { id: "1-caller", label: "1 caller, max 10", concurrency: 1 },
+  { id: "100-callers", label: "100 callers, max 10", concurrency: 100 },
+];
+
+/** The pool-overhead benchmark (issue 2 "Speed", issue 6 item 1). */
+export const coreBenchmark: Benchmark = {
+  id: "core",
+  title: "Pool overhead: acquire+release of an idle resource",
+  measures:
+    "Measures µs per acquire+release of an already idle fake resource (no I/O), 1 and 100 callers on max 10: the pool's own cost.",
+  primary: "usPerOp",
+  recordsLatency: false,
+  monitorsEventLoop: false,
+  lifetime: "scenario",
+  scenarios,
+  contenders: [poolkit, poolkitUse, genericPool, tarnPool],
+  targets: scenarios.map((s) => ({
+    label: `poolkit µs/op ≤ 0.5× generic-pool's, ${s.label}`,
+    scenario: s.id,
+    metric: "usPerOp" as const,
+    contender: "poolkit",
+    baseline: "generic-pool",
+    direction: "atMost" as const,
+    limit: 0.5,
+  })),
+  notes: [
+    "With 100 callers, µs/op is wall time divided by completed acquire+release pairs " +
+    "(the pool's cost per handed-out lease under contention), not a caller's latency.",
+  ],
+};
+
+if (import.meta.main) {
+  await runSuite([coreBenchmark], parseArgs(Deno.args, ["core"]));
+}

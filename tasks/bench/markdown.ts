@@ -1,0 +1,113 @@
+/**
+ * Markdown output: one table per benchmark (every scenario, every contender,
+ * median and min-max across rounds, ratios against each alternative), then
+ * the targets with PASS/MISS. Columns are padded so the raw text reads as a
+ * table too.
+ *
+ * @module
+ */
+
+import type { BenchmarkResult, ContenderResult } from "./benchmark.ts";
+import { fmt, fmtMs, fmtRatio } from "./format.ts";
+import type { TargetResult } from "./targets.ts";
+
+/** Renders rows as a padded markdown table; `align` is "l" or "r" per column. */
+export function table(header: string[], rows: string[][], align: string[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) =>
+    "| " +
+    cells.map((c, i) => (align[i] === "r" ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(
+      " | ",
+    ) + " |";
+  const rule = "|" +
+    widths.map((w, i) => (align[i] === "r" ? "-".repeat(w + 1) + ":" : "-".repeat(w + 2))).join(
+      "|",
+    ) + "|";
+  return [line(header), rule, ...rows.map(line)].join("\n");
+}
+
+/** The results table of one benchmark. */
+export function resultsTable(b: BenchmarkResult): string {
+  const alternatives = b.contenders.filter((c) => !c.ours).map((c) => c.name);
+  const latency = b.scenarios.some((s) => s.results.some((r) => r.latency));
+  const lateness = b.scenarios.some((s) =>
+    s.results.some((r) => r.timerLatenessP99Ms !== undefined)
+  );
+  const perOp = b.primary === "usPerOp";
+  const header = ["scenario", "contender", perOp ? "µs/op" : "ops/s", "min–max"];
+  if (latency) header.push("p50", "p99");
+  if (lateness) header.push("timer late p99");
+  for (const alt of alternatives) header.push(`${perOp ? "µs/op" : "ops/s"} vs ${alt}`);
+  const rows: string[][] = [];
+  for (const s of b.scenarios) {
+    for (const r of s.results) {
+      const value = perOp ? r.usPerOp : r.opsPerSec;
+      const range = perOp
+        ? `${fmt(r.usPerOpMin)}–${fmt(r.usPerOpMax)}`
+        : `${fmt(r.opsPerSecMin)}–${fmt(r.opsPerSecMax)}`;
+      const row = [s.scenario.label, r.error ? `${r.contender} (failed)` : r.contender];
+      row.push(fmt(value), range);
+      if (latency) row.push(fmtMs(r.latency?.p50 ?? NaN), fmtMs(r.latency?.p99 ?? NaN));
+      if (lateness) row.push(fmtMs(r.timerLatenessP99Ms ?? NaN));
+      for (const alt of alternatives) {
+        const other = s.results.find((x) => x.contender === alt);
+        row.push(
+          alt === r.contender || !other ? "—" : fmtRatio(value / primaryOf(other, perOp)),
+        );
+      }
+      rows.push(row);
+    }
+  }
+  const align = header.map((_, i) => (i < 2 ? "l" : "r"));
+  return table(header, rows, align);
+}
+
+function primaryOf(r: ContenderResult, perOp: boolean): number {
+  return perOp ? r.usPerOp : r.opsPerSec;
+}
+
+/** The targets table: what was asked, what was measured, PASS or MISS. */
+export function targetsTable(targets: readonly TargetResult[]): string {
+  const rows = targets.map((t) => [
+    t.label,
+    t.baseline ? fmtRatio(t.measured) : describeValue(t),
+    `${t.direction === "atMost" ? "≤" : "≥"} ${t.baseline ? fmtRatio(t.limit) : describeLimit(t)}`,
+    t.verdict === "PASS" ? "PASS" : "**MISS**",
+  ]);
+  return table(["target", "measured", "needed", "result"], rows, ["l", "r", "r", "l"]);
+}
+
+function describeValue(t: TargetResult): string {
+  return t.metric === "opsPerSec" ? fmt(t.measured) : fmtMs(t.measured);
+}
+
+function describeLimit(t: TargetResult): string {
+  return t.metric === "opsPerSec" ? fmt(t.limit) : fmtMs(t.limit);
+}
+
+/** The full markdown section of one benchmark. */
+export function benchmarkMarkdown(b: BenchmarkResult): string {
+  const parts = [`### ${b.title}`, "", b.measures, ""];
+  if (b.skipped) {
+    parts.push(`Not run: ${b.skipped}`, "");
+    if (b.targets.length) parts.push(targetsTable(b.targets), "");
+    return parts.join("\n");
+  }
+  parts.push(
+    `${b.plan.rounds} interleaved rounds of ${b.plan.trialMs / 1000} s per contender and ` +
+      `scenario after a ${b.plan.warmupMs / 1000} s warm-up; medians, min–max across rounds.`,
+    "",
+    resultsTable(b),
+    "",
+  );
+  if (b.targets.length) parts.push(targetsTable(b.targets), "");
+  parts.push(...b.contenders.map((c) => `- **${c.name}**: ${c.description}`));
+  for (const s of b.scenarios) {
+    for (const r of s.results) {
+      if (r.error) parts.push(`- ${r.contender} failed in "${s.scenario.label}": ${r.error}`);
+    }
+  }
+  if (b.notes.length) parts.push(...b.notes.map((n) => `- ${n}`));
+  parts.push("");
+  return parts.join("\n");
+}

@@ -1,0 +1,101 @@
+/**
+ * The two PostgreSQL drivers as benchmark contenders, each with its own
+ * built-in pool: postgres.js (`npm:postgres`, with options) and node-postgres
+ * (`npm:pg`'s `pg.Pool`). The same two queries for both: `SELECT 1` and an
+ * insert into `pedido`.
+ *
+ * @module
+ */
+
+import pg from "pg";
+import postgres from "postgres";
+import type { ContenderInstance, Scenario } from "./benchmark.ts";
+import { ORDER_ROW, type PgContext } from "./pg_context.ts";
+import { runCallers } from "./workers.ts";
+
+/** Which query a scenario runs. */
+export type PgQuery = "select1" | "insert";
+
+/** A PostgreSQL scenario: a query and a number of callers. */
+export interface PgScenario extends Scenario {
+  /** The query every operation runs. */
+  query: PgQuery;
+}
+
+/** Pool size every pooled contender gets. */
+export const PG_MAX = 10;
+
+/** How a postgres.js contender issues its queries. */
+export interface PostgresJsStyle {
+  /** postgres.js options (merged over max, onnotice); `max_pipeline` is real but untyped. */
+  options?: postgres.Options<Record<string, never>> & { max_pipeline?: number };
+  /** Send `SELECT 1` with the simple query protocol (`.simple()`). */
+  simple?: boolean;
+}
+
+/** The operation of a scenario on a postgres.js client. */
+export function postgresJsOp(
+  sql: postgres.Sql,
+  ctx: PgContext,
+  query: PgQuery,
+  style: PostgresJsStyle = {},
+): () => Promise<unknown> {
+  if (query === "select1") {
+    return style.simple ? () => sql`select 1`.simple() : () => sql`select 1`;
+  }
+  const { cliente, descripcion, fecha_pedido } = ORDER_ROW;
+  const table = sql(ctx.pedido);
+  return () =>
+    sql`insert into ${table} (cliente, descripcion, fecha_pedido)
+        values (${cliente}, ${descripcion}, ${fecha_pedido})`;
+}
+
+/** postgres.js with its own pool of `PG_MAX` connections, warmed up. */
+export async function openPostgresJs(
+  ctx: PgContext,
+  scenario: PgScenario,
+  style: PostgresJsStyle = {},
+): Promise<ContenderInstance> {
+  const sql = postgres(ctx.url, { max: PG_MAX, onnotice: () => {}, ...style.options });
+  const op = postgresJsOp(sql, ctx, scenario.query, style);
+  // Open every connection (and prepare the statement on each) before measuring.
+  await Promise.all(Array.from({ length: PG_MAX * 2 }, op));
+  return {
+    trial: (ms) => runCallers(scenario.concurrency, ms, op, true),
+    close: () => sql.end({ timeout: 5 }),
+  };
+}
+
+/** node-postgres `pg.Pool` of `PG_MAX` connections, warmed up. */
+export async function openPgPool(
+  ctx: PgContext,
+  scenario: PgScenario,
+): Promise<ContenderInstance> {
+  const pool = new pg.Pool({ connectionString: ctx.url, max: PG_MAX });
+  const { cliente, descripcion, fecha_pedido } = ORDER_ROW;
+  const insert =
+    `insert into ${ctx.pedido} (cliente, descripcion, fecha_pedido) values ($1, $2, $3)`;
+  const values = [cliente, descripcion, fecha_pedido];
+  const op = scenario.query === "select1"
+    ? () => pool.query("select 1")
+    : () => pool.query(insert, values);
+  await Promise.all(Array.from({ length: PG_MAX * 2 }, op));
+  return {
+    trial: (ms) => runCallers(scenario.concurrency, ms, op, true),
+    close: () => pool.end(),
+  };
+}
+
+/** The scenarios of the database benchmarks. */
+export function pgScenarios(concurrencies: readonly number[]): PgScenario[] {
+  return (["select1", "insert"] as const).flatMap((query) =>
+    concurrencies.map((c) => ({
+      id: `${query}-c${c}`,
+      label: `${query === "select1" ? "SELECT 1" : "INSERT pedido"}, ${c} caller${
+        c === 1 ? "" : "s"
+      }`,
+      concurrency: c,
+      query,
+    }))
+  );
+}
