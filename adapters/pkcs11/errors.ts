@@ -220,3 +220,10 @@ export function toHsmError(error: unknown, operation: string): HsmError {
 export function hasCode(error: unknown, code: number): boolean {
   return errorCode(error) === code;
 }
+
+/** Whether an error means the session it happened on can not be used again. */
+export function isSessionFatal(error: unknown): boolean {
+  if (error instanceof HsmError && error.operation === "session") return true;
+  const code = errorCode(error);
+  return code !== undefined && SESSION_FATAL_CODES.has(code);
+}

@@ -13,15 +13,23 @@ import { Pool } from "../../mod.ts";
 import type { AcquireOptions, CloseOptions, PoolOptions, PoolStats } from "../../pool/types.ts";
 import type { CryptoEngine } from "./engine.ts";
 import { asyncEngine, syncEngine } from "./engine_local.ts";
-import { errorCode, HsmError, SESSION_FATAL_CODES, TOKEN_GONE_CODES } from "./errors.ts";
+import { createWorkerEngine } from "./dispatch.ts";
+import { KeyCache } from "./key_cache.ts";
+import { createOps, type HsmOps } from "./ops.ts";
+import { errorCode, HsmError, isSessionFatal, TOKEN_GONE_CODES } from "./errors.ts";
 import type { HsmKey } from "./keys.ts";
 import { acquireModule, type LoadedModule } from "./registry.ts";
 import { HsmSession } from "./session.ts";
 import { findSlotByLabel, slotNumber, TokenLogin } from "./token.ts";
 
 const CKR_USER_NOT_LOGGED_IN = 0x101;
+const CKR_KEY_HANDLE_INVALID = 0x60;
+const CKR_OBJECT_HANDLE_INVALID = 0x82;
 /** Return codes that, with the token found logged out, mean "log in again". */
-const LOGGED_OUT_SYMPTOMS: ReadonlySet<number> = new Set([0x60, 0x82]); // KEY_ / OBJECT_HANDLE_INVALID
+const LOGGED_OUT_SYMPTOMS: ReadonlySet<number> = new Set([
+  CKR_KEY_HANDLE_INVALID,
+  CKR_OBJECT_HANDLE_INVALID,
+]);
 
 /** Pool settings for the sessions; the factory part is the adapter's. */
 export type HsmPoolOptions = Omit<
@@ -42,11 +50,22 @@ export interface OpenHsmOptions {
   /** Pool sizing and timing (`max` default 4). */
   pool?: HsmPoolOptions;
   /**
-   * How crypto calls run: `"async"` (default: pkcs11js's worker threads, the
-   * event loop stays free), `"sync"` (on the calling thread, blocking), or
-   * an engine from `dispatch.ts`.
+   * How crypto calls run: `"async"` (default: pkcs11js's `*Async` calls on
+   * libuv's thread pool, the event loop stays free), `"workers"` (batches of
+   * synchronous calls on Deno Workers, see `dispatch.ts`: the fastest under
+   * concurrency), `"sync"` (on the calling thread: fastest for one caller,
+   * but it blocks the event loop), or your own {@link CryptoEngine}.
    */
-  engine?: "async" | "sync" | CryptoEngine;
+  engine?: "async" | "sync" | "workers" | CryptoEngine;
+  /** Threads of the `"workers"` engine. Default: cores minus one, at least 1. */
+  workerThreads?: number;
+  /**
+   * How long {@link Hsm.encrypt} and {@link Hsm.decrypt} keep token keys
+   * found by label or id, in ms (`C_FindObjects` costs more than the
+   * crypto). A key added under a label is used within this time. Default
+   * 1000; 0 looks keys up on every call.
+   */
+  keyCacheMs?: number;
 }
 
 /** {@link PoolStats} plus what the HSM handle knows. */
@@ -104,13 +123,22 @@ export interface Hsm extends AsyncDisposable {
   ): Promise<T>;
   /** Borrows a session; release the lease (or `await using` it). */
   acquire(options?: AcquireOptions): Promise<HsmLease>;
-  /** AES-GCM with a random key among those labelled `label`. */
+  /**
+   * Crypto on keys you hold, without a session callback: the fast path
+   * (batched on the `"workers"` engine).
+   */
+  readonly ops: HsmOps;
+  /**
+   * AES-GCM with a random token key among those labelled `label` (so keys
+   * can rotate), looked up through a short-lived cache (`keyCacheMs`).
+   * Throws {@link KeyNotFoundError} when there is none.
+   */
   encrypt(
     label: string,
     plaintext: Uint8Array,
     options?: AcquireOptions & { aad?: Uint8Array },
   ): Promise<Sealed>;
-  /** AES-GCM decryption with the key whose id {@link encrypt} returned. */
+  /** AES-GCM decryption with the token key whose id {@link Hsm.encrypt} returned. */
   decrypt(
     keyId: string,
     ciphertext: Uint8Array,
@@ -142,18 +170,26 @@ function pickSlot(module: LoadedModule, options: OpenHsmOptions): { slot: Buffer
   );
 }
 
-function pickEngine(engine: OpenHsmOptions["engine"]): CryptoEngine {
-  if (engine === undefined || engine === "async") return asyncEngine;
-  if (engine === "sync") return syncEngine;
-  if (typeof engine === "object" && typeof engine.encrypt === "function") return engine;
-  throw new TypeError(`engine must be "async", "sync" or a CryptoEngine, got ${String(engine)}`);
+function checkEngine(engine: OpenHsmOptions["engine"]): void {
+  if (engine === undefined || engine === "async" || engine === "sync" || engine === "workers") {
+    return;
+  }
+  if (typeof engine === "object" && typeof engine.encrypt === "function") return;
+  throw new TypeError(
+    `engine must be "async", "sync", "workers" or a CryptoEngine, got ${String(engine)}`,
+  );
 }
 
-/** Whether an error means this session can not be used again. */
-export function isSessionFatal(error: unknown): boolean {
-  if (error instanceof HsmError && error.operation === "session") return true;
-  const code = errorCode(error);
-  return code !== undefined && SESSION_FATAL_CODES.has(code);
+/** The engine to use, and whether this handle owns it (and must close it). */
+function makeEngine(options: OpenHsmOptions, library: string): [CryptoEngine, (() => void)?] {
+  const engine = options.engine;
+  if (engine === undefined || engine === "async") return [asyncEngine];
+  if (engine === "sync") return [syncEngine];
+  if (engine === "workers") {
+    const workers = createWorkerEngine({ library, threads: options.workerThreads });
+    return [workers, () => workers.close()];
+  }
+  return [engine];
 }
 
 /**
@@ -168,7 +204,7 @@ export async function openHsm(options: OpenHsmOptions): Promise<Hsm> {
   if (typeof options?.pin !== "string" || options.pin === "") {
     throw new TypeError("openHsm needs a pin (for example from PKCS11_PIN)");
   }
-  const engine = pickEngine(options.engine);
+  checkEngine(options.engine);
   const moduleRef = acquireModule(options.library);
   let login: TokenLogin;
   let label: string;
@@ -182,6 +218,7 @@ export async function openHsm(options: OpenHsmOptions): Promise<Hsm> {
   }
   const module = moduleRef.module;
   const pin = options.pin;
+  const [engine, closeEngine] = makeEngine(options, module.path);
   let relogins = 0;
 
   const pool = new Pool<HsmSession>({
@@ -229,12 +266,28 @@ export async function openHsm(options: OpenHsmOptions): Promise<Hsm> {
     }
   };
 
+  const ops = createOps(pool, engine, (fn) => use(fn));
+  const keyCache = new KeyCache((fn) => use(fn), options.keyCacheMs ?? 1000);
+  /** Runs `fn` with a looked-up key; a cached handle that went stale is looked up again once. */
+  const withKey = async <T>(find: () => Promise<HsmKey>, fn: (key: HsmKey) => Promise<T>) => {
+    const key = await find();
+    try {
+      return await fn(key);
+    } catch (error) {
+      const code = errorCode(error);
+      if (code !== CKR_KEY_HANDLE_INVALID && code !== CKR_OBJECT_HANDLE_INVALID) throw error;
+      keyCache.forget(key);
+      return await fn(await find());
+    }
+  };
+
   let closing: Promise<void> | undefined;
   const close = (closeOptions?: CloseOptions): Promise<void> => {
     closing ??= (async () => {
       try {
         await pool.close(closeOptions);
       } finally {
+        closeEngine?.();
         login.release();
         moduleRef.release();
       }
@@ -248,18 +301,22 @@ export async function openHsm(options: OpenHsmOptions): Promise<Hsm> {
     tokenLabel: label,
     use,
     acquire: (acquireOptions) => pool.acquire(acquireOptions),
+    ops,
     encrypt: (keyLabel, plaintext, opts) =>
-      use(async (session) => {
-        const key: HsmKey | undefined = session.findRandomKey(keyLabel);
-        if (key === undefined) throw new KeyNotFoundError(`label "${keyLabel}"`);
-        return { ciphertext: await session.encrypt(key, plaintext, opts?.aad), keyId: key.id };
-      }, opts),
+      withKey(async () => {
+        const keys = await keyCache.byLabel(keyLabel);
+        if (keys.length === 0) throw new KeyNotFoundError(`label "${keyLabel}"`);
+        return keys[Math.floor(Math.random() * keys.length)];
+      }, async (key) => ({
+        ciphertext: await ops.encrypt(key, plaintext, opts?.aad),
+        keyId: key.id,
+      })),
     decrypt: (keyId, ciphertext, opts) =>
-      use((session) => {
-        const key = session.findKeyById(keyId);
+      withKey(async () => {
+        const key = await keyCache.byId(keyId);
         if (key === undefined) throw new KeyNotFoundError(`id ${keyId}`);
-        return session.decrypt(key, ciphertext, opts?.aad);
-      }, opts),
+        return key;
+      }, (key) => ops.decrypt(key, ciphertext, opts?.aad)),
     stats: () => ({
       ...pool.stats(),
       library: module.path,

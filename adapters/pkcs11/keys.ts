@@ -218,12 +218,22 @@ function readId(session: SessionHandle, handle: Buffer): string {
   }
 }
 
-/** Every key of this kind with this label (token and session objects). */
-export function findKeys(session: SessionHandle, label: string, kind: HsmKeyKind): HsmKey[] {
+/**
+ * Every key of this kind with this label: token and session objects, or
+ * only token objects with `tokenOnly` (their handles stay valid in every
+ * session, so they are the ones that may be cached).
+ */
+export function findKeys(
+  session: SessionHandle,
+  label: string,
+  kind: HsmKeyKind,
+  tokenOnly = false,
+): HsmKey[] {
   checkLabel(label);
   const handles = findHandles(session, [
     ...KIND_TEMPLATE[kind],
     { type: pkcs11js.CKA_LABEL, value: label },
+    ...(tokenOnly ? [{ type: pkcs11js.CKA_TOKEN, value: true }] : []),
   ]);
   return handles.map((handle) => ({ handle, label, id: readId(session, handle), kind }));
 }
@@ -248,11 +258,12 @@ export function findRandomKey(
   return { handle, label, id: readId(session, handle), kind };
 }
 
-/** The key of this kind with this `CKA_ID` (hex), or `undefined`. */
+/** The key of this kind with this `CKA_ID` (hex), or `undefined` (only token objects with `tokenOnly`). */
 export function findKeyById(
   session: SessionHandle,
   id: string,
   kind: HsmKeyKind = "aes",
+  tokenOnly = false,
 ): HsmKey | undefined {
   if (!/^([0-9a-f]{2})+$/i.test(id)) {
     throw new TypeError(`key id must be hex, got ${JSON.stringify(id)}`);
@@ -260,6 +271,7 @@ export function findKeyById(
   const [handle] = findHandles(session, [
     ...KIND_TEMPLATE[kind],
     { type: pkcs11js.CKA_ID, value: Buffer.from(id, "hex") },
+    ...(tokenOnly ? [{ type: pkcs11js.CKA_TOKEN, value: true }] : []),
   ]);
   if (handle === undefined) return undefined;
   const [attr] = session.module.pkcs11.C_GetAttributeValue(session.handle, handle, [

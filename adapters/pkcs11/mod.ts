@@ -22,7 +22,6 @@ export {
   type HsmLease,
   type HsmPoolOptions,
   type HsmStats,
-  isSessionFatal,
   KeyNotFoundError,
   openHsm,
   openHsmFromEnv,
@@ -30,16 +29,18 @@ export {
   type Sealed,
 } from "./hsm.ts";
 export { HsmSession } from "./session.ts";
+export type { HsmOps } from "./ops.ts";
 export { SessionHandle } from "./handle.ts";
 export type { LoadedModule } from "./registry.ts";
 export type { HsmKey, HsmKeyKind, HsmKeyPair, KeyOptions } from "./keys.ts";
 export { GCM_IV_BYTES, GCM_TAG_BYTES } from "./crypto.ts";
-export { ckrName, HsmError, type HsmErrorOptions } from "./errors.ts";
+export { ckrName, HsmError, type HsmErrorOptions, isSessionFatal } from "./errors.ts";
 export { findPkcs11Module, SOFTHSM2_LOCATIONS } from "./library.ts";
 export { registeredModule } from "./registry.ts";
 export { type PerRequestOptions, withPerRequestSession } from "./per_request.ts";
 export type { CryptoEngine } from "./engine.ts";
 export { asyncEngine, syncEngine } from "./engine_local.ts";
+export { createWorkerEngine, type WorkerEngine, type WorkerEngineOptions } from "./dispatch.ts";
 // The pool types the HSM API mentions, so this entry point documents itself.
 export type * from "../../pool/types.ts";
 export type { Lease, Pool } from "../../mod.ts";

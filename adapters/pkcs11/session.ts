@@ -58,9 +58,9 @@ export class HsmSession extends SessionHandle {
     return generateEcKeyPair(this, options);
   }
 
-  /** Every key of this kind with this label. */
-  findKeys(label: string, kind: HsmKeyKind = "aes"): HsmKey[] {
-    return findKeys(this, label, kind);
+  /** Every key of this kind with this label (only token objects with `tokenOnly`). */
+  findKeys(label: string, kind: HsmKeyKind = "aes", tokenOnly = false): HsmKey[] {
+    return findKeys(this, label, kind, tokenOnly);
   }
 
   /** A random key among those of this kind with this label, or `undefined`. */
@@ -68,9 +68,9 @@ export class HsmSession extends SessionHandle {
     return findRandomKey(this, label, kind);
   }
 
-  /** The key with this `CKA_ID` (hex), or `undefined`. */
-  findKeyById(id: string, kind: HsmKeyKind = "aes"): HsmKey | undefined {
-    return findKeyById(this, id, kind);
+  /** The key with this `CKA_ID` (hex), or `undefined` (only token objects with `tokenOnly`). */
+  findKeyById(id: string, kind: HsmKeyKind = "aes", tokenOnly = false): HsmKey | undefined {
+    return findKeyById(this, id, kind, tokenOnly);
   }
 
   /** The 65-byte uncompressed point of an EC public key. */

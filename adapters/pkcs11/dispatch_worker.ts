@@ -1,0 +1,122 @@
+/**
+ * The worker side of `dispatch.ts`: a Deno Worker with its own pkcs11js
+ * binding to the already initialised module. It runs each batch of jobs
+ * back to back with the synchronous calls and answers with one message.
+ *
+ * @module
+ */
+/// <reference lib="deno.worker" />
+import { Buffer } from "node:buffer";
+import pkcs11js from "pkcs11js";
+import {
+  DECRYPT,
+  DIGEST,
+  ENCRYPT,
+  FAILED_CALL,
+  FAILED_INIT,
+  J,
+  JOB_WORDS,
+  type JobBatch,
+  OK_BYTES,
+  OK_FALSE,
+  OK_TRUE,
+  R,
+  RESULT_WORDS,
+  type ResultBatch,
+  SIGN,
+  VERIFY,
+} from "./dispatch_wire.ts";
+
+const CKR_SIGNATURE_INVALID = 0xC0;
+const CKR_SIGNATURE_LEN_RANGE = 0xC1;
+const EMPTY = Buffer.alloc(1).subarray(0, 0); // zero-length but not a NULL pointer
+
+let pkcs11: pkcs11js.PKCS11 | undefined;
+
+function runBatch(p: pkcs11js.PKCS11, batch: JobBatch): ResultBatch {
+  const { jobs, bytes } = batch;
+  const count = jobs.length / JOB_WORDS;
+  const all = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  const view = (off: number, len: number) => (len === 0 ? EMPTY : all.subarray(off, off + len));
+  let outTotal = 0;
+  for (let i = 0; i < count; i++) outTotal += jobs[i * JOB_WORDS + J.outLen];
+  const out = Buffer.from(new ArrayBuffer(Math.max(outTotal, 1)));
+  const results = new Uint32Array(count * RESULT_WORDS);
+  const messages: Record<number, string> = {};
+  let outPos = 0;
+  for (let i = 0; i < count; i++) {
+    const j = i * JOB_WORDS;
+    const r = i * RESULT_WORDS;
+    const kind = jobs[j + J.kind];
+    results[r + R.id] = jobs[j + J.id];
+    const session = view(jobs[j + J.sessionOff], jobs[j + J.sessionLen]);
+    const mechanism: pkcs11js.Mechanism = jobs[j + J.paramType] === 1
+      ? {
+        mechanism: jobs[j + J.mechanism],
+        parameter: {
+          type: pkcs11js.CK_PARAMS_AES_GCM,
+          iv: view(jobs[j + J.ivOff], jobs[j + J.ivLen]),
+          aad: jobs[j + J.aadLen] > 0 ? view(jobs[j + J.aadOff], jobs[j + J.aadLen]) : undefined,
+          tagBits: jobs[j + J.tagBits],
+        } as pkcs11js.IParams,
+      }
+      : { mechanism: jobs[j + J.mechanism] };
+    const key = view(jobs[j + J.keyOff], jobs[j + J.keyLen]);
+    const input = view(jobs[j + J.inOff], jobs[j + J.inLen]);
+    let inited = false;
+    try {
+      if (kind === ENCRYPT) p.C_EncryptInit(session, mechanism, key);
+      else if (kind === DECRYPT) p.C_DecryptInit(session, mechanism, key);
+      else if (kind === SIGN) p.C_SignInit(session, mechanism, key);
+      else if (kind === VERIFY) p.C_VerifyInit(session, mechanism, key);
+      else if (kind === DIGEST) p.C_DigestInit(session, mechanism);
+      inited = true;
+      if (kind === VERIFY) {
+        const signature = view(jobs[j + J.sigOff], jobs[j + J.sigLen]);
+        let ok: boolean;
+        try {
+          ok = p.C_Verify(session, input, signature);
+        } catch (error) {
+          const code = (error as { code?: number }).code;
+          if (code !== CKR_SIGNATURE_INVALID && code !== CKR_SIGNATURE_LEN_RANGE) throw error;
+          ok = false;
+        }
+        results[r + R.status] = ok ? OK_TRUE : OK_FALSE;
+        continue;
+      }
+      const outLen = jobs[j + J.outLen];
+      const target = out.subarray(outPos, outPos + outLen);
+      const n = kind === ENCRYPT
+        ? p.C_Encrypt(session, input, target).length
+        : kind === DECRYPT
+        ? p.C_Decrypt(session, input, target).length
+        : kind === SIGN
+        ? p.C_Sign(session, input, target).length
+        : p.C_Digest(session, input, target).length;
+      results[r + R.status] = OK_BYTES;
+      results[r + R.outOff] = outPos;
+      results[r + R.outLen] = n;
+      outPos += outLen;
+    } catch (error) {
+      const code = (error as { code?: number }).code;
+      results[r + R.status] = inited ? FAILED_CALL : FAILED_INIT;
+      results[r + R.code] = typeof code === "number" ? code : 0;
+      if (typeof code !== "number" || code === 0) messages[i] = String((error as Error).message);
+    }
+  }
+  return { results, bytes: new Uint8Array(out.buffer as ArrayBuffer), messages };
+}
+
+self.onmessage = (event: MessageEvent) => {
+  if (pkcs11 === undefined) {
+    pkcs11 = new pkcs11js.PKCS11();
+    pkcs11.load(event.data.library);
+    try {
+      // The main thread initialised the module; this only attaches to it.
+      pkcs11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+    } catch { /* CKR_CRYPTOKI_ALREADY_INITIALIZED: expected */ }
+    return;
+  }
+  const answer = runBatch(pkcs11, event.data as JobBatch);
+  self.postMessage(answer, [answer.results.buffer, answer.bytes.buffer]);
+};

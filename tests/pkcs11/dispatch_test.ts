@@ -1,0 +1,103 @@
+/**
+ * The worker engine (adapters/pkcs11/dispatch.ts): the same results as the
+ * other engines, batched operations within the pool's limits, errors with
+ * their CKR names, and nothing left running after close.
+ */
+import assert from "node:assert/strict";
+import { openTestHsm } from "./fixture.ts";
+
+const text = (s: string) => new TextEncoder().encode(s);
+
+Deno.test("the worker engine's AES-GCM and ECDSA agree with WebCrypto", async () => {
+  await using t = await openTestHsm({ engine: "workers", workerThreads: 2 });
+  const raw = crypto.getRandomValues(new Uint8Array(32));
+  const webKey = await crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["decrypt"]);
+  const data = text("through a worker thread");
+  const { sealed, signature, point } = await t.hsm.use(async (s) => {
+    const key = s.createAesKey(raw, { label: "known" });
+    const pair = await s.generateEcKeyPair({ label: "w", token: false });
+    return {
+      sealed: await s.encrypt(key, data, text("aad")),
+      signature: await s.sign(pair.privateKey, data),
+      point: s.exportEcPublicKey(pair.publicKey),
+    };
+  });
+  const opened = await crypto.subtle.decrypt(
+    { name: "AES-GCM", iv: sealed.subarray(0, 12), additionalData: text("aad") },
+    webKey,
+    sealed.subarray(12),
+  );
+  assert.deepEqual(new Uint8Array(opened), data);
+  const publicKey = await crypto.subtle.importKey(
+    "raw",
+    point,
+    { name: "ECDSA", namedCurve: "P-256" },
+    false,
+    ["verify"],
+  );
+  assert.ok(
+    await crypto.subtle.verify({ name: "ECDSA", hash: "SHA-256" }, publicKey, signature, data),
+  );
+});
+
+Deno.test("batched operations: 500 concurrent on a pool of 4, all correct, within max", async () => {
+  await using t = await openTestHsm({ engine: "workers", workerThreads: 2, pool: { max: 4 } });
+  const key = await t.hsm.use((s) => s.generateAesKey({ label: "batch" }));
+  const pair = await t.hsm.use((s) => s.generateEcKeyPair({ label: "batch" }));
+  let mostInPool = 0;
+  const results = await Promise.all(Array.from({ length: 500 }, async (_, i) => {
+    const data = text(`message ${i}`);
+    mostInPool = Math.max(mostInPool, t.hsm.stats().size);
+    if (i % 3 === 0) {
+      const signature = await t.hsm.ops.sign(pair.privateKey, data);
+      return await t.hsm.ops.verify(pair.publicKey, data, signature);
+    }
+    const sealed = await t.hsm.ops.encrypt(key, data);
+    return new TextDecoder().decode(await t.hsm.ops.decrypt(key, sealed)) === `message ${i}`;
+  }));
+  assert.equal(results.filter(Boolean).length, 500);
+  assert.ok(mostInPool <= 4);
+  const stats = t.hsm.stats();
+  assert.equal(stats.destroyed, 0);
+  assert.equal(stats.inUse, 0);
+  assert.ok(
+    stats.acquired < 500,
+    `batches shared leases (${stats.acquired} leases for 1000 calls)`,
+  );
+});
+
+Deno.test("the worker engine reports failures with the PKCS#11 function and CKR name", async () => {
+  await using t = await openTestHsm({ engine: "workers", workerThreads: 1 });
+  const key = await t.hsm.use((s) => s.generateAesKey({ label: "k" }));
+  const sealed = await t.hsm.ops.encrypt(key, text("x"));
+  sealed[20] ^= 1;
+  await assert.rejects(() => t.hsm.ops.decrypt(key, sealed), /CKR_ENCRYPTED_DATA_INVALID/);
+  const pair = await t.hsm.use((s) => s.generateEcKeyPair({ label: "k" }));
+  assert.equal(await t.hsm.ops.verify(pair.publicKey, text("a"), new Uint8Array(64)), false);
+  await assert.rejects(
+    () => t.hsm.ops.sign({ ...pair.privateKey, handle: key.handle }, text("a")),
+    /^HsmError: C_Sign(Init)? failed: CKR_/,
+  );
+  assert.deepEqual(
+    await t.hsm.ops.digest(text("abc")),
+    new Uint8Array(await crypto.subtle.digest("SHA-256", text("abc"))),
+  );
+});
+
+Deno.test("encrypt by label on the worker engine round-trips through the key cache", async () => {
+  await using t = await openTestHsm({ engine: "workers", workerThreads: 1 });
+  await t.hsm.use((s) => s.generateAesKey({ label: "svc" }));
+  for (let i = 0; i < 20; i++) {
+    const { ciphertext, keyId } = await t.hsm.encrypt("svc", text(`n${i}`));
+    assert.deepEqual(await t.hsm.decrypt(keyId, ciphertext), text(`n${i}`));
+  }
+});
+
+Deno.test("a key added under a label is used once the cache entry expires", async () => {
+  await using t = await openTestHsm({ keyCacheMs: 0 });
+  const first = await t.hsm.use((s) => s.generateAesKey({ label: "rot" }));
+  assert.equal((await t.hsm.encrypt("rot", text("a"))).keyId, first.id);
+  await t.hsm.use((s) => s.destroyKey(first));
+  const second = await t.hsm.use((s) => s.generateAesKey({ label: "rot" }));
+  assert.equal((await t.hsm.encrypt("rot", text("b"))).keyId, second.id);
+});
