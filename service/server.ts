@@ -17,6 +17,8 @@
 import { type Hsm, openHsm } from "../adapters/pkcs11/mod.ts";
 import { type App, createApp, type StatsSource } from "./app.ts";
 import { describeConfig, type ServiceConfig } from "./config.ts";
+import { openDatabasePool } from "./database_pool.ts";
+import type { PostgresPool } from "../adapters/postgres/mod.ts";
 import { errorText, jsonLogger, type Logger } from "./log.ts";
 
 /** Options of {@link startService}. */
@@ -77,9 +79,12 @@ export async function startService(options: StartOptions): Promise<Service> {
   });
   let server: Deno.HttpServer<Deno.NetAddr>;
   let app: App;
+  let database: PostgresPool | undefined;
   try {
     await ensureKeys(hsm, config.ensureKeys, log);
-    app = createApp({ hsm, config, log, extraPools: options.extraPools });
+    if (config.databaseUrl) database = await openDatabasePool(config.databaseUrl, log);
+    const extraPools = [...(database ? [database] : []), ...(options.extraPools ?? [])];
+    app = createApp({ hsm, config, log, extraPools });
     server = Deno.serve({
       hostname: config.host,
       port: config.port,
@@ -90,6 +95,7 @@ export async function startService(options: StartOptions): Promise<Service> {
       },
     }, app.handler);
   } catch (error) {
+    await database?.close();
     await hsm.close();
     throw error;
   }
@@ -107,7 +113,7 @@ export async function startService(options: StartOptions): Promise<Service> {
         await app.drain(timeoutMs);
         await server.shutdown();
       } finally {
-        await hsm.close({ timeoutMs });
+        await Promise.all([hsm.close({ timeoutMs }), database?.close({ timeoutMs })]);
         log("info", "stopped", { reason });
         done();
       }
