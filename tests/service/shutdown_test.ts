@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { HsmLease } from "../../adapters/pkcs11/mod.ts";
 import { provisionSoftHsm } from "../../tasks/setup/softhsm.ts";
+import { spawnService } from "./child_service.ts";
 import { eventually, KEY_LABEL, startTestService, TEST_PIN } from "./fixture.ts";
 
 Deno.test("shutdown with requests in flight finishes every one of them, then closes the pool", async () => {
@@ -22,56 +23,14 @@ Deno.test("shutdown with requests in flight finishes every one of them, then clo
   await assert.rejects(t.fetch("/healthz"), "no new connections after shutdown");
 });
 
-/** Reads a child's stderr line by line, keeping every line. */
-function collectLines(stream: ReadableStream<Uint8Array>) {
-  const lines: string[] = [];
-  const listening = Promise.withResolvers<string>();
-  const done = (async () => {
-    let rest = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop()!;
-      for (const line of parts) {
-        lines.push(line);
-        if (line.includes('"listening"')) listening.resolve(JSON.parse(line).url);
-      }
-    }
-    if (rest) lines.push(rest);
-    listening.reject(new Error(`the service never listened:\n${lines.join("\n")}`));
-  })();
-  return { lines, listening: listening.promise, done };
-}
-
 Deno.test("SIGTERM with requests in flight loses none of them and exits 0", async () => {
   await using softhsm = await provisionSoftHsm({ temporary: true, pin: TEST_PIN, setEnv: false });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--unstable-no-legacy-abort",
-      "tasks/serve.ts",
-      "--port",
-      "0",
-      "--ensure-key",
-      KEY_LABEL,
-    ],
-    cwd: new URL("../../", import.meta.url).pathname,
-    env: { ...softhsm.env, PKCS11_PIN: TEST_PIN, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const stdout = new Response(child.stdout).text();
-  const stderr = collectLines(child.stderr);
-  let url: string;
-  try {
-    url = await stderr.listening;
-  } catch (error) {
-    child.kill("SIGKILL");
-    await child.status;
-    await stdout;
-    throw error;
-  }
+  const child = await spawnService({
+    args: ["--port", "0", "--ensure-key", KEY_LABEL],
+    env: { ...softhsm.env, PKCS11_PIN: TEST_PIN },
+    unset: ["DATABASE_URL"],
+  });
+  const url = child.url;
 
   // Each request sends half its body, so it is in flight (in the handler,
   // reading the body) until the test sends the rest: after the signal.
@@ -96,27 +55,21 @@ Deno.test("SIGTERM with requests in flight loses none of them and exits 0", asyn
 
   child.kill("SIGTERM");
   await eventually("the service is shutting down", () => {
-    return stderr.lines.some((line) => line.includes("shutting down"));
+    return child.lines.some((line) => line.includes("shutting down"));
   });
   for (const [i, writer] of writers.entries()) {
     await writer.write(encoder.encode(`"plaintext":"${btoa(`late ${i}`)}"}`));
     await writer.close();
   }
   const answered = await Promise.all(replies);
-  const status = await child.status;
-  await stderr.done;
-  const out = await stdout;
+  const { code, stdout, stderr } = await child.exited();
 
   for (const reply of answered) {
-    assert.equal(
-      reply.status,
-      200,
-      `request ${reply.i}: ${reply.body}\n${stderr.lines.join("\n")}`,
-    );
+    assert.equal(reply.status, 200, `request ${reply.i}: ${reply.body}\n${stderr}`);
   }
-  assert.equal(status.code, 0, stderr.lines.join("\n"));
-  assert.ok(stderr.lines.some((line) => line.includes('"stopped"')));
-  assert.ok(!(out + stderr.lines.join("\n")).includes(TEST_PIN), "the PIN is never logged");
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, /"stopped"/);
+  assert.ok(!(stdout + stderr).includes(TEST_PIN), "the PIN is never logged");
 });
 
 Deno.test("a request that arrives while the service drains gets 503 shutting_down", async () => {
