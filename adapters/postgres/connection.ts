@@ -15,12 +15,15 @@
 import postgres from "postgres";
 import { connectError, errorCode, PostgresConnectionError, type Target } from "./errors.ts";
 
+// Public types name the driver's types with `import("postgres")`, so that the documentation
+// links to postgres.js instead of asking us to re-export (and re-document) its whole API.
+
 /** The tagged-template client bound to one connection: postgres.js's `Sql`. */
-export type PostgresClient = postgres.Sql<Record<string, unknown>>;
+export type PostgresClient = import("postgres").Sql<Record<string, unknown>>;
 
 /** Driver options the adapter passes on (the pool owns sizing, lifetimes and `onclose`). */
 export type DriverOptions = Omit<
-  postgres.Options<Record<string, postgres.PostgresType>>,
+  import("postgres").Options<Record<string, import("postgres").PostgresType>>,
   "max" | "idle_timeout" | "max_lifetime" | "onclose"
 >;
 

@@ -44,7 +44,7 @@ export interface TransactionOptions extends AcquireOptions {
 }
 
 /** A row as postgres.js returns it. */
-export type Row = postgres.Row;
+export type Row = import("postgres").Row;
 
 /**
  * Pooled PostgreSQL connections. Each pooled resource is one server connection; `use()` lends
@@ -132,14 +132,14 @@ export class PostgresPool implements AsyncDisposable {
    */
   query<T extends readonly Row[] = Row[]>(
     strings: TemplateStringsArray,
-    ...values: postgres.ParameterOrFragment<never>[]
-  ): Promise<postgres.RowList<T>>;
+    ...values: import("postgres").ParameterOrFragment<never>[]
+  ): Promise<import("postgres").RowList<T>>;
   /** One statement from text and `$1`-style parameters, with acquire options. */
   query<T extends readonly Row[] = Row[]>(
     text: string,
     params?: readonly unknown[],
     options?: AcquireOptions,
-  ): Promise<postgres.RowList<T>>;
+  ): Promise<import("postgres").RowList<T>>;
   query(first: TemplateStringsArray | string, ...rest: unknown[]): Promise<unknown> {
     if (typeof first === "string") {
       const params = (rest[0] ?? []) as postgres.ParameterOrJSON<never>[];
