@@ -33,21 +33,27 @@ export interface PostgresJsStyle {
   simple?: boolean;
 }
 
+/** Runs the scenario's query once on a postgres.js client (or one pooled connection's client). */
+export function postgresJsQuery(
+  sql: postgres.Sql<Record<string, unknown>>,
+  ctx: PgContext,
+  query: PgQuery,
+  style: PostgresJsStyle = {},
+): Promise<unknown> {
+  if (query === "select1") return style.simple ? sql`select 1`.simple() : sql`select 1`;
+  const { cliente, descripcion, fecha_pedido } = ORDER_ROW;
+  return sql`insert into ${sql(ctx.pedido)} (cliente, descripcion, fecha_pedido)
+             values (${cliente}, ${descripcion}, ${fecha_pedido})`;
+}
+
 /** The operation of a scenario on a postgres.js client. */
 export function postgresJsOp(
-  sql: postgres.Sql,
+  sql: postgres.Sql<Record<string, unknown>>,
   ctx: PgContext,
   query: PgQuery,
   style: PostgresJsStyle = {},
 ): () => Promise<unknown> {
-  if (query === "select1") {
-    return style.simple ? () => sql`select 1`.simple() : () => sql`select 1`;
-  }
-  const { cliente, descripcion, fecha_pedido } = ORDER_ROW;
-  const table = sql(ctx.pedido);
-  return () =>
-    sql`insert into ${table} (cliente, descripcion, fecha_pedido)
-        values (${cliente}, ${descripcion}, ${fecha_pedido})`;
+  return () => postgresJsQuery(sql, ctx, query, style);
 }
 
 /** postgres.js with its own pool of `PG_MAX` connections, warmed up. */
@@ -56,7 +62,13 @@ export async function openPostgresJs(
   scenario: PgScenario,
   style: PostgresJsStyle = {},
 ): Promise<ContenderInstance> {
-  const sql = postgres(ctx.url, { max: PG_MAX, onnotice: () => {}, ...style.options });
+  const sql = postgres(ctx.url, {
+    max: PG_MAX,
+    onnotice: () => {},
+    ...style.options,
+  }) as postgres.Sql<
+    Record<string, unknown>
+  >;
   const op = postgresJsOp(sql, ctx, scenario.query, style);
   // Open every connection (and prepare the statement on each) before measuring.
   await Promise.all(Array.from({ length: PG_MAX * 2 }, op));

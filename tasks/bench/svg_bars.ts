@@ -89,11 +89,15 @@ export function barChart(b: BenchmarkResult): string {
     const x = xOf(t);
     grid.push(
       `<line x1="${r(x)}" y1="${TOP}" x2="${r(x)}" y2="${r(axisY)}" stroke="#e5e7eb"/>`,
-      text(x, axisY + 16, fmt(t), `font-size="11" text-anchor="middle" fill="#555"`),
+      text(x, axisY + 16, tickLabel(t), `font-size="11" text-anchor="middle" fill="#555"`),
     );
   }
   grid.push(
     `<line x1="${LABEL_W}" y1="${TOP}" x2="${LABEL_W}" y2="${r(axisY)}" stroke="#9ca3af"/>`,
   );
   return svgDocument(WIDTH, axisY + AXIS_H - 10, [...grid, ...body, ...bars]);
+}
+
+function tickLabel(t: number): string {
+  return Number.isInteger(t) ? t.toLocaleString("en-US") : fmt(t);
 }
