@@ -6,7 +6,7 @@
  * (including closing), ops/s, p50/p99 latency and the speed-up.
  *
  *   deno task demo:hsm [--workers 16] [--ops 2000] [--pool 4] [--op mixed|aes|sign]
- *                      [--engine async|sync] [--per-request-ops 400]
+ *                      [--engine async|sync|workers] [--per-request-ops 400]
  *
  * Runs on the private SoftHSM2 token that `tasks/setup/softhsm.ts` makes
  * (building pkcs11js first if needed); nothing to set up by hand.
@@ -17,14 +17,14 @@ import { ensurePkcs11js } from "./setup/pkcs11js.ts";
 import { provisionSoftHsm } from "./setup/softhsm.ts";
 
 const USAGE = `usage: deno task demo:hsm [--workers N] [--ops N] [--pool N] [--op mixed|aes|sign]
-                          [--engine async|sync] [--per-request-ops N]`;
+                          [--engine async|sync|workers] [--per-request-ops N]`;
 
 interface Flags {
   workers: number;
   ops: number;
   pool: number;
   op: "mixed" | "aes" | "sign";
-  engine: "async" | "sync";
+  engine: "async" | "sync" | "workers";
   perRequestOps: number;
 }
 
@@ -67,8 +67,8 @@ function parseFlags(args: string[]): Flags {
         flags.op = value;
         break;
       case "--engine":
-        if (value !== "async" && value !== "sync") {
-          throw new RangeError(`--engine must be async or sync, got ${value}\n${USAGE}`);
+        if (value !== "async" && value !== "sync" && value !== "workers") {
+          throw new RangeError(`--engine must be async, sync or workers, got ${value}\n${USAGE}`);
         }
         flags.engine = value;
         break;
@@ -205,7 +205,11 @@ const pooled = await runWorkers(
 );
 pooled.totalMs = performance.now() - pooledStart; // includes opening the module, logging in and closing
 
-const perRequestOptions = { tokenLabel: env.tokenLabel, pin: env.pin, engine: flags.engine };
+const perRequestOptions = {
+  tokenLabel: env.tokenLabel,
+  pin: env.pin,
+  engine: flags.engine === "sync" ? "sync" as const : "async" as const,
+};
 const perRequest = await runWorkers(
   "per request",
   flags.perRequestOps,

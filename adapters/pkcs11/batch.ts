@@ -26,6 +26,12 @@ interface Job {
 
 /** Most operations one runner takes from the queue for one round trip. */
 const MAX_BATCH = 256;
+/**
+ * Batches one runner keeps in flight on its session: while the worker runs
+ * one, the next is already queued behind it, so neither thread waits for
+ * the other. They run in order on one thread, never at the same time.
+ */
+const PIPELINE = 2;
 
 /** Runs submitted operations in batches on leased sessions. */
 export class BatchRunner {
@@ -34,22 +40,31 @@ export class BatchRunner {
   readonly #queue: Job[] = [];
   #head = 0;
   #runners = 0;
+  readonly #threads: number;
+  #maxRunners: number;
 
-  /** Runs batches on sessions of `pool`; `acquire` applies to each lease. */
-  constructor(pool: Pool<HsmSession>, acquire?: AcquireOptions) {
+  /**
+   * Runs batches on sessions of `pool`, with at most one runner (one
+   * session) per engine thread: more would only split the batches.
+   */
+  constructor(pool: Pool<HsmSession>, threads: number, acquire?: AcquireOptions) {
     this.#pool = pool;
+    this.#threads = threads;
     this.#acquire = acquire;
+    this.#maxRunners = Math.min(threads, pool.stats().max);
   }
 
   /** Queues `run` to be called with a leased session; resolves with its result. */
   submit<T>(run: (session: HsmSession) => Promise<T>): Promise<T> {
     const { promise, resolve, reject } = Promise.withResolvers<T>();
     this.#queue.push({ run, resolve: resolve as (value: unknown) => void, reject });
-    if (this.#runners < this.#pool.stats().max && this.#runners < this.#pending()) {
-      this.#runners++;
-      this.#runner();
-    }
+    if (this.#runners < this.#maxRunners && this.#runners < this.#pending()) this.#start();
     return promise;
+  }
+
+  #start(): void {
+    this.#runners++;
+    this.#runner();
   }
 
   #pending(): number {
@@ -70,22 +85,30 @@ export class BatchRunner {
   async #runner(): Promise<void> {
     try {
       await using lease = await this.#pool.acquire(this.#acquire);
-      while (this.#pending() > 0) {
-        const jobs = this.#take();
-        const session = lease.resource;
-        let fatal: unknown;
-        await Promise.all(jobs.map(async (job) => {
+      const session = lease.resource;
+      const inFlight = new Set<Promise<void>>();
+      let fatal: unknown;
+      const fire = (jobs: Job[]) => {
+        const batch = Promise.all(jobs.map(async (job) => {
           try {
             job.resolve(await job.run(session));
           } catch (error) {
-            if (isSessionFatal(error)) fatal = error;
+            if (isSessionFatal(error)) fatal ??= error;
             job.reject(error);
           }
-        }));
-        if (fatal !== undefined) {
-          await lease.destroy(`HSM session failed: ${(fatal as Error).message}`);
-          break;
-        }
+        })).then(() => {
+          inFlight.delete(batch);
+        });
+        inFlight.add(batch);
+      };
+      while (fatal === undefined) {
+        while (this.#pending() > 0 && inFlight.size < PIPELINE) fire(this.#take());
+        if (inFlight.size === 0) break;
+        await Promise.race(inFlight);
+      }
+      await Promise.all(inFlight);
+      if (fatal !== undefined) {
+        await lease.destroy(`HSM session failed: ${(fatal as Error).message}`);
       }
     } catch (error) {
       // No session (pool closed, breaker open, timeout): fail everything that waits.
@@ -95,10 +118,8 @@ export class BatchRunner {
       for (const job of jobs) job.reject(error);
     } finally {
       this.#runners--;
-      if (this.#pending() > 0 && this.#runners === 0) {
-        this.#runners++;
-        this.#runner();
-      }
+      this.#maxRunners = Math.min(this.#threads, this.#pool.stats().max); // follows resize()
+      if (this.#pending() > 0 && this.#runners === 0) this.#start();
     }
   }
 }

@@ -57,6 +57,8 @@ export interface WorkerEngineOptions {
 export interface WorkerEngine extends CryptoEngine {
   /** Calls on one session may be queued together: they run in order on one thread. */
   readonly batching: true;
+  /** Worker threads. */
+  readonly threads: number;
   /** Ends the workers; calls still in flight fail with an {@link HsmError}. */
   close(): void;
 }
@@ -265,6 +267,7 @@ export function createWorkerEngine(options: WorkerEngineOptions): WorkerEngine {
   return {
     name: `workers(${count})`,
     batching: true,
+    threads: count,
     encrypt: (s, m, key, input, outLength) =>
       submit(ENCRYPT, s, m, key, input, null, outLength) as Promise<Uint8Array<ArrayBuffer>>,
     decrypt: (s, m, key, input, outLength) =>

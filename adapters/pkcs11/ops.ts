@@ -32,9 +32,9 @@ export function createOps(
   engine: CryptoEngine,
   use: <T>(fn: (session: HsmSession) => Promise<T>) => Promise<T>,
 ): HsmOps {
-  const batching = (engine as { batching?: boolean }).batching === true;
+  const { batching, threads } = engine as { batching?: boolean; threads?: number };
   const run: <T>(fn: (session: HsmSession) => Promise<T>) => Promise<T> = batching
-    ? ((runner) => (fn) => runner.submit(fn))(new BatchRunner(pool))
+    ? ((runner) => (fn) => runner.submit(fn))(new BatchRunner(pool, threads ?? 1))
     : use;
   return {
     encrypt: (key, plaintext, aad) => run((s) => s.encrypt(key, plaintext, aad)),
