@@ -96,7 +96,9 @@ export function stringFields<K extends string, O extends string = never>(
       throw new HttpError(
         400,
         "unknown_field",
-        `unknown field "${key}"; expected ${[...allowed].map((k) => `"${k}"`).join(", ")}`,
+        `unknown field ${JSON.stringify(key.slice(0, 64))}; expected ${
+          [...allowed].map((k) => `"${k}"`).join(", ")
+        }`,
       );
     }
   }
