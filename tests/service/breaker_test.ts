@@ -17,7 +17,7 @@ Deno.test("when the HSM refuses sessions, /healthz is 503 and requests fail fast
     "--breaker-threshold",
     "2",
     "--breaker-cooldown-ms",
-    "1000",
+    "3000", // long enough that no probe runs between the checks below
   ]);
   const before = await t.post("/encrypt", { key_label: KEY_LABEL, plaintext: btoa("kept") });
   assert.equal(before.status, 200);
