@@ -83,43 +83,58 @@ export class BatchRunner {
   }
 
   async #runner(): Promise<void> {
+    let lease;
     try {
-      await using lease = await this.#pool.acquire(this.#acquire);
-      const session = lease.resource;
-      const inFlight = new Set<Promise<void>>();
-      let fatal: unknown;
-      const fire = (jobs: Job[]) => {
-        const batch = Promise.all(jobs.map(async (job) => {
-          try {
-            job.resolve(await job.run(session));
-          } catch (error) {
-            if (isSessionFatal(error)) fatal ??= error;
-            job.reject(error);
-          }
-        })).then(() => {
-          inFlight.delete(batch);
-        });
-        inFlight.add(batch);
-      };
-      while (fatal === undefined) {
-        while (this.#pending() > 0 && inFlight.size < PIPELINE) fire(this.#take());
-        if (inFlight.size === 0) break;
-        await Promise.race(inFlight);
-      }
-      await Promise.all(inFlight);
-      if (fatal !== undefined) {
-        await lease.destroy(`HSM session failed: ${(fatal as Error).message}`);
-      }
+      lease = await this.#pool.acquire(this.#acquire);
     } catch (error) {
       // No session (pool closed, breaker open, timeout): fail everything that waits.
       const jobs = this.#queue.slice(this.#head);
       this.#queue.length = 0;
       this.#head = 0;
       for (const job of jobs) job.reject(error);
-    } finally {
-      this.#runners--;
-      this.#maxRunners = Math.min(this.#threads, this.#pool.stats().max); // follows resize()
-      if (this.#pending() > 0 && this.#runners === 0) this.#start();
+      this.#runnerDone();
+      return;
     }
+    const session = lease.resource;
+    const inFlight = new Set<Promise<void>>();
+    let fatal: unknown;
+    let ended = false;
+    // Ends the lease before the last batch's callers resume, so they (and
+    // stats()) see the session back in the pool.
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      if (fatal === undefined) lease[Symbol.dispose]();
+      else lease.destroy(`HSM session failed: ${(fatal as Error).message}`).catch(() => {});
+    };
+    const fire = (jobs: Job[]) => {
+      const batch = Promise.allSettled(jobs.map((job) => job.run(session))).then((settled) => {
+        inFlight.delete(batch);
+        for (const r of settled) {
+          if (r.status === "rejected" && isSessionFatal(r.reason)) fatal ??= r.reason;
+        }
+        if (fatal !== undefined || (inFlight.size === 0 && this.#pending() === 0)) end();
+        for (let i = 0; i < jobs.length; i++) {
+          const r = settled[i];
+          if (r.status === "fulfilled") jobs[i].resolve(r.value);
+          else jobs[i].reject(r.reason);
+        }
+      });
+      inFlight.add(batch);
+    };
+    while (fatal === undefined && !ended) {
+      while (this.#pending() > 0 && inFlight.size < PIPELINE) fire(this.#take());
+      if (inFlight.size === 0) break;
+      await Promise.race(inFlight);
+    }
+    await Promise.all(inFlight);
+    end();
+    this.#runnerDone();
+  }
+
+  #runnerDone(): void {
+    this.#runners--;
+    this.#maxRunners = Math.min(this.#threads, this.#pool.stats().max); // follows resize()
+    if (this.#pending() > 0 && this.#runners < this.#maxRunners) this.#start();
   }
 }
