@@ -45,7 +45,7 @@ export interface ServiceConfig {
 
 /** A flag or variable had a value the service cannot use. */
 export class ConfigError extends Error {
-  /** @param message What was wrong and how to fix it. */
+  /** Makes the error; `message` says what was wrong and how to fix it. */
   constructor(message: string) {
     super(message);
     this.name = "ConfigError";

@@ -16,6 +16,8 @@ export class HttpError extends Error {
   readonly headers: Record<string, string>;
 
   /**
+   * Makes the error.
+   *
    * @param status HTTP status.
    * @param code Machine-readable code.
    * @param message What was wrong and how to fix it.

@@ -14,7 +14,7 @@ export class HttpMetrics {
   #answered = new Map<string, number>();
   #known: ReadonlySet<string>;
 
-  /** @param knownPaths The route table's paths; others are labelled `other`. */
+  /** Counts requests to `knownPaths` by path; other paths are labelled `other`. */
   constructor(knownPaths: Iterable<string>) {
     this.#known = new Set(knownPaths);
   }

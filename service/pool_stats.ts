@@ -11,25 +11,45 @@ import type { PoolStats } from "../mod.ts";
 
 /** One pool's statistics as served by `GET /pool/stats`. */
 export interface PoolStatsJson {
+  /** The pool's name. */
   name: string;
+  /** Configured maximum (`max`). */
   max_size: number;
+  /** Resources alive now, idle + in use (`size`). */
   current_size: number;
+  /** Idle resources ready to hand out (`idle`). */
   available: number;
+  /** Resources lent out (`inUse`). */
   in_use: number;
+  /** Callers waiting for a resource. */
   pending: number;
+  /** Acquires that gave up at their deadline (`timedOut`). */
   timed_out: number;
+  /** Circuit breaker state. */
   breaker: PoolStats["breaker"];
+  /** Lifecycle state. */
   state: PoolStats["state"];
+  /** Configured minimum (`min`). */
   min_size: number;
+  /** Creations under way. */
   creating: number;
+  /** Resources created since the start. */
   created: number;
+  /** Resources destroyed since the start. */
   destroyed: number;
+  /** Leases handed out since the start. */
   acquired: number;
+  /** Leases ended since the start. */
   released: number;
+  /** Acquires ended by their caller's signal. */
   aborted: number;
+  /** Creations that failed (`createErrors`). */
   create_errors: number;
+  /** Leases reported as leaked. */
   leaks: number;
+  /** Errors in background work. */
   errors: number;
+  /** Recent acquire waits in ms: p50, p99, max. */
   acquire_wait_ms: PoolStats["acquireWaitMs"];
   /** Fields a pool adds to {@link PoolStats} (the HSM's `token_label`, `login_attempts`, ...). */
   [extra: string]: unknown;

@@ -13,16 +13,23 @@
 
 /** One sample line. */
 export interface Sample {
+  /** Sample name (with `_bucket`/`_sum`/`_count` for histograms). */
   name: string;
+  /** Label values, unescaped. */
   labels: Record<string, string>;
+  /** The value. */
   value: number;
 }
 
 /** One metric family with its metadata and samples, in text order. */
 export interface Family {
+  /** Family name (the TYPE line's). */
   name: string;
+  /** The TYPE line's type. */
   type: "counter" | "gauge" | "histogram" | "summary" | "untyped";
+  /** The HELP text, unescaped. */
   help: string;
+  /** Samples in text order. */
   samples: Sample[];
 }
 
@@ -33,6 +40,7 @@ const TYPES = new Set(["counter", "gauge", "histogram", "summary", "untyped"]);
 
 /** Thrown for text that is not strictly valid; the message names the line. */
 export class ExpositionError extends Error {
+  /** Makes the error for 1-based `line` (0: the text as a whole). */
   constructor(line: number, message: string) {
     super(`line ${line}: ${message}`);
     this.name = "ExpositionError";

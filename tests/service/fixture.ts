@@ -19,8 +19,11 @@ export const KEY_LABEL = "app";
 
 /** A running service on a temp token. */
 export interface TestService extends AsyncDisposable {
+  /** The running service. */
   service: Service;
+  /** The temp token it runs on. */
   softhsm: SoftHsm;
+  /** The configuration it was started with. */
   config: ServiceConfig;
   /** Every log line, as written. */
   logs: string[];
@@ -36,9 +39,13 @@ export interface TestService extends AsyncDisposable {
 
 /** A response read to the end. */
 export interface JsonReply {
+  /** HTTP status. */
   status: number;
+  /** Response headers. */
   headers: Headers;
+  /** The body as text. */
   text: string;
+  /** The body parsed as JSON (`undefined` when it is not JSON). */
   // deno-lint-ignore no-explicit-any
   body: any;
 }
