@@ -40,13 +40,6 @@ export interface DecryptResult {
   key_id: string;
 }
 
-/**
- * An empty plaintext as a zero-length view of a non-empty buffer. An empty
- * Uint8Array reaches the module as a NULL data pointer, which SoftHSM
- * rejects with CKR_ARGUMENTS_BAD; AES-GCM of zero bytes is valid.
- */
-const EMPTY = new Uint8Array(new ArrayBuffer(1), 0, 0);
-
 /** IV (12) + tag (16): no valid ciphertext is shorter. */
 const MIN_CIPHERTEXT_BYTES = 28;
 const MAX_LABEL_LENGTH = 128;
@@ -103,7 +96,7 @@ export async function encryptWith(
 ): Promise<EncryptResult> {
   const key = session.findRandomKey(label, "aes");
   if (key === undefined) throw unknownLabel(label);
-  const sealed = await session.encrypt(key, plaintext.length > 0 ? plaintext : EMPTY);
+  const sealed = await session.encrypt(key, plaintext);
   return { ciphertext: encodeBase64(sealed), key_id: key.id };
 }
 
