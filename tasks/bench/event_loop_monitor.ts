@@ -23,6 +23,12 @@ export class EventLoopMonitor {
 
   /** Stops sampling and returns the samples. */
   stop(): Float64Array {
+    if (this.#timer !== undefined) {
+      // A timer still pending past its due time was held up by work that has not yielded yet
+      // (a synchronous loop): that delay counts too.
+      const late = performance.now() - this.#expected;
+      if (late > 0) this.#samples.push(late);
+    }
     clearTimeout(this.#timer);
     this.#timer = undefined;
     return this.#samples.values().slice();

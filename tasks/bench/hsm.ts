@@ -1,0 +1,279 @@
+/**
+ * `deno task bench hsm`: AES-GCM 1 KiB encrypt and ECDSA P-256 sign on
+ * SoftHSM, 1 and 32 callers: the session pool (1, 2 and 4 sessions, with
+ * the adapter's `"async"` engine and its `"workers"` engine) vs a session
+ * opened and closed per operation vs the per-request pattern vs raw pkcs11js
+ * in a synchronous loop on one session. Event-loop timer lateness is
+ * sampled during every trial.
+ *
+ * @module
+ */
+
+import type { Benchmark, Contender, ContenderInstance, Scenario } from "./benchmark.ts";
+import { parseArgs } from "./cli.ts";
+import { openRawLoop, type Pkcs11js } from "./hsm_raw.ts";
+import { runSuite } from "./suite.ts";
+import type { Target } from "./targets.ts";
+import { runCallers } from "./workers.ts";
+
+type Adapter = typeof import("../../adapters/pkcs11/mod.ts");
+type HsmKey = import("../../adapters/pkcs11/mod.ts").HsmKey;
+type HsmSession = import("../../adapters/pkcs11/mod.ts").HsmSession;
+
+/** An HSM scenario: which operation, how many callers. */
+interface HsmScenario extends Scenario {
+  op: "aes" | "ecdsa";
+}
+
+const AES_LABEL = "bench-aes";
+const EC_LABEL = "bench-ec";
+const POOL_SIZES = [1, 2, 4] as const;
+const ENGINES = ["async", "workers"] as const;
+
+/** What `prepare` sets up: the adapter (loaded after pkcs11js is built) and the token. */
+interface HsmEnv {
+  adapter: Adapter;
+  pkcs11js: Pkcs11js;
+  library: string;
+  tokenLabel: string;
+  pin: string;
+  payload: Uint8Array;
+}
+let env: HsmEnv | undefined;
+const need = () => {
+  if (!env) throw new Error("the token is not prepared");
+  return env;
+};
+
+const keyLabel = (op: "aes" | "ecdsa") => (op === "aes" ? AES_LABEL : EC_LABEL);
+const keyKind = (op: "aes" | "ecdsa") => (op === "aes" ? "aes" as const : "ec-private" as const);
+
+function findKey(session: HsmSession, op: "aes" | "ecdsa"): HsmKey {
+  const key = session.findRandomKey(keyLabel(op), keyKind(op));
+  if (!key) throw new Error(`no ${keyKind(op)} key labelled ${keyLabel(op)} on the token`);
+  return key;
+}
+
+function sessionOp(session: HsmSession, key: HsmKey, op: "aes" | "ecdsa", data: Uint8Array) {
+  return op === "aes" ? session.encrypt(key, data) : session.sign(key, data);
+}
+
+function pooled(engine: "async" | "workers", size: number): Contender {
+  return {
+    name: `pool ${engine} ×${size}`,
+    description: `this package's \`openHsm({ engine: "${engine}", pool: { max: ${size} } })\`, ` +
+      "each op through `hsm.ops.encrypt`/`hsm.ops.sign`" +
+      (engine === "workers" ? " (batched onto Deno Workers running synchronous calls)." : "."),
+    ours: true,
+    async open(s) {
+      const { adapter, tokenLabel, pin, payload } = need();
+      const { op, concurrency } = s as HsmScenario;
+      const hsm = await adapter.openHsm({
+        tokenLabel,
+        pin,
+        engine,
+        pool: { max: size, min: size },
+      });
+      try {
+        const key = await hsm.use((session) => findKey(session, op));
+        const run = op === "aes"
+          ? () => hsm.ops.encrypt(key, payload)
+          : () => hsm.ops.sign(key, payload);
+        await Promise.all(Array.from({ length: size * 8 }, run));
+        return instance(concurrency, run, () => hsm.close());
+      } catch (error) {
+        await hsm.close();
+        throw error;
+      }
+    },
+  };
+}
+
+function instance(
+  concurrency: number,
+  op: () => Promise<unknown>,
+  close: () => Promise<void>,
+): ContenderInstance {
+  return { trial: (ms) => runCallers(concurrency, ms, op, true), close };
+}
+
+const sessionPerOp: Contender = {
+  name: "session per op",
+  description: "module initialised and token logged in once, but a session opened and closed " +
+    "for every operation (the adapter with `maxIdle: 0`, async engine).",
+  ours: false,
+  async open(s) {
+    const { adapter, tokenLabel, pin, payload } = need();
+    const { op, concurrency } = s as HsmScenario;
+    const hsm = await adapter.openHsm({
+      tokenLabel,
+      pin,
+      pool: { max: Math.max(concurrency, 1), maxIdle: 0 },
+    });
+    const key = await hsm.use((session) => findKey(session, op));
+    const run = () => hsm.use((session) => sessionOp(session, key, op, payload));
+    await run();
+    return instance(concurrency, run, () => hsm.close());
+  },
+};
+
+const perRequest: Contender = {
+  name: "per-request",
+  description: "every operation loads and initialises the module, opens a session, logs in, " +
+    "finds the key, operates, logs out, closes, finalises (`withPerRequestSession`, async " +
+    "engine); serialised, since module init and login are process-wide.",
+  ours: false,
+  async open(s) {
+    const { adapter, tokenLabel, pin, payload } = need();
+    const { op, concurrency } = s as HsmScenario;
+    const run = () =>
+      adapter.withPerRequestSession(
+        { tokenLabel, pin },
+        (session) => sessionOp(session, findKey(session, op), op, payload),
+      );
+    await run();
+    return instance(concurrency, run, () => Promise.resolve());
+  },
+};
+
+const rawLoop: Contender = {
+  name: "raw sync loop",
+  description: "raw pkcs11js, one session, synchronous calls in a tight loop on the main " +
+    "thread (the single-session limit; one caller whatever the scenario; blocks the event loop).",
+  ours: false,
+  open(s) {
+    const { pkcs11js, library, tokenLabel, pin, payload } = need();
+    const { op } = s as HsmScenario;
+    return Promise.resolve(
+      openRawLoop({ pkcs11js, library, tokenLabel, pin, op, keyLabel: keyLabel(op), payload }),
+    );
+  },
+};
+
+const scenarios: HsmScenario[] = (["aes", "ecdsa"] as const).flatMap((op) =>
+  [1, 32].map((c) => ({
+    id: `${op}-c${c}`,
+    label: `${op === "aes" ? "AES-GCM 1 KiB encrypt" : "ECDSA P-256 sign"}, ${c} caller${
+      c === 1 ? "" : "s"
+    }`,
+    concurrency: c,
+    op,
+  }))
+);
+
+const poolContenders = ENGINES.flatMap((e) => POOL_SIZES.map((n) => pooled(e, n)));
+
+/** The contender the issue's "pooled" targets are checked on (see the README for why). */
+export const TARGET_CONTENDERS = ["pool async ×4", "pool workers ×4"];
+
+function targets(): Target[] {
+  const out: Target[] = [];
+  for (const contender of TARGET_CONTENDERS) {
+    for (const op of ["ecdsa", "aes"] as const) {
+      const scenario = `${op}-c32`;
+      const what = op === "aes" ? "AES-GCM" : "ECDSA sign";
+      out.push(
+        {
+          label: `${contender}, ${what}, 32 callers: ops/s ≥ ${
+            op === "aes" ? "1.0" : "1.2"
+          }× raw sync loop`,
+          scenario,
+          metric: "opsPerSec",
+          contender,
+          baseline: "raw sync loop",
+          direction: "atLeast",
+          limit: op === "aes" ? 1.0 : 1.2,
+        },
+        {
+          label: `${contender}, ${what}, 32 callers: timer lateness p99 < 5 ms`,
+          scenario,
+          metric: "timerLatenessP99Ms",
+          contender,
+          direction: "atMost",
+          limit: 5,
+        },
+        {
+          label: `${contender}, ${what}, 32 callers: p50 ≥ 80% below per-request`,
+          scenario,
+          metric: "p50",
+          contender,
+          baseline: "per-request",
+          direction: "atMost",
+          limit: 0.2,
+        },
+      );
+    }
+  }
+  return out;
+}
+
+/** The HSM benchmark (issue 6 item 3). */
+export const hsmBenchmark: Benchmark = {
+  id: "hsm",
+  title: "HSM on SoftHSM2: AES-GCM 1 KiB and ECDSA P-256",
+  measures:
+    "Measures ops/s, p50/p99 latency and event-loop timer lateness of AES-GCM 1 KiB encrypt and ECDSA P-256 sign, 1 and 32 callers.",
+  primary: "opsPerSec",
+  recordsLatency: true,
+  monitorsEventLoop: true,
+  // Per-request code initialises and finalises the module: nothing else may hold it meanwhile.
+  lifetime: "trial",
+  scenarios,
+  contenders: [...poolContenders, sessionPerOp, perRequest, rawLoop],
+  // BENCH_HSM_ONLY=name,name runs a subset (for investigating one contender).
+  contendersFor: () => {
+    const only = Deno.env.get("BENCH_HSM_ONLY")?.split(",");
+    const all = [...poolContenders, sessionPerOp, perRequest, rawLoop];
+    return only ? all.filter((c) => only.includes(c.name)) : all;
+  },
+  targets: targets(),
+  notes: [],
+  async prepare() {
+    const { ensurePkcs11js } = await import("../setup/pkcs11js.ts");
+    await ensurePkcs11js();
+    const { provisionSoftHsm } = await import("../setup/softhsm.ts");
+    const softhsm = await provisionSoftHsm({ temporary: true });
+    try {
+      const adapter: Adapter = await import("../../adapters/pkcs11/mod.ts");
+      const loaded = await import("pkcs11js");
+      const pkcs11js = ((loaded as { default?: unknown }).default ?? loaded) as Pkcs11js;
+      {
+        // Token keys (the per-request code must find them again after every finalise).
+        await using hsm = await adapter.openHsm({
+          tokenLabel: softhsm.tokenLabel,
+          pin: softhsm.pin,
+          pool: { max: 1 },
+        });
+        await hsm.use(async (s) => {
+          await s.generateAesKey({ label: AES_LABEL });
+          await s.generateEcKeyPair({ label: EC_LABEL });
+        });
+      }
+      env = {
+        adapter,
+        pkcs11js,
+        library: softhsm.library,
+        tokenLabel: softhsm.tokenLabel,
+        pin: softhsm.pin,
+        payload: crypto.getRandomValues(new Uint8Array(1024)),
+      };
+      hsmBenchmark.notes!.push(
+        `SoftHSM2 (${softhsm.library}), a private temporary token; keys are token objects ` +
+          "found by label, the same for every contender.",
+        "Every contender is opened just before each of its trials and closed after it, since " +
+          "per-request code initialises and finalises the module.",
+      );
+    } catch (error) {
+      await softhsm[Symbol.asyncDispose]();
+      throw error;
+    }
+    return async () => {
+      env = undefined;
+      await softhsm[Symbol.asyncDispose]();
+    };
+  },
+};
+
+if (import.meta.main) {
+  await runSuite([hsmBenchmark], parseArgs(Deno.args, ["hsm"]));
+}
