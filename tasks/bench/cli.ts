@@ -26,11 +26,30 @@ export const QUICK_PLAN: RunPlan = { rounds: 1, trialMs: 40, warmupMs: 20 };
 
 const USAGE =
   `usage: deno task bench [--quick] [--out DIR] [--rounds N] [--trial-ms MS] [BENCHMARK...]
-  BENCHMARK   core, postgres, hsm (default: all)
+  BENCHMARK   core, postgres, postgres-driver, hsm (default: all)
   --quick     seconds-long run (writes to bench-results/tmp unless --out is given)
   --out DIR   where results.json, results.md and the SVG charts go (default bench-results)`;
 
-/** Parses `args`; throws a TypeError naming the bad argument. */
+/** A bad command line (or `--help`): the message includes the usage. */
+export class UsageError extends Error {
+  /** 0 for `--help`, 2 for a bad argument. */
+  readonly exitCode: number;
+  /** @param message what was wrong, followed by the usage */
+  constructor(message: string, exitCode = 2) {
+    super(message);
+    this.name = "UsageError";
+    this.exitCode = exitCode;
+  }
+}
+
+/** Prints a {@link UsageError} and exits; rethrows anything else. */
+export function exitOnUsageError(error: unknown): never {
+  if (!(error instanceof UsageError)) throw error;
+  console.error(error.message);
+  Deno.exit(error.exitCode);
+}
+
+/** Parses `args`; throws a {@link UsageError} naming the bad argument. */
 export function parseArgs(args: readonly string[], known: readonly string[]): BenchArgs {
   let quick = false;
   let outDir: string | undefined;
@@ -41,16 +60,16 @@ export function parseArgs(args: readonly string[], known: readonly string[]): Be
     const a = args[i];
     const value = () => {
       const v = args[++i];
-      if (v === undefined) throw new TypeError(`${a} needs a value\n${USAGE}`);
+      if (v === undefined) throw new UsageError(`${a} needs a value\n${USAGE}`);
       return v;
     };
     if (a === "--quick") quick = true;
     else if (a === "--out") outDir = value();
     else if (a === "--rounds") rounds = positive(a, value());
     else if (a === "--trial-ms") trialMs = positive(a, value());
-    else if (a === "--help" || a === "-h") throw new TypeError(USAGE);
+    else if (a === "--help" || a === "-h") throw new UsageError(USAGE, 0);
     else if (known.includes(a)) only.push(a);
-    else throw new TypeError(`unknown argument "${a}"\n${USAGE}`);
+    else throw new UsageError(`unknown argument "${a}"\n${USAGE}`);
   }
   const base = quick ? QUICK_PLAN : FULL_PLAN;
   return {
@@ -64,7 +83,7 @@ export function parseArgs(args: readonly string[], known: readonly string[]): Be
 function positive(name: string, v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) {
-    throw new TypeError(`${name} must be a positive integer, got "${v}"`);
+    throw new UsageError(`${name} must be a positive integer, got "${v}"\n${USAGE}`);
   }
   return n;
 }

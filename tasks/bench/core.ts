@@ -10,7 +10,7 @@ import { createPool as createGenericPool } from "generic-pool";
 import tarn from "tarn";
 import { Pool } from "../../mod.ts";
 import type { Benchmark, Contender, ContenderInstance, Scenario } from "./benchmark.ts";
-import { parseArgs } from "./cli.ts";
+import { exitOnUsageError, parseArgs } from "./cli.ts";
 import { runSuite } from "./suite.ts";
 import { runCallers } from "./workers.ts";
 
@@ -148,5 +148,6 @@ export const coreBenchmark: Benchmark = {
 };
 
 if (import.meta.main) {
-  await runSuite([coreBenchmark], parseArgs(Deno.args, ["core"]));
+  await Promise.resolve().then(() => parseArgs(Deno.args, ["core"]))
+    .then((args) => runSuite([coreBenchmark], args), exitOnUsageError);
 }

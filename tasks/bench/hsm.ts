@@ -10,7 +10,7 @@
  */
 
 import type { Benchmark, Contender, ContenderInstance, Scenario } from "./benchmark.ts";
-import { parseArgs } from "./cli.ts";
+import { exitOnUsageError, parseArgs } from "./cli.ts";
 import { openRawLoop, type Pkcs11js } from "./hsm_raw.ts";
 import { runSuite } from "./suite.ts";
 import type { Target } from "./targets.ts";
@@ -275,5 +275,6 @@ export const hsmBenchmark: Benchmark = {
 };
 
 if (import.meta.main) {
-  await runSuite([hsmBenchmark], parseArgs(Deno.args, ["hsm"]));
+  await Promise.resolve().then(() => parseArgs(Deno.args, ["hsm"]))
+    .then((args) => runSuite([hsmBenchmark], args), exitOnUsageError);
 }

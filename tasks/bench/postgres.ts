@@ -11,7 +11,7 @@ import postgres from "postgres";
 import { createPostgresPool, type PostgresClient } from "../../adapters/postgres/mod.ts";
 import type { Benchmark, Contender } from "./benchmark.ts";
 import type { Target } from "./targets.ts";
-import { parseArgs } from "./cli.ts";
+import { exitOnUsageError, parseArgs } from "./cli.ts";
 import { acquirePgContext, type PgContext } from "./pg_context.ts";
 import {
   openPgPool,
@@ -156,5 +156,6 @@ export const postgresBenchmark: Benchmark = {
 };
 
 if (import.meta.main) {
-  await runSuite([postgresBenchmark], parseArgs(Deno.args, ["postgres"]));
+  await Promise.resolve().then(() => parseArgs(Deno.args, ["postgres"]))
+    .then((args) => runSuite([postgresBenchmark], args), exitOnUsageError);
 }

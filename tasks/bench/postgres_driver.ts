@@ -8,7 +8,7 @@
  */
 
 import type { Benchmark, Contender } from "./benchmark.ts";
-import { parseArgs } from "./cli.ts";
+import { exitOnUsageError, parseArgs } from "./cli.ts";
 import { acquirePgContext, type PgContext } from "./pg_context.ts";
 import {
   openPgPool,
@@ -91,5 +91,6 @@ export const postgresDriverBenchmark: Benchmark = {
 };
 
 if (import.meta.main) {
-  await runSuite([postgresDriverBenchmark], parseArgs(Deno.args, ["postgres-driver"]));
+  await Promise.resolve().then(() => parseArgs(Deno.args, ["postgres-driver"]))
+    .then((args) => runSuite([postgresDriverBenchmark], args), exitOnUsageError);
 }
