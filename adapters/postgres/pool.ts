@@ -53,6 +53,7 @@ export type Row = import("postgres").Row;
 export class PostgresPool implements AsyncDisposable {
   /** The underlying generic pool: for `events()`, `resize()`, `invalidate()`, `acquire()`. */
   readonly pool: Pool<PgConnection>;
+  readonly #prepare: boolean;
 
   /** Prefer {@link createPostgresPool}; this is the same. */
   constructor(options: PostgresPoolOptions = {}) {
@@ -66,6 +67,7 @@ export class PostgresPool implements AsyncDisposable {
     }
     const target = targetOf(url, driver);
     const driverOptions: DriverOptions = { connect_timeout: 10, ...driver };
+    this.#prepare = driver.prepare !== false;
     this.pool = new Pool<PgConnection>({
       name: "postgres",
       reentrant: true,
@@ -143,7 +145,11 @@ export class PostgresPool implements AsyncDisposable {
   query(first: TemplateStringsArray | string, ...rest: unknown[]): Promise<unknown> {
     if (typeof first === "string") {
       const params = (rest[0] ?? []) as postgres.ParameterOrJSON<never>[];
-      return this.use((sql) => sql.unsafe(first, params), rest[1] as AcquireOptions | undefined);
+      // Text queries are prepared like tagged ones (postgres.js's unsafe() would not by default).
+      return this.use(
+        (sql) => sql.unsafe(first, params, { prepare: this.#prepare }),
+        rest[1] as AcquireOptions | undefined,
+      );
     }
     return this.use((sql) => sql(first, ...(rest as postgres.ParameterOrFragment<never>[])));
   }

@@ -256,6 +256,11 @@ function changeUrl(url: string, change: { user?: string; password?: string }): s
   return u.toString();
 }
 
+/** Whether a throwaway cluster can be made here (the PostgreSQL server binaries are installed). */
+export async function hasPostgresBinaries(): Promise<boolean> {
+  return await findBinaries().then(() => true, () => false);
+}
+
 async function findBinaries(dirs?: string[]): Promise<string> {
   const fromEnv = Deno.env.get("PG_BINDIR");
   const candidates = dirs ?? (fromEnv ? [fromEnv, ...BINARY_DIRS] : BINARY_DIRS);

@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { NoDatabaseError, startDatabase } from "../../tasks/setup/postgres.ts";
+import { hasPostgresBinaries, NoDatabaseError, startDatabase } from "../../tasks/setup/postgres.ts";
 
 Deno.test("without binaries and without DATABASE_URL the error names both ways out", async () => {
   const saved = Deno.env.get("DATABASE_URL");
@@ -26,7 +26,7 @@ Deno.test("without binaries and without DATABASE_URL the error names both ways o
 
 Deno.test({
   name: "an interrupted run (SIGINT) stops and deletes its throwaway cluster",
-  ignore: Deno.build.os === "windows",
+  ignore: Deno.build.os === "windows" || !(await hasPostgresBinaries()),
   fn: async () => {
     const script = `
       import { startDatabase } from ${
