@@ -110,7 +110,15 @@ export function redactUrl(url: string): string {
 }
 
 async function useExternal(url: string): Promise<Database> {
-  const parsed = new URL(url);
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    // Not the URL's own error: that one would print the password.
+    throw new TypeError(
+      "DATABASE_URL is not a valid URL; expected postgres://user:password@host:5432/database",
+    );
+  }
   const schema = `poolkit_${Date.now().toString(36)}_${crypto.randomUUID().slice(0, 8)}`;
   const admin = adminClient(url);
   await admin.unsafe(`create schema "${schema}"`);
