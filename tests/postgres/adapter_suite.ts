@@ -112,6 +112,18 @@ export async function adapterSuite(t: Deno.TestContext, target: Target): Promise
     await assert.rejects(pg.query`savepoint probe`, /transaction block/);
   });
 
+  await t.step("use() rolls back a transaction its callback left failed", async () => {
+    await using pg = open("left-failed", { max: 1 })[0];
+    await pg.use(async (sql) => {
+      await sql`begin`;
+      await assert.rejects(sql`select 1 / 0`, /division by zero/);
+      // The transaction is now aborted: every statement would fail until ROLLBACK.
+    });
+    const [row] = await pg.query<{ ok: number }[]>`select 1 as ok`;
+    assert.equal(row.ok, 1, "the next borrower gets a working connection");
+    assert.equal(pg.stats().created, 1, "the same connection, rolled back rather than replaced");
+  });
+
   await t.step("a one-shot query takes text and $1 parameters", async () => {
     await using pg = open("oneshot")[0];
     const rows = await pg.query<{ sum: number }[]>("select $1::int + $2::int as sum", [2, 3]);
