@@ -40,18 +40,18 @@ export class BatchRunner {
   readonly #queue: Job[] = [];
   #head = 0;
   #runners = 0;
-  readonly #threads: number;
-  #maxRunners: number;
+  readonly #maxRunners: number;
 
   /**
    * Runs batches on sessions of `pool`, with at most one runner (one
-   * session) per engine thread: more would only split the batches.
+   * session) per engine thread: more would only split the batches. The
+   * pool still enforces its own `max` (also after a resize): a runner
+   * beyond it waits for a lease like any caller.
    */
   constructor(pool: Pool<HsmSession>, threads: number, acquire?: AcquireOptions) {
     this.#pool = pool;
-    this.#threads = threads;
     this.#acquire = acquire;
-    this.#maxRunners = Math.min(threads, pool.stats().max);
+    this.#maxRunners = Math.max(1, Math.min(threads, pool.stats().max));
   }
 
   /** Queues `run` to be called with a leased session; resolves with its result. */
@@ -134,7 +134,6 @@ export class BatchRunner {
 
   #runnerDone(): void {
     this.#runners--;
-    this.#maxRunners = Math.min(this.#threads, this.#pool.stats().max); // follows resize()
     if (this.#pending() > 0 && this.#runners < this.#maxRunners) this.#start();
   }
 }
