@@ -59,8 +59,12 @@ export interface WorkerEngine extends CryptoEngine {
   readonly batching: true;
   /** Worker threads. */
   readonly threads: number;
-  /** Ends the workers; calls still in flight fail with an {@link HsmError}. */
-  close(): void;
+  /**
+   * Ends the workers once each has attached to the module (so none can
+   * initialise it after its owner finalised it); calls still in flight fail
+   * with an {@link HsmError}.
+   */
+  close(): Promise<void>;
 }
 
 type Settled = Uint8Array<ArrayBuffer> | boolean;
@@ -131,13 +135,33 @@ class Thread {
   scheduled = false;
   readonly pending = new Map<number, Job>();
 
+  /** Resolves once the worker has attached to the module (or failed to). */
+  readonly ready: Promise<void>;
+  #ready: () => void;
+  broken: Error | undefined;
+
   constructor(library: string, onCrash: (thread: Thread, error: unknown) => void) {
     this.worker = new Worker(new URL("./dispatch_worker.ts", import.meta.url), { type: "module" });
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.ready = promise;
+    this.#ready = resolve;
     this.worker.postMessage({ library });
-    this.worker.onmessage = (event) => this.#settle(event.data);
+    this.worker.onmessage = (event) => {
+      if ("ready" in event.data) {
+        if (!event.data.ready) {
+          this.broken = new Error("the PKCS#11 module was not initialised when the worker started");
+          onCrash(this, this.broken);
+        }
+        this.#ready();
+        return;
+      }
+      this.#settle(event.data);
+    };
     this.worker.onerror = (event) => {
       event.preventDefault();
-      onCrash(this, event.error ?? new Error(event.message));
+      this.broken = event.error ?? new Error(event.message);
+      onCrash(this, this.broken);
+      this.#ready();
     };
   }
 
@@ -234,6 +258,11 @@ export function createWorkerEngine(options: WorkerEngineOptions): WorkerEngine {
     }
     const held = affinity;
     const thread = held.thread;
+    if (thread.broken) {
+      return Promise.reject(
+        new HsmError("HSM worker thread failed", { operation: "dispatch", cause: thread.broken }),
+      );
+    }
     held.calls++;
     const { promise, resolve, reject } = Promise.withResolvers<Settled>();
     const job: Job = {
@@ -278,9 +307,20 @@ export function createWorkerEngine(options: WorkerEngineOptions): WorkerEngine {
       submit(VERIFY, s, m, key, input, signature, 0) as Promise<boolean>,
     digest: (s, m, input, outLength) =>
       submit(DIGEST, s, m, null, input, null, outLength) as Promise<Uint8Array<ArrayBuffer>>,
-    close() {
+    async close() {
       if (closed) return;
       closed = true;
+      // A worker still starting would attach (C_Initialize) after we are
+      // gone: wait until each has, then end them.
+      const timeout = new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 10_000);
+        Deno.unrefTimer(timer);
+        Promise.all(threads.map((t) => t.ready)).then(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      await timeout;
       for (const thread of threads) {
         thread.worker.terminate();
         crash(thread, new Error("engine closed"));

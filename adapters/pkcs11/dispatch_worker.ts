@@ -114,7 +114,15 @@ self.onmessage = (event: MessageEvent) => {
     try {
       // The main thread initialised the module; this only attaches to it.
       pkcs11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
-    } catch { /* CKR_CRYPTOKI_ALREADY_INITIALIZED: expected */ }
+    } catch {
+      // CKR_CRYPTOKI_ALREADY_INITIALIZED: attached, as expected.
+      self.postMessage({ ready: true });
+      return;
+    }
+    // Our C_Initialize succeeded: the module was not (or no longer)
+    // initialised by the main thread. Never own it from here.
+    pkcs11.C_Finalize();
+    self.postMessage({ ready: false });
     return;
   }
   const answer = runBatch(pkcs11, event.data as JobBatch);

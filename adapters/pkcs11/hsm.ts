@@ -181,7 +181,10 @@ function checkEngine(engine: OpenHsmOptions["engine"]): void {
 }
 
 /** The engine to use, and whether this handle owns it (and must close it). */
-function makeEngine(options: OpenHsmOptions, library: string): [CryptoEngine, (() => void)?] {
+function makeEngine(
+  options: OpenHsmOptions,
+  library: string,
+): [CryptoEngine, (() => Promise<void>)?] {
   const engine = options.engine;
   if (engine === undefined || engine === "async") return [asyncEngine];
   if (engine === "sync") return [syncEngine];
@@ -287,7 +290,7 @@ export async function openHsm(options: OpenHsmOptions): Promise<Hsm> {
       try {
         await pool.close(closeOptions);
       } finally {
-        closeEngine?.();
+        await closeEngine?.();
         login.release();
         moduleRef.release();
       }
