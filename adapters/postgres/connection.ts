@@ -85,18 +85,25 @@ export class PgConnection {
   ): Promise<PgConnection> {
     signal.throwIfAborted();
     const conn = new PgConnection(url, driver, target);
-    const onAbort = () => void conn.#sql.end({ timeout: 0 }).catch(() => {});
+    // On abort, end gracefully: the connect (bounded by connect_timeout) finishes, then the
+    // socket closes. Cutting it mid-handshake would reject postgres.js's internal type-fetch
+    // query, which nothing awaits: an unhandled rejection.
+    const onAbort = () => void conn.#sql.end().catch(() => {});
     signal.addEventListener("abort", onAbort, { once: true });
     try {
       const result = await conn.#sql`select pg_backend_pid() as pid`;
       conn.pid = Number(result[0].pid);
-      return conn;
     } catch (error) {
       await conn.#sql.end({ timeout: 0 }).catch(() => {});
       throw signal.aborted ? signal.reason : connectError(error, target);
     } finally {
       signal.removeEventListener("abort", onAbort);
     }
+    if (signal.aborted) {
+      await conn.close();
+      throw signal.reason;
+    }
+    return conn;
   }
 
   /** `SELECT 1` within `timeoutMs`; false when closed, failed or too slow. */

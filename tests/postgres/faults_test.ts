@@ -83,6 +83,20 @@ Deno.test("postgres faults", async (t) => {
     },
   );
 
+  await t.step(
+    "closing the pool while connections are being opened leaves no stray error",
+    async () => {
+      for (let round = 0; round < 30; round++) {
+        const pg = createPostgresPool({ url: db.url, pool: { max: 3 } });
+        const calls = Array.from({ length: 3 }, () => pg.query`select 1`.catch(() => {}));
+        await new Promise((r) => setTimeout(r, round % 15)); // land in every phase of the handshake
+        await pg.close({ timeoutMs: 2_000 });
+        await Promise.all(calls);
+        assert.equal(pg.stats().destroyed, pg.stats().created);
+      }
+    },
+  );
+
   await t.step({
     name:
       "a server restart during a 50-worker load: nobody hangs, the pool serves again, no lease leaks, no acknowledged insert is lost",
