@@ -102,17 +102,16 @@ export async function startPgBouncer(
     stdout: "null",
     stderr: "null",
   }).spawn();
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    release();
-    try {
-      child.kill("SIGINT"); // PgBouncer's "safe shutdown"
-    } catch { /* already exited */ }
-    await child.status;
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  };
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    stopping ??= (async () => {
+      try {
+        child.kill("SIGINT"); // PgBouncer's "safe shutdown"
+      } catch { /* already exited */ }
+      await child.status;
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      release();
+    })();
   const release = onInterrupt(stop, () => {
     try {
       child.kill("SIGKILL");

@@ -122,17 +122,18 @@ async function useExternal(url: string): Promise<Database> {
   const schema = `poolkit_${Date.now().toString(36)}_${crypto.randomUUID().slice(0, 8)}`;
   const admin = adminClient(url);
   await admin.unsafe(`create schema "${schema}"`);
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    release();
-    try {
-      await admin.unsafe(`drop schema if exists "${schema}" cascade`);
-    } finally {
-      await admin.end({ timeout: 5 });
-    }
-  };
+  // One stop, however many callers (dispose, a signal): they all wait for the same one. The
+  // interrupt guard stays until the end, so an exit in the middle still cleans up.
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    stopping ??= (async () => {
+      try {
+        await admin.unsafe(`drop schema if exists "${schema}" cascade`);
+      } finally {
+        await admin.end({ timeout: 5 });
+        release();
+      }
+    })();
   const release = onInterrupt(stop);
   return {
     kind: "external",
@@ -162,6 +163,7 @@ async function startThrowaway(options: StartDatabaseOptions): Promise<Database> 
   const log = options.log ?? (() => {});
   const bin = await findBinaries(options.binDirs);
   const owner = await databaseOwner();
+  await sweepStaleClusters();
   const dir = await Deno.makeTempDir({ prefix: "poolkit-pg-" });
   const data = `${dir}/data`;
   const logFile = `${dir}/server.log`;
@@ -217,15 +219,14 @@ async function startThrowaway(options: StartDatabaseOptions): Promise<Database> 
   }
   const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
   let admin: postgres.Sql | undefined;
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    release();
-    await admin?.end({ timeout: 1 }).catch(() => {});
-    await cleanup();
-    log("PostgreSQL stopped, its folder removed");
-  };
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    stopping ??= (async () => {
+      await admin?.end({ timeout: 1 }).catch(() => {});
+      await cleanup();
+      release();
+      log("PostgreSQL stopped, its folder removed");
+    })();
   return {
     kind: "throwaway",
     url,
@@ -335,6 +336,29 @@ async function pgCtl(
       .catch(() => "");
     throw new Error(`${(error as Error).message}\nserver log (last lines):\n${tail}`);
   }
+}
+
+/**
+ * Deletes the folders of throwaway clusters whose process was killed before it could clean up
+ * (SIGKILL, a crashed test runner): no live server in them and untouched for 10 minutes.
+ */
+async function sweepStaleClusters(): Promise<void> {
+  const base = Deno.env.get("TMPDIR") ?? "/tmp";
+  try {
+    for await (const entry of Deno.readDir(base)) {
+      if (!entry.isDirectory || !entry.name.startsWith("poolkit-pg-")) continue;
+      const dir = `${base}/${entry.name}`;
+      try {
+        const pid = await Deno.readTextFile(`${dir}/data/postmaster.pid`)
+          .then((t) => Number(t.split("\n")[0]), () => 0);
+        if (pid > 0 && await Deno.stat(`/proc/${pid}`).then(() => true, () => false)) continue;
+        const { mtime } = await Deno.stat(`${dir}/server.log`).catch(() => Deno.stat(dir));
+        if (mtime && Date.now() - mtime.getTime() > 10 * 60_000) {
+          await Deno.remove(dir, { recursive: true });
+        }
+      } catch { /* not ours to judge, or already gone */ }
+    }
+  } catch { /* no temp folder listing: nothing to sweep */ }
 }
 
 /** Last resort when the process exits without stop(): immediate shutdown, delete the folder. */
