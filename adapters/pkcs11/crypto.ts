@@ -22,13 +22,15 @@ export const GCM_IV_BYTES = 12;
 /** AES-GCM tag length: 16 bytes (128 bits). */
 export const GCM_TAG_BYTES = 16;
 
-function needKind(key: HsmKey, kind: HsmKeyKind, operation: string): void {
+/** Throws a TypeError unless `key` is of `kind`. */
+export function needKind(key: HsmKey, kind: HsmKeyKind, operation: string): void {
   if (key?.kind !== kind) {
     throw new TypeError(`${operation} needs an "${kind}" key, got ${JSON.stringify(key?.kind)}`);
   }
 }
 
-function needBytes(value: unknown, what: string): asserts value is Uint8Array {
+/** Throws a TypeError unless `value` is a Uint8Array. */
+export function needBytes(value: unknown, what: string): asserts value is Uint8Array {
   if (!(value instanceof Uint8Array)) {
     throw new TypeError(`${what} must be a Uint8Array, got ${typeof value}`);
   }
@@ -85,6 +87,18 @@ export async function aesGcmDecrypt(
   aad?: Uint8Array,
 ): Promise<Uint8Array<ArrayBuffer>> {
   needKind(key, "aes", "aesGcmDecrypt");
+  checkSealed(sealed);
+  const iv = sealed.subarray(0, GCM_IV_BYTES);
+  const body = sealed.subarray(GCM_IV_BYTES);
+  try {
+    return await engine.decrypt(session, gcm(iv, aad), key.handle, body, body.length);
+  } catch (error) {
+    throw gcmDecryptError(error);
+  }
+}
+
+/** Checks what {@link aesGcmDecrypt} needs before any call is made. */
+export function checkSealed(sealed: unknown): asserts sealed is Uint8Array {
   needBytes(sealed, "ciphertext");
   if (sealed.length < GCM_IV_BYTES + GCM_TAG_BYTES) {
     throw new HsmError(
@@ -93,21 +107,21 @@ export async function aesGcmDecrypt(
       { operation: "aesGcmDecrypt" },
     );
   }
-  const iv = sealed.subarray(0, GCM_IV_BYTES);
-  const body = sealed.subarray(GCM_IV_BYTES);
-  try {
-    return await engine.decrypt(session, gcm(iv, aad), key.handle, body, body.length);
-  } catch (error) {
-    // SoftHSM reports a failed tag check as CKR_GENERAL_ERROR; the operation
-    // is over and the session fine. Say what it means, with the standard code.
-    const code = error instanceof HsmError ? error.code : undefined;
-    if (code !== CKR_GENERAL_ERROR && code !== CKR_ENCRYPTED_DATA_INVALID) throw error;
-    throw new HsmError(
-      "aesGcmDecrypt failed: CKR_ENCRYPTED_DATA_INVALID (0x40): the tag does not match " +
-        "(wrong key, wrong AAD or a tampered ciphertext)",
-      { operation: "aesGcmDecrypt", code: CKR_ENCRYPTED_DATA_INVALID, cause: error },
-    );
-  }
+}
+
+/**
+ * SoftHSM reports a failed tag check as CKR_GENERAL_ERROR; the operation is
+ * over and the session fine. Says what it means, with the standard code;
+ * any other error is returned as it is.
+ */
+export function gcmDecryptError(error: unknown): unknown {
+  const code = error instanceof HsmError ? error.code : undefined;
+  if (code !== CKR_GENERAL_ERROR && code !== CKR_ENCRYPTED_DATA_INVALID) return error;
+  return new HsmError(
+    "aesGcmDecrypt failed: CKR_ENCRYPTED_DATA_INVALID (0x40): the tag does not match " +
+      "(wrong key, wrong AAD or a tampered ciphertext)",
+    { operation: "aesGcmDecrypt", code: CKR_ENCRYPTED_DATA_INVALID, cause: error },
+  );
 }
 
 // SoftHSM 2.6 has no CKM_ECDSA_SHA256: hash here, sign the digest with CKM_ECDSA.

@@ -30,6 +30,7 @@ import {
   DIGEST,
   ENCRYPT,
   FAILED_INIT,
+  INIT,
   J,
   JOB_WORDS,
   type JobBatch,
@@ -43,8 +44,6 @@ import {
   VERIFY,
 } from "./dispatch_wire.ts";
 
-const INIT = ["C_EncryptInit", "C_DecryptInit", "C_SignInit", "C_VerifyInit", "C_DigestInit"];
-
 /** Options of {@link createWorkerEngine}. */
 export interface WorkerEngineOptions {
   /** The module's path (each worker loads its own binding). */
@@ -53,12 +52,41 @@ export interface WorkerEngineOptions {
   threads?: number;
 }
 
+/** One job for a worker: a kind from `dispatch_wire.ts` and its bytes. */
+export interface WireJob {
+  /** Job kind (`ENCRYPT`, ..., `SEAL_GCM`, ...). */
+  kind: number;
+  /** The `CKM_*` mechanism. */
+  mechanism: number;
+  /** AES-GCM parameters (the IV is made by the worker for `SEAL_GCM`, read from the input for `OPEN_GCM`). */
+  gcm?: { iv?: Uint8Array; aad?: Uint8Array; tagBits: number };
+  /** The key's object handle (none for digests). */
+  key: Uint8Array | null;
+  /** The input. */
+  input: Uint8Array;
+  /** The signature, for verify kinds. */
+  signature?: Uint8Array;
+  /** The output buffer size the worker reserves. */
+  outLength: number;
+}
+
+/** A job's result: bytes, a verify answer, or an error. */
+export type WireResult = { ok: true; value: Uint8Array<ArrayBuffer> | boolean } | {
+  ok: false;
+  error: HsmError;
+};
+
 /** A {@link CryptoEngine} that owns threads: close it to end them. */
 export interface WorkerEngine extends CryptoEngine {
   /** Calls on one session may be queued together: they run in order on one thread. */
   readonly batching: true;
   /** Worker threads. */
   readonly threads: number;
+  /**
+   * Runs `jobs` on `session` in order, on one thread, as one message; calls
+   * `done` with every result (in job order) when the batch is back.
+   */
+  runBatch(session: SessionHandle, jobs: WireJob[], done: (results: WireResult[]) => void): void;
   /**
    * Ends the workers once each has attached to the module (so none can
    * initialise it after its owner finalised it); calls still in flight fail
@@ -67,29 +95,13 @@ export interface WorkerEngine extends CryptoEngine {
   close(): Promise<void>;
 }
 
-type Settled = Uint8Array<ArrayBuffer> | boolean;
-
-/** One queued call: its fields stay references until the batch is packed. */
-interface Job {
-  id: number;
-  kind: number;
-  session: Buffer;
-  mechanism: pkcs11js.Mechanism;
-  key: Buffer | null;
-  input: Uint8Array;
-  signature: Uint8Array | null;
-  outLength: number;
-  resolve: (value: Settled) => void;
-  reject: (error: unknown) => void;
-}
-
-/** Packs queued jobs into the wire format (one record array, one byte buffer). */
-function pack(jobs: Job[]): JobBatch {
+/** Packs jobs into the wire format (one record array, one byte buffer). */
+function pack(batch: number, sessions: Buffer[], jobs: WireJob[]): JobBatch {
   let total = 0;
-  for (const job of jobs) {
-    const param = job.mechanism.parameter as { iv?: Uint8Array; aad?: Uint8Array } | undefined;
-    total += job.session.length + (job.key?.length ?? 0) + job.input.length +
-      (job.signature?.length ?? 0) + (param?.iv?.length ?? 0) + (param?.aad?.length ?? 0);
+  for (let i = 0; i < jobs.length; i++) {
+    const job = jobs[i];
+    total += sessions[i].length + (job.key?.length ?? 0) + job.input.length +
+      (job.signature?.length ?? 0) + (job.gcm?.iv?.length ?? 0) + (job.gcm?.aad?.length ?? 0);
   }
   const records = new Uint32Array(jobs.length * JOB_WORDS);
   const bytes = new Uint8Array(total);
@@ -104,107 +116,146 @@ function pack(jobs: Job[]): JobBatch {
   for (let i = 0; i < jobs.length; i++) {
     const job = jobs[i];
     const at = i * JOB_WORDS;
-    const param = job.mechanism.parameter as
-      | { type?: number; iv?: Uint8Array; aad?: Uint8Array; tagBits?: number }
-      | undefined;
-    records[at + J.id] = job.id;
+    records[at + J.id] = i;
     records[at + J.kind] = job.kind;
-    records[at + J.mechanism] = job.mechanism.mechanism;
-    if (param !== undefined) {
-      if (param.type !== pkcs11js.CK_PARAMS_AES_GCM) {
-        throw new TypeError("the worker engine carries no mechanism parameters but AES-GCM's");
-      }
+    records[at + J.mechanism] = job.mechanism;
+    if (job.gcm !== undefined) {
       records[at + J.paramType] = 1;
-      records[at + J.tagBits] = param.tagBits ?? 128;
+      records[at + J.tagBits] = job.gcm.tagBits;
     }
-    put(job.session, at, J.sessionOff);
+    put(sessions[i], at, J.sessionOff);
     put(job.key, at, J.keyOff);
-    put(param?.iv, at, J.ivOff);
-    put(param?.aad, at, J.aadOff);
+    put(job.gcm?.iv, at, J.ivOff);
+    put(job.gcm?.aad, at, J.aadOff);
     put(job.input, at, J.inOff);
     put(job.signature, at, J.sigOff);
     records[at + J.outLen] = job.outLength;
   }
-  return { jobs: records, bytes };
+  return { batch, jobs: records, bytes };
+}
+
+/** Reads a worker's answer back into results, in job order. */
+function unpack(jobs: WireJob[], { results, bytes, messages }: ResultBatch): WireResult[] {
+  const out: WireResult[] = new Array(jobs.length);
+  for (let i = 0; i < jobs.length; i++) {
+    const r = i * RESULT_WORDS;
+    const status = results[r + R.status];
+    if (status === OK_BYTES) {
+      const off = results[r + R.outOff];
+      out[i] = { ok: true, value: bytes.subarray(off, off + results[r + R.outLen]) };
+    } else if (status <= 2) {
+      out[i] = { ok: true, value: status === OK_TRUE };
+    } else {
+      const kind = jobs[i].kind;
+      const step = status === FAILED_INIT ? INIT[kind] : OPERATION[kind];
+      const code = results[r + R.code];
+      out[i] = {
+        ok: false,
+        error: toHsmError(code ? { code, message: "" } : new Error(messages[i]), step),
+      };
+    }
+  }
+  return out;
+}
+
+interface Posted {
+  jobs: WireJob[];
+  done: (results: WireResult[]) => void;
+}
+
+interface QueuedCall {
+  session: Buffer;
+  job: WireJob;
+  resolve: (value: Uint8Array<ArrayBuffer> | boolean) => void;
+  reject: (error: unknown) => void;
 }
 
 class Thread {
   readonly worker: Worker;
-  queue: Job[] = [];
+  /** Jobs (counted one by one) that are posted or queued and not answered yet. */
   inFlight = 0;
+  /** Per-call jobs waiting for the end of this turn of the event loop. */
+  calls: QueuedCall[] = [];
   scheduled = false;
-  readonly pending = new Map<number, Job>();
-
+  broken: Error | undefined;
   /** Resolves once the worker has attached to the module (or failed to). */
   readonly ready: Promise<void>;
+  readonly #posted = new Map<number, Posted>();
+  #nextBatch = 1;
   #ready: () => void;
-  broken: Error | undefined;
 
-  constructor(library: string, onCrash: (thread: Thread, error: unknown) => void) {
+  constructor(library: string) {
     this.worker = new Worker(new URL("./dispatch_worker.ts", import.meta.url), { type: "module" });
     const { promise, resolve } = Promise.withResolvers<void>();
     this.ready = promise;
     this.#ready = resolve;
     this.worker.postMessage({ library });
     this.worker.onmessage = (event) => {
-      if ("ready" in event.data) {
-        if (!event.data.ready) {
-          this.broken = new Error("the PKCS#11 module was not initialised when the worker started");
-          onCrash(this, this.broken);
+      const data = event.data;
+      if ("ready" in data) {
+        if (!data.ready) {
+          this.fail(new Error("the PKCS#11 module was not initialised when the worker started"));
         }
         this.#ready();
         return;
       }
-      this.#settle(event.data);
+      const posted = this.#posted.get(data.batch);
+      if (posted === undefined) return;
+      this.#posted.delete(data.batch);
+      this.inFlight -= posted.jobs.length;
+      posted.done(unpack(posted.jobs, data));
     };
     this.worker.onerror = (event) => {
       event.preventDefault();
-      this.broken = event.error ?? new Error(event.message);
-      onCrash(this, this.broken);
+      this.fail(event.error ?? new Error(event.message));
       this.#ready();
     };
   }
 
-  flush = (): void => {
-    this.scheduled = false;
-    const jobs = this.queue;
-    this.queue = [];
-    let batch: JobBatch;
-    try {
-      batch = pack(jobs);
-    } catch (error) {
-      for (const job of jobs) this.#finish(job).reject(error);
+  /** Posts jobs (each with its session) as one message. */
+  post(sessions: Buffer[], jobs: WireJob[], done: (results: WireResult[]) => void): void {
+    if (this.broken) {
+      done(jobs.map(() => ({ ok: false, error: failed(this.broken) })));
       return;
     }
-    this.worker.postMessage(batch, [batch.jobs.buffer, batch.bytes.buffer]);
+    const batch = this.#nextBatch++;
+    const message = pack(batch, sessions, jobs);
+    this.#posted.set(batch, { jobs, done });
+    this.inFlight += jobs.length;
+    this.worker.postMessage(message, [message.jobs.buffer, message.bytes.buffer]);
+  }
+
+  /** Sends this turn's per-call jobs as one message. */
+  flush = (): void => {
+    this.scheduled = false;
+    const calls = this.calls;
+    this.calls = [];
+    try {
+      this.post(calls.map((c) => c.session), calls.map((c) => c.job), (results) => {
+        for (let i = 0; i < calls.length; i++) {
+          const r = results[i];
+          if (r.ok) calls[i].resolve(r.value);
+          else calls[i].reject(r.error);
+        }
+      });
+    } catch (error) {
+      for (const call of calls) call.reject(error);
+    }
   };
 
-  #finish(job: Job): Job {
-    this.pending.delete(job.id);
-    this.inFlight--;
-    return job;
-  }
-
-  #settle({ results, bytes, messages }: ResultBatch): void {
-    const count = results.length / RESULT_WORDS;
-    for (let i = 0; i < count; i++) {
-      const r = i * RESULT_WORDS;
-      const job = this.pending.get(results[r + R.id]);
-      if (job === undefined) continue;
-      this.#finish(job);
-      const status = results[r + R.status];
-      if (status === OK_BYTES) {
-        const off = results[r + R.outOff];
-        job.resolve(bytes.subarray(off, off + results[r + R.outLen]));
-      } else if (status <= 2) {
-        job.resolve(status === OK_TRUE);
-      } else {
-        const step = status === FAILED_INIT ? INIT[job.kind] : OPERATION[job.kind];
-        const code = results[r + R.code];
-        job.reject(toHsmError(code ? { code, message: "" } : new Error(messages[i]), step));
-      }
+  /** Fails everything in flight (the worker died or the engine closed). */
+  fail(error: Error): void {
+    this.broken ??= error;
+    for (const posted of this.#posted.values()) {
+      posted.done(posted.jobs.map(() => ({ ok: false, error: failed(error) })));
     }
+    this.#posted.clear();
+    this.inFlight = 0;
   }
+}
+
+function failed(cause: unknown): HsmError {
+  return new HsmError("HSM worker thread failed", { operation: "dispatch", cause });
 }
 
 const defaultThreads = () => Math.min(4, Math.max(1, navigator.hardwareConcurrency ?? 2));
@@ -219,73 +270,53 @@ export function createWorkerEngine(options: WorkerEngineOptions): WorkerEngine {
   if (!Number.isInteger(count) || count < 1 || count > 64) {
     throw new RangeError(`threads must be a whole number from 1 to 64, got ${count}`);
   }
-  let nextId = 1;
   let closed = false;
   const threads: Thread[] = [];
-  const sessionThreads = new WeakMap<SessionHandle, { thread: Thread; calls: number }>();
-  const crash = (thread: Thread, error: unknown) => {
-    for (const job of thread.pending.values()) {
-      job.reject(new HsmError("HSM worker thread failed", { operation: "dispatch", cause: error }));
-    }
-    thread.pending.clear();
-    thread.inFlight = 0;
-  };
-  for (let i = 0; i < count; i++) threads.push(new Thread(options.library, crash));
+  for (let i = 0; i < count; i++) threads.push(new Thread(options.library));
+  const affinity = new WeakMap<SessionHandle, { thread: Thread; jobs: number }>();
 
-  const submit = (
-    kind: number,
-    session: SessionHandle,
-    mechanism: pkcs11js.Mechanism,
-    key: Buffer | null,
-    input: Uint8Array,
-    signature: Uint8Array | null,
-    outLength: number,
-  ): Promise<Settled> => {
-    if (closed) {
-      return Promise.reject(new HsmError("the worker engine is closed", { operation: "dispatch" }));
-    }
-    const handle = session.handle; // throws if the session is closed
-    // Calls queued on one session stay on one thread, where they run in
-    // order; a session with nothing in flight goes to the least busy thread.
-    let affinity = sessionThreads.get(session);
-    if (affinity === undefined || affinity.calls === 0) {
+  /**
+   * The thread for a session's next jobs: the one it already has jobs on
+   * (they must run in order, never two at a time), else the least busy.
+   */
+  const claim = (session: SessionHandle, jobs: number): { thread: Thread; jobs: number } => {
+    let held = affinity.get(session);
+    if (held === undefined || held.jobs === 0) {
       let thread = threads[0];
       for (let i = 1; i < threads.length; i++) {
         if (threads[i].inFlight < thread.inFlight) thread = threads[i];
       }
-      affinity = { thread, calls: 0 };
-      sessionThreads.set(session, affinity);
+      held = { thread, jobs: 0 };
+      affinity.set(session, held);
     }
-    const held = affinity;
+    held.jobs += jobs;
+    return held;
+  };
+
+  const closedError = () => new HsmError("the worker engine is closed", { operation: "dispatch" });
+
+  /** One PKCS#11 call for the {@link CryptoEngine} methods. */
+  const call = (
+    session: SessionHandle,
+    job: WireJob,
+  ): Promise<Uint8Array<ArrayBuffer> | boolean> => {
+    if (closed) return Promise.reject(closedError());
+    const handle = session.handle; // throws if the session is closed
+    const held = claim(session, 1);
+    const { promise, resolve, reject } = Promise.withResolvers<Uint8Array<ArrayBuffer> | boolean>();
     const thread = held.thread;
-    if (thread.broken) {
-      return Promise.reject(
-        new HsmError("HSM worker thread failed", { operation: "dispatch", cause: thread.broken }),
-      );
-    }
-    held.calls++;
-    const { promise, resolve, reject } = Promise.withResolvers<Settled>();
-    const job: Job = {
-      id: nextId++,
-      kind,
+    thread.calls.push({
       session: handle,
-      mechanism,
-      key,
-      input,
-      signature,
-      outLength,
+      job,
       resolve: (value) => {
-        held.calls--;
+        held.jobs--;
         resolve(value);
       },
       reject: (error) => {
-        held.calls--;
+        held.jobs--;
         reject(error);
       },
-    };
-    thread.pending.set(job.id, job);
-    thread.inFlight++;
-    thread.queue.push(job);
+    });
     if (!thread.scheduled) {
       thread.scheduled = true;
       queueMicrotask(thread.flush);
@@ -293,26 +324,80 @@ export function createWorkerEngine(options: WorkerEngineOptions): WorkerEngine {
     return promise;
   };
 
+  const gcmOf = (m: pkcs11js.Mechanism) => {
+    const param = m.parameter as
+      | { type?: number; iv?: Uint8Array; aad?: Uint8Array; tagBits?: number }
+      | undefined;
+    if (param === undefined) return undefined;
+    if (param.type !== pkcs11js.CK_PARAMS_AES_GCM) {
+      throw new TypeError("the worker engine carries no mechanism parameters but AES-GCM's");
+    }
+    return { iv: param.iv, aad: param.aad, tagBits: param.tagBits ?? 128 };
+  };
+
   return {
     name: `workers(${count})`,
     batching: true,
     threads: count,
     encrypt: (s, m, key, input, outLength) =>
-      submit(ENCRYPT, s, m, key, input, null, outLength) as Promise<Uint8Array<ArrayBuffer>>,
+      call(s, {
+        kind: ENCRYPT,
+        mechanism: m.mechanism,
+        gcm: gcmOf(m),
+        key,
+        input,
+        outLength,
+      }) as Promise<Uint8Array<ArrayBuffer>>,
     decrypt: (s, m, key, input, outLength) =>
-      submit(DECRYPT, s, m, key, input, null, outLength) as Promise<Uint8Array<ArrayBuffer>>,
+      call(s, {
+        kind: DECRYPT,
+        mechanism: m.mechanism,
+        gcm: gcmOf(m),
+        key,
+        input,
+        outLength,
+      }) as Promise<Uint8Array<ArrayBuffer>>,
     sign: (s, m, key, input, outLength) =>
-      submit(SIGN, s, m, key, input, null, outLength) as Promise<Uint8Array<ArrayBuffer>>,
+      call(s, { kind: SIGN, mechanism: m.mechanism, key, input, outLength }) as Promise<
+        Uint8Array<ArrayBuffer>
+      >,
     verify: (s, m, key, input, signature) =>
-      submit(VERIFY, s, m, key, input, signature, 0) as Promise<boolean>,
+      call(s, {
+        kind: VERIFY,
+        mechanism: m.mechanism,
+        key,
+        input,
+        signature,
+        outLength: 0,
+      }) as Promise<boolean>,
     digest: (s, m, input, outLength) =>
-      submit(DIGEST, s, m, null, input, null, outLength) as Promise<Uint8Array<ArrayBuffer>>,
+      call(s, { kind: DIGEST, mechanism: m.mechanism, key: null, input, outLength }) as Promise<
+        Uint8Array<ArrayBuffer>
+      >,
+    runBatch(session, jobs, done) {
+      if (closed) {
+        done(jobs.map(() => ({ ok: false, error: closedError() })));
+        return;
+      }
+      let handle: Buffer;
+      try {
+        handle = session.handle;
+      } catch (error) {
+        done(jobs.map(() => ({ ok: false, error: error as HsmError })));
+        return;
+      }
+      const held = claim(session, jobs.length);
+      held.thread.post(jobs.map(() => handle), jobs, (results) => {
+        held.jobs -= jobs.length;
+        done(results);
+      });
+    },
     async close() {
       if (closed) return;
       closed = true;
       // A worker still starting would attach (C_Initialize) after we are
       // gone: wait until each has, then end them.
-      const timeout = new Promise<void>((resolve) => {
+      await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 10_000);
         Deno.unrefTimer(timer);
         Promise.all(threads.map((t) => t.ready)).then(() => {
@@ -320,10 +405,9 @@ export function createWorkerEngine(options: WorkerEngineOptions): WorkerEngine {
           resolve();
         });
       });
-      await timeout;
       for (const thread of threads) {
         thread.worker.terminate();
-        crash(thread, new Error("engine closed"));
+        thread.fail(new Error("engine closed"));
       }
     },
   };

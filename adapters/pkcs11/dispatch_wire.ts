@@ -10,10 +10,42 @@
  * @module
  */
 
-/** Job kinds. */
+/**
+ * Job kinds. The first five are single PKCS#11 calls after their `*Init`;
+ * the last four do a whole adapter operation on the worker, so the main
+ * thread does not have to: AES-GCM with a fresh IV written in front of the
+ * output (`IV ‖ ciphertext ‖ tag`) and its reverse, and ECDSA over the
+ * SHA-256 of the input, hashed on the worker.
+ */
 export const ENCRYPT = 0, DECRYPT = 1, SIGN = 2, VERIFY = 3, DIGEST = 4;
+/** Whole operations (see above). */
+export const SEAL_GCM = 5, OPEN_GCM = 6, SIGN_SHA256 = 7, VERIFY_SHA256 = 8;
 /** The PKCS#11 function each kind runs after its `*Init`. */
-export const OPERATION = ["C_Encrypt", "C_Decrypt", "C_Sign", "C_Verify", "C_Digest"] as const;
+export const OPERATION = [
+  "C_Encrypt",
+  "C_Decrypt",
+  "C_Sign",
+  "C_Verify",
+  "C_Digest",
+  "C_Encrypt",
+  "C_Decrypt",
+  "C_Sign",
+  "C_Verify",
+] as const;
+/** The `*Init` function of each kind. */
+export const INIT = [
+  "C_EncryptInit",
+  "C_DecryptInit",
+  "C_SignInit",
+  "C_VerifyInit",
+  "C_DigestInit",
+  "C_EncryptInit",
+  "C_DecryptInit",
+  "C_SignInit",
+  "C_VerifyInit",
+] as const;
+/** AES-GCM IV and tag sizes of the whole-operation kinds. */
+export const IV_BYTES = 12, TAG_BYTES = 16;
 
 /** Words of one job record. */
 export const JOB_WORDS = 18;
@@ -50,6 +82,8 @@ export const OK_BYTES = 0, OK_TRUE = 1, OK_FALSE = 2, FAILED_INIT = 3, FAILED_CA
 
 /** A batch of jobs as posted to a worker. */
 export interface JobBatch {
+  /** Echoed in the answer. */
+  batch: number;
   /** `JOB_WORDS` words per job. */
   jobs: Uint32Array<ArrayBuffer>;
   /** Every byte field of every job. */
@@ -58,6 +92,8 @@ export interface JobBatch {
 
 /** The answer to a {@link JobBatch}. */
 export interface ResultBatch {
+  /** The {@link JobBatch.batch} it answers. */
+  batch: number;
   /** `RESULT_WORDS` words per job, in job order. */
   results: Uint32Array<ArrayBuffer>;
   /** Every output. */

@@ -7,6 +7,7 @@
  */
 /// <reference lib="deno.worker" />
 import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
 import pkcs11js from "pkcs11js";
 import {
   DECRYPT,
@@ -14,17 +15,22 @@ import {
   ENCRYPT,
   FAILED_CALL,
   FAILED_INIT,
+  IV_BYTES,
   J,
   JOB_WORDS,
   type JobBatch,
   OK_BYTES,
   OK_FALSE,
   OK_TRUE,
+  OPEN_GCM,
   R,
   RESULT_WORDS,
   type ResultBatch,
+  SEAL_GCM,
   SIGN,
+  SIGN_SHA256,
   VERIFY,
+  VERIFY_SHA256,
 } from "./dispatch_wire.ts";
 
 const CKR_SIGNATURE_INVALID = 0xC0;
@@ -32,6 +38,75 @@ const CKR_SIGNATURE_LEN_RANGE = 0xC1;
 const EMPTY = Buffer.alloc(1).subarray(0, 0); // zero-length but not a NULL pointer
 
 let pkcs11: pkcs11js.PKCS11 | undefined;
+
+/** Runs one job; returns the output length (bytes kinds) or the verify result. */
+function runJob(
+  p: pkcs11js.PKCS11,
+  kind: number,
+  session: Buffer,
+  mechanism: pkcs11js.Mechanism,
+  key: Buffer,
+  input: Buffer,
+  signature: Buffer,
+  out: Buffer,
+  step: { inited: boolean },
+): number | boolean {
+  const gcm = mechanism.parameter as { iv?: Buffer } | undefined;
+  switch (kind) {
+    case SEAL_GCM: {
+      const iv = out.subarray(0, IV_BYTES);
+      crypto.getRandomValues(iv);
+      gcm!.iv = iv;
+      p.C_EncryptInit(session, mechanism, key);
+      step.inited = true;
+      return IV_BYTES + p.C_Encrypt(session, input, out.subarray(IV_BYTES)).length;
+    }
+    case OPEN_GCM: {
+      gcm!.iv = input.subarray(0, IV_BYTES);
+      p.C_DecryptInit(session, mechanism, key);
+      step.inited = true;
+      const body = input.subarray(IV_BYTES);
+      return p.C_Decrypt(session, body.length === 0 ? EMPTY : body, out).length;
+    }
+    case SIGN_SHA256:
+    case SIGN:
+      p.C_SignInit(session, mechanism, key);
+      step.inited = true;
+      return p.C_Sign(
+        session,
+        kind === SIGN ? input : createHash("sha256").update(input).digest(),
+        out,
+      ).length;
+    case VERIFY_SHA256:
+    case VERIFY:
+      p.C_VerifyInit(session, mechanism, key);
+      step.inited = true;
+      try {
+        return p.C_Verify(
+          session,
+          kind === VERIFY ? input : createHash("sha256").update(input).digest(),
+          signature,
+        );
+      } catch (error) {
+        const code = (error as { code?: number }).code;
+        if (code !== CKR_SIGNATURE_INVALID && code !== CKR_SIGNATURE_LEN_RANGE) throw error;
+        return false;
+      }
+    case ENCRYPT:
+      p.C_EncryptInit(session, mechanism, key);
+      step.inited = true;
+      return p.C_Encrypt(session, input, out).length;
+    case DECRYPT:
+      p.C_DecryptInit(session, mechanism, key);
+      step.inited = true;
+      return p.C_Decrypt(session, input, out).length;
+    case DIGEST:
+      p.C_DigestInit(session, mechanism);
+      step.inited = true;
+      return p.C_Digest(session, input, out).length;
+  }
+  throw new Error(`unknown job kind ${kind}`);
+}
 
 function runBatch(p: pkcs11js.PKCS11, batch: JobBatch): ResultBatch {
   const { jobs, bytes } = batch;
@@ -43,13 +118,13 @@ function runBatch(p: pkcs11js.PKCS11, batch: JobBatch): ResultBatch {
   const out = Buffer.from(new ArrayBuffer(Math.max(outTotal, 1)));
   const results = new Uint32Array(count * RESULT_WORDS);
   const messages: Record<number, string> = {};
+  const step = { inited: false };
   let outPos = 0;
   for (let i = 0; i < count; i++) {
     const j = i * JOB_WORDS;
     const r = i * RESULT_WORDS;
-    const kind = jobs[j + J.kind];
     results[r + R.id] = jobs[j + J.id];
-    const session = view(jobs[j + J.sessionOff], jobs[j + J.sessionLen]);
+    const outLen = jobs[j + J.outLen];
     const mechanism: pkcs11js.Mechanism = jobs[j + J.paramType] === 1
       ? {
         mechanism: jobs[j + J.mechanism],
@@ -61,50 +136,40 @@ function runBatch(p: pkcs11js.PKCS11, batch: JobBatch): ResultBatch {
         } as pkcs11js.IParams,
       }
       : { mechanism: jobs[j + J.mechanism] };
-    const key = view(jobs[j + J.keyOff], jobs[j + J.keyLen]);
-    const input = view(jobs[j + J.inOff], jobs[j + J.inLen]);
-    let inited = false;
+    step.inited = false;
     try {
-      if (kind === ENCRYPT) p.C_EncryptInit(session, mechanism, key);
-      else if (kind === DECRYPT) p.C_DecryptInit(session, mechanism, key);
-      else if (kind === SIGN) p.C_SignInit(session, mechanism, key);
-      else if (kind === VERIFY) p.C_VerifyInit(session, mechanism, key);
-      else if (kind === DIGEST) p.C_DigestInit(session, mechanism);
-      inited = true;
-      if (kind === VERIFY) {
-        const signature = view(jobs[j + J.sigOff], jobs[j + J.sigLen]);
-        let ok: boolean;
-        try {
-          ok = p.C_Verify(session, input, signature);
-        } catch (error) {
-          const code = (error as { code?: number }).code;
-          if (code !== CKR_SIGNATURE_INVALID && code !== CKR_SIGNATURE_LEN_RANGE) throw error;
-          ok = false;
-        }
-        results[r + R.status] = ok ? OK_TRUE : OK_FALSE;
+      const result = runJob(
+        p,
+        jobs[j + J.kind],
+        view(jobs[j + J.sessionOff], jobs[j + J.sessionLen]),
+        mechanism,
+        view(jobs[j + J.keyOff], jobs[j + J.keyLen]),
+        view(jobs[j + J.inOff], jobs[j + J.inLen]),
+        view(jobs[j + J.sigOff], jobs[j + J.sigLen]),
+        out.subarray(outPos, outPos + outLen),
+        step,
+      );
+      if (typeof result === "boolean") {
+        results[r + R.status] = result ? OK_TRUE : OK_FALSE;
         continue;
       }
-      const outLen = jobs[j + J.outLen];
-      const target = out.subarray(outPos, outPos + outLen);
-      const n = kind === ENCRYPT
-        ? p.C_Encrypt(session, input, target).length
-        : kind === DECRYPT
-        ? p.C_Decrypt(session, input, target).length
-        : kind === SIGN
-        ? p.C_Sign(session, input, target).length
-        : p.C_Digest(session, input, target).length;
       results[r + R.status] = OK_BYTES;
       results[r + R.outOff] = outPos;
-      results[r + R.outLen] = n;
+      results[r + R.outLen] = result;
       outPos += outLen;
     } catch (error) {
       const code = (error as { code?: number }).code;
-      results[r + R.status] = inited ? FAILED_CALL : FAILED_INIT;
+      results[r + R.status] = step.inited ? FAILED_CALL : FAILED_INIT;
       results[r + R.code] = typeof code === "number" ? code : 0;
       if (typeof code !== "number" || code === 0) messages[i] = String((error as Error).message);
     }
   }
-  return { results, bytes: new Uint8Array(out.buffer as ArrayBuffer), messages };
+  return {
+    batch: batch.batch,
+    results,
+    bytes: new Uint8Array(out.buffer as ArrayBuffer),
+    messages,
+  };
 }
 
 self.onmessage = (event: MessageEvent) => {

@@ -40,7 +40,13 @@ export { registeredModule } from "./registry.ts";
 export { type PerRequestOptions, withPerRequestSession } from "./per_request.ts";
 export type { CryptoEngine } from "./engine.ts";
 export { asyncEngine, syncEngine } from "./engine_local.ts";
-export { createWorkerEngine, type WorkerEngine, type WorkerEngineOptions } from "./dispatch.ts";
+export {
+  createWorkerEngine,
+  type WireJob,
+  type WireResult,
+  type WorkerEngine,
+  type WorkerEngineOptions,
+} from "./dispatch.ts";
 // The pool types the HSM API mentions, so this entry point documents itself.
 export type * from "../../pool/types.ts";
 export type { Lease, Pool } from "../../mod.ts";

@@ -1,13 +1,25 @@
 /**
  * {@link HsmOps}: crypto operations that need no session of the caller's.
- * The handle picks a pooled session for each; with a batching engine (the
- * worker engine of `dispatch.ts`) operations are queued and run in batches
- * (see `batch.ts`), otherwise each leases a session of its own.
+ * With the worker engine they are queued and run in batches (see
+ * `batch.ts`), each as one whole job on the worker (the AES-GCM IV and the
+ * ECDSA hash are made there too); with the other engines each leases a
+ * session of its own.
  *
  * @module
  */
+import pkcs11js from "pkcs11js";
 import type { Pool } from "../../mod.ts";
-import { BatchRunner } from "./batch.ts";
+import { type BatchJob, BatchRunner } from "./batch.ts";
+import {
+  checkSealed,
+  GCM_IV_BYTES,
+  GCM_TAG_BYTES,
+  gcmDecryptError,
+  needBytes,
+  needKind,
+} from "./crypto.ts";
+import type { WireResult, WorkerEngine } from "./dispatch.ts";
+import { DIGEST, OPEN_GCM, SEAL_GCM, SIGN_SHA256, VERIFY_SHA256 } from "./dispatch_wire.ts";
 import type { CryptoEngine } from "./engine.ts";
 import type { HsmKey } from "./keys.ts";
 import type { HsmSession } from "./session.ts";
@@ -26,21 +38,114 @@ export interface HsmOps {
   digest(data: Uint8Array): Promise<Uint8Array<ArrayBuffer>>;
 }
 
-/** Makes the ops of a handle: batched when the engine can, one lease each otherwise. */
+const TAG_BITS = GCM_TAG_BYTES * 8;
+
+/** Makes the ops of a handle: batched on the worker engine, one lease each otherwise. */
 export function createOps(
   pool: Pool<HsmSession>,
   engine: CryptoEngine,
   use: <T>(fn: (session: HsmSession) => Promise<T>) => Promise<T>,
 ): HsmOps {
-  const { batching, threads } = engine as { batching?: boolean; threads?: number };
-  const run: <T>(fn: (session: HsmSession) => Promise<T>) => Promise<T> = batching
-    ? ((runner) => (fn) => runner.submit(fn))(new BatchRunner(pool, threads ?? 1))
-    : use;
+  if ((engine as WorkerEngine).batching === true) return batchedOps(pool, engine as WorkerEngine);
   return {
-    encrypt: (key, plaintext, aad) => run((s) => s.encrypt(key, plaintext, aad)),
-    decrypt: (key, sealed, aad) => run((s) => s.decrypt(key, sealed, aad)),
-    sign: (key, data) => run((s) => s.sign(key, data)),
-    verify: (key, data, signature) => run((s) => s.verify(key, data, signature)),
-    digest: (data) => run((s) => s.digest(data)),
+    encrypt: (key, plaintext, aad) => use((s) => s.encrypt(key, plaintext, aad)),
+    decrypt: (key, sealed, aad) => use((s) => s.decrypt(key, sealed, aad)),
+    sign: (key, data) => use((s) => s.sign(key, data)),
+    verify: (key, data, signature) => use((s) => s.verify(key, data, signature)),
+    digest: (data) => use((s) => s.digest(data)),
+  };
+}
+
+function batchedOps(pool: Pool<HsmSession>, engine: WorkerEngine): HsmOps {
+  const runner = new BatchRunner(pool, engine);
+  /** Queues a job; `map` turns a failure into the caller's error. */
+  const submit = <T>(job: Omit<BatchJob, "settle">, map?: (error: unknown) => unknown) => {
+    const { promise, resolve, reject } = Promise.withResolvers<T>();
+    (job as BatchJob).settle = (r: WireResult) => {
+      if (r.ok) resolve(r.value as T);
+      else reject(map ? map(r.error) : r.error);
+    };
+    runner.submit(job as BatchJob);
+    return promise;
+  };
+  return {
+    encrypt(key, plaintext, aad) {
+      try {
+        needKind(key, "aes", "aesGcmEncrypt");
+        needBytes(plaintext, "plaintext");
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return submit({
+        kind: SEAL_GCM,
+        mechanism: pkcs11js.CKM_AES_GCM,
+        gcm: { aad, tagBits: TAG_BITS },
+        key: key.handle,
+        input: plaintext,
+        outLength: GCM_IV_BYTES + plaintext.length + GCM_TAG_BYTES,
+      });
+    },
+    decrypt(key, sealed, aad) {
+      try {
+        needKind(key, "aes", "aesGcmDecrypt");
+        checkSealed(sealed);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return submit({
+        kind: OPEN_GCM,
+        mechanism: pkcs11js.CKM_AES_GCM,
+        gcm: { aad, tagBits: TAG_BITS },
+        key: key.handle,
+        input: sealed,
+        outLength: sealed.length - GCM_IV_BYTES,
+      }, gcmDecryptError);
+    },
+    sign(key, data) {
+      try {
+        needKind(key, "ec-private", "ecdsaSign");
+        needBytes(data, "data");
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return submit({
+        kind: SIGN_SHA256,
+        mechanism: pkcs11js.CKM_ECDSA,
+        key: key.handle,
+        input: data,
+        outLength: 64,
+      });
+    },
+    verify(key, data, signature) {
+      try {
+        needKind(key, "ec-public", "ecdsaVerify");
+        needBytes(data, "data");
+        needBytes(signature, "signature");
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return submit({
+        kind: VERIFY_SHA256,
+        mechanism: pkcs11js.CKM_ECDSA,
+        key: key.handle,
+        input: data,
+        signature,
+        outLength: 0,
+      });
+    },
+    digest(data) {
+      try {
+        needBytes(data, "data");
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return submit({
+        kind: DIGEST,
+        mechanism: pkcs11js.CKM_SHA256,
+        key: null,
+        input: data,
+        outLength: 32,
+      });
+    },
   };
 }
