@@ -101,3 +101,53 @@ Deno.test("a key added under a label is used once the cache entry expires", asyn
   const second = await t.hsm.use((s) => s.generateAesKey({ label: "rot" }));
   assert.equal((await t.hsm.encrypt("rot", text("b"))).keyId, second.id);
 });
+
+Deno.test("batched AES-GCM handles an empty plaintext and AAD", async () => {
+  await using t = await openTestHsm({ engine: "workers", workerThreads: 1 });
+  const key = await t.hsm.use((s) => s.generateAesKey({ label: "k" }));
+  const sealed = await t.hsm.ops.encrypt(key, new Uint8Array(0), text("aad"));
+  assert.equal(sealed.length, 28);
+  assert.equal((await t.hsm.ops.decrypt(key, sealed, text("aad"))).length, 0);
+  await assert.rejects(() => t.hsm.ops.decrypt(key, sealed), /CKR_ENCRYPTED_DATA_INVALID/);
+});
+
+Deno.test("a timer keeps firing while batched work runs on the worker engine", async () => {
+  await using t = await openTestHsm({ engine: "workers", workerThreads: 2, pool: { max: 2 } });
+  const key = await t.hsm.use((s) => s.generateAesKey({ label: "k" }));
+  const pair = await t.hsm.use((s) => s.generateEcKeyPair({ label: "k" }));
+  let last = performance.now();
+  let worstGap = 0;
+  let ticks = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    worstGap = Math.max(worstGap, now - last);
+    last = now;
+    ticks++;
+  }, 5);
+  try {
+    await Promise.all(
+      Array.from(
+        { length: 3000 },
+        (_, i) =>
+          i % 3 === 0
+            ? t.hsm.ops.sign(pair.privateKey, new Uint8Array(64))
+            : t.hsm.ops.encrypt(key, new Uint8Array(1024)),
+      ),
+    );
+  } finally {
+    clearInterval(timer);
+  }
+  assert.ok(ticks > 0, "the timer fired while the batch ran");
+  assert.ok(worstGap < 200, `worst gap between timer ticks ${worstGap.toFixed(1)} ms`);
+});
+
+Deno.test("batched operations after close fail with the pool's error", async () => {
+  const t = await openTestHsm({ engine: "workers", workerThreads: 1 });
+  try {
+    const key = await t.hsm.use((s) => s.generateAesKey({ label: "k", token: false }));
+    await t.hsm.close();
+    await assert.rejects(() => t.hsm.ops.encrypt(key, text("late")), /clos/i);
+  } finally {
+    await t[Symbol.asyncDispose]();
+  }
+});
