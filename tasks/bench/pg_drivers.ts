@@ -13,8 +13,11 @@ import type { ContenderInstance, Scenario } from "./benchmark.ts";
 import { ORDER_ROW, type PgContext } from "./pg_context.ts";
 import { runCallers } from "./workers.ts";
 
-/** Which query a scenario runs. */
-export type PgQuery = "select1" | "insert";
+/**
+ * Which query a scenario runs; `"connect"`: open a new connection, `SELECT 1`, close it
+ * (the cost a pool saves, and where drivers differ most).
+ */
+export type PgQuery = "select1" | "insert" | "connect";
 
 /** A PostgreSQL scenario: a query and a number of callers. */
 export interface PgScenario extends Scenario {
@@ -40,7 +43,7 @@ export function postgresJsQuery(
   query: PgQuery,
   style: PostgresJsStyle = {},
 ): Promise<unknown> {
-  if (query === "select1") return style.simple ? sql`select 1`.simple() : sql`select 1`;
+  if (query !== "insert") return style.simple ? sql`select 1`.simple() : sql`select 1`;
   const { cliente, descripcion, fecha_pedido } = ORDER_ROW;
   return sql`insert into ${sql(ctx.pedido)} (cliente, descripcion, fecha_pedido)
              values (${cliente}, ${descripcion}, ${fecha_pedido})`;
@@ -62,13 +65,21 @@ export async function openPostgresJs(
   scenario: PgScenario,
   style: PostgresJsStyle = {},
 ): Promise<ContenderInstance> {
-  const sql = postgres(ctx.url, {
-    max: PG_MAX,
-    onnotice: () => {},
-    ...style.options,
-  }) as postgres.Sql<
-    Record<string, unknown>
-  >;
+  const options = { max: PG_MAX, onnotice: () => {}, ...style.options };
+  if (scenario.query === "connect") {
+    const connectOnce = async () => {
+      const one = postgres(ctx.url, { ...options, max: 1 }) as postgres.Sql<
+        Record<string, unknown>
+      >;
+      await postgresJsQuery(one, ctx, "select1", style);
+      await one.end({ timeout: 5 });
+    };
+    return {
+      trial: (ms) => runCallers(scenario.concurrency, ms, connectOnce, true),
+      close: () => Promise.resolve(),
+    };
+  }
+  const sql = postgres(ctx.url, options) as postgres.Sql<Record<string, unknown>>;
   const op = postgresJsOp(sql, ctx, scenario.query, style);
   // Open every connection (and prepare the statement on each) before measuring.
   await Promise.all(Array.from({ length: PG_MAX * 2 }, op));
@@ -83,7 +94,22 @@ export async function openPgPool(
   ctx: PgContext,
   scenario: PgScenario,
 ): Promise<ContenderInstance> {
+  if (scenario.query === "connect") {
+    const connectOnce = async () => {
+      const client = new pg.Client({ connectionString: ctx.url });
+      await client.connect();
+      await client.query("select 1");
+      await client.end();
+    };
+    return {
+      trial: (ms) => runCallers(scenario.concurrency, ms, connectOnce, true),
+      close: () => Promise.resolve(),
+    };
+  }
   const pool = new pg.Pool({ connectionString: ctx.url, max: PG_MAX });
+  // node-postgres emits "error" for an idle client whose server went away; unhandled, it would
+  // crash the process. The pool drops that client; queries in flight still reject.
+  pool.on("error", () => {});
   const { cliente, descripcion, fecha_pedido } = ORDER_ROW;
   const insert =
     `insert into ${ctx.pedido} (cliente, descripcion, fecha_pedido) values ($1, $2, $3)`;

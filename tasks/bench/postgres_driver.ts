@@ -48,12 +48,21 @@ const simple = variant(
   { simple: true },
 );
 
+const byDefault = variant(
+  "postgres.js default",
+  "postgres.js defaults (prepare: true, fetch_types: true).",
+  {},
+);
+const noFetchTypes = variant(
+  "postgres.js no fetch_types",
+  "`fetch_types: false`: no array-type query after connecting.",
+  { options: { fetch_types: false } },
+);
+
 const contenders: Contender[] = [
   pgPool,
-  variant("postgres.js default", "postgres.js defaults (prepare: true, fetch_types: true).", {}),
-  variant("postgres.js no fetch_types", "`fetch_types: false`.", {
-    options: { fetch_types: false },
-  }),
+  byDefault,
+  noFetchTypes,
   variant("postgres.js prepare:false", "`prepare: false`: unnamed statements, like pg.", {
     options: { prepare: false },
   }),
@@ -73,10 +82,22 @@ export const postgresDriverBenchmark: Benchmark = {
   recordsLatency: true,
   monitorsEventLoop: false,
   lifetime: "scenario",
-  scenarios: pgScenarios([1, 50]),
+  scenarios: [
+    ...pgScenarios([1, 50]),
+    {
+      id: "connect-c1",
+      label: "new connection + SELECT 1 + close, 1 caller",
+      concurrency: 1,
+      query: "connect",
+    } satisfies PgScenario,
+  ],
   contenders,
-  contendersFor: (s) =>
-    (s as PgScenario).query === "select1" ? contenders : contenders.filter((c) => c !== simple),
+  contendersFor: (s) => {
+    const query = (s as PgScenario).query;
+    if (query === "select1") return contenders;
+    if (query === "insert") return contenders.filter((c) => c !== simple);
+    return contenders.filter((c) => [pgPool, byDefault, noFetchTypes].includes(c));
+  },
   targets: [],
   notes: [],
   async prepare() {

@@ -22,6 +22,10 @@ export async function runSuite(
   args: BenchArgs,
 ): Promise<RunReport> {
   const progress = new Progress();
+  // Say what escaped, with its stack, before the process dies of it.
+  globalThis.addEventListener("unhandledrejection", (e) => {
+    progress.log(`bench: unhandled rejection: ${(e.reason as Error)?.stack ?? e.reason}`);
+  });
   const machine = machineInfo();
   progress.log(`bench: ${describeMachine(machine)}${args.quick ? " (quick run)" : ""}`);
   const results: BenchmarkResult[] = [];
