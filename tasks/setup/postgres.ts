@@ -5,7 +5,7 @@
  *   schema with a unique name ({@link Database.table}), dropped again by {@link Database.stop}.
  * - Without it, a throwaway PostgreSQL cluster is made from the installed binaries
  *   (`initdb` + `pg_ctl`, a free port, a temp folder, run as user `postgres` when we are root)
- *   and stopped and deleted afterwards: on `stop()`/`await using`, on SIGINT/SIGTERM, and
+ *   and stopped and deleted afterwards: on `stop()`/`await using`, on SIGINT/SIGTERM/SIGHUP, and
  *   (immediate shutdown) when the process exits without stopping it.
  *
  * ```ts
@@ -396,18 +396,23 @@ interface Guard {
 const guards = new Set<Guard>();
 let listening = false;
 
-function onSignal(signal: "SIGINT" | "SIGTERM"): void {
+/** The signals that end a run, and the exit code a shell expects after each. */
+const EXIT_CODES = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+type EndSignal = keyof typeof EXIT_CODES;
+
+function onSignal(signal: EndSignal): void {
   const pending = [...guards];
   guards.clear();
   // Give the graceful cleanups a few seconds, then fall back to the synchronous ones.
   const timeout = new Promise((r) => setTimeout(r, 10_000));
   Promise.race([Promise.allSettled(pending.map((g) => g.cleanup())), timeout]).finally(() => {
     for (const g of pending) g.cleanupSync?.();
-    Deno.exit(signal === "SIGINT" ? 130 : 143);
+    Deno.exit(EXIT_CODES[signal]);
   });
 }
-const onSigint = () => onSignal("SIGINT");
-const onSigterm = () => onSignal("SIGTERM");
+const handlers = Object.fromEntries(
+  Object.keys(EXIT_CODES).map((s) => [s, () => onSignal(s as EndSignal)]),
+) as Record<EndSignal, () => void>;
 const onUnload = () => {
   for (const g of guards) g.cleanupSync?.();
   guards.clear();
@@ -419,17 +424,18 @@ const onFatal = (event: Event) => {
 };
 
 /**
- * Runs `cleanup` if the process gets SIGINT/SIGTERM (then exits 130/143), and `cleanupSync`
- * if it exits without calling the returned `release` first. Call `release()` once you have
- * cleaned up yourself. Shared by the PostgreSQL and PgBouncer helpers.
+ * Runs `cleanup` if the process gets SIGINT/SIGTERM/SIGHUP (then exits 130/143/129), and
+ * `cleanupSync` if it exits without calling the returned `release` first. Call `release()` once
+ * you have cleaned up yourself. Shared by the PostgreSQL and PgBouncer helpers.
  */
 export function onInterrupt(cleanup: () => Promise<void>, cleanupSync?: () => void): () => void {
   const guard: Guard = { cleanup, cleanupSync };
   guards.add(guard);
   if (!listening) {
     listening = true;
-    Deno.addSignalListener("SIGINT", onSigint);
-    Deno.addSignalListener("SIGTERM", onSigterm);
+    for (const [signal, handler] of Object.entries(handlers)) {
+      Deno.addSignalListener(signal as EndSignal, handler);
+    }
     globalThis.addEventListener("unload", onUnload);
     globalThis.addEventListener("error", onFatal);
     globalThis.addEventListener("unhandledrejection", onFatal);
@@ -438,8 +444,9 @@ export function onInterrupt(cleanup: () => Promise<void>, cleanupSync?: () => vo
     guards.delete(guard);
     if (guards.size === 0 && listening) {
       listening = false;
-      Deno.removeSignalListener("SIGINT", onSigint);
-      Deno.removeSignalListener("SIGTERM", onSigterm);
+      for (const [signal, handler] of Object.entries(handlers)) {
+        Deno.removeSignalListener(signal as EndSignal, handler);
+      }
       globalThis.removeEventListener("unload", onUnload);
       globalThis.removeEventListener("error", onFatal);
       globalThis.removeEventListener("unhandledrejection", onFatal);
