@@ -173,4 +173,9 @@ export interface BenchmarkResult {
   notes: string[];
   /** Set when the benchmark could not run at all (and why). */
   skipped?: string;
+  /**
+   * Timer lateness with nothing running (ms), sampled before the first scenario of a benchmark
+   * that monitors the event loop: the floor its lateness figures stand on.
+   */
+  idleTimerLatenessMs?: { p50: number; p99: number; max: number };
 }

@@ -85,6 +85,23 @@ function describeLimit(t: TargetResult): string {
   return t.metric === "opsPerSec" ? fmt(t.limit) : fmtMs(t.limit);
 }
 
+/** How far apart the rounds were: (max − min) / median of the primary figure, per row. */
+export function noiseLine(b: BenchmarkResult): string | undefined {
+  const rows = b.scenarios.flatMap((s) =>
+    s.results.filter((r) => r.rounds.length > 1).map((r) => ({
+      where: `${r.contender}, ${s.scenario.label}`,
+      spread: (r.opsPerSecMax - r.opsPerSecMin) / r.opsPerSec,
+    }))
+  ).filter((r) => Number.isFinite(r.spread));
+  if (!rows.length) return undefined;
+  rows.sort((x, y) => x.spread - y.spread);
+  const mid = rows[rows.length >> 1].spread;
+  const worst = rows[rows.length - 1];
+  const pct = (v: number) => `${Math.round(v * 100)}%`;
+  return `Noise: the rounds of one row differ by ${pct(mid)} of its median (max − min, ` +
+    `median over rows); the worst row by ${pct(worst.spread)} (${worst.where}).`;
+}
+
 /** The full markdown section of one benchmark. */
 export function benchmarkMarkdown(b: BenchmarkResult): string {
   const parts = [`### ${b.title}`, "", b.measures, ""];
@@ -101,6 +118,8 @@ export function benchmarkMarkdown(b: BenchmarkResult): string {
     "",
   );
   if (b.targets.length) parts.push(targetsTable(b.targets), "");
+  const noise = noiseLine(b);
+  if (noise) parts.push(noise, "");
   parts.push(...b.contenders.map((c) => `- **${c.name}**: ${c.description}`));
   for (const s of b.scenarios) {
     for (const r of s.results) {
@@ -108,6 +127,13 @@ export function benchmarkMarkdown(b: BenchmarkResult): string {
     }
   }
   if (b.notes.length) parts.push(...b.notes.map((n) => `- ${n}`));
+  if (b.idleTimerLatenessMs) {
+    const { p50, p99, max } = b.idleTimerLatenessMs;
+    parts.push(
+      `- Timer lateness (a 1 ms timer, how late it fires) with nothing running, just before: ` +
+        `p50 ${fmtMs(p50)}, p99 ${fmtMs(p99)}, max ${fmtMs(max)}.`,
+    );
+  }
   parts.push("");
   return parts.join("\n");
 }

@@ -38,6 +38,16 @@ export async function runBenchmark(
   let msLeft = totalTrials *
     (plan.warmupMs + plan.rounds * plan.trialMs + (plan.rounds + 1) * OVERHEAD_PER_TRIAL_MS);
 
+  let idle: BenchmarkResult["idleTimerLatenessMs"];
+  if (bench.monitorsEventLoop) {
+    progress.log(`  sampling timer lateness with nothing running (${plan.trialMs} ms)`);
+    const monitor = new EventLoopMonitor();
+    monitor.start();
+    await new Promise((resolve) => setTimeout(resolve, plan.trialMs));
+    const { p50, p99, max } = summarizeLatencies(monitor.stop());
+    idle = { p50, p99, max };
+  }
+
   const scenarios: ScenarioResult[] = [];
   for (const scenario of bench.scenarios) {
     const contenders = lineup(scenario);
@@ -99,6 +109,7 @@ export async function runBenchmark(
     scenarios,
     targets: evaluateTargets(bench.targets, scenarios),
     notes: bench.notes ?? [],
+    ...(idle ? { idleTimerLatenessMs: idle } : {}),
   };
 }
 
