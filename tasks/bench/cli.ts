@@ -34,7 +34,7 @@ const USAGE =
 export class UsageError extends Error {
   /** 0 for `--help`, 2 for a bad argument. */
   readonly exitCode: number;
-  /** @param message what was wrong, followed by the usage */
+  /** Makes the error; `message` says what was wrong and ends with the usage. */
   constructor(message: string, exitCode = 2) {
     super(message);
     this.name = "UsageError";

@@ -14,6 +14,10 @@ import { exitOnUsageError, parseArgs } from "./cli.ts";
 import { runSuite } from "./suite.ts";
 import { runCallers } from "./workers.ts";
 
+export type * from "./benchmark.ts";
+export type * from "./targets.ts";
+export type * from "./stats.ts";
+
 const MAX = 10;
 
 /** A resource that costs nothing to make: the benchmark measures only the pool. */

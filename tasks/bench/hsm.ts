@@ -16,6 +16,10 @@ import { runSuite } from "./suite.ts";
 import type { Target } from "./targets.ts";
 import { runCallers } from "./workers.ts";
 
+export type * from "./benchmark.ts";
+export type * from "./targets.ts";
+export type * from "./stats.ts";
+
 type Adapter = typeof import("../../adapters/pkcs11/mod.ts");
 type HsmKey = import("../../adapters/pkcs11/mod.ts").HsmKey;
 type HsmSession = import("../../adapters/pkcs11/mod.ts").HsmSession;

@@ -18,6 +18,13 @@ import { postgresDriverBenchmark } from "./postgres_driver.ts";
 import type { RunReport } from "./report.ts";
 import { runSuite } from "./suite.ts";
 
+export type * from "./benchmark.ts";
+export type * from "./targets.ts";
+export type * from "./report.ts";
+export type * from "./machine.ts";
+export type * from "./stats.ts";
+export type * from "./cli.ts";
+
 /** Every benchmark, in run order. */
 export const BENCHMARKS: readonly Benchmark[] = [
   coreBenchmark,

@@ -24,6 +24,10 @@ import {
 import { runSuite } from "./suite.ts";
 import { runCallers } from "./workers.ts";
 
+export type * from "./benchmark.ts";
+export type * from "./targets.ts";
+export type * from "./stats.ts";
+
 let ctx: PgContext | undefined;
 const need = () => {
   if (!ctx) throw new Error("the database is not prepared");

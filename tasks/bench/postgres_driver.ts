@@ -19,6 +19,10 @@ import {
 } from "./pg_drivers.ts";
 import { runSuite } from "./suite.ts";
 
+export type * from "./benchmark.ts";
+export type * from "./targets.ts";
+export type * from "./stats.ts";
+
 let ctx: PgContext | undefined;
 const need = () => {
   if (!ctx) throw new Error("the database is not prepared");

@@ -51,5 +51,23 @@ export async function writeReport(dir: string, report: RunReport): Promise<strin
     const p = percentileChart(b);
     if (p) await write(`${b.id}-latency.svg`, p);
   }
+  await formatText(files.filter((f) => f.endsWith(".md") || f.endsWith(".json")));
   return files;
+}
+
+/**
+ * Runs `deno fmt` on the markdown and JSON written, from the project root (its fmt settings),
+ * so that committed results pass `deno fmt --check`.
+ */
+async function formatText(files: string[]): Promise<void> {
+  const root = new URL("../../", import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--quiet", ...files],
+    cwd: root,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`deno fmt of the results failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
 }
