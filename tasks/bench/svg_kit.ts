@@ -15,6 +15,10 @@ export const PALETTE = [
   "#8b5cf6",
   "#64748b",
   "#ec4899",
+  "#92400e",
+  "#111827",
+  "#84cc16",
+  "#14b8a6",
 ];
 
 /** Font settings for every text element. */
