@@ -106,18 +106,14 @@ export class PgConnection {
     return conn;
   }
 
-  /** `SELECT 1` within `timeoutMs`; false when closed, failed or too slow. */
-  async ping(timeoutMs: number): Promise<boolean> {
+  /**
+   * Whether the server still answers (`SELECT 1`). The pool bounds how long it
+   * waits (its validation deadline) and destroys a connection that does not
+   * answer in time; a failed ping resolves `false` rather than rejecting.
+   */
+  async ping(): Promise<boolean> {
     if (this.closed || this.cancelRequested) return false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const slow = new Promise<false>((resolve) => timer = setTimeout(resolve, timeoutMs, false));
-    // Never rejects, so a ping that fails after the timeout won is not an unhandled rejection.
-    const answer = this.#sql`select 1`.then(() => true, () => false);
-    try {
-      return await Promise.race([answer, slow]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return await this.#sql`select 1`.then(() => true, () => false);
   }
 
   /** Whether it must be rolled back before reuse. */

@@ -31,8 +31,6 @@ export interface PostgresPoolOptions extends DriverOptions {
    * `Infinity` turns validation off).
    */
   pool?: PostgresPoolSettings;
-  /** How long a validation ping may take before the connection counts as dead. Default 5000. */
-  pingTimeoutMs?: number;
 }
 
 /** Options of {@link PostgresPool.transaction}. */
@@ -57,7 +55,7 @@ export class PostgresPool implements AsyncDisposable {
 
   /** Prefer {@link createPostgresPool}; this is the same. */
   constructor(options: PostgresPoolOptions = {}) {
-    const { url: givenUrl, pool: settings, pingTimeoutMs = 5_000, ...driver } = options;
+    const { url: givenUrl, pool: settings, ...driver } = options;
     const url = givenUrl ?? Deno.env.get("DATABASE_URL");
     if (url === undefined && driver.host === undefined) {
       throw new TypeError(
@@ -75,7 +73,7 @@ export class PostgresPool implements AsyncDisposable {
       ...settings,
       create: (signal) => PgConnection.open(url, driverOptions, target, signal),
       destroy: (conn) => conn.close(),
-      validate: (conn) => conn.ping(pingTimeoutMs),
+      validate: (conn) => conn.ping(),
       reset: (conn) => conn.reset(),
       isFatal: (error, conn) =>
         conn.closed !== undefined || conn.cancelRequested || isConnectionFailure(error),
