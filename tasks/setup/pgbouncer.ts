@@ -14,7 +14,7 @@
  * @module
  */
 import postgres from "postgres";
-import { freePort, onInterrupt, redactUrl } from "./postgres.ts";
+import { freePort, onInterrupt, postgresUser, redactUrl } from "./postgres.ts";
 
 /** Where the PgBouncer binary is looked for; `PGBOUNCER` wins. */
 const BINARIES = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer", "/usr/local/bin/pgbouncer"];
@@ -61,7 +61,7 @@ export async function startPgBouncer(
   const password = decodeURIComponent(upstream.password);
   const poolMode = options.poolMode ?? "transaction";
   const port = freePort();
-  const owner = Deno.uid() === 0 ? await ownerIds() : null;
+  const owner = await postgresUser("PgBouncer");
   const dir = await Deno.makeTempDir({ prefix: "poolkit-pgbouncer-" });
   const quote = (s: string) => `"${s.replaceAll('"', '""')}"`;
   await Deno.writeTextFile(`${dir}/userlist.txt`, `${quote(user)} ${quote(password)}\n`, {
@@ -170,20 +170,6 @@ async function findPgBouncer(): Promise<string> {
     `PgBouncer not found (looked for ${candidates.join(", ")}). Install it ` +
       "(Debian/Ubuntu: apt-get install pgbouncer) or set PGBOUNCER to its path.",
   );
-}
-
-async function ownerIds(): Promise<{ uid: number; gid: number }> {
-  const out = await new Deno.Command("id", { args: ["postgres"], stdout: "piped", stderr: "null" })
-    .output();
-  const text = new TextDecoder().decode(out.stdout);
-  const uid = /uid=(\d+)/.exec(text)?.[1];
-  const gid = /gid=(\d+)/.exec(text)?.[1];
-  if (!out.success || !uid || !gid) {
-    throw new Error(
-      "running as root, but there is no `postgres` user to run PgBouncer as (it refuses root)",
-    );
-  }
-  return { uid: Number(uid), gid: Number(gid) };
 }
 
 async function waitForPort(port: number, child: Deno.ChildProcess, dir: string): Promise<void> {

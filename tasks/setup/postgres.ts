@@ -162,7 +162,7 @@ async function useExternal(url: string): Promise<Database> {
 async function startThrowaway(options: StartDatabaseOptions): Promise<Database> {
   const log = options.log ?? (() => {});
   const bin = await findBinaries(options.binDirs);
-  const owner = await databaseOwner();
+  const owner = await postgresUser("the throwaway cluster");
   await sweepStaleClusters();
   const dir = await Deno.makeTempDir({ prefix: "poolkit-pg-" });
   const data = `${dir}/data`;
@@ -286,12 +286,17 @@ async function findBinaries(dirs?: string[]): Promise<string> {
 }
 
 /** The account that runs the cluster: user `postgres` when we are root (initdb refuses root). */
-interface Owner {
+/** The ids of the `postgres` system user, which PostgreSQL and PgBouncer run as when we are root. */
+export interface Owner {
   uid: number;
   gid: number;
 }
 
-async function databaseOwner(): Promise<Owner | null> {
+/**
+ * The `postgres` user's ids when we run as root (both servers refuse root),
+ * else null. `what` names the server in the error when the user is missing.
+ */
+export async function postgresUser(what: string): Promise<Owner | null> {
   if (Deno.uid() !== 0) return null;
   const out = await new Deno.Command("id", { args: ["postgres"], stdout: "piped", stderr: "null" })
     .output();
@@ -300,9 +305,9 @@ async function databaseOwner(): Promise<Owner | null> {
   const gid = /gid=(\d+)/.exec(text)?.[1];
   if (!out.success || !uid || !gid) {
     throw new Error(
-      "running as root, but there is no `postgres` user to run the throwaway cluster as " +
-        "(PostgreSQL refuses to run as root). Install the Debian package postgresql, which " +
-        "creates it, or run as a normal user, or set DATABASE_URL.",
+      `running as root, but there is no \`postgres\` user to run ${what} as (it refuses root). ` +
+        "Install the Debian package postgresql, which creates it, or run as a normal user, " +
+        "or set DATABASE_URL.",
     );
   }
   return { uid: Number(uid), gid: Number(gid) };
