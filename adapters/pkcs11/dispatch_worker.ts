@@ -39,6 +39,19 @@ const EMPTY = Buffer.alloc(1).subarray(0, 0); // zero-length but not a NULL poin
 
 let pkcs11: pkcs11js.PKCS11 | undefined;
 
+/**
+ * The binding's native methods, without pkcs11js's JavaScript wrappers
+ * (which add a closure call, and a Buffer view of each output): this loop is
+ * the hot path. Their errors carry "CKR_NAME:code" in the message.
+ */
+// deno-lint-ignore no-explicit-any
+const N: any = Object.getPrototypeOf(pkcs11js.PKCS11.prototype);
+
+function codeOf(error: unknown): number {
+  const m = /CKR_\w+:(\d+)/.exec(String((error as Error)?.message));
+  return m ? Number(m[1]) : 0;
+}
+
 /** Runs one job; returns the output length (bytes kinds) or the verify result. */
 function runJob(
   p: pkcs11js.PKCS11,
@@ -49,61 +62,62 @@ function runJob(
   input: Buffer,
   signature: Buffer,
   out: Buffer,
+  iv: Buffer | undefined,
   step: { inited: boolean },
 ): number | boolean {
   const gcm = mechanism.parameter as { iv?: Buffer } | undefined;
   switch (kind) {
     case SEAL_GCM: {
-      const iv = out.subarray(0, IV_BYTES);
-      crypto.getRandomValues(iv);
-      gcm!.iv = iv;
-      p.C_EncryptInit(session, mechanism, key);
+      gcm!.iv = iv; // already written in front of the output
+      N.C_EncryptInit.call(p, session, mechanism, key);
       step.inited = true;
-      return IV_BYTES + p.C_Encrypt(session, input, out.subarray(IV_BYTES)).length;
+      return IV_BYTES + N.C_Encrypt.call(p, session, input, out.subarray(IV_BYTES));
     }
     case OPEN_GCM: {
       gcm!.iv = input.subarray(0, IV_BYTES);
-      p.C_DecryptInit(session, mechanism, key);
+      N.C_DecryptInit.call(p, session, mechanism, key);
       step.inited = true;
       const body = input.subarray(IV_BYTES);
-      return p.C_Decrypt(session, body.length === 0 ? EMPTY : body, out).length;
+      return N.C_Decrypt.call(p, session, body.length === 0 ? EMPTY : body, out);
     }
     case SIGN_SHA256:
     case SIGN:
-      p.C_SignInit(session, mechanism, key);
+      N.C_SignInit.call(p, session, mechanism, key);
       step.inited = true;
-      return p.C_Sign(
+      return N.C_Sign.call(
+        p,
         session,
         kind === SIGN ? input : createHash("sha256").update(input).digest(),
         out,
-      ).length;
+      );
     case VERIFY_SHA256:
     case VERIFY:
-      p.C_VerifyInit(session, mechanism, key);
+      N.C_VerifyInit.call(p, session, mechanism, key);
       step.inited = true;
       try {
-        return p.C_Verify(
+        return N.C_Verify.call(
+          p,
           session,
           kind === VERIFY ? input : createHash("sha256").update(input).digest(),
           signature,
         );
       } catch (error) {
-        const code = (error as { code?: number }).code;
+        const code = codeOf(error);
         if (code !== CKR_SIGNATURE_INVALID && code !== CKR_SIGNATURE_LEN_RANGE) throw error;
         return false;
       }
     case ENCRYPT:
-      p.C_EncryptInit(session, mechanism, key);
+      N.C_EncryptInit.call(p, session, mechanism, key);
       step.inited = true;
-      return p.C_Encrypt(session, input, out).length;
+      return N.C_Encrypt.call(p, session, input, out);
     case DECRYPT:
-      p.C_DecryptInit(session, mechanism, key);
+      N.C_DecryptInit.call(p, session, mechanism, key);
       step.inited = true;
-      return p.C_Decrypt(session, input, out).length;
+      return N.C_Decrypt.call(p, session, input, out);
     case DIGEST:
-      p.C_DigestInit(session, mechanism);
+      N.C_DigestInit.call(p, session, mechanism);
       step.inited = true;
-      return p.C_Digest(session, input, out).length;
+      return N.C_Digest.call(p, session, input, out);
   }
   throw new Error(`unknown job kind ${kind}`);
 }
@@ -119,6 +133,11 @@ function runBatch(p: pkcs11js.PKCS11, batch: JobBatch): ResultBatch {
   const results = new Uint32Array(count * RESULT_WORDS);
   const messages: Record<number, string> = {};
   const step = { inited: false };
+  // One call to the random generator for every IV of the batch.
+  let seals = 0;
+  for (let i = 0; i < count; i++) if (jobs[i * JOB_WORDS + J.kind] === SEAL_GCM) seals++;
+  const ivs = seals > 0 ? crypto.getRandomValues(new Uint8Array(seals * IV_BYTES)) : undefined;
+  let ivPos = 0;
   let outPos = 0;
   for (let i = 0; i < count; i++) {
     const j = i * JOB_WORDS;
@@ -137,6 +156,12 @@ function runBatch(p: pkcs11js.PKCS11, batch: JobBatch): ResultBatch {
       }
       : { mechanism: jobs[j + J.mechanism] };
     step.inited = false;
+    let iv: Buffer | undefined;
+    if (ivs !== undefined && jobs[j + J.kind] === SEAL_GCM) {
+      out.set(ivs.subarray(ivPos, ivPos + IV_BYTES), outPos);
+      ivPos += IV_BYTES;
+      iv = out.subarray(outPos, outPos + IV_BYTES);
+    }
     try {
       const result = runJob(
         p,
@@ -147,6 +172,7 @@ function runBatch(p: pkcs11js.PKCS11, batch: JobBatch): ResultBatch {
         view(jobs[j + J.inOff], jobs[j + J.inLen]),
         view(jobs[j + J.sigOff], jobs[j + J.sigLen]),
         out.subarray(outPos, outPos + outLen),
+        iv,
         step,
       );
       if (typeof result === "boolean") {
@@ -158,10 +184,10 @@ function runBatch(p: pkcs11js.PKCS11, batch: JobBatch): ResultBatch {
       results[r + R.outLen] = result;
       outPos += outLen;
     } catch (error) {
-      const code = (error as { code?: number }).code;
+      const code = codeOf(error);
       results[r + R.status] = step.inited ? FAILED_CALL : FAILED_INIT;
-      results[r + R.code] = typeof code === "number" ? code : 0;
-      if (typeof code !== "number" || code === 0) messages[i] = String((error as Error).message);
+      results[r + R.code] = code;
+      if (code === 0) messages[i] = String((error as Error).message);
     }
   }
   return {

@@ -57,7 +57,7 @@ export interface OpenHsmOptions {
    * but it blocks the event loop), or your own {@link CryptoEngine}.
    */
   engine?: "async" | "sync" | "workers" | CryptoEngine;
-  /** Threads of the `"workers"` engine. Default: cores minus one, at least 1. */
+  /** Threads of the `"workers"` engine. Default: cores minus one, from 1 to 4. */
   workerThreads?: number;
   /**
    * How long {@link Hsm.encrypt} and {@link Hsm.decrypt} keep token keys
