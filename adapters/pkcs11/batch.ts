@@ -3,13 +3,20 @@
  * run in batches on pooled sessions by the worker engine.
  *
  * A lease per operation would waste the batching: one session carries one
- * call per round trip. Here callers just submit operations; runners (at
- * most one per worker thread, and never more sessions than the pool's
- * `max`) each lease a session and keep up to two batches of the queue in
- * flight on it: the worker runs one while this thread answers the callers
- * of the other. Both run in order on one thread, never at the same time. A
- * runner gives its lease back as soon as the queue is empty, before the
- * callers of its last batch resume. The pool still owns the sessions.
+ * call per round trip. Here callers just submit operations, and work is
+ * handed out once per burst of submits (a microtask later), so callers that
+ * resume together form one batch. Runners each lease a session (never more
+ * than the pool's `max`),
+ * at most one per worker thread, each keeping up to two batches in flight on
+ * its session: the worker runs one while this thread answers the callers of
+ * the other. Both run in order on one thread, never at the same time.
+ *
+ * (Running part of each burst on this thread as well, in short synchronous
+ * slices, was tried and measured: SoftHSM's locks made both threads slower
+ * than one worker alone, so this thread only dispatches.)
+ *
+ * Leases go back once nothing waits and no runner has work out (checked
+ * after the callers of the last batch have had their turn to submit more).
  *
  * @module
  */
@@ -26,11 +33,12 @@ export interface BatchJob extends WireJob {
 
 /** Most operations in one batch. */
 const MAX_BATCH = 256;
-/** Batches a runner keeps in flight on its session. */
+/** Batches a worker runner keeps in flight on its session. */
 const PIPELINE = 2;
 
 interface Runner {
   lease: Lease<HsmSession> | undefined;
+  /** Worker batches in flight. */
   inFlight: number;
   fatal: unknown;
   ended: boolean;
@@ -40,10 +48,13 @@ interface Runner {
 export class BatchRunner {
   readonly #pool: Pool<HsmSession>;
   readonly #engine: WorkerEngine;
-  readonly #maxRunners: number;
+  readonly #maxWorkerRunners: number;
   readonly #queue: BatchJob[] = [];
   #head = 0;
   readonly #runners = new Set<Runner>();
+  #workerRunners = 0;
+  #kickScheduled = false;
+  #idleCheckScheduled = false;
 
   /**
    * Runs batches on sessions of `pool` through `engine`. The pool enforces
@@ -53,25 +64,30 @@ export class BatchRunner {
   constructor(pool: Pool<HsmSession>, engine: WorkerEngine) {
     this.#pool = pool;
     this.#engine = engine;
-    this.#maxRunners = Math.max(1, Math.min(engine.threads, pool.stats().max));
+    const max = pool.stats().max;
+    this.#maxWorkerRunners = Math.max(1, Math.min(engine.threads, max));
   }
 
   /** Queues a job; its `settle` is called with the result. */
   submit(job: BatchJob): void {
     this.#queue.push(job);
-    this.#kick();
+    if (this.#kickScheduled) return;
+    this.#kickScheduled = true;
+    queueMicrotask(this.#scheduledKick);
   }
+
+  readonly #scheduledKick = (): void => {
+    this.#kickScheduled = false;
+    this.#kick();
+  };
 
   #pending(): number {
     return this.#queue.length - this.#head;
   }
 
-  #take(slots: number): BatchJob[] {
-    // Split what waits over every free batch slot, so a worker always has
-    // the next batch while this thread answers the last one.
-    const share = Math.min(MAX_BATCH, Math.ceil(this.#pending() / slots));
-    const jobs = this.#queue.slice(this.#head, this.#head + share);
-    this.#head += share;
+  #take(count: number): BatchJob[] {
+    const jobs = this.#queue.slice(this.#head, this.#head + count);
+    this.#head += jobs.length;
     if (this.#head === this.#queue.length) {
       this.#queue.length = 0;
       this.#head = 0;
@@ -79,38 +95,39 @@ export class BatchRunner {
     return jobs;
   }
 
-  /** Sends batches on runners with free slots; starts a runner if there is room. */
+  #usable(r: Runner | undefined): r is Runner {
+    return r !== undefined && r.lease !== undefined && !r.ended && r.fatal === undefined;
+  }
+
+  /** Hands out what waits; starts runners where there is room. */
   #kick(): void {
     if (this.#pending() === 0) return;
     let slots = 0;
-    for (const r of this.#runners) if (r.lease && !r.ended) slots += PIPELINE - r.inFlight;
+    for (const r of this.#runners) if (this.#usable(r)) slots += PIPELINE - r.inFlight;
     for (const runner of this.#runners) {
-      while (
-        runner.lease && !runner.ended && runner.fatal === undefined &&
-        runner.inFlight < PIPELINE && this.#pending() > 0
-      ) {
-        this.#send(runner, this.#take(Math.max(1, slots--)));
+      if (!this.#usable(runner)) continue;
+      while (runner.inFlight < PIPELINE && this.#pending() > 0) {
+        const share = Math.ceil(this.#pending() / Math.max(1, slots--));
+        this.#send(runner, this.#take(Math.min(MAX_BATCH, share)));
       }
     }
-    if (this.#pending() > 0 && this.#runners.size < this.#maxRunners) this.#start();
+    if (this.#pending() > 0 && this.#workerRunners < this.#maxWorkerRunners) this.#start();
   }
 
   #start(): void {
     const runner: Runner = { lease: undefined, inFlight: 0, fatal: undefined, ended: false };
     this.#runners.add(runner);
+    this.#workerRunners++;
     this.#pool.acquire().then(
       (lease) => {
         runner.lease = lease;
-        if (this.#pending() === 0) this.#end(runner);
-        else this.#kick();
+        this.#kick();
+        this.#scheduleIdleCheck();
       },
       (error) => {
         // No session (pool closed, breaker open, timeout): fail everything that waits.
-        this.#runners.delete(runner);
-        const jobs = this.#queue.slice(this.#head);
-        this.#queue.length = 0;
-        this.#head = 0;
-        for (const job of jobs) job.settle({ ok: false, error });
+        this.#forget(runner);
+        for (const job of this.#take(this.#pending())) job.settle({ ok: false, error });
       },
     );
   }
@@ -119,25 +136,50 @@ export class BatchRunner {
     runner.inFlight++;
     this.#engine.runBatch(runner.lease!.resource, jobs, (results) => {
       runner.inFlight--;
-      for (const r of results) {
-        if (!r.ok && isSessionFatal(r.error)) runner.fatal ??= r.error;
-      }
-      // Give the lease back first, so the callers resuming below (and
-      // stats()) already see the session in the pool.
-      if (runner.fatal !== undefined || (this.#pending() === 0 && runner.inFlight === 0)) {
-        if (runner.inFlight === 0) this.#end(runner);
-      }
-      for (let i = 0; i < jobs.length; i++) jobs[i].settle(results[i]);
-      this.#kick();
+      this.#finish(runner, jobs, results);
     });
+  }
+
+  #finish(runner: Runner, jobs: BatchJob[], results: WireResult[]): void {
+    for (const r of results) {
+      if (!r.ok && isSessionFatal(r.error)) runner.fatal ??= r.error;
+    }
+    // A broken session goes at once.
+    if (runner.fatal !== undefined && runner.inFlight === 0) this.#end(runner);
+    for (let i = 0; i < jobs.length; i++) jobs[i].settle(results[i]);
+    this.#scheduleIdleCheck();
+    this.#kick();
+  }
+
+  #scheduleIdleCheck(): void {
+    if (this.#idleCheckScheduled) return;
+    this.#idleCheckScheduled = true;
+    queueMicrotask(this.#idleCheck);
+  }
+
+  /**
+   * Gives every lease back when nothing waits and no runner has work out.
+   * It runs after the callers just answered have had their turn to submit.
+   */
+  readonly #idleCheck = (): void => {
+    this.#idleCheckScheduled = false;
+    if (this.#pending() > 0) return;
+    for (const r of this.#runners) if (r.inFlight > 0 || r.lease === undefined) return;
+    for (const r of [...this.#runners]) this.#end(r);
+  };
+
+  #forget(runner: Runner): void {
+    if (this.#runners.delete(runner)) this.#workerRunners--;
   }
 
   #end(runner: Runner): void {
     if (runner.ended) return;
     runner.ended = true;
-    this.#runners.delete(runner);
-    const lease = runner.lease!;
+    this.#forget(runner);
+    const lease = runner.lease;
+    if (lease === undefined) return;
     if (runner.fatal === undefined) lease[Symbol.dispose]();
     else lease.destroy(`HSM session failed: ${(runner.fatal as Error).message}`).catch(() => {});
+    if (this.#pending() > 0) this.#kick();
   }
 }

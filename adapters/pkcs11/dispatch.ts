@@ -97,7 +97,11 @@ export interface WorkerEngine extends CryptoEngine {
    * Runs `jobs` on `session` in order, on one thread, as one message; calls
    * `done` with every result (in job order) when the batch is back.
    */
-  runBatch(session: SessionHandle, jobs: WireJob[], done: (results: WireResult[]) => void): void;
+  runBatch(
+    session: SessionHandle,
+    jobs: WireJob[],
+    done: (results: WireResult[], busyUs: number) => void,
+  ): void;
   /**
    * Ends the workers once each has attached to the module (so none can
    * initialise it after its owner finalised it); calls still in flight fail
@@ -171,7 +175,7 @@ function unpack(jobs: WireJob[], { results, bytes, messages }: ResultBatch): Wir
 
 interface Posted {
   jobs: WireJob[];
-  done: (results: WireResult[]) => void;
+  done: (results: WireResult[], busyUs: number) => void;
 }
 
 interface QueuedCall {
@@ -214,7 +218,7 @@ class Thread {
       if (posted === undefined) return;
       this.#posted.delete(data.batch);
       this.inFlight -= posted.jobs.length;
-      posted.done(unpack(posted.jobs, data));
+      posted.done(unpack(posted.jobs, data), data.busyUs);
     };
     this.worker.onerror = (event) => {
       event.preventDefault();
@@ -224,9 +228,13 @@ class Thread {
   }
 
   /** Posts jobs (each with its session) as one message. */
-  post(sessions: Buffer[], jobs: WireJob[], done: (results: WireResult[]) => void): void {
+  post(
+    sessions: Buffer[],
+    jobs: WireJob[],
+    done: (results: WireResult[], busyUs: number) => void,
+  ): void {
     if (this.broken) {
-      done(jobs.map(() => ({ ok: false, error: failed(this.broken) })));
+      done(jobs.map(() => ({ ok: false, error: failed(this.broken) })), 0);
       return;
     }
     const batch = this.#nextBatch++;
@@ -258,7 +266,7 @@ class Thread {
   fail(error: Error): void {
     this.broken ??= error;
     for (const posted of this.#posted.values()) {
-      posted.done(posted.jobs.map(() => ({ ok: false, error: failed(error) })));
+      posted.done(posted.jobs.map(() => ({ ok: false, error: failed(error) })), 0);
     }
     this.#posted.clear();
     this.inFlight = 0;
@@ -391,20 +399,20 @@ export function createWorkerEngine(options: WorkerEngineOptions): WorkerEngine {
       >,
     runBatch(session, jobs, done) {
       if (closed) {
-        done(jobs.map(() => ({ ok: false, error: closedError() })));
+        done(jobs.map(() => ({ ok: false, error: closedError() })), 0);
         return;
       }
       let handle: Buffer;
       try {
         handle = session.handle;
       } catch (error) {
-        done(jobs.map(() => ({ ok: false, error: error as HsmError })));
+        done(jobs.map(() => ({ ok: false, error: error as HsmError })), 0);
         return;
       }
       const held = claim(session, jobs.length);
-      held.thread.post(jobs.map(() => handle), jobs, (results) => {
+      held.thread.post(jobs.map(() => handle), jobs, (results, busyUs) => {
         held.jobs -= jobs.length;
-        done(results);
+        done(results, busyUs);
       });
     },
     async close() {

@@ -100,4 +100,6 @@ export interface ResultBatch {
   bytes: Uint8Array<ArrayBuffer>;
   /** Messages of failures that carried no CK_RV (by job index). */
   messages: Record<number, string>;
+  /** How long the batch took on its thread, in µs. */
+  busyUs: number;
 }

@@ -1,0 +1,198 @@
+/**
+ * {@link runBatch}: runs a packed batch of jobs (`dispatch_wire.ts`) back to
+ * back with synchronous PKCS#11 calls, on a worker of `dispatch.ts`.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import pkcs11js from "pkcs11js";
+import {
+  DECRYPT,
+  DIGEST,
+  ENCRYPT,
+  FAILED_CALL,
+  FAILED_INIT,
+  IV_BYTES,
+  J,
+  JOB_WORDS,
+  type JobBatch,
+  OK_BYTES,
+  OK_FALSE,
+  OK_TRUE,
+  OPEN_GCM,
+  R,
+  RESULT_WORDS,
+  type ResultBatch,
+  SEAL_GCM,
+  SIGN,
+  SIGN_SHA256,
+  VERIFY,
+  VERIFY_SHA256,
+} from "./dispatch_wire.ts";
+
+const CKR_SIGNATURE_INVALID = 0xC0;
+const CKR_SIGNATURE_LEN_RANGE = 0xC1;
+const EMPTY = Buffer.alloc(1).subarray(0, 0); // zero-length but not a NULL pointer
+
+/**
+ * The binding's native methods, without pkcs11js's JavaScript wrappers
+ * (which add a closure call, and a Buffer view of each output): this loop is
+ * the hot path. Their errors carry "CKR_NAME:code" in the message.
+ */
+// deno-lint-ignore no-explicit-any
+const N: any = Object.getPrototypeOf(pkcs11js.PKCS11.prototype);
+
+function codeOf(error: unknown): number {
+  const m = /CKR_\w+:(\d+)/.exec(String((error as Error)?.message));
+  return m ? Number(m[1]) : 0;
+}
+
+/** Runs one job; returns the output length (bytes kinds) or the verify result. */
+function runJob(
+  p: pkcs11js.PKCS11,
+  kind: number,
+  session: Buffer,
+  mechanism: pkcs11js.Mechanism,
+  key: Buffer,
+  input: Buffer,
+  signature: Buffer,
+  out: Buffer,
+  iv: Buffer | undefined,
+  step: { inited: boolean },
+): number | boolean {
+  const gcm = mechanism.parameter as { iv?: Buffer } | undefined;
+  switch (kind) {
+    case SEAL_GCM: {
+      gcm!.iv = iv; // already written in front of the output
+      N.C_EncryptInit.call(p, session, mechanism, key);
+      step.inited = true;
+      return IV_BYTES + N.C_Encrypt.call(p, session, input, out.subarray(IV_BYTES));
+    }
+    case OPEN_GCM: {
+      gcm!.iv = input.subarray(0, IV_BYTES);
+      N.C_DecryptInit.call(p, session, mechanism, key);
+      step.inited = true;
+      const body = input.subarray(IV_BYTES);
+      return N.C_Decrypt.call(p, session, body.length === 0 ? EMPTY : body, out);
+    }
+    case SIGN_SHA256:
+    case SIGN:
+      N.C_SignInit.call(p, session, mechanism, key);
+      step.inited = true;
+      return N.C_Sign.call(
+        p,
+        session,
+        kind === SIGN ? input : createHash("sha256").update(input).digest(),
+        out,
+      );
+    case VERIFY_SHA256:
+    case VERIFY:
+      N.C_VerifyInit.call(p, session, mechanism, key);
+      step.inited = true;
+      try {
+        return N.C_Verify.call(
+          p,
+          session,
+          kind === VERIFY ? input : createHash("sha256").update(input).digest(),
+          signature,
+        );
+      } catch (error) {
+        const code = codeOf(error);
+        if (code !== CKR_SIGNATURE_INVALID && code !== CKR_SIGNATURE_LEN_RANGE) throw error;
+        return false;
+      }
+    case ENCRYPT:
+      N.C_EncryptInit.call(p, session, mechanism, key);
+      step.inited = true;
+      return N.C_Encrypt.call(p, session, input, out);
+    case DECRYPT:
+      N.C_DecryptInit.call(p, session, mechanism, key);
+      step.inited = true;
+      return N.C_Decrypt.call(p, session, input, out);
+    case DIGEST:
+      N.C_DigestInit.call(p, session, mechanism);
+      step.inited = true;
+      return N.C_Digest.call(p, session, input, out);
+  }
+  throw new Error(`unknown job kind ${kind}`);
+}
+
+/** Runs every job of `batch` in order on binding `p`; never throws. */
+export function runBatch(p: pkcs11js.PKCS11, batch: JobBatch): ResultBatch {
+  const started = performance.now();
+  const { jobs, bytes } = batch;
+  const count = jobs.length / JOB_WORDS;
+  const all = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  const view = (off: number, len: number) => (len === 0 ? EMPTY : all.subarray(off, off + len));
+  let outTotal = 0;
+  for (let i = 0; i < count; i++) outTotal += jobs[i * JOB_WORDS + J.outLen];
+  const out = Buffer.from(new ArrayBuffer(Math.max(outTotal, 1)));
+  const results = new Uint32Array(count * RESULT_WORDS);
+  const messages: Record<number, string> = {};
+  const step = { inited: false };
+  // One call to the random generator for every IV of the batch.
+  let seals = 0;
+  for (let i = 0; i < count; i++) if (jobs[i * JOB_WORDS + J.kind] === SEAL_GCM) seals++;
+  const ivs = seals > 0 ? crypto.getRandomValues(new Uint8Array(seals * IV_BYTES)) : undefined;
+  let ivPos = 0;
+  let outPos = 0;
+  for (let i = 0; i < count; i++) {
+    const j = i * JOB_WORDS;
+    const r = i * RESULT_WORDS;
+    results[r + R.id] = jobs[j + J.id];
+    const outLen = jobs[j + J.outLen];
+    const mechanism: pkcs11js.Mechanism = jobs[j + J.paramType] === 1
+      ? {
+        mechanism: jobs[j + J.mechanism],
+        parameter: {
+          type: pkcs11js.CK_PARAMS_AES_GCM,
+          iv: view(jobs[j + J.ivOff], jobs[j + J.ivLen]),
+          aad: jobs[j + J.aadLen] > 0 ? view(jobs[j + J.aadOff], jobs[j + J.aadLen]) : undefined,
+          tagBits: jobs[j + J.tagBits],
+        } as pkcs11js.IParams,
+      }
+      : { mechanism: jobs[j + J.mechanism] };
+    step.inited = false;
+    let iv: Buffer | undefined;
+    if (ivs !== undefined && jobs[j + J.kind] === SEAL_GCM) {
+      out.set(ivs.subarray(ivPos, ivPos + IV_BYTES), outPos);
+      ivPos += IV_BYTES;
+      iv = out.subarray(outPos, outPos + IV_BYTES);
+    }
+    try {
+      const result = runJob(
+        p,
+        jobs[j + J.kind],
+        view(jobs[j + J.sessionOff], jobs[j + J.sessionLen]),
+        mechanism,
+        view(jobs[j + J.keyOff], jobs[j + J.keyLen]),
+        view(jobs[j + J.inOff], jobs[j + J.inLen]),
+        view(jobs[j + J.sigOff], jobs[j + J.sigLen]),
+        out.subarray(outPos, outPos + outLen),
+        iv,
+        step,
+      );
+      if (typeof result === "boolean") {
+        results[r + R.status] = result ? OK_TRUE : OK_FALSE;
+        continue;
+      }
+      results[r + R.status] = OK_BYTES;
+      results[r + R.outOff] = outPos;
+      results[r + R.outLen] = result;
+      outPos += outLen;
+    } catch (error) {
+      const code = codeOf(error);
+      results[r + R.status] = step.inited ? FAILED_CALL : FAILED_INIT;
+      results[r + R.code] = code;
+      if (code === 0) messages[i] = String((error as Error).message);
+    }
+  }
+  return {
+    batch: batch.batch,
+    results,
+    bytes: new Uint8Array(out.buffer as ArrayBuffer),
+    messages,
+    busyUs: (performance.now() - started) * 1000,
+  };
+}
