@@ -79,6 +79,8 @@ export interface Benchmark {
   contenders: Contender[];
   /** Goals, shown as PASS/MISS. */
   targets: Target[];
+  /** Contenders the table gives ratio columns against (default: every alternative). */
+  ratioBaselines?: string[];
   /** Notes printed under the table (setup facts, caveats); `prepare` may add to them. */
   notes?: string[];
   /** Called once before anything runs (setup), returning the cleanup. */
@@ -169,6 +171,8 @@ export interface BenchmarkResult {
   scenarios: ScenarioResult[];
   /** Target verdicts. */
   targets: TargetResult[];
+  /** Contenders the table gives ratio columns against (default: every alternative). */
+  ratioBaselines?: string[];
   /** Notes added by the benchmark (e.g. how a contender was set up). */
   notes: string[];
   /** Set when the benchmark could not run at all (and why). */

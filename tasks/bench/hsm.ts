@@ -25,7 +25,8 @@ type HsmKey = import("../../adapters/pkcs11/mod.ts").HsmKey;
 type HsmSession = import("../../adapters/pkcs11/mod.ts").HsmSession;
 
 /** An HSM scenario: which operation, how many callers. */
-interface HsmScenario extends Scenario {
+export interface HsmScenario extends Scenario {
+  /** The operation. */
   op: "aes" | "ecdsa";
 }
 
@@ -62,9 +63,13 @@ function sessionOp(session: HsmSession, key: HsmKey, op: "aes" | "ecdsa", data: 
   return op === "aes" ? session.encrypt(key, data) : session.sign(key, data);
 }
 
-function pooled(engine: "async" | "workers", size: number): Contender {
+/**
+ * Our pool of `size` sessions with an engine (`threads`: worker threads of the `"workers"`
+ * engine, default the adapter's).
+ */
+export function pooled(engine: "async" | "workers", size: number, threads?: number): Contender {
   return {
-    name: `pool ${engine} ×${size}`,
+    name: `pool ${engine} ×${size}${threads ? ` (${threads} threads)` : ""}`,
     description: `this package's \`openHsm({ engine: "${engine}", pool: { max: ${size} } })\`, ` +
       "each op through `hsm.ops.encrypt`/`hsm.ops.sign`" +
       (engine === "workers" ? " (batched onto Deno Workers running synchronous calls)." : "."),
@@ -76,6 +81,7 @@ function pooled(engine: "async" | "workers", size: number): Contender {
         tokenLabel,
         pin,
         engine,
+        workerThreads: threads,
         pool: { max: size, min: size },
       });
       try {
@@ -101,7 +107,8 @@ function instance(
   return { trial: (ms) => runCallers(concurrency, ms, op, true), close };
 }
 
-const sessionPerOp: Contender = {
+/** A session opened and closed per operation. */
+export const sessionPerOp: Contender = {
   name: "session per op",
   description: "module initialised and token logged in once, but a session opened and closed " +
     "for every operation (the adapter with `maxIdle: 0`, async engine).",
@@ -121,7 +128,8 @@ const sessionPerOp: Contender = {
   },
 };
 
-const perRequest: Contender = {
+/** The per-request pattern. */
+export const perRequest: Contender = {
   name: "per-request",
   description: "every operation loads and initialises the module, opens a session, logs in, " +
     "finds the key, operates, logs out, closes, finalises (`withPerRequestSession`, async " +
@@ -140,7 +148,8 @@ const perRequest: Contender = {
   },
 };
 
-const rawLoop: Contender = {
+/** Raw pkcs11js on one session in a synchronous loop. */
+export const rawLoop: Contender = {
   name: "raw sync loop",
   description: "raw pkcs11js, one session, synchronous calls in a tight loop on the main " +
     "thread (the single-session limit; one caller whatever the scenario; blocks the event loop).",
@@ -154,7 +163,8 @@ const rawLoop: Contender = {
   },
 };
 
-const scenarios: HsmScenario[] = (["aes", "ecdsa"] as const).flatMap((op) =>
+/** AES-GCM and ECDSA, 1 and 32 callers. */
+export const scenarios: HsmScenario[] = (["aes", "ecdsa"] as const).flatMap((op) =>
   [1, 32].map((c) => ({
     id: `${op}-c${c}`,
     label: `${op === "aes" ? "AES-GCM 1 KiB encrypt" : "ECDSA P-256 sign"}, ${c} caller${

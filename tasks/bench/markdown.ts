@@ -28,7 +28,7 @@ export function table(header: string[], rows: string[][], align: string[]): stri
 
 /** The results table of one benchmark. */
 export function resultsTable(b: BenchmarkResult): string {
-  const alternatives = b.contenders.filter((c) => !c.ours).map((c) => c.name);
+  const alternatives = b.ratioBaselines ?? b.contenders.filter((c) => !c.ours).map((c) => c.name);
   const latency = b.scenarios.some((s) => s.results.some((r) => r.latency));
   const lateness = b.scenarios.some((s) =>
     s.results.some((r) => r.timerLatenessP99Ms !== undefined)

@@ -103,6 +103,7 @@ export const postgresDriverBenchmark: Benchmark = {
     return contenders.filter((c) => [pgPool, byDefault, noFetchTypes].includes(c));
   },
   targets: [],
+  ratioBaselines: ["pg.Pool", "postgres.js default"],
   notes: [],
   async prepare() {
     const { ctx: c, release } = await acquirePgContext((l) => console.error(`  ${l}`));

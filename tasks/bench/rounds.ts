@@ -108,6 +108,7 @@ export async function runBenchmark(
     })),
     scenarios,
     targets: evaluateTargets(bench.targets, scenarios),
+    ...(bench.ratioBaselines ? { ratioBaselines: bench.ratioBaselines } : {}),
     notes: bench.notes ?? [],
     ...(idle ? { idleTimerLatenessMs: idle } : {}),
   };
