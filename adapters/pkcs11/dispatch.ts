@@ -16,14 +16,17 @@
  *
  * Measured on this 2-core VM (shared with other jobs, so noisy), 1 KiB
  * AES-GCM encrypt and ECDSA P-256 sign with token keys, 32 concurrent
- * callers, medians of 7 interleaved 1 s rounds, against raw pkcs11js in a
- * synchronous loop on one session: the `"async"` engine reached 0.34x (AES)
- * and 0.50x (ECDSA); this engine with one worker 0.70x and 0.88x, with the
- * event loop's 1 ms timer p99 late by 2.6-4 ms (idle: 2.8 ms). Per
- * operation the main thread spends about 7 µs and the worker about 8 µs
- * more than the raw loop; a second worker thread made it slower (SoftHSM's
- * locks: two threads signing cost 28% more CPU per signature), hence the
- * default of one thread per spare core.
+ * callers through `hsm.ops`, medians of interleaved 1 s rounds, against raw
+ * pkcs11js in a synchronous loop on one session: the `"async"` engine
+ * reached 0.35x (AES) and 0.50x (ECDSA); this engine with one worker
+ * 0.50-0.70x and 0.71-0.88x (the higher ratios when the machine was busier:
+ * the raw loop suffers more from losing its core), with the event loop's
+ * 1 ms timer p99 late by 2-4 ms (idle: 2.8 ms). Per operation the main
+ * thread spends about 6 µs and the worker about 7 µs more than the raw
+ * loop. More parallelism did not help: a second worker thread, or running
+ * part of each batch on the main thread, made both threads slower (SoftHSM
+ * serialises calls on its internal locks: two threads signing cost 28% more
+ * CPU per signature), hence the default of one thread per spare core.
  *
  * A session is used by one caller at a time (the pool sees to it), and
  * PKCS#11 sessions may be used from any thread of the process when the
