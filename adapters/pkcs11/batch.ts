@@ -70,6 +70,10 @@ export class BatchRunner {
 
   /** Queues a job; its `settle` is called with the result. */
   submit(job: BatchJob): void {
+    if (this.#closed !== undefined) {
+      job.settle({ ok: false, error: this.#closed });
+      return;
+    }
     this.#queue.push(job);
     if (this.#kickScheduled) return;
     this.#kickScheduled = true;
@@ -80,6 +84,19 @@ export class BatchRunner {
     this.#kickScheduled = false;
     this.#kick();
   };
+
+  #closed: unknown;
+
+  /**
+   * Stops taking work: what waits fails with `error`, batches in flight
+   * finish, and the leases go back so the pool can close.
+   */
+  close(error: unknown): void {
+    if (this.#closed !== undefined) return;
+    this.#closed = error;
+    for (const job of this.#take(this.#pending())) job.settle({ ok: false, error });
+    this.#scheduleIdleCheck();
+  }
 
   #pending(): number {
     return this.#queue.length - this.#head;

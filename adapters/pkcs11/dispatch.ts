@@ -87,7 +87,7 @@ export interface WireJob {
 /** A job's result: bytes, a verify answer, or an error. */
 export type WireResult = { ok: true; value: Uint8Array<ArrayBuffer> | boolean } | {
   ok: false;
-  error: HsmError;
+  error: unknown;
 };
 
 /** A {@link CryptoEngine} that owns threads: close it to end them. */

@@ -9,7 +9,7 @@
  * @module
  */
 import type { Buffer } from "node:buffer";
-import { Pool } from "../../mod.ts";
+import { Pool, PoolClosedError } from "../../mod.ts";
 import type { AcquireOptions, CloseOptions, PoolOptions, PoolStats } from "../../pool/types.ts";
 import type { CryptoEngine } from "./engine.ts";
 import { asyncEngine, syncEngine } from "./engine_local.ts";
@@ -288,6 +288,7 @@ export async function openHsm(options: OpenHsmOptions): Promise<Hsm> {
   const close = (closeOptions?: CloseOptions): Promise<void> => {
     closing ??= (async () => {
       try {
+        ops.close(new PoolClosedError(`pool "${pool.name}" is closed`));
         await pool.close(closeOptions);
       } finally {
         await closeEngine?.();
@@ -304,7 +305,13 @@ export async function openHsm(options: OpenHsmOptions): Promise<Hsm> {
     tokenLabel: label,
     use,
     acquire: (acquireOptions) => pool.acquire(acquireOptions),
-    ops,
+    ops: {
+      encrypt: ops.encrypt,
+      decrypt: ops.decrypt,
+      sign: ops.sign,
+      verify: ops.verify,
+      digest: ops.digest,
+    },
     encrypt: (keyLabel, plaintext, opts) =>
       withKey(async () => {
         const keys = await keyCache.byLabel(keyLabel);

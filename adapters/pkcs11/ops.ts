@@ -40,14 +40,19 @@ export interface HsmOps {
 
 const TAG_BITS = GCM_TAG_BYTES * 8;
 
-/** Makes the ops of a handle: batched on the worker engine, one lease each otherwise. */
+/**
+ * Makes the ops of a handle: batched on the worker engine, one lease each
+ * otherwise. `close(error)` makes the batched ones fail with `error` from
+ * then on (the handle calls it as it closes).
+ */
 export function createOps(
   pool: Pool<HsmSession>,
   engine: CryptoEngine,
   use: <T>(fn: (session: HsmSession) => Promise<T>) => Promise<T>,
-): HsmOps {
+): HsmOps & { close(error: unknown): void } {
   if ((engine as WorkerEngine).batching === true) return batchedOps(pool, engine as WorkerEngine);
   return {
+    close() {},
     encrypt: (key, plaintext, aad) => use((s) => s.encrypt(key, plaintext, aad)),
     decrypt: (key, sealed, aad) => use((s) => s.decrypt(key, sealed, aad)),
     sign: (key, data) => use((s) => s.sign(key, data)),
@@ -56,7 +61,10 @@ export function createOps(
   };
 }
 
-function batchedOps(pool: Pool<HsmSession>, engine: WorkerEngine): HsmOps {
+function batchedOps(
+  pool: Pool<HsmSession>,
+  engine: WorkerEngine,
+): HsmOps & { close(error: unknown): void } {
   const runner = new BatchRunner(pool, engine);
   /** Queues a job; `map` turns a failure into the caller's error. */
   const submit = <T>(job: Omit<BatchJob, "settle">, map?: (error: unknown) => unknown) => {
@@ -69,6 +77,7 @@ function batchedOps(pool: Pool<HsmSession>, engine: WorkerEngine): HsmOps {
     return promise;
   };
   return {
+    close: (error) => runner.close(error),
     encrypt(key, plaintext, aad) {
       try {
         needKind(key, "aes", "aesGcmEncrypt");

@@ -4,6 +4,7 @@
  * their CKR names, and nothing left running after close.
  */
 import assert from "node:assert/strict";
+import { PoolClosedError } from "../../mod.ts";
 import { openTestHsm } from "./fixture.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -147,6 +148,31 @@ Deno.test("batched operations after close fail with the pool's error", async () 
     const key = await t.hsm.use((s) => s.generateAesKey({ label: "k", token: false }));
     await t.hsm.close();
     await assert.rejects(() => t.hsm.ops.encrypt(key, text("late")), /clos/i);
+  } finally {
+    await t[Symbol.asyncDispose]();
+  }
+});
+
+Deno.test("close() under a steady stream of batched operations finishes, and later ones fail", async () => {
+  const t = await openTestHsm({ engine: "workers", workerThreads: 1, pool: { max: 2 } });
+  try {
+    const key = await t.hsm.use((s) => s.generateAesKey({ label: "k", token: false }));
+    let done = 0;
+    const callers = Array.from({ length: 16 }, async () => {
+      for (;;) {
+        try {
+          await t.hsm.ops.encrypt(key, new Uint8Array(256));
+          done++;
+        } catch (error) {
+          return error;
+        }
+      }
+    });
+    while (done < 200) await new Promise((resolve) => setTimeout(resolve, 1));
+    await t.hsm.close();
+    const errors = await Promise.all(callers);
+    assert.ok(errors.every((e) => e instanceof PoolClosedError), String(errors[0]));
+    assert.equal(t.hsm.stats().state, "closed");
   } finally {
     await t[Symbol.asyncDispose]();
   }
