@@ -51,13 +51,13 @@ export async function writeReport(dir: string, report: RunReport): Promise<strin
     const p = percentileChart(b);
     if (p) await write(`${b.id}-latency.svg`, p);
   }
-  await formatText(files.filter((f) => f.endsWith(".md") || f.endsWith(".json")));
+  await formatText(files);
   return files;
 }
 
 /**
- * Runs `deno fmt` on the markdown and JSON written, from the project root (its fmt settings),
- * so that committed results pass `deno fmt --check`.
+ * Runs `deno fmt` on everything written (markdown, JSON, SVG), from the project root (its fmt
+ * settings), so that committed results pass `deno fmt --check`.
  */
 async function formatText(files: string[]): Promise<void> {
   const root = new URL("../../", import.meta.url).pathname;
