@@ -27,8 +27,9 @@ export const QUICK_PLAN: RunPlan = { rounds: 1, trialMs: 40, warmupMs: 20 };
 const USAGE =
   `usage: deno task bench [--quick] [--out DIR] [--rounds N] [--trial-ms MS] [BENCHMARK...]
   BENCHMARK   core, postgres, postgres-driver, hsm (default: all)
-  --quick     seconds-long run (writes to bench-results/tmp unless --out is given)
-  --out DIR   where results.json, results.md and the SVG charts go (default bench-results)`;
+  --quick     seconds-long run
+  --out DIR   where results.json, results.md and the SVG charts go (default: bench-results for
+              a full run of every benchmark, bench-results/tmp for --quick or a subset)`;
 
 /** A bad command line (or `--help`): the message includes the usage. */
 export class UsageError extends Error {
@@ -49,8 +50,17 @@ export function exitOnUsageError(error: unknown): never {
   Deno.exit(error.exitCode);
 }
 
-/** Parses `args`; throws a {@link UsageError} naming the bad argument. */
-export function parseArgs(args: readonly string[], known: readonly string[]): BenchArgs {
+/**
+ * Parses `args`; throws a {@link UsageError} naming the bad argument. `wholeSuite` says the
+ * caller runs every benchmark when none is named (`deno task bench`); only such a full run
+ * writes to `bench-results/` by default, so that `bench:core` or a subset never replaces the
+ * committed results of a full run with a partial report.
+ */
+export function parseArgs(
+  args: readonly string[],
+  known: readonly string[],
+  wholeSuite = false,
+): BenchArgs {
   let quick = false;
   let outDir: string | undefined;
   let rounds: number | undefined;
@@ -74,7 +84,7 @@ export function parseArgs(args: readonly string[], known: readonly string[]): Be
   const base = quick ? QUICK_PLAN : FULL_PLAN;
   return {
     quick,
-    outDir: outDir ?? (quick ? "bench-results/tmp" : "bench-results"),
+    outDir: outDir ?? (quick || !wholeSuite || only.length ? "bench-results/tmp" : "bench-results"),
     only,
     plan: { ...base, rounds: rounds ?? base.rounds, trialMs: trialMs ?? base.trialMs },
   };

@@ -35,7 +35,7 @@ export const BENCHMARKS: readonly Benchmark[] = [
 
 /** Runs the benchmarks named on the command line (all by default). */
 export async function main(args: readonly string[]): Promise<RunReport> {
-  const parsed: BenchArgs = parseArgs(args, BENCHMARKS.map((b) => b.id));
+  const parsed: BenchArgs = parseArgs(args, BENCHMARKS.map((b) => b.id), true);
   const chosen = parsed.only.length
     ? BENCHMARKS.filter((b) => parsed.only.includes(b.id))
     : BENCHMARKS;
