@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { backoffDelayMs } from "./backoff.ts";
 import { CircuitBreaker } from "./breaker.ts";
+import { now as clock } from "./clock.ts";
 import { Deque } from "./deque.ts";
 import { Entry, type EntryState, IDLE, IN_USE, REMOVED, VALIDATING } from "./entry.ts";
 import {
@@ -140,7 +141,7 @@ export class Pool<R> implements AsyncDisposable {
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
     const timeoutMs = duration("timeoutMs", options?.timeoutMs, this.#opts.acquireTimeoutMs);
-    return this.#readyWaiters.wait(performance.now(), signal, timeoutMs);
+    return this.#readyWaiters.wait(clock(), signal, timeoutMs);
   }
 
   /**
@@ -159,7 +160,7 @@ export class Pool<R> implements AsyncDisposable {
     if (this.#waiters.length === 0 && this.#idle.length > 0) {
       const lifo = this.#opts.order === "lifo";
       const entry = (lifo ? this.#idle.last() : this.#idle.peek()) as Entry<R>;
-      const now = performance.now();
+      const now = clock();
       if (this.#retireReason(entry, now) === undefined && !this.#needsValidation(entry, now)) {
         if (lifo) this.#idle.pop();
         else this.#idle.shift();
@@ -327,7 +328,7 @@ export class Pool<R> implements AsyncDisposable {
         ),
       );
     }
-    const now = performance.now();
+    const now = clock();
     if (this.#breaker.rejects(now) && this.#idle.length === 0) {
       return Promise.reject(this.#circuitOpenError(now));
     }
@@ -339,7 +340,7 @@ export class Pool<R> implements AsyncDisposable {
     }
     const waiting = this.#waiters.wait(now, signal, timeoutMs, site);
     if (this.#retryTimer !== undefined) Deno.refTimer(this.#retryTimer);
-    this.#dispatch();
+    this.#dispatch(now);
     return waiting;
   }
 
@@ -367,9 +368,8 @@ export class Pool<R> implements AsyncDisposable {
 
   // ---- the one place that decides what happens next ---------------------------
 
-  #dispatch(): void {
+  #dispatch(now: number = clock()): void {
     if (this.#state !== "open") return this.#finishCloseWhenDrained();
-    const now = performance.now();
     // Serve waiters from idle. Entries under validation are already promised to a waiter.
     while (this.#waiters.length > this.#validating && this.#idle.length > 0) {
       const entry = (this.#opts.order === "lifo" ? this.#idle.pop() : this.#idle.shift()) as Entry<
@@ -423,7 +423,7 @@ export class Pool<R> implements AsyncDisposable {
 
   #onCreated(resource: R): void {
     this.#creating--;
-    const now = performance.now();
+    const now = clock();
     if (this.#breaker.recordSuccess() && this.#events.active) {
       this.#events.emit({ type: "breaker", state: "closed" });
     }
@@ -438,7 +438,7 @@ export class Pool<R> implements AsyncDisposable {
     if (this.#state !== "open") this.#destroy(entry, "pool closed");
     else if (this.#waiters.length > this.#validating) this.#handOff(entry, now);
     else this.#makeIdle(entry, now);
-    this.#dispatch();
+    this.#dispatch(now);
   }
 
   #onCreateFailed(error: unknown): void {
@@ -446,7 +446,7 @@ export class Pool<R> implements AsyncDisposable {
     this.#counters.createErrors++;
     if (this.#events.active) this.#events.emit({ type: "createError", error });
     if (this.#state !== "open") return this.#dispatch();
-    const now = performance.now();
+    const now = clock();
     if (this.#breaker.recordFailure(error, now)) {
       if (this.#events.active) this.#events.emit({ type: "breaker", state: "open", cause: error });
       clearTimeout(this.#retryTimer);
@@ -460,7 +460,7 @@ export class Pool<R> implements AsyncDisposable {
       // Only a waiting caller keeps the process alive, not a background top-up.
       if (this.#waiters.length === 0) Deno.unrefTimer(timer);
     }
-    this.#dispatch();
+    this.#dispatch(now);
   }
 
   #retry = (): void => {
@@ -476,16 +476,16 @@ export class Pool<R> implements AsyncDisposable {
     entry.acquireSite = undefined;
     this.#counters.released++;
     if (this.#events.active) this.#events.emit({ type: "release", id: entry.id });
-    const now = performance.now();
+    const now = clock();
     const retire = reuse ? this.#retireReason(entry, now) : reason;
     if (retire !== undefined) {
       const destroyed = this.#destroy(entry, retire);
-      this.#dispatch();
+      this.#dispatch(now);
       return destroyed;
     }
     if (this.#factory.reset !== undefined) return this.#resetThenReturn(entry);
     this.#makeIdle(entry, now);
-    this.#dispatch();
+    this.#dispatch(now);
     return DONE;
   }
 
@@ -499,7 +499,7 @@ export class Pool<R> implements AsyncDisposable {
     }
     if (entry.state === REMOVED) return; // a forced close took it meanwhile
     if (this.#state !== "open") await this.#destroy(entry, "pool closed");
-    else this.#makeIdle(entry, performance.now());
+    else this.#makeIdle(entry, clock());
     this.#dispatch();
   }
 
@@ -521,7 +521,7 @@ export class Pool<R> implements AsyncDisposable {
     }
     this.#validating--;
     if ((entry.state as EntryState) === REMOVED) return this.#dispatch(); // a forced close took it
-    const now = performance.now();
+    const now = clock();
     const retire = valid ? this.#retireReason(entry, now) : "failed validation";
     if (retire !== undefined) this.#destroy(entry, retire);
     else if (this.#waiters.length > this.#validating) this.#handOff(entry, now);
@@ -529,7 +529,7 @@ export class Pool<R> implements AsyncDisposable {
       entry.state = IDLE; // nobody waits any more: back to idle, keeping its idle age
       this.#idle.push(entry);
     }
-    this.#dispatch();
+    this.#dispatch(now);
   }
 
   #makeIdle(entry: Entry<R>, now: number): void {
@@ -597,7 +597,7 @@ export class Pool<R> implements AsyncDisposable {
   // ---- housekeeping: one timer per pool, never keeping the process alive -------
 
   #housekeep(): void {
-    const now = performance.now();
+    const now = clock();
     for (const entry of [...this.#idle]) {
       const retire = this.#retireReason(entry, now) ??
         (now - entry.idleSince >= this.#opts.idleTimeoutMs && this.#all.size > this.#opts.min
@@ -624,7 +624,7 @@ export class Pool<R> implements AsyncDisposable {
         }
       }
     }
-    this.#dispatch();
+    this.#dispatch(now);
   }
 
   // ---- closing ---------------------------------------------------------------
@@ -654,7 +654,7 @@ export class Pool<R> implements AsyncDisposable {
   }
 
   #timeoutError(startedAt: number, what: string): PoolTimeoutError {
-    const waitedMs = Math.round(performance.now() - startedAt);
+    const waitedMs = Math.round(clock() - startedAt);
     const failing = this.#breaker.failures > 0;
     return new PoolTimeoutError(
       `Pool '${this.#opts.name}': no ${what} within ${waitedMs} ms ${this.#snapshot()}` +

@@ -1,8 +1,6 @@
 /** Histogram bucket bounds for acquire wait, in milliseconds. */
 export const WAIT_BUCKETS_MS: readonly number[] = [
-  0.1,
-  0.5,
-  1,
+  1, // the pool's clock has 1 ms resolution (see clock.ts), so no finer bucket
   5,
   10,
   25,

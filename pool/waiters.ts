@@ -1,3 +1,4 @@
+import { now as clock } from "./clock.ts";
 import { Deque } from "./deque.ts";
 
 /** What the timer functions return (a number in Deno, an object in newer typings). */
@@ -10,9 +11,9 @@ export class Waiter<T> {
     readonly queue: WaitQueue<T>,
     readonly resolve: (value: T) => void,
     readonly reject: (error: unknown) => void,
-    /** When the wait began (performance.now()). */
+    /** When the wait began (the pool's clock, ms). */
     readonly startedAt: number,
-    /** When it gives up (performance.now() clock; Infinity: never). */
+    /** When it gives up (same clock; Infinity: never). */
     readonly deadline: number,
     readonly signal: AbortSignal | undefined,
     /** The caller's stack, when leak detection wants it. */
@@ -88,7 +89,7 @@ export class WaitQueue<T> {
     if (!this.#waiters.remove(waiter)) return;
     this.#forget(waiter);
     if (this.#waiters.length === 0) this.#disarm();
-    this.owner.gaveUp("abort", performance.now() - waiter.startedAt);
+    this.owner.gaveUp("abort", clock() - waiter.startedAt);
     waiter.reject(waiter.signal?.reason);
   }
 
@@ -96,7 +97,7 @@ export class WaitQueue<T> {
   #expire = (): void => {
     this.#timer = undefined;
     this.#timerAt = Infinity;
-    const now = performance.now();
+    const now = clock();
     const expired: Waiter<T>[] = [];
     let earliest = Infinity;
     for (const waiter of this.#waiters) {
@@ -117,7 +118,7 @@ export class WaitQueue<T> {
   #arm(at: number): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timerAt = at;
-    this.#timer = setTimeout(this.#expire, Math.max(0, at - performance.now()));
+    this.#timer = setTimeout(this.#expire, Math.max(0, at - clock()));
   }
 
   #disarm(): void {
