@@ -13,6 +13,8 @@
  * @module
  */
 
+import { exists } from "./files.ts";
+
 /** The pkcs11js version pinned in deno.json's import map. */
 export const PKCS11JS_VERSION = "2.1.7";
 
@@ -24,15 +26,6 @@ export const pkcs11jsDir =
 
 /** The compiled addon that `pkcs11js/index.js` requires. */
 export const pkcs11jsAddon = `${pkcs11jsDir}/build/Release/pkcs11.node`;
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function run(cmd: string, args: string[], cwd: string, what: string): Promise<void> {
   let child;

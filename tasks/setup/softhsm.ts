@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { exists } from "./files.ts";
 import { findPkcs11Module } from "../../adapters/pkcs11/library.ts";
 
 /** Test-only default user PIN, used when `PKCS11_PIN` is not set. */
@@ -63,15 +64,6 @@ export interface SoftHsm extends AsyncDisposable {
   env: Record<string, string>;
   /** Whether this call initialised the token (false: it already existed). */
   created: boolean;
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function softhsmUtil(conf: string, args: string[]): Promise<string> {

@@ -83,3 +83,28 @@ export function moduleIsInitialised(library: string): boolean {
   using other = new OtherBinding(library);
   return !other.initialisedHere;
 }
+
+/**
+ * Watches the event loop with a 5 ms interval timer while `work` runs, and
+ * returns how many ticks fired and the worst gap between two of them: a loop
+ * blocked by HSM work shows up as a gap of seconds.
+ */
+export async function timerGapsDuring(
+  work: () => Promise<unknown>,
+): Promise<{ ticks: number; worstGapMs: number }> {
+  let last = performance.now();
+  let worstGapMs = 0;
+  let ticks = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    worstGapMs = Math.max(worstGapMs, now - last);
+    last = now;
+    ticks++;
+  }, 5);
+  try {
+    await work();
+  } finally {
+    clearInterval(timer);
+  }
+  return { ticks, worstGapMs };
+}
