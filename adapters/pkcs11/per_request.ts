@@ -16,7 +16,7 @@ import pkcs11js from "pkcs11js";
 import { toHsmError } from "./errors.ts";
 import { asyncEngine, syncEngine } from "./engine_local.ts";
 import { findPkcs11Module } from "./library.ts";
-import type { LoadedModule } from "./registry.ts";
+import { type LoadedModule, pinLibrary } from "./registry.ts";
 import { HsmSession } from "./session.ts";
 import { findSlotByLabel } from "./token.ts";
 
@@ -58,6 +58,7 @@ async function perRequest<T>(
   const path = findPkcs11Module(options.library);
   const pkcs11 = new pkcs11js.PKCS11();
   pkcs11.load(path);
+  pinLibrary(path); // see registry.ts: never unload the library between requests
   let initialised = false;
   let session: HsmSession | undefined;
   let loggedIn = false;

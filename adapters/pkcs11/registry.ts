@@ -56,6 +56,25 @@ function realPath(path: string): string {
  * (`CKF_OS_LOCKING_OK`): the async calls run on other threads, and without
  * locks SoftHSM corrupts its heap as soon as two are in flight.
  */
+/**
+ * One extra load of each module library that is never closed, so the
+ * library stays mapped for the life of the process. Unloading SoftHSM (and
+ * the OpenSSL it brings in) after `C_Finalize` and loading it again later
+ * leaves exit handlers that double-free when the process exits (SoftHSMv2
+ * #413, #548); with the library kept loaded, `C_Finalize` still runs when the
+ * last user closes, but the code and OpenSSL's state are never torn down
+ * until exit. Costs one idle dlopen handle per library.
+ */
+const pinned = new Map<string, unknown>();
+
+/** Keeps the library at `path` loaded until the process exits (idempotent). */
+export function pinLibrary(path: string): void {
+  if (pinned.has(path)) return;
+  const keeper = new pkcs11js.PKCS11();
+  keeper.load(path); // throws like any load; the caller's own load reports it better
+  pinned.set(path, keeper);
+}
+
 export function acquireModule(library?: string): ModuleRef {
   const path = realPath(findPkcs11Module(library));
   let module = modules.get(path);
@@ -63,6 +82,7 @@ export function acquireModule(library?: string): ModuleRef {
     const pkcs11 = new pkcs11js.PKCS11();
     try {
       pkcs11.load(path);
+      pinLibrary(path);
     } catch (error) {
       throw new HsmError(
         `cannot load the PKCS#11 module ${path}: ${(error as Error).message}; ` +
