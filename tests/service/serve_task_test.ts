@@ -36,7 +36,12 @@ Deno.test("deno task serve starts on the private SoftHSM token out of the box", 
     child.kill("SIGINT");
   }
   const { code, stderr } = await child.exited();
-  assert.equal(code, 0, stderr);
+  // The signal goes to the `deno task` runner, which forwards it; depending on
+  // timing the runner itself reports 130 (interrupted) even though the
+  // service stopped cleanly. The service's own clean exit is pinned by the
+  // shutdown tests, which signal the service process directly.
+  assert.ok(code === 0 || code === 130, `exit code ${code}\n${stderr}`);
+  assert.doesNotMatch(stderr, /second signal/);
   assert.match(stderr, /private test token "TestToken"/);
   assert.match(stderr, /"stopped"/);
 });
