@@ -53,7 +53,7 @@ export function resolveOptions<R>(options: PoolOptions<R>): ResolvedOptions {
         typeof options.create,
     );
   }
-  for (const hook of ["destroy", "validate", "reset", "isFatal"] as const) {
+  for (const hook of ["destroy", "validate", "reset", "isFatal", "isPermanent"] as const) {
     if (options[hook] !== undefined && typeof options[hook] !== "function") {
       throw new TypeError(`Pool option '${hook}' must be a function, got ${typeof options[hook]}`);
     }

@@ -99,8 +99,8 @@ export class Pool<R> implements AsyncDisposable {
   /** Checks the options (throwing `TypeError`/`RangeError` naming the bad one) and starts the pool. */
   constructor(options: PoolOptions<R>) {
     this.#opts = resolveOptions(options);
-    const { create, destroy, validate, reset, isFatal } = options;
-    this.#factory = { create, destroy, validate, reset, isFatal };
+    const { create, destroy, validate, reset, isFatal, isPermanent } = options;
+    this.#factory = { create, destroy, validate, reset, isFatal, isPermanent };
     this.#breaker = new CircuitBreaker(this.#opts.breakerThreshold, this.#opts.breakerCooldownMs);
     this.#owner = {
       name: this.#opts.name,

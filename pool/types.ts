@@ -29,7 +29,19 @@ export interface ResourceFactory<R> {
    * is broken: `true` destroys it instead of releasing it.
    */
   isFatal?: (error: unknown, resource: R) => boolean;
+  /**
+   * Says whether a `create` error is permanent: retrying cannot fix it (a
+   * wrong password or PIN, an unknown database). `true` opens the circuit
+   * breaker at once, with no retry and no probe until `cooldownMs` has passed.
+   */
+  isPermanent?: (error: unknown) => boolean;
 }
+
+/**
+ * A pool's own settings: everything in {@link PoolOptions} but the factory
+ * hooks. Adapters take this as their `pool` option and supply the hooks.
+ */
+export type PoolSettings<R> = Omit<PoolOptions<R>, keyof ResourceFactory<R>>;
 
 /** Circuit-breaker settings: stop calling `create` while the backend is down. */
 export interface BreakerOptions {
