@@ -28,3 +28,4 @@ export {
   type PrometheusOptions,
 } from "./pool/metrics.ts";
 export * from "./pool/types.ts";
+export type { PoolTracker } from "./pool/tracker.ts";

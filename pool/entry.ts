@@ -25,7 +25,7 @@ export class Entry<R> {
   uses = 0;
   /** The lease holding it, while lent out. */
   lease: Lease<R> | undefined = undefined;
-  /** When the current lease began (for leak detection). */
+  /** When the current lease began (use time, leak detection). */
   acquiredAt = 0;
   /** Where the current lease was acquired, when leak detection is on. */
   acquireSite: string | undefined = undefined;

@@ -26,7 +26,8 @@ import type {
   ResourceFactory,
 } from "./types.ts";
 import { type Timer, WaitQueue } from "./waiters.ts";
-import { WaitStats } from "./wait_stats.ts";
+import { type PoolTracker, TrackerFanOut } from "./tracker.ts";
+import { DurationHistogram, WaitStats } from "./wait_stats.ts";
 
 const NEVER_ABORTED = new AbortController().signal;
 const DONE = Promise.resolve();
@@ -81,6 +82,9 @@ export class Pool<R> implements AsyncDisposable {
     errors: 0,
   };
   readonly #waits = new WaitStats();
+  readonly #createTimes = new DurationHistogram();
+  readonly #useTimes = new DurationHistogram();
+  #tracker: PoolTracker | undefined = undefined;
   readonly #events = new EventHub<PoolEvent>();
   readonly #owner: LeaseOwner<R>;
   readonly #context: AsyncLocalStorage<Lease<R>> | undefined;
@@ -112,6 +116,7 @@ export class Pool<R> implements AsyncDisposable {
       gaveUp: (reason, waitedMs) => {
         if (reason === "abort") return void this.#counters.aborted++;
         this.#counters.timedOut++;
+        this.#tracker?.timedOut();
         if (this.#events.active) this.#events.emit({ type: "timeout", waitedMs });
       },
     });
@@ -247,7 +252,32 @@ export class Pool<R> implements AsyncDisposable {
       breaker: this.#breaker.state,
       acquireWaitMs: this.#waits.percentiles(),
       acquireWaitHistogram: this.#waits.histogram(),
+      createTimeHistogram: this.#createTimes.snapshot(),
+      useTimeHistogram: this.#useTimes.snapshot(),
     };
+  }
+
+  /**
+   * Reports every create, acquire, release and timeout to `tracker` as it
+   * happens (an exporter such as OpenTelemetry uses this). Returns a
+   * function that stops the reports.
+   */
+  track(tracker: PoolTracker): () => void {
+    const trackers = () =>
+      this.#tracker instanceof TrackerFanOut
+        ? this.#tracker.trackers
+        : this.#tracker === undefined
+        ? []
+        : [this.#tracker];
+    const set = (list: readonly PoolTracker[]) => {
+      this.#tracker = list.length === 0
+        ? undefined
+        : list.length === 1
+        ? list[0]
+        : new TrackerFanOut(list);
+    };
+    set([...trackers(), tracker]);
+    return () => set(trackers().filter((t) => t !== tracker));
   }
 
   /**
@@ -355,10 +385,11 @@ export class Pool<R> implements AsyncDisposable {
     entry.uses++;
     this.#counters.acquired++;
     this.#waits.record(waitedMs);
+    this.#tracker?.acquired(waitedMs);
     const lease = new Lease(this.#owner, entry);
     entry.lease = lease;
+    entry.acquiredAt = now;
     if (site !== undefined) {
-      entry.acquiredAt = now;
       entry.acquireSite = site;
       entry.leakReported = false;
     }
@@ -412,18 +443,24 @@ export class Pool<R> implements AsyncDisposable {
 
   #startCreate(): void {
     this.#creating++;
+    const startedAt = clock();
     let creation: Promise<R>;
     try {
       creation = Promise.resolve(this.#factory.create(this.#shutdown.signal));
     } catch (error) {
       creation = Promise.reject(error);
     }
-    creation.then((resource) => this.#onCreated(resource), (error) => this.#onCreateFailed(error));
+    creation.then(
+      (resource) => this.#onCreated(resource, startedAt),
+      (error) => this.#onCreateFailed(error, startedAt),
+    );
   }
 
-  #onCreated(resource: R): void {
+  #onCreated(resource: R, startedAt: number): void {
     this.#creating--;
     const now = clock();
+    this.#createTimes.record(now - startedAt);
+    this.#tracker?.created(now - startedAt, true);
     if (this.#breaker.recordSuccess() && this.#events.active) {
       this.#events.emit({ type: "breaker", state: "closed" });
     }
@@ -441,8 +478,11 @@ export class Pool<R> implements AsyncDisposable {
     this.#dispatch(now);
   }
 
-  #onCreateFailed(error: unknown): void {
+  #onCreateFailed(error: unknown, startedAt: number): void {
     this.#creating--;
+    const failedAt = clock();
+    this.#createTimes.record(failedAt - startedAt);
+    this.#tracker?.created(failedAt - startedAt, false);
     this.#counters.createErrors++;
     if (this.#events.active) this.#events.emit({ type: "createError", error });
     if (this.#state !== "open") return this.#dispatch();
@@ -477,6 +517,8 @@ export class Pool<R> implements AsyncDisposable {
     this.#counters.released++;
     if (this.#events.active) this.#events.emit({ type: "release", id: entry.id });
     const now = clock();
+    this.#useTimes.record(now - entry.acquiredAt);
+    this.#tracker?.released(now - entry.acquiredAt);
     const retire = reuse ? this.#retireReason(entry, now) : reason;
     if (retire !== undefined) {
       const destroyed = this.#destroy(entry, retire);

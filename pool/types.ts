@@ -161,17 +161,28 @@ export interface PoolStats {
   breaker: BreakerState;
   /** Time callers waited for a lease, over the recent acquires (ms). */
   acquireWaitMs: { p50: number; p99: number; max: number };
-  /**
-   * Every acquire's wait since the start, as a cumulative histogram (the
-   * shape Prometheus wants): `counts[i]` acquires waited at most
-   * `bucketsMs[i]`; `count` and `sumMs` cover all of them.
-   */
-  acquireWaitHistogram: {
-    bucketsMs: readonly number[];
-    counts: number[];
-    count: number;
-    sumMs: number;
-  };
+  /** Every acquire's wait since the start (ms). */
+  acquireWaitHistogram: HistogramSnapshot;
+  /** How long every `create` took since the start, failed ones included (ms). */
+  createTimeHistogram: HistogramSnapshot;
+  /** How long every lease was held, acquire to release, since the start (ms). */
+  useTimeHistogram: HistogramSnapshot;
+}
+
+/**
+ * Durations since the start as a cumulative histogram (the shape Prometheus
+ * wants): `counts[i]` of them took at most `bucketsMs[i]`; `count` and
+ * `sumMs` cover all of them.
+ */
+export interface HistogramSnapshot {
+  /** Upper bounds of the buckets, ascending (ms). */
+  bucketsMs: readonly number[];
+  /** Cumulative count per bound. */
+  counts: number[];
+  /** How many were recorded. */
+  count: number;
+  /** Their sum (ms). */
+  sumMs: number;
 }
 
 /** What happens in a pool, as seen by `events()`. */

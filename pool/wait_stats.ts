@@ -1,4 +1,6 @@
-/** Histogram bucket bounds for acquire wait, in milliseconds. */
+import type { HistogramSnapshot } from "./types.ts";
+
+/** Histogram bucket bounds for acquire wait, create time and use time, in milliseconds. */
 export const WAIT_BUCKETS_MS: readonly number[] = [
   1, // the pool's clock has 1 ms resolution (see clock.ts), so no finer bucket
   5,
@@ -18,19 +20,16 @@ export const WAIT_BUCKETS_MS: readonly number[] = [
 const WINDOW = 1024; // recent waits kept for percentiles; a power of two
 
 /**
- * Records how long each acquire waited: a window of the recent waits for
- * percentiles and a cumulative histogram since the start for metrics.
- * Recording is a few array writes, cheap enough for the acquire fast path.
+ * A cumulative duration histogram since the start (the shape Prometheus
+ * wants): a bucket count per bound, the count and the sum.
  */
-export class WaitStats {
-  #recent = new Float64Array(WINDOW);
+export class DurationHistogram {
   #perBucket = new Array<number>(WAIT_BUCKETS_MS.length).fill(0);
   #count = 0;
   #sumMs = 0;
 
-  /** Records one acquire's wait. */
+  /** Records one duration. */
   record(ms: number): void {
-    this.#recent[this.#count & (WINDOW - 1)] = ms;
     this.#count++;
     this.#sumMs += ms;
     for (let i = 0; i < WAIT_BUCKETS_MS.length; i++) {
@@ -39,6 +38,31 @@ export class WaitStats {
         return;
       }
     }
+  }
+
+  /** The cumulative histogram since the start. */
+  snapshot(): HistogramSnapshot {
+    let running = 0;
+    const counts = this.#perBucket.map((c) => (running += c));
+    return { bucketsMs: WAIT_BUCKETS_MS, counts, count: this.#count, sumMs: this.#sumMs };
+  }
+}
+
+/**
+ * Records how long each acquire waited: a window of the recent waits for
+ * percentiles and a cumulative histogram since the start for metrics.
+ * Recording is a few array writes, cheap enough for the acquire fast path.
+ */
+export class WaitStats {
+  #recent = new Float64Array(WINDOW);
+  #count = 0;
+  readonly #histogram = new DurationHistogram();
+
+  /** Records one acquire's wait. */
+  record(ms: number): void {
+    this.#recent[this.#count & (WINDOW - 1)] = ms;
+    this.#count++;
+    this.#histogram.record(ms);
   }
 
   /** p50, p99 and max over the recent window. */
@@ -51,9 +75,7 @@ export class WaitStats {
   }
 
   /** The cumulative histogram since the start. */
-  histogram(): { bucketsMs: readonly number[]; counts: number[]; count: number; sumMs: number } {
-    let running = 0;
-    const counts = this.#perBucket.map((c) => (running += c));
-    return { bucketsMs: WAIT_BUCKETS_MS, counts, count: this.#count, sumMs: this.#sumMs };
+  histogram(): HistogramSnapshot {
+    return this.#histogram.snapshot();
   }
 }

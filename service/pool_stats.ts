@@ -78,6 +78,8 @@ const MAPPED = new Set<string>([
   "errors",
   "acquireWaitMs",
   "acquireWaitHistogram",
+  "createTimeHistogram",
+  "useTimeHistogram",
 ]);
 
 function snakeCase(name: string): string {

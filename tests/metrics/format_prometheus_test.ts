@@ -33,6 +33,8 @@ function stats(overrides: Partial<PoolStats> = {}): PoolStats {
       count: 101,
       sumMs: 1234.5,
     },
+    createTimeHistogram: { bucketsMs: [1, 10], counts: [1, 2], count: 2, sumMs: 7 },
+    useTimeHistogram: { bucketsMs: [1, 10], counts: [50, 99], count: 99, sumMs: 300 },
     ...overrides,
   };
 }

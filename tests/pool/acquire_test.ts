@@ -204,3 +204,32 @@ Deno.test("stats count acquires and releases and report wait percentiles", async
   assert.equal(stats.acquireWaitHistogram.count, 5);
   assert.ok(stats.acquireWaitMs.max >= stats.acquireWaitMs.p50);
 });
+
+Deno.test("a tracker sees every create, acquire and release, and stats keep create and use times", async () => {
+  const pool = new Pool({ create: () => Promise.resolve({}), max: 1 });
+  const seen: string[] = [];
+  const untrack = pool.track({
+    created: (_ms, ok) => seen.push(`created ${ok}`),
+    acquired: () => seen.push("acquired"),
+    released: () => seen.push("released"),
+    timedOut: () => seen.push("timedOut"),
+  });
+  await pool.use(() => {});
+  const held = await pool.acquire();
+  await assert.rejects(pool.acquire({ timeoutMs: 1 }));
+  await held.release();
+  untrack();
+  await pool.use(() => {});
+  assert.deepEqual(seen, [
+    "created true",
+    "acquired",
+    "released",
+    "acquired",
+    "timedOut",
+    "released",
+  ]);
+  const stats = pool.stats();
+  assert.equal(stats.createTimeHistogram.count, 1);
+  assert.equal(stats.useTimeHistogram.count, 3);
+  await pool.close();
+});
