@@ -1,0 +1,24 @@
+/**
+ * OpenTelemetry metrics for pools, named by the semantic conventions of a
+ * database client connection pool (`db.client.connection.*`). A separate
+ * entry point: only code that imports `@poolkit/pool/otel` loads
+ * `npm:@opentelemetry/api`.
+ *
+ * ```ts ignore
+ * import { Pool } from "@poolkit/pool";
+ * import { instrumentPool } from "@poolkit/pool/otel";
+ *
+ * const pool = new Pool({ name: "db", create: () => connect(), max: 10 });
+ * instrumentPool(pool);
+ * // OTEL_DENO=true OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 deno run -A app.ts
+ * ```
+ *
+ * @module
+ */
+export {
+  type InstrumentablePool,
+  instrumentPool,
+  type InstrumentPoolOptions,
+  METER_NAME,
+} from "./instrument_pool.ts";
+export * from "./conventions.ts";
