@@ -20,7 +20,7 @@
  * @module
  */
 
-import type { BreakerState, PoolState, PoolStats } from "./types.ts";
+import type { BreakerState, HistogramSnapshot, PoolState, PoolStats } from "./types.ts";
 
 /** The `Content-Type` of the text that {@link formatPrometheus} returns. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -134,6 +134,32 @@ const COUNTERS: readonly SimpleFamily[] = [
   },
 ];
 
+/** A histogram family read from one of the stats' histogram snapshots (ms, shown in s). */
+interface HistogramFamily {
+  suffix: string;
+  help: string;
+  value: (s: PoolStats) => HistogramSnapshot;
+}
+
+// The same three timings as OpenTelemetry's db.client.connection.wait_time, create_time, use_time.
+const HISTOGRAMS: readonly HistogramFamily[] = [
+  {
+    suffix: "acquire_wait_seconds",
+    help: "Time callers waited for a lease, in seconds (every acquire since the pool started).",
+    value: (s) => s.acquireWaitHistogram,
+  },
+  {
+    suffix: "create_time_seconds",
+    help: "Time each resource creation took, failed ones included, in seconds.",
+    value: (s) => s.createTimeHistogram,
+  },
+  {
+    suffix: "use_time_seconds",
+    help: "Time each lease was held, from acquire to release, in seconds.",
+    value: (s) => s.useTimeHistogram,
+  },
+];
+
 /**
  * Formats the statistics of one or more pools as Prometheus text exposition
  * (version 0.0.4). Every series carries a `pool` label with the pool's name;
@@ -146,7 +172,8 @@ const COUNTERS: readonly SimpleFamily[] = [
  * `pool_destroyed_total`, `pool_acquired_total`, `pool_released_total`,
  * `pool_acquire_timeouts_total`, `pool_acquire_aborted_total`,
  * `pool_create_errors_total`, `pool_leaks_total`, `pool_errors_total`; the
- * histogram `pool_acquire_wait_seconds`; and the state-set gauges
+ * histograms `pool_acquire_wait_seconds`, `pool_create_time_seconds` and
+ * `pool_use_time_seconds`; and the state-set gauges
  * `pool_breaker_state{state}` and `pool_state{state}` (1 for the current
  * state, 0 for the others).
  *
@@ -175,7 +202,7 @@ export function formatPrometheus(
     header(out, name, family.type, family.help);
     for (const s of snapshots) out.push(`${name}{${poolLabel(s)}} ${number(family.value(s))}`);
   }
-  histogram(out, `${prefix}_acquire_wait_seconds`, snapshots);
+  for (const h of HISTOGRAMS) histogram(out, `${prefix}_${h.suffix}`, h, snapshots);
   stateSet(
     out,
     `${prefix}_breaker_state`,
@@ -218,15 +245,15 @@ function isSource(p: PoolStatsSource | PoolStats): p is PoolStatsSource {
   return typeof (p as PoolStatsSource).stats === "function";
 }
 
-function histogram(out: string[], name: string, snapshots: readonly PoolStats[]): void {
-  header(
-    out,
-    name,
-    "histogram",
-    "Time callers waited for a lease, in seconds (every acquire since the pool started).",
-  );
+function histogram(
+  out: string[],
+  name: string,
+  family: HistogramFamily,
+  snapshots: readonly PoolStats[],
+): void {
+  header(out, name, "histogram", family.help);
   for (const s of snapshots) {
-    const h = s.acquireWaitHistogram;
+    const h = family.value(s);
     const pool = poolLabel(s);
     let sawInf = false;
     for (let i = 0; i < h.bucketsMs.length; i++) {

@@ -113,6 +113,21 @@ Deno.test("acquire wait is a histogram in seconds with a +Inf bucket equal to th
   assert.equal(value(f, "pool_acquire_wait_seconds_count", { pool: "hsm" }), 101);
 });
 
+Deno.test("create time and use time are histograms in seconds, like acquire wait", () => {
+  const f = parseExposition(formatPrometheus([stats()]));
+  const buckets = (name: string) =>
+    f.get(name)!.samples.filter((s) => s.name.endsWith("_bucket"))
+      .map((s) => `${s.labels.le}:${s.value}`);
+  assert.equal(f.get("pool_create_time_seconds")?.type, "histogram");
+  assert.deepEqual(buckets("pool_create_time_seconds"), ["0.001:1", "0.01:2", "+Inf:2"]);
+  assert.equal(value(f, "pool_create_time_seconds_sum", { pool: "hsm" }), 0.007);
+  assert.equal(value(f, "pool_create_time_seconds_count", { pool: "hsm" }), 2);
+  assert.equal(f.get("pool_use_time_seconds")?.type, "histogram");
+  assert.deepEqual(buckets("pool_use_time_seconds"), ["0.001:50", "0.01:99", "+Inf:99"]);
+  assert.equal(value(f, "pool_use_time_seconds_sum", { pool: "hsm" }), 0.3);
+  assert.equal(value(f, "pool_use_time_seconds_count", { pool: "hsm" }), 99);
+});
+
 Deno.test("a histogram whose last bucket is Infinity gets a single +Inf bucket", () => {
   const s = stats({
     acquireWaitHistogram: { bucketsMs: [1, Infinity], counts: [1, 2], count: 2, sumMs: 3 },

@@ -29,6 +29,8 @@ Deno.test("a real Pool's metrics parse strictly and count its traffic", async ()
   assert.equal(value("pool_in_use"), 1);
   assert.equal(value("pool_max_size"), 2);
   assert.equal(value("pool_acquire_wait_seconds_count"), 11);
+  assert.equal(value("pool_create_time_seconds_count"), 2, "max 2: two creates");
+  assert.equal(value("pool_use_time_seconds_count"), 10, "the held lease is not counted yet");
 });
 
 Deno.test({
