@@ -20,5 +20,6 @@ export {
   instrumentPool,
   type InstrumentPoolOptions,
   METER_NAME,
+  type PoolInstrumentation,
 } from "./instrument_pool.ts";
 export * from "./conventions.ts";

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { type MetricPoint, OtlpReceiver } from "./otlp_receiver.ts";
 
 const PROGRAM = new URL("./fixtures/known_work.ts", import.meta.url).pathname;
+const TIMINGS_THEN_EXIT = new URL("./fixtures/timings_then_exit.ts", import.meta.url).pathname;
 const POOL = { "db.client.connection.pool.name": "otel-e2e" };
 
 /** Runs the known-work program against a fresh receiver; `read` gets the export. */
@@ -122,7 +123,7 @@ Deno.test("the histograms use the Prometheus export's buckets, in seconds, and a
   });
 });
 
-Deno.test("only the instrumented pool's metrics carry the pool attribute", async () => {
+Deno.test("exactly the nine conventional pool metrics are exported", async () => {
   await withExport((r) => {
     const ours = [...r.names()].filter((n) => n.startsWith("db.client.connection."));
     assert.deepEqual(ours.sort(), [
@@ -137,4 +138,39 @@ Deno.test("only the instrumented pool's metrics carry the pool attribute", async
       "db.client.connection.wait_time",
     ]);
   });
+});
+
+/** Runs `timings_then_exit.ts n` to its end; returns its last wait_time and use_time points. */
+async function timingsAtExit(n: number) {
+  await using receiver = OtlpReceiver.start();
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", TIMINGS_THEN_EXIT, String(n)],
+    env: receiver.env(60_000), // no periodic collection: only the exit flush
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.equal(code, 0, new TextDecoder().decode(stderr));
+  await receiver.waitFor(
+    () => receiver.latest("db.client.connection.use_time").length > 0,
+    10_000,
+    "use_time",
+  );
+  const pool = { "db.client.connection.pool.name": "timings" };
+  return {
+    wait: only(receiver, "db.client.connection.wait_time", pool),
+    use: only(receiver, "db.client.connection.use_time", pool),
+  };
+}
+
+Deno.test("timings buffered just before exit are exported at exit", async () => {
+  const { wait, use } = await timingsAtExit(3);
+  assert.equal(wait.count, 3);
+  assert.equal(use.count, 3);
+});
+
+Deno.test("many timings are exported once each, whether flushed by their timer or at exit", async () => {
+  const { wait, use } = await timingsAtExit(10_000);
+  assert.equal(wait.count, 10_000);
+  assert.equal(use.count, 10_000);
+  assert.equal(wait.bucketCounts!.reduce((a, b) => a + b, 0), 10_000);
 });
