@@ -20,6 +20,7 @@ import { describeConfig, type ServiceConfig } from "./config.ts";
 import { openDatabasePool } from "./database_pool.ts";
 import type { PostgresPool } from "../adapters/postgres/mod.ts";
 import { errorText, jsonLogger, type Logger } from "./log.ts";
+import { instrumentPool } from "../otel/mod.ts";
 
 /** Options of {@link startService}. */
 export interface StartOptions {
@@ -83,6 +84,9 @@ export async function startService(options: StartOptions): Promise<Service> {
   try {
     await ensureKeys(hsm, config.ensureKeys, log);
     if (config.databaseUrl) database = await openDatabasePool(config.databaseUrl, log);
+    if (Deno.env.get("OTEL_DENO") === "true") {
+      for (const pool of [hsm.pool, database?.pool]) if (pool) instrumentPool(pool);
+    }
     const extraPools = [...(database ? [database] : []), ...(options.extraPools ?? [])];
     app = createApp({ hsm, config, log, extraPools });
     server = Deno.serve({
