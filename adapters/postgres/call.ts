@@ -36,7 +36,9 @@ export function call<T>(
   const deadlineMs = options?.deadlineMs;
   if (deadlineMs === undefined) return lendLive(pool, fn, options);
   if (typeof deadlineMs !== "number" || !(deadlineMs >= 0)) {
-    throw new TypeError(`deadlineMs must be a number of milliseconds >= 0, got ${deadlineMs}`);
+    return Promise.reject(
+      new TypeError(`deadlineMs must be a number of milliseconds >= 0, got ${deadlineMs}`),
+    );
   }
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(new PostgresDeadlineError(deadlineMs)), deadlineMs);
@@ -46,26 +48,34 @@ export function call<T>(
   return lendLive(pool, fn, { ...options, signal }).finally(() => clearTimeout(timer));
 }
 
-/** Borrows until it gets a connection not known to be closed (those are destroyed). */
+/**
+ * Borrows until it gets a connection not known to be closed (those are destroyed). With a
+ * signal, the call rejects as soon as it aborts while `fn` runs, without waiting for the pool
+ * to finish destroying the connection (which waits for the cancel request to go out).
+ */
 async function lendLive<T>(
   pool: Pool<PgConnection>,
   fn: OnConnection<T>,
   options: AcquireOptions | undefined,
 ): Promise<T> {
   const signal = options?.signal;
-  const run = signal === undefined
+  const early = signal === undefined ? undefined : Promise.withResolvers<never>();
+  const run = early === undefined
     ? (conn: PgConnection, s: AbortSignal) => {
       if (conn.closed) throw new StaleConnection(conn);
       return fn(conn, s);
     }
     : (conn: PgConnection, s: AbortSignal) => {
       if (conn.closed) throw new StaleConnection(conn);
-      return abortable(conn, fn, s);
+      return abortable(conn, fn, s, early.reject);
     };
   let stale: PgConnection | undefined;
   while (true) {
+    const used = pool.use(run, options);
     try {
-      return await pool.use(run, options);
+      if (early === undefined) return await used;
+      used.catch(() => {}); // when the abort wins the race, this settles later
+      return await Promise.race([used, early.promise]);
     } catch (error) {
       if (!(error instanceof StaleConnection)) throw error;
       // A nested call (reentrant pool) is handed its outer call's connection again: give up.
@@ -76,19 +86,22 @@ async function lendLive<T>(
 }
 
 /**
- * Runs `fn`, but settles with `signal.reason` as soon as the signal aborts: the connection is
- * abandoned (statement cancelled on the server, socket cut) rather than waited for.
+ * Runs `fn`, but settles with `signal.reason` as soon as the signal aborts (and tells `gaveUp`):
+ * the connection is abandoned (its statement cancelled on the server, the connection marked
+ * for destruction) rather than waited for.
  */
 async function abortable<T>(
   conn: PgConnection,
   fn: OnConnection<T>,
   signal: AbortSignal,
+  gaveUp: (reason: unknown) => void,
 ): Promise<T> {
   signal.throwIfAborted();
   const { promise: aborted, reject } = Promise.withResolvers<never>();
   const onAbort = () => {
     conn.abandon();
     reject(signal.reason);
+    gaveUp(signal.reason);
   };
   signal.addEventListener("abort", onAbort, { once: true });
   const work = (async () => await fn(conn, signal))();
@@ -98,6 +111,6 @@ async function abortable<T>(
     throw signal.aborted ? signal.reason : error;
   } finally {
     signal.removeEventListener("abort", onAbort);
-    work.catch(() => {}); // settles after the abort, on the cut socket: nobody waits for it
+    work.catch(() => {}); // settles after the abort, on a cancelled connection: nobody waits
   }
 }

@@ -60,6 +60,8 @@ export class PgConnection {
   readonly #sql: PostgresClient;
   readonly #sockets: ConnectionSockets;
   readonly #running = new Set<QueryInternals>();
+  /** Cancel requests sent, settled when the server closed their socket (or it timed out). */
+  readonly #cancels: Promise<void>[] = [];
   readonly #reset: SessionReset;
   /** A statement ran since the last reset (kept for TLS, where ReadyForQuery is not seen). */
   #ran = false;
@@ -198,27 +200,28 @@ export class PgConnection {
       if (!query.executed || cancel === null) continue; // never sent: nothing to cancel
       query.canceller = null;
       // Called directly (not via query.cancel()) so a failed cancel request is not unhandled.
-      Promise.resolve(cancel(query)).catch(() => {});
+      this.#cancels.push(Promise.resolve(cancel(query)).catch(() => {}));
     }
   }
 
   /**
-   * Gives up on it now: cancels its statements on the server (best effort: the cancel request
-   * goes out on its own socket) and cuts its socket, without waiting for a server that may
-   * never answer.
+   * Gives up on it: cancels its statements on the server (the cancel request goes out on its
+   * own socket) and marks it for destruction. Nothing here waits for the server.
    */
   abandon(): void {
     this.cancelRunning();
-    this.#sockets.destroy();
   }
 
-  /** Closes the connection: gracefully (a second for statements to finish), or at once if given up. */
-  close(): Promise<void> {
-    if (this.cancelRequested || this.closed) {
-      this.#sockets.destroy();
-      return this.#sql.end({ timeout: 0 });
-    }
-    return this.#sql.end({ timeout: 1 });
+  /**
+   * Closes the connection: gracefully (a second for statements to finish); or, once given up,
+   * by cutting its socket as soon as the cancel requests are delivered (or timed out), since
+   * behind PgBouncer a cancel for a client already gone is dropped.
+   */
+  async close(): Promise<void> {
+    if (!this.cancelRequested && !this.closed) return await this.#sql.end({ timeout: 1 });
+    await Promise.all(this.#cancels);
+    this.#sockets.destroy();
+    await this.#sql.end({ timeout: 0 });
   }
 
   #unusable(why: string): PostgresConnectionError {
@@ -257,8 +260,12 @@ export class PgConnection {
       return query;
     };
     type Variadic = (...args: unknown[]) => unknown;
-    const unsafe = (...args: unknown[]) => (note?.(args[0]), track((sql.unsafe as Variadic)(...args)));
-    const file = (...args: unknown[]) => (note?.(undefined), track((sql.file as Variadic)(...args)));
+    const unsafe = (
+      ...args: unknown[]
+    ) => (note?.(args[0]), track((sql.unsafe as Variadic)(...args)));
+    const file = (
+      ...args: unknown[]
+    ) => (note?.(undefined), track((sql.file as Variadic)(...args)));
     return new Proxy(sql, {
       apply: (target, self, args) => {
         if (note && Array.isArray(args[0]) && "raw" in args[0]) note(args[0].join(" "));

@@ -32,7 +32,7 @@ export {
   TransactionRolledBackError,
 } from "./errors.ts";
 export type { CallOptions } from "./call.ts";
-export { type SessionReset, SESSION_RESETS } from "./session_reset.ts";
+export { SESSION_RESETS, type SessionReset } from "./session_reset.ts";
 export type { TxStatus } from "./wire.ts";
 export {
   noPool,

@@ -152,7 +152,13 @@ export class PostgresPool implements AsyncDisposable {
     options?: CallOptions,
   ): Promise<import("postgres").RowList<T>>;
   query(first: TemplateStringsArray | string, ...rest: unknown[]): Promise<unknown> {
-    if (typeof first === "string") return this.#textQuery(first, rest[0], rest[1]);
+    if (typeof first === "string") {
+      try {
+        return this.#textQuery(first, rest[0], rest[1]);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     return this.use((sql) => sql(first, ...(rest as postgres.ParameterOrFragment<never>[])));
   }
 
@@ -195,9 +201,10 @@ export class PostgresPool implements AsyncDisposable {
     checkCallOptions("query(text, params, options)", options);
     // Text queries are prepared like tagged ones (postgres.js's unsafe() would not by default).
     return this.use(
-      (sql) => sql.unsafe(text, (params ?? []) as postgres.ParameterOrJSON<never>[], {
-        prepare: this.#prepare,
-      }),
+      (sql) =>
+        sql.unsafe(text, (params ?? []) as postgres.ParameterOrJSON<never>[], {
+          prepare: this.#prepare,
+        }),
       options as CallOptions | undefined,
     );
   }

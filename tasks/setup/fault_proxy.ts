@@ -106,7 +106,7 @@ class Proxy implements FaultProxy {
     this.#mode = mode;
     if (mode === "pass") this.#open.resolve();
     else if (wasPassing) this.#open = Promise.withResolvers<void>();
-    if (mode === "reset") for (const pair of this.#pairs) pair.close();
+    if (mode === "reset") { for (const pair of this.#pairs) pair.close(); }
   }
 
   close(): Promise<void> {
@@ -135,10 +135,12 @@ class Proxy implements FaultProxy {
         continue;
       }
       this.#pairs.add(pair);
-      this.#spawn(this.#serve(pair).finally(() => {
-        pair.close();
-        this.#pairs.delete(pair);
-      }));
+      this.#spawn(
+        this.#serve(pair).finally(() => {
+          pair.close();
+          this.#pairs.delete(pair);
+        }),
+      );
     }
   }
 
@@ -146,7 +148,10 @@ class Proxy implements FaultProxy {
     await this.#open.promise; // a blackhole holds new connections too
     if (this.#closing || this.#mode === "reset") return;
     pair.upstream = await Deno.connect({ hostname: HOST, port: this.#target });
-    await Promise.all([this.#pump(pair.client, pair.upstream), this.#pump(pair.upstream, pair.client)])
+    await Promise.all([
+      this.#pump(pair.client, pair.upstream),
+      this.#pump(pair.upstream, pair.client),
+    ])
       .finally(() => pair.close());
   }
 
