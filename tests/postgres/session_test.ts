@@ -143,7 +143,7 @@ Deno.test("postgres session reset", async (t) => {
   await t.step('reset "when-needed" cleans after a borrower that changed the session', async () => {
     await using pg = open(db, "when-needed");
     await pg.use((sql) => sql`set search_path = pg_catalog`);
-    const row = await pg.use(show("search_path")) as { search_path: string };
+    const row = await pg.use(show("search_path")) as unknown as { search_path: string };
     assert.notEqual(row.search_path, "pg_catalog");
   });
 
@@ -155,7 +155,7 @@ Deno.test("postgres session reset", async (t) => {
         await sql`set search_path = pg_catalog`;
         await sql`begin`;
       });
-      const row = await pg.use(show("search_path")) as { search_path: string };
+      const row = await pg.use(show("search_path")) as unknown as { search_path: string };
       assert.equal(row.search_path, "pg_catalog");
       await assert.rejects(pg.query("savepoint probe"), /transaction block/);
     },
