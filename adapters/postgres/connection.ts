@@ -133,7 +133,7 @@ export class PgConnection {
   }
 
   /** Runs SQL of the adapter's own (not counted as the borrower's). */
-  run(text: string): Promise<import("postgres").RowList<postgres.Row[]>> {
+  run(text: string): Promise<import("postgres").RowList<import("postgres").Row[]>> {
     return this.#sql.unsafe(text);
   }
 

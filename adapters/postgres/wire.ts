@@ -12,17 +12,21 @@
  */
 import net from "node:net";
 
-/** Transaction status: no transaction open (`I`). */
-export const TX_IDLE = "idle";
-/** Transaction status: inside a transaction block (`T`). */
-export const TX_OPEN = "open";
-/** Transaction status: inside a failed transaction block (`E`): only ROLLBACK works. */
-export const TX_FAILED = "failed";
-/** Transaction status: not observable (TLS, or before the first ReadyForQuery). */
-export const TX_UNKNOWN = "unknown";
+/**
+ * The server's transaction status as last seen in a ReadyForQuery message: `idle` (`I`), `open`
+ * (`T`: in a transaction block), `failed` (`E`: in a failed one, only ROLLBACK works), or
+ * `unknown` (over TLS, where the adapter cannot read it).
+ */
+export type TxStatus = "idle" | "open" | "failed" | "unknown";
 
-/** The server's transaction status as last seen in a ReadyForQuery message. */
-export type TxStatus = typeof TX_IDLE | typeof TX_OPEN | typeof TX_FAILED | typeof TX_UNKNOWN;
+/** Transaction status: no transaction open (`I`). */
+export const TX_IDLE: TxStatus = "idle";
+/** Transaction status: inside a transaction block (`T`). */
+export const TX_OPEN: TxStatus = "open";
+/** Transaction status: inside a failed transaction block (`E`). */
+export const TX_FAILED: TxStatus = "failed";
+/** Transaction status: not observable (TLS, or before the first ReadyForQuery). */
+export const TX_UNKNOWN: TxStatus = "unknown";
 
 const READY_FOR_QUERY = 0x5a; // 'Z'
 const PARAMETER_STATUS = 0x53; // 'S'
