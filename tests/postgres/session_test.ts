@@ -140,6 +140,19 @@ Deno.test("postgres session reset", async (t) => {
     },
   );
 
+  await t.step(
+    "a clean release sends no rollback: the transaction status comes from the server's ReadyForQuery",
+    async () => {
+      const sent: string[] = [];
+      await using pg = open(db, "never", (query) => sent.push(query));
+      await pg.query`select 1`;
+      sent.length = 0;
+      await pg.use((sql) => sql`select 2`);
+      await pg.transaction((sql) => sql`select 3`);
+      assert.deepEqual(sent.map((q) => q.trim()), ["select 2", "begin", "select 3", "commit"]);
+    },
+  );
+
   await t.step('reset "when-needed" cleans after a borrower that changed the session', async () => {
     await using pg = open(db, "when-needed");
     await pg.use((sql) => sql`set search_path = pg_catalog`);
