@@ -63,8 +63,6 @@ export class PgConnection {
   /** Cancel requests sent, settled when the server closed their socket (or it timed out). */
   readonly #cancels: Promise<void>[] = [];
   readonly #reset: SessionReset;
-  /** A statement ran since the last reset (kept for TLS, where ReadyForQuery is not seen). */
-  #ran = false;
   /** A statement that may change the session ran since the last reset. */
   #changedSession = false;
 
@@ -166,12 +164,13 @@ export class PgConnection {
     this.#running.clear(); // what is left never ran (fragments, unawaited queries)
     const watcher = this.#sockets.watcher;
     const watched = this.txStatus !== TX_UNKNOWN;
-    const ran = watched ? watcher.readies > 0 : this.#ran;
+    // Unwatched (TLS), statements may run unseen (postgres.js's sql.begin scope): assume some did.
+    const ran = watched ? watcher.readies > 0 : true;
     const rollback = this.inTransaction || (!watched && ran);
     const clean = this.#reset === "always"
       ? ran
       : this.#reset === "when-needed" && (this.#changedSession || watcher.parameterChanges > 0);
-    this.#ran = this.#changedSession = false;
+    this.#changedSession = false;
     this.transactionDepth = 0;
     this.transactionError = undefined;
     watcher.forget();
@@ -279,7 +278,6 @@ export class PgConnection {
   #track(query: QueryInternals): void {
     const { resolve, reject } = query;
     this.#running.add(query);
-    this.#ran = true;
     query.resolve = (result) => {
       this.#running.delete(query);
       resolve(result);

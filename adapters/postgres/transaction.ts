@@ -8,7 +8,7 @@
  */
 import type { PgConnection, PostgresClient } from "./connection.ts";
 import { TransactionRolledBackError } from "./errors.ts";
-import { TX_FAILED } from "./wire.ts";
+import { TX_FAILED, TX_UNKNOWN } from "./wire.ts";
 
 /** Isolation levels `BEGIN` accepts. */
 const ISOLATION = new Set(["read committed", "repeatable read", "serializable"]);
@@ -75,7 +75,9 @@ async function releaseSavepoint<T>(
   failure: unknown,
   result: T,
 ): Promise<T> {
-  if (conn.txStatus === TX_FAILED) {
+  // Over TLS the status is unknown: a statement that failed inside is taken to have aborted it.
+  const status = conn.txStatus;
+  if (status === TX_FAILED || (status === TX_UNKNOWN && failure !== undefined)) {
     await conn.run(`rollback to savepoint ${savepoint}`);
     throw new TransactionRolledBackError(
       "nested transaction() rolled back to its savepoint: a statement in it failed and the " +
