@@ -136,15 +136,22 @@ export class PgConnection {
   }
 
   /**
-   * Whether the server still answers (`SELECT 1`). The pool bounds how long it
-   * waits (its validation deadline) and destroys a connection that does not
-   * answer in time; a failed ping resolves `false` rather than rejecting.
+   * Whether the server still answers (`SELECT 1`). The pool bounds how long it waits (its
+   * validation deadline, `signal`) and destroys a connection that does not answer in time: on
+   * abort the ping is cancelled and the connection given up, so that closing it does not wait
+   * for a server that may be unreachable. A failed ping resolves `false` rather than rejecting.
    */
-  async ping(): Promise<boolean> {
+  async ping(signal?: AbortSignal): Promise<boolean> {
     if (this.closed || this.cancelRequested) return false;
-    const ok = await this.#sql`select 1`.then(() => true, () => false);
-    if (ok) this.#sockets.watcher.forget();
-    return ok;
+    const giveUp = () => this.abandon();
+    signal?.addEventListener("abort", giveUp, { once: true });
+    try {
+      const ok = await this.client`select 1`.then(() => true, () => false);
+      if (ok) this.#sockets.watcher.forget();
+      return ok;
+    } finally {
+      signal?.removeEventListener("abort", giveUp);
+    }
   }
 
   /**

@@ -87,7 +87,7 @@ export class PostgresPool implements AsyncDisposable {
       ...settings,
       create: (signal) => PgConnection.open(url, driverOptions, target, reset, signal),
       destroy: (conn) => conn.close(),
-      validate: (conn) => conn.ping(),
+      validate: (conn, signal) => conn.ping(signal),
       reset: (conn) => conn.reset(),
       isFatal: (error, conn) =>
         conn.closed !== undefined || conn.cancelRequested || isConnectionFailure(error),
