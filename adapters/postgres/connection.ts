@@ -277,8 +277,13 @@ export class PgConnection {
         if (note && Array.isArray(args[0]) && "raw" in args[0]) note(args[0].join(" "));
         return track(Reflect.apply(target, self, args));
       },
-      get: (target, key, receiver) =>
-        key === "unsafe" ? unsafe : key === "file" ? file : Reflect.get(target, key, receiver),
+      get: (target, key, receiver) => {
+        if (key === "unsafe") return unsafe;
+        if (key === "file") return file;
+        // sql.begin/sql.reserve hand out scopes whose statements this proxy does not see.
+        if (note && (key === "begin" || key === "reserve")) note(undefined);
+        return Reflect.get(target, key, receiver);
+      },
     });
   }
 

@@ -19,9 +19,10 @@
  *   `set_config`), temporary tables, advisory locks, `LISTEN`, cursors, SQL-level prepared
  *   statements, sequence state. One round trip per lease.
  * - `"when-needed"`: the same, but only after a lease whose SQL text may change the session
- *   (see {@link mayChangeSession}) or during which the server reported a changed setting; a
- *   lease of plain statements costs nothing. A server function that changes session state
- *   behind a plain `select` is not seen.
+ *   (see {@link mayChangeSession}), that used postgres.js's `sql.begin`/`sql.reserve` (whose
+ *   statements it does not see), or during which the server reported a changed setting; a lease
+ *   of plain statements costs nothing. A server function that changes session state behind a
+ *   plain `select` is not seen.
  * - `"never"`: only the rollback. Session state stays for the next borrower.
  */
 export type SessionReset = "always" | "when-needed" | "never";
