@@ -42,7 +42,7 @@ export class PostgresDeadlineError extends Error {
   constructor(deadlineMs: number) {
     super(
       `the call did not finish within its deadlineMs of ${deadlineMs} ms (the wait for a ` +
-        "connection plus the statements); its statement was cancelled on the server",
+        "connection plus the statements); a statement it was running was cancelled on the server",
     );
     this.name = "PostgresDeadlineError";
     this.deadlineMs = deadlineMs;
