@@ -1,7 +1,8 @@
 /**
  * `deno task demo:orders`: the orders DAO over the pool, on a real PostgreSQL (DATABASE_URL, or
  * a throwaway cluster started and removed for this run). Creates `pedido` if missing, inserts
- * orders in one transaction, lists them, finds one, deletes one.
+ * orders in one transaction, lists them, finds one, deletes one; then a nested transaction
+ * (a savepoint) that fails, and a query past its `deadlineMs`.
  *
  * @module
  */
@@ -46,6 +47,21 @@ const deleted = await dao.delete(inserted[0].id);
 console.log(`delete id ${inserted[0].id}: ${deleted ? "deleted" : "not found"}`);
 console.log(`find by id ${inserted[0].id}: ${(await dao.findById(inserted[0].id)) ?? "none"}`);
 console.log(`orders now: ${await dao.count()}`);
+
+// A nested transaction is a savepoint: the failed inner order is undone, the outer one is kept.
+await pg.transaction(async () => {
+  await dao.insert({ cliente: "Pablo Díaz", descripcion: "zumo de naranja" });
+  await pg.transaction(async () => {
+    await dao.insert({ cliente: "Pablo Díaz", descripcion: "pedido duplicado" });
+    throw new Error("duplicate order");
+  }).catch((error: Error) => console.log(`\nnested transaction rolled back: ${error.message}`));
+});
+console.log(`after the savepoint: ${await dao.count()} orders (the outer insert kept)`);
+
+// deadlineMs bounds the wait for a connection and the statement; the statement is cancelled.
+await pg.query("select pg_sleep(5)", [], { deadlineMs: 200 }).catch((error: Error) =>
+  console.log(`deadline: ${error.name}: ${error.message}`)
+);
 
 const s = pg.stats();
 console.log(

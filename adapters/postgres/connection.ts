@@ -2,18 +2,22 @@
  * One pooled PostgreSQL connection: a postgres.js instance with `max: 1`, so that every query
  * made through its {@link PgConnection.client} runs on the same server session.
  *
- * It tracks what the pool needs to know without asking the server: whether a transaction is
- * open (from the command tags of finished statements), whether the socket closed, and which
- * statements are running, so that an abort can cancel them on the server.
+ * It knows what the pool needs without asking the server: the transaction status the server
+ * sends with every ReadyForQuery (read from the socket, see wire.ts), whether the socket closed,
+ * whether anything ran since the last reset, and which statements are running, so that an abort
+ * can cancel them on the server.
  *
- * postgres.js 3.4.9 does not expose these, so this file (and only this file) relies on three
- * of its query internals: a query's `resolve`/`reject` (wrapped to observe results), its
- * `executed` flag and its `canceller` (to cancel without an unhandled rejection).
+ * postgres.js 3.4.9 does not expose these, so this file relies on three of its query internals:
+ * a query's `resolve`/`reject` (wrapped to observe results), its `executed` flag and its
+ * `canceller` (to cancel without an unhandled rejection).
  *
  * @module
  */
 import postgres from "postgres";
 import { connectError, errorCode, PostgresConnectionError, type Target } from "./errors.ts";
+import { mayChangeSession, RESET_SESSION_SQL, type SessionReset } from "./session_reset.ts";
+import { ConnectionSockets, type SocketFactory, TX_FAILED, TX_OPEN, TX_UNKNOWN } from "./wire.ts";
+import type { TxStatus } from "./wire.ts";
 
 // Public types name the driver's types with `import("postgres")`, so that the documentation
 // links to postgres.js instead of asking us to re-export (and re-document) its whole API.
@@ -33,12 +37,7 @@ interface QueryInternals {
   resolve: (result: unknown) => void;
   reject: (error: unknown) => void;
   canceller: ((query: unknown) => Promise<void>) | null;
-  cancel: () => void;
 }
-
-/** Command tags that open or end a transaction. */
-const OPENS = new Set(["BEGIN", "START TRANSACTION"]);
-const ENDS = new Set(["COMMIT", "ROLLBACK", "PREPARE TRANSACTION"]);
 
 let nextId = 1;
 
@@ -52,21 +51,32 @@ export class PgConnection {
   readonly client: PostgresClient;
   /** Set once the socket closed: the connection must never be used again. */
   closed: PostgresConnectionError | undefined;
-  /** A statement on it was cancelled: it is discarded rather than reused. */
+  /** A statement on it was cancelled (or abandoned): it is destroyed rather than reused. */
   cancelRequested = false;
-  /** A transaction is open (or failed and not yet rolled back). */
-  inTransaction = false;
-  /** A statement failed since the last reset: the transaction state is uncertain. */
-  #failed = false;
+  /** How many `transaction()` calls are running on it (savepoints nest inside). */
+  transactionDepth = 0;
+  /** The first statement error since the innermost `transaction()` began. */
+  transactionError: unknown;
   readonly #sql: PostgresClient;
+  readonly #sockets: ConnectionSockets;
   readonly #running = new Set<QueryInternals>();
-  readonly #target: Target;
+  /** Cancel requests sent, settled when the server closed their socket (or it timed out). */
+  readonly #cancels: Promise<void>[] = [];
+  readonly #reset: SessionReset;
+  /** A statement that may change the session ran since the last reset. */
+  #changedSession = false;
 
-  private constructor(url: string | undefined, driver: DriverOptions, target: Target) {
-    this.#target = target;
+  private constructor(
+    url: string | undefined,
+    driver: DriverOptions,
+    reset: SessionReset,
+  ) {
+    this.#reset = reset;
+    this.#sockets = new ConnectionSockets((driver as { socket?: SocketFactory }).socket);
     const options = {
       onnotice: () => {},
       ...driver,
+      socket: this.#sockets.factory,
       max: 1,
       idle_timeout: 0, // the pool evicts idle connections, the driver must not
       max_lifetime: 0, // the pool enforces lifetimes
@@ -81,10 +91,11 @@ export class PgConnection {
     url: string | undefined,
     driver: DriverOptions,
     target: Target,
+    reset: SessionReset,
     signal: AbortSignal,
   ): Promise<PgConnection> {
     signal.throwIfAborted();
-    const conn = new PgConnection(url, driver, target);
+    const conn = new PgConnection(url, driver, reset);
     // On abort, end gracefully: the connect (bounded by connect_timeout) finishes, then the
     // socket closes. Cutting it mid-handshake would reject postgres.js's internal type-fetch
     // query, which nothing awaits: an unhandled rejection.
@@ -103,56 +114,127 @@ export class PgConnection {
       await conn.close();
       throw signal.reason;
     }
+    conn.#sockets.watcher.forget();
     return conn;
   }
 
+  /** The server's transaction status after the last statement ({@link TX_UNKNOWN} over TLS). */
+  get txStatus(): TxStatus {
+    return this.#sockets.watcher.status;
+  }
+
+  /** Whether a transaction is open on it (or failed and not yet rolled back). */
+  get inTransaction(): boolean {
+    const status = this.txStatus;
+    return status === TX_OPEN || status === TX_FAILED ||
+      (status === TX_UNKNOWN && this.transactionDepth > 0);
+  }
+
+  /** Runs SQL of the adapter's own (not counted as the borrower's). */
+  run(text: string): Promise<import("postgres").RowList<import("postgres").Row[]>> {
+    return this.#sql.unsafe(text);
+  }
+
   /**
-   * Whether the server still answers (`SELECT 1`). The pool bounds how long it
-   * waits (its validation deadline) and destroys a connection that does not
-   * answer in time; a failed ping resolves `false` rather than rejecting.
+   * Whether the server still answers (`SELECT 1`). The pool bounds how long it waits (its
+   * validation deadline, `signal`) and destroys a connection that does not answer in time: on
+   * abort the ping is cancelled and the connection given up, so that closing it does not wait
+   * for a server that may be unreachable. A failed ping resolves `false` rather than rejecting.
    */
-  async ping(): Promise<boolean> {
+  async ping(signal?: AbortSignal): Promise<boolean> {
     if (this.closed || this.cancelRequested) return false;
-    return await this.#sql`select 1`.then(() => true, () => false);
+    const giveUp = () => this.abandon();
+    signal?.addEventListener("abort", giveUp, { once: true });
+    try {
+      const ok = await this.client`select 1`.then(() => true, () => false);
+      if (ok) this.#sockets.watcher.forget();
+      return ok;
+    } finally {
+      signal?.removeEventListener("abort", giveUp);
+    }
   }
 
-  /** Whether it must be rolled back before reuse. */
-  get needsRollback(): boolean {
-    return this.inTransaction || this.#failed;
-  }
-
-  /** Readies it for the next borrower: rolls back an open or failed transaction. */
+  /**
+   * Readies it for the next borrower: rolls back a transaction left open or failed (known from
+   * ReadyForQuery, so nothing to do costs nothing) and cleans the session per the `reset` policy.
+   * Throws (so the pool destroys it) when it is closed, cancelled or still running a statement.
+   */
   async reset(): Promise<void> {
     if (this.closed) throw this.closed;
-    if (this.cancelRequested) {
-      throw new PostgresConnectionError(
-        "a statement on this connection was cancelled; it is discarded, not reused",
-        "CANCELLED",
-      );
+    if (this.cancelRequested) throw this.#unusable("a statement on it was cancelled");
+    for (const query of this.#running) {
+      if (query.executed) {
+        this.cancelRunning();
+        throw this.#unusable("it was released while a statement was still running");
+      }
     }
     this.#running.clear(); // what is left never ran (fragments, unawaited queries)
-    if (this.needsRollback) {
-      await this.#sql`rollback`;
-      this.inTransaction = false;
-      this.#failed = false;
+    const watcher = this.#sockets.watcher;
+    const watched = this.txStatus !== TX_UNKNOWN;
+    // Unwatched (TLS), statements may run unseen (postgres.js's sql.begin scope): assume some did.
+    const ran = watched ? watcher.readies > 0 : true;
+    const rollback = this.inTransaction || (!watched && ran);
+    const clean = this.#reset === "always"
+      ? ran
+      : this.#reset === "when-needed" && (this.#changedSession || watcher.parameterChanges > 0);
+    this.#changedSession = false;
+    this.transactionDepth = 0;
+    this.transactionError = undefined;
+    watcher.forget();
+    if (!rollback && !clean) return;
+    if (!clean) await this.#sql`rollback`;
+    else await this.#cleanSession(rollback);
+    watcher.forget();
+  }
+
+  /** Rolls back (if asked) and cleans the session in one round trip, plus one per `PREPARE`. */
+  async #cleanSession(rollback: boolean): Promise<void> {
+    const results = await this.#sql.unsafe(
+      (rollback ? "rollback; " : "") + RESET_SESSION_SQL,
+    ) as unknown as { name: string }[][];
+    for (const { name } of results[results.length - 1]) {
+      await this.#sql.unsafe(`deallocate "${name.replaceAll('"', '""')}"`);
     }
   }
 
   /** Cancels, on the server, every statement running on this connection. */
   cancelRunning(): void {
     this.cancelRequested = true;
+    this.#sockets.cancelling = true;
     for (const query of this.#running) {
       const cancel = query.canceller;
       if (!query.executed || cancel === null) continue; // never sent: nothing to cancel
       query.canceller = null;
       // Called directly (not via query.cancel()) so a failed cancel request is not unhandled.
-      Promise.resolve(cancel(query)).catch(() => {});
+      this.#cancels.push(Promise.resolve(cancel(query)).catch(() => {}));
     }
   }
 
-  /** Closes the connection; statements still running get a second to finish. */
-  close(): Promise<void> {
-    return this.#sql.end({ timeout: 1 });
+  /**
+   * Gives up on it: cancels its statements on the server (the cancel request goes out on its
+   * own socket) and marks it for destruction. Nothing here waits for the server.
+   */
+  abandon(): void {
+    this.cancelRunning();
+  }
+
+  /**
+   * Closes the connection: gracefully (a second for statements to finish); or, once given up,
+   * by cutting its socket as soon as the cancel requests are delivered (or timed out), since
+   * behind PgBouncer a cancel for a client already gone is dropped.
+   */
+  async close(): Promise<void> {
+    if (!this.cancelRequested && !this.closed) return await this.#sql.end({ timeout: 1 });
+    await Promise.all(this.#cancels);
+    this.#sockets.destroy();
+    await this.#sql.end({ timeout: 0 });
+  }
+
+  #unusable(why: string): PostgresConnectionError {
+    return new PostgresConnectionError(
+      `PostgreSQL connection #${this.id}: ${why}; it is discarded, not reused`,
+      "CANCELLED",
+    );
   }
 
   #onClose(): void {
@@ -168,6 +250,13 @@ export class PgConnection {
   }
 
   #trackingProxy(sql: PostgresClient): PostgresClient {
+    const note = this.#reset === "when-needed"
+      ? (text: unknown) => {
+        if (!this.#changedSession && (typeof text !== "string" || mayChangeSession(text))) {
+          this.#changedSession = true;
+        }
+      }
+      : undefined;
     const track = (query: unknown): unknown => {
       if (
         query instanceof Promise && typeof (query as { cancel?: unknown }).cancel === "function"
@@ -177,12 +266,24 @@ export class PgConnection {
       return query;
     };
     type Variadic = (...args: unknown[]) => unknown;
-    const unsafe = (...args: unknown[]) => track((sql.unsafe as Variadic)(...args));
-    const file = (...args: unknown[]) => track((sql.file as Variadic)(...args));
+    const unsafe = (
+      ...args: unknown[]
+    ) => (note?.(args[0]), track((sql.unsafe as Variadic)(...args)));
+    const file = (
+      ...args: unknown[]
+    ) => (note?.(undefined), track((sql.file as Variadic)(...args)));
     return new Proxy(sql, {
-      apply: (target, self, args) => track(Reflect.apply(target, self, args)),
-      get: (target, key, receiver) =>
-        key === "unsafe" ? unsafe : key === "file" ? file : Reflect.get(target, key, receiver),
+      apply: (target, self, args) => {
+        if (note && Array.isArray(args[0]) && "raw" in args[0]) note(args[0].join(" "));
+        return track(Reflect.apply(target, self, args));
+      },
+      get: (target, key, receiver) => {
+        if (key === "unsafe") return unsafe;
+        if (key === "file") return file;
+        // sql.begin/sql.reserve hand out scopes whose statements this proxy does not see.
+        if (note && (key === "begin" || key === "reserve")) note(undefined);
+        return Reflect.get(target, key, receiver);
+      },
     });
   }
 
@@ -191,12 +292,11 @@ export class PgConnection {
     this.#running.add(query);
     query.resolve = (result) => {
       this.#running.delete(query);
-      this.#noteCommands(result);
       resolve(result);
     };
     query.reject = (error) => {
       this.#running.delete(query);
-      this.#failed = true;
+      this.transactionError ??= error;
       reject(this.#explain(error));
     };
   }
@@ -214,18 +314,6 @@ export class PgConnection {
       errorCode(error),
       { cause: error },
     );
-  }
-
-  #noteCommands(result: unknown): void {
-    // One statement gives a Result (an array with `command`); several (simple protocol) an
-    // array of Results.
-    const one = (result as { command?: unknown }).command !== undefined;
-    for (const r of (one ? [result] : result) as { command?: string }[]) {
-      const command = r?.command;
-      if (command === undefined) continue;
-      if (OPENS.has(command)) this.inTransaction = true;
-      else if (ENDS.has(command)) this.inTransaction = false;
-    }
   }
 }
 

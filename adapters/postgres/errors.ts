@@ -18,6 +18,57 @@ export class PostgresConnectionError extends Error {
   }
 }
 
+/**
+ * `transaction()` (or a nested one, at its savepoint) did not commit: a statement in it failed
+ * and the callback went on, so the server rolled the transaction back. Nothing it wrote was
+ * stored. `cause` is the server's first error in it.
+ */
+export class TransactionRolledBackError extends Error {
+  /** Creates the error; `cause` is the statement's error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "TransactionRolledBackError";
+  }
+}
+
+/**
+ * A call passed its `deadlineMs` (the wait for a connection plus the statements): the running
+ * statement was cancelled on the server and the connection destroyed.
+ */
+export class PostgresDeadlineError extends Error {
+  /** The deadline that passed (ms). */
+  readonly deadlineMs: number;
+  /** Creates the error for a deadline of `deadlineMs`. */
+  constructor(deadlineMs: number) {
+    super(
+      `the call did not finish within its deadlineMs of ${deadlineMs} ms (the wait for a ` +
+        "connection plus the statements); a statement it was running was cancelled on the server",
+    );
+    this.name = "PostgresDeadlineError";
+    this.deadlineMs = deadlineMs;
+  }
+}
+
+/** SQLSTATEs of connect errors that retrying cannot fix. */
+const PERMANENT_SQLSTATES = new Set([
+  "28P01", // invalid_password
+  "28000", // invalid_authorization_specification: unknown role, or pg_hba rejects it
+  "3D000", // invalid_catalog_name: unknown database
+]);
+
+/**
+ * True when a connect error cannot be fixed by retrying: wrong password (`28P01`), unknown role
+ * (`28000`), unknown database (`3D000`). The pool's `isPermanent` hook.
+ */
+export function isPermanentConnectError(error: unknown): boolean {
+  for (let e = error, depth = 0; e && typeof e === "object" && depth < 5; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && PERMANENT_SQLSTATES.has(code)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 /** Driver and socket codes that mean the connection itself is gone. */
 const CONNECTION_CODES = new Set([
   "CONNECTION_CLOSED",

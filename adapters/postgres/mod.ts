@@ -9,12 +9,13 @@
  * await pg.transaction(async (sql) => {
  *   await sql`insert into pedido (cliente, descripcion, fecha_pedido) values ('Ana', 'té', now())`;
  * });
- * await pg.use((sql) => sql`select pg_sleep(10)`, { signal: AbortSignal.timeout(500) }); // cancelled on the server
+ * await pg.use((sql) => sql`select pg_sleep(10)`, { deadlineMs: 500 }); // cancelled on the server
  * ```
  *
  * @module
  */
 export {
+  type BoundQuery,
   createPostgresPool,
   PostgresPool,
   type PostgresPoolOptions,
@@ -23,7 +24,16 @@ export {
   type TransactionOptions,
 } from "./pool.ts";
 export { type DriverOptions, PgConnection, type PostgresClient } from "./connection.ts";
-export { isConnectionFailure, PostgresConnectionError } from "./errors.ts";
+export {
+  isConnectionFailure,
+  isPermanentConnectError,
+  PostgresConnectionError,
+  PostgresDeadlineError,
+  TransactionRolledBackError,
+} from "./errors.ts";
+export type { CallOptions } from "./call.ts";
+export { SESSION_RESETS, type SessionReset } from "./session_reset.ts";
+export type { TxStatus } from "./wire.ts";
 export {
   noPool,
   perContext,

@@ -7,18 +7,15 @@
  */
 import type postgres from "postgres";
 import { Pool } from "../../mod.ts";
-import type {
-  AcquireOptions,
-  CloseOptions,
-  PoolOptions,
-  PoolStats,
-  ResourceFactory,
-} from "../../mod.ts";
+import type { CloseOptions, Lease, PoolSettings, PoolStats } from "../../mod.ts";
+import { call, type CallOptions } from "./call.ts";
 import { type DriverOptions, PgConnection, type PostgresClient } from "./connection.ts";
-import { isConnectionFailure, type Target } from "./errors.ts";
+import { isConnectionFailure, isPermanentConnectError, type Target } from "./errors.ts";
+import { checkSessionReset, type SessionReset } from "./session_reset.ts";
+import { beginStatement, runTransaction } from "./transaction.ts";
 
 /** The pool's own settings (everything but the factory, which the adapter provides). */
-export type PostgresPoolSettings = Omit<PoolOptions<PgConnection>, keyof ResourceFactory<unknown>>;
+export type PostgresPoolSettings = PoolSettings<PgConnection>;
 
 /** Options of {@link createPostgresPool}: the URL, pool settings and postgres.js options. */
 export interface PostgresPoolOptions extends DriverOptions {
@@ -28,34 +25,50 @@ export interface PostgresPoolOptions extends DriverOptions {
    * Pool settings. The adapter's defaults differ from the core's in three places:
    * `name: "postgres"`, `reentrant: true` (nested calls join the outer connection and
    * transaction) and `validateAfterMs: 1000` (ping a connection idle for a second or more;
-   * `Infinity` turns validation off).
+   * `Infinity` turns validation off). A connection whose socket is known to be closed is never
+   * lent, whatever `validateAfterMs` says.
    */
   pool?: PostgresPoolSettings;
+  /**
+   * How each connection is cleaned before the next borrower gets it (see {@link SessionReset}).
+   * Default `"always"`: as clean as a new connection. A transaction left open is always rolled
+   * back, whatever this says.
+   */
+  reset?: SessionReset;
 }
 
 /** Options of {@link PostgresPool.transaction}. */
-export interface TransactionOptions extends AcquireOptions {
-  /** Isolation level of a new transaction (ignored when joining an outer one). */
+export interface TransactionOptions extends CallOptions {
+  /** Isolation level of a new transaction (ignored by a nested one: a savepoint). */
   isolation?: "read committed" | "repeatable read" | "serializable";
-  /** `BEGIN READ ONLY` (ignored when joining an outer one). */
+  /** `BEGIN READ ONLY` (ignored by a nested one: a savepoint). */
   readOnly?: boolean;
 }
 
 /** A row as postgres.js returns it. */
 export type Row = import("postgres").Row;
 
+/** The tagged-template and text forms of a one-shot query, with fixed call options. */
+export interface BoundQuery {
+  /** One statement as a tagged template, under the bound options. */
+  query<T extends readonly Row[] = Row[]>(
+    strings: TemplateStringsArray,
+    ...values: import("postgres").ParameterOrFragment<never>[]
+  ): Promise<import("postgres").RowList<T>>;
+}
+
 /**
  * Pooled PostgreSQL connections. Each pooled resource is one server connection; `use()` lends
  * one to a callback as a postgres.js tagged-template client.
  */
 export class PostgresPool implements AsyncDisposable {
-  /** The underlying generic pool: for `events()`, `resize()`, `invalidate()`, `acquire()`. */
+  /** The underlying generic pool: for `events()`, `resize()`, `invalidate()`. */
   readonly pool: Pool<PgConnection>;
   readonly #prepare: boolean;
 
   /** Prefer {@link createPostgresPool}; this is the same. */
   constructor(options: PostgresPoolOptions = {}) {
-    const { url: givenUrl, pool: settings, ...driver } = options;
+    const { url: givenUrl, pool: settings, reset: givenReset, ...driver } = options;
     const url = givenUrl ?? Deno.env.get("DATABASE_URL");
     if (url === undefined && driver.host === undefined) {
       throw new TypeError(
@@ -63,6 +76,7 @@ export class PostgresPool implements AsyncDisposable {
           "or set the DATABASE_URL environment variable.",
       );
     }
+    const reset = checkSessionReset(givenReset);
     const target = targetOf(url, driver);
     const driverOptions: DriverOptions = { connect_timeout: 10, ...driver };
     this.#prepare = driver.prepare !== false;
@@ -71,85 +85,93 @@ export class PostgresPool implements AsyncDisposable {
       reentrant: true,
       validateAfterMs: 1_000,
       ...settings,
-      create: (signal) => PgConnection.open(url, driverOptions, target, signal),
+      create: (signal) => PgConnection.open(url, driverOptions, target, reset, signal),
       destroy: (conn) => conn.close(),
-      validate: (conn) => conn.ping(),
+      validate: (conn, signal) => conn.ping(signal),
       reset: (conn) => conn.reset(),
       isFatal: (error, conn) =>
         conn.closed !== undefined || conn.cancelRequested || isConnectionFailure(error),
+      isPermanent: isPermanentConnectError,
     });
   }
 
   /**
-   * Runs `fn` with a client bound to one pooled connection and gives it back afterwards (rolled
-   * back if `fn` left a transaction open). Aborting `options.signal` cancels the running
-   * statement on the server and rejects with `signal.reason`.
+   * Runs `fn` with a client bound to one pooled connection and gives it back afterwards, rolled
+   * back if `fn` left a transaction open and cleaned per the `reset` option. Aborting
+   * `options.signal` (or passing `options.deadlineMs`) rejects with its reason at once, cancels
+   * the running statement on the server and destroys the connection.
    */
   use<T>(
     fn: (sql: PostgresClient, signal: AbortSignal) => T | Promise<T>,
-    options?: AcquireOptions,
+    options?: CallOptions,
   ): Promise<T> {
-    return this.#use((conn, signal) => fn(conn.client, signal), options);
+    return call(this.pool, (conn, signal) => fn(conn.client, signal), options);
   }
 
   /**
-   * Runs `fn` in a transaction: `BEGIN`, then `COMMIT`, or `ROLLBACK` when `fn` throws. Called
-   * inside another `transaction()` or `use()` that has a transaction open (same async context,
-   * reentrant pool), it joins that transaction instead of starting one.
+   * Borrows a connection for as long as you hold the lease (`await using lease = await
+   * pg.acquire()`; `lease.resource.client` is its client). Never one whose socket is known to be
+   * closed. Signals and deadlines bound only the wait here; prefer {@link PostgresPool.use}.
+   */
+  async acquire(options?: CallOptions): Promise<Lease<PgConnection>> {
+    while (true) {
+      const lease = await this.pool.acquire(options);
+      if (!lease.resource.closed) return lease;
+      await lease.destroy("connection closed");
+    }
+  }
+
+  /**
+   * Runs `fn` in a transaction: `BEGIN`, then `COMMIT`, or `ROLLBACK` when `fn` throws. It
+   * resolves only when the server committed: if a statement failed and `fn` went on, it rejects
+   * with `TransactionRolledBackError` (the server's error as `cause`). Called inside another
+   * transaction (same async context, reentrant pool) it runs in a `SAVEPOINT`: if it fails, only
+   * its own work is rolled back and the outer transaction can go on.
    */
   transaction<T>(
     fn: (sql: PostgresClient, signal: AbortSignal) => T | Promise<T>,
     options?: TransactionOptions,
   ): Promise<T> {
-    const begin = "begin" + (options?.isolation ? ` isolation level ${options.isolation}` : "") +
-      (options?.readOnly ? " read only" : "");
-    if (
-      !/^begin( isolation level (read committed|repeatable read|serializable))?( read only)?$/.test(
-        begin,
-      )
-    ) {
-      throw new RangeError(`transaction(): unknown isolation level '${options?.isolation}'`);
-    }
-    return this.#use(async (conn, signal) => {
-      if (conn.inTransaction) return await fn(conn.client, signal);
-      await conn.client.unsafe(begin);
-      let result: T;
-      try {
-        result = await fn(conn.client, signal);
-      } catch (error) {
-        if (!conn.closed && !conn.cancelRequested) await conn.client`rollback`.catch(() => {});
-        throw error;
-      }
-      await conn.client`commit`;
-      return result;
-    }, options);
+    const begin = beginStatement(options);
+    return call(this.pool, (conn, signal) => runTransaction(conn, begin, fn, signal), options);
   }
 
   /**
    * One statement on a pooled connection. As a tagged template:
    * `` await pg.query`select * from pedido where id = ${id}` ``; or with text and parameters:
-   * `await pg.query("select * from pedido where id = $1", [id], { signal })`.
+   * `await pg.query("select * from pedido where id = $1", [id], { deadlineMs: 500 })`.
    */
   query<T extends readonly Row[] = Row[]>(
     strings: TemplateStringsArray,
     ...values: import("postgres").ParameterOrFragment<never>[]
   ): Promise<import("postgres").RowList<T>>;
-  /** One statement from text and `$1`-style parameters, with acquire options. */
+  /** One statement from text and `$1`-style parameters, with call options. */
   query<T extends readonly Row[] = Row[]>(
     text: string,
     params?: readonly unknown[],
-    options?: AcquireOptions,
+    options?: CallOptions,
   ): Promise<import("postgres").RowList<T>>;
   query(first: TemplateStringsArray | string, ...rest: unknown[]): Promise<unknown> {
     if (typeof first === "string") {
-      const params = (rest[0] ?? []) as postgres.ParameterOrJSON<never>[];
-      // Text queries are prepared like tagged ones (postgres.js's unsafe() would not by default).
-      return this.use(
-        (sql) => sql.unsafe(first, params, { prepare: this.#prepare }),
-        rest[1] as AcquireOptions | undefined,
-      );
+      try {
+        return this.#textQuery(first, rest[0], rest[1]);
+      } catch (error) {
+        return Promise.reject(error);
+      }
     }
     return this.use((sql) => sql(first, ...(rest as postgres.ParameterOrFragment<never>[])));
+  }
+
+  /**
+   * The tagged-template query with call options:
+   * `` await pg.with({ deadlineMs: 500 }).query`select pg_sleep(1)` ``.
+   */
+  with(options: CallOptions): BoundQuery {
+    checkCallOptions("with(options)", options);
+    return {
+      query: (strings, ...values) =>
+        this.use((sql) => sql(strings, ...values), options) as Promise<never>,
+    };
   }
 
   /** A snapshot of the pool: sizes, counters, breaker state, wait times. */
@@ -167,23 +189,43 @@ export class PostgresPool implements AsyncDisposable {
     return this.close();
   }
 
-  #use<T>(
-    fn: (conn: PgConnection, signal: AbortSignal) => T | Promise<T>,
-    options: AcquireOptions | undefined,
-  ): Promise<T> {
-    if (options?.signal === undefined) return this.pool.use(fn, options);
-    return this.pool.use(async (conn, signal) => {
-      const cancel = () => conn.cancelRunning();
-      signal.addEventListener("abort", cancel, { once: true });
-      try {
-        return await fn(conn, signal);
-      } catch (error) {
-        throw signal.aborted ? signal.reason : error;
-      } finally {
-        signal.removeEventListener("abort", cancel);
-      }
-    }, options);
+  #textQuery(text: string, params: unknown, options: unknown): Promise<unknown> {
+    if (params !== undefined && !Array.isArray(params)) {
+      throw new TypeError(
+        `query(text, params, options): params must be an array of the $1, $2, ... values, got ${
+          describeValue(params)
+        }. Call query(text, [value1, value2]) or, with options and no parameters, ` +
+          "query(text, [], { signal })",
+      );
+    }
+    checkCallOptions("query(text, params, options)", options);
+    // Text queries are prepared like tagged ones (postgres.js's unsafe() would not by default).
+    return this.use(
+      (sql) =>
+        sql.unsafe(text, (params ?? []) as postgres.ParameterOrJSON<never>[], {
+          prepare: this.#prepare,
+        }),
+      options as CallOptions | undefined,
+    );
   }
+}
+
+function checkCallOptions(where: string, options: unknown): void {
+  if (options === undefined) return;
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    throw new TypeError(
+      `${where}: options must be an object such as { signal, deadlineMs, timeoutMs }, got ${
+        describeValue(options)
+      }`,
+    );
+  }
+}
+
+function describeValue(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "object") return "an object";
+  return `${typeof value} ${JSON.stringify(value)}`;
 }
 
 /**

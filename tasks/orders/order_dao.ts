@@ -25,12 +25,14 @@ export interface Order {
 /** What {@link OrderDao.insert} needs: an order without its id. Date defaults to today. */
 export type NewOrder = Omit<Order, "id" | "fechaPedido"> & { fechaPedido?: string };
 
-/** Per-call options: an `AbortSignal` cancels the statement on the server. */
+/** Per-call options: an `AbortSignal` or a deadline cancels the statement on the server. */
 export interface DaoCallOptions {
   /** Cancels the call (and its statement on the server). */
   signal?: AbortSignal;
-  /** Overrides the pool's acquire timeout for this call. */
+  /** Overrides the pool's acquire timeout for this call (the wait for a connection only). */
   timeoutMs?: number;
+  /** A deadline for the whole call (wait plus statement), in ms. */
+  deadlineMs?: number;
 }
 
 /** Data access for orders over one pool. */

@@ -79,23 +79,26 @@ export async function adapterSuite(t: Deno.TestContext, target: Target): Promise
     assert.equal(await dao.findById(id), undefined);
   });
 
-  await t.step("a nested transaction joins the outer one and rolls back with it", async () => {
-    await using pg = open("nested", { max: 1 })[0];
-    const dao = new OrderDao(pg, table);
-    const ids: number[] = [];
-    await assert.rejects(
-      pg.transaction(async () => {
-        ids.push((await dao.insert({ cliente: "N", descripcion: "outer" })).id);
-        await pg.transaction(async () => {
-          ids.push((await dao.insert({ cliente: "N", descripcion: "inner" })).id);
-        });
-        throw new Error("outer fails after the inner one returned");
-      }),
-      /outer fails/,
-    );
-    for (const id of ids) assert.equal(await dao.findById(id), undefined);
-    assert.equal(pg.stats().created, 1, "the nested call reused the outer connection");
-  });
+  await t.step(
+    "a nested transaction that returned is rolled back with the outer one that fails",
+    async () => {
+      await using pg = open("nested", { max: 1 })[0];
+      const dao = new OrderDao(pg, table);
+      const ids: number[] = [];
+      await assert.rejects(
+        pg.transaction(async () => {
+          ids.push((await dao.insert({ cliente: "N", descripcion: "outer" })).id);
+          await pg.transaction(async () => {
+            ids.push((await dao.insert({ cliente: "N", descripcion: "inner" })).id);
+          });
+          throw new Error("outer fails after the inner one returned");
+        }),
+        /outer fails/,
+      );
+      for (const id of ids) assert.equal(await dao.findById(id), undefined);
+      assert.equal(pg.stats().created, 1, "the nested call reused the outer connection");
+    },
+  );
 
   await t.step("use() rolls back a transaction its callback left open", async () => {
     await using pg = open("left-open", { max: 1 })[0];

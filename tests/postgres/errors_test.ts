@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import {
   createPostgresPool,
   isConnectionFailure,
+  isPermanentConnectError,
   PostgresConnectionError,
 } from "../../adapters/postgres/mod.ts";
 
@@ -61,4 +62,38 @@ Deno.test("statement-level errors leave the connection usable", () => {
     undefined,
   ];
   for (const error of usable) assert.equal(isConnectionFailure(error), false, String(error));
+});
+
+Deno.test("query(text, params) with params that are not an array is a TypeError naming them and the right call", async () => {
+  await using pg = createPostgresPool({ url: "postgres://app@127.0.0.1:1/none" });
+  for (const params of [5, "abc", { signal: AbortSignal.timeout(1_000) }]) {
+    await assert.rejects(
+      pg.query("select $1", params as never),
+      (error: Error) =>
+        error instanceof TypeError && /params must be an array/.test(error.message) &&
+        error.message.includes("query(text, [], { signal })"),
+      `params ${Deno.inspect(params)}`,
+    );
+  }
+  await assert.rejects(pg.query("select 1", [], 5 as never), /options must be an object/);
+  await assert.rejects(pg.query("select 1", [], { deadlineMs: -1 }), /deadlineMs must be/);
+  assert.equal(pg.stats().created, 0, "nothing reached the database");
+});
+
+Deno.test("an unknown reset policy is a TypeError naming the choices", () => {
+  assert.throws(
+    () =>
+      createPostgresPool({ url: "postgres://app@127.0.0.1:1/none", reset: "sometimes" as never }),
+    /reset must be one of "always", "when-needed", "never"/,
+  );
+});
+
+Deno.test("wrong password, unknown role and unknown database are permanent connect errors", () => {
+  for (const code of ["28P01", "28000", "3D000"]) {
+    const error = new PostgresConnectionError("cannot connect", code);
+    assert.equal(isPermanentConnectError(error), true, code);
+  }
+  for (const code of ["ECONNREFUSED", "57P03", "CONNECT_TIMEOUT"]) {
+    assert.equal(isPermanentConnectError(new PostgresConnectionError("x", code)), false, code);
+  }
 });
