@@ -19,13 +19,24 @@
  * @module
  */
 import postgres from "postgres";
+import { freePort, onInterrupt } from "./interrupt.ts";
 
-/** Where the PostgreSQL server binaries are looked for, newest first; `PG_BINDIR` wins. */
-const BINARY_DIRS = [
-  "/usr/lib/postgresql/17/bin",
-  "/usr/lib/postgresql/16/bin",
-  "/usr/lib/postgresql/15/bin",
-];
+export { freePort, onInterrupt } from "./interrupt.ts";
+
+/**
+ * Where the PostgreSQL server binaries are looked for: every version Debian/Ubuntu installed under
+ * `/usr/lib/postgresql`, newest first (`PG_BINDIR` wins over all of them).
+ */
+export function postgresBinaryDirs(): string[] {
+  const versions: number[] = [];
+  try {
+    for (const entry of Deno.readDirSync("/usr/lib/postgresql")) {
+      if (/^\d+$/.test(entry.name)) versions.push(Number(entry.name));
+    }
+  } catch { /* not installed */ }
+  const dirs = versions.sort((a, b) => b - a).map((v) => `/usr/lib/postgresql/${v}/bin`);
+  return dirs.length > 0 ? dirs : ["/usr/lib/postgresql/<version>/bin"];
+}
 
 /** A running PostgreSQL to connect to. Dispose of it (or call `stop()`) when done. */
 export interface Database extends AsyncDisposable {
@@ -71,7 +82,7 @@ export interface StartDatabaseOptions {
   settings?: Record<string, string | number>;
   /** Progress lines ("initdb...", "started on port 5433"). Default: silent. */
   log?: (line: string) => void;
-  /** Where to look for `initdb` and `pg_ctl`. Default: `PG_BINDIR`, then /usr/lib/postgresql/{17,16,15}/bin. */
+  /** Where to look for `initdb` and `pg_ctl`. Default: `PG_BINDIR`, then /usr/lib/postgresql/N/bin, newest first. */
   binDirs?: string[];
 }
 
@@ -272,7 +283,7 @@ export async function hasPostgresBinaries(): Promise<boolean> {
 
 async function findBinaries(dirs?: string[]): Promise<string> {
   const fromEnv = Deno.env.get("PG_BINDIR");
-  const candidates = dirs ?? (fromEnv ? [fromEnv, ...BINARY_DIRS] : BINARY_DIRS);
+  const candidates = dirs ?? [...(fromEnv ? [fromEnv] : []), ...postgresBinaryDirs()];
   for (const dir of candidates) {
     try {
       await Deno.stat(`${dir}/initdb`);
@@ -285,7 +296,6 @@ async function findBinaries(dirs?: string[]): Promise<string> {
   );
 }
 
-/** The account that runs the cluster: user `postgres` when we are root (initdb refuses root). */
 /** The ids of the `postgres` system user, which PostgreSQL and PgBouncer run as when we are root. */
 export interface Owner {
   uid: number;
@@ -313,13 +323,21 @@ export async function postgresUser(what: string): Promise<Owner | null> {
   return { uid: Number(uid), gid: Number(gid) };
 }
 
-function asOwner(owner: Owner | null, cmd: string, args: string[]): [string, string[]] {
-  return owner ? ["runuser", ["-u", "postgres", "--", cmd, ...args]] : [cmd, args];
+/**
+ * `cmd args` as a command run by `owner` (through runuser) or by us. As `owner` it runs in `/`:
+ * our own working directory may be private (a clone in a 0700 folder, run as root).
+ */
+function asOwner(owner: Owner | null, cmd: string, args: string[]): Deno.CommandOptions & {
+  program: string;
+} {
+  return owner
+    ? { program: "runuser", args: ["-u", "postgres", "--", cmd, ...args], cwd: "/" }
+    : { program: cmd, args };
 }
 
 async function run(owner: Owner | null, cmd: string, args: string[]): Promise<void> {
-  const [program, argv] = asOwner(owner, cmd, args);
-  const out = await new Deno.Command(program, { args: argv, stdout: "piped", stderr: "piped" })
+  const { program, ...command } = asOwner(owner, cmd, args);
+  const out = await new Deno.Command(program, { ...command, stdout: "piped", stderr: "piped" })
     .output();
   if (!out.success) {
     const text = new TextDecoder().decode(out.stderr) || new TextDecoder().decode(out.stdout);
@@ -369,7 +387,7 @@ async function sweepStaleClusters(): Promise<void> {
 /** Last resort when the process exits without stop(): immediate shutdown, delete the folder. */
 function stopSync(bin: string, owner: Owner | null, data: string, dir: string): void {
   try {
-    const [program, argv] = asOwner(owner, `${bin}/pg_ctl`, [
+    const { program, ...command } = asOwner(owner, `${bin}/pg_ctl`, [
       "-D",
       data,
       "-w",
@@ -377,84 +395,9 @@ function stopSync(bin: string, owner: Owner | null, data: string, dir: string): 
       "immediate",
       "stop",
     ]);
-    new Deno.Command(program, { args: argv, stdout: "null", stderr: "null" }).outputSync();
+    new Deno.Command(program, { ...command, stdout: "null", stderr: "null" }).outputSync();
   } catch { /* not running */ }
   try {
     Deno.removeSync(dir, { recursive: true });
   } catch { /* already gone */ }
-}
-
-/** A TCP port nobody listens on right now (the OS picks it; we release it at once). */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-/** A cleanup that must run even when the process is interrupted. */
-interface Guard {
-  cleanup: () => Promise<void>;
-  cleanupSync?: () => void;
-}
-
-const guards = new Set<Guard>();
-let listening = false;
-
-/** The signals that end a run, and the exit code a shell expects after each. */
-const EXIT_CODES = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
-type EndSignal = keyof typeof EXIT_CODES;
-
-function onSignal(signal: EndSignal): void {
-  const pending = [...guards];
-  guards.clear();
-  // Give the graceful cleanups a few seconds, then fall back to the synchronous ones.
-  const timeout = new Promise((r) => setTimeout(r, 10_000));
-  Promise.race([Promise.allSettled(pending.map((g) => g.cleanup())), timeout]).finally(() => {
-    for (const g of pending) g.cleanupSync?.();
-    Deno.exit(EXIT_CODES[signal]);
-  });
-}
-const handlers = Object.fromEntries(
-  Object.keys(EXIT_CODES).map((s) => [s, () => onSignal(s as EndSignal)]),
-) as Record<EndSignal, () => void>;
-const onUnload = () => {
-  for (const g of guards) g.cleanupSync?.();
-  guards.clear();
-};
-// An uncaught error ends the process without an `unload` event. Nothing later can run, so clean
-// up synchronously now, unless a listener before us has already handled the error.
-const onFatal = (event: Event) => {
-  if (!event.defaultPrevented) onUnload();
-};
-
-/**
- * Runs `cleanup` if the process gets SIGINT/SIGTERM/SIGHUP (then exits 130/143/129), and
- * `cleanupSync` if it exits without calling the returned `release` first. Call `release()` once
- * you have cleaned up yourself. Shared by the PostgreSQL and PgBouncer helpers.
- */
-export function onInterrupt(cleanup: () => Promise<void>, cleanupSync?: () => void): () => void {
-  const guard: Guard = { cleanup, cleanupSync };
-  guards.add(guard);
-  if (!listening) {
-    listening = true;
-    for (const [signal, handler] of Object.entries(handlers)) {
-      Deno.addSignalListener(signal as EndSignal, handler);
-    }
-    globalThis.addEventListener("unload", onUnload);
-    globalThis.addEventListener("error", onFatal);
-    globalThis.addEventListener("unhandledrejection", onFatal);
-  }
-  return () => {
-    guards.delete(guard);
-    if (guards.size === 0 && listening) {
-      listening = false;
-      for (const [signal, handler] of Object.entries(handlers)) {
-        Deno.removeSignalListener(signal as EndSignal, handler);
-      }
-      globalThis.removeEventListener("unload", onUnload);
-      globalThis.removeEventListener("error", onFatal);
-      globalThis.removeEventListener("unhandledrejection", onFatal);
-    }
-  };
 }
