@@ -18,7 +18,11 @@ import { freePort, onInterrupt } from "./interrupt.ts";
 import { type Owner, postgresUser, redactUrl } from "./postgres.ts";
 
 /** Where the PgBouncer binary is looked for; `PGBOUNCER` wins. */
-const BINARIES = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer", "/usr/local/bin/pgbouncer"];
+export const PGBOUNCER_BINARIES: readonly string[] = [
+  "/usr/sbin/pgbouncer",
+  "/usr/bin/pgbouncer",
+  "/usr/local/bin/pgbouncer",
+];
 
 /** A running PgBouncer. Dispose of it (or call `stop()`) when done. */
 export interface PgBouncer extends AsyncDisposable {
@@ -189,7 +193,7 @@ export async function hasPgBouncer(): Promise<boolean> {
 
 async function findPgBouncer(): Promise<string> {
   const fromEnv = Deno.env.get("PGBOUNCER");
-  const candidates = fromEnv ? [fromEnv, ...BINARIES] : BINARIES;
+  const candidates = fromEnv ? [fromEnv, ...PGBOUNCER_BINARIES] : PGBOUNCER_BINARIES;
   for (const path of candidates) {
     try {
       await Deno.stat(path);
