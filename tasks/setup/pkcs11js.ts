@@ -80,15 +80,21 @@ export function nodeHeadersPrefix(): string | undefined {
   return nodeHeaderDirs().find((dir) => isFile(`${dir}/include/node/node_api.h`));
 }
 
-async function npmRoot(): Promise<string> {
-  const out = await new Deno.Command("npm", { args: ["root", "-g"], stderr: "null" }).output()
-    .catch(() => null);
-  if (!out?.success) {
-    throw new Error(
-      "building pkcs11js needs npm (it ships node-gyp). Install it: apt-get install npm",
-    );
+/**
+ * Where node-gyp's script is: inside the npm on PATH (npm from nodejs.org, NodeSource, nvm), or
+ * Debian's own package `node-gyp` (which Debian's npm depends on).
+ */
+export function nodeGypScript(): string | undefined {
+  const candidates: string[] = [];
+  const npm = onPath("npm");
+  if (npm) {
+    const npmDir = Deno.realPathSync(npm).replace(/\/bin\/[^/]+$/, "");
+    candidates.push(`${npmDir}/node_modules/node-gyp/bin/node-gyp.js`);
   }
-  return new TextDecoder().decode(out.stdout).trim();
+  const gyp = onPath("node-gyp");
+  if (gyp) candidates.push(Deno.realPathSync(gyp));
+  candidates.push("/usr/share/nodejs/node-gyp/bin/node-gyp.js");
+  return candidates.find(isFile);
 }
 
 /** "setup:   [2/3] compiling src/common.cpp" from node-gyp's `CXX(target) .../src/common.o`. */
@@ -119,8 +125,10 @@ export async function ensurePkcs11js(
       );
     }
   }
-  const gyp = `${await npmRoot()}/npm/node_modules/node-gyp/bin/node-gyp.js`;
-  if (!exists(gyp)) throw new Error(`node-gyp not found at ${gyp}; reinstall npm`);
+  const gyp = nodeGypScript();
+  if (!gyp) {
+    throw new Error("node-gyp not found (neither in npm nor on PATH): run `deno task setup`");
+  }
   // With the local headers node-gyp never downloads them (no network needed).
   const headers = nodeHeadersPrefix();
   const args = [gyp, "rebuild", ...(headers ? [`--nodedir=${headers}`] : [])];

@@ -10,7 +10,7 @@
  */
 import { SOFTHSM2_LOCATIONS } from "../../adapters/pkcs11/library.ts";
 import { isExecutable, isFile, onPath } from "./files.ts";
-import { nodeHeadersPrefix } from "./pkcs11js.ts";
+import { nodeGypScript, nodeHeadersPrefix } from "./pkcs11js.ts";
 import { PGBOUNCER_BINARIES } from "./pgbouncer.ts";
 import { postgresBinaryDirs } from "./postgres.ts";
 
@@ -113,6 +113,12 @@ export const REQUIREMENTS: readonly Requirement[] = [
     why: "npm, which ships node-gyp",
     neededFor: ALL,
     present: () => !!onPath("npm"),
+  },
+  {
+    pkg: "node-gyp",
+    why: "node-gyp, which builds pkcs11js's native addon (npm usually ships it)",
+    neededFor: ALL,
+    present: () => !onPath("npm") || nodeGypScript() !== undefined,
   },
   {
     pkg: "libnode-dev",
