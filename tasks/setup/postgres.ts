@@ -183,38 +183,8 @@ async function startThrowaway(options: StartDatabaseOptions): Promise<Database> 
   let cleanup: () => Promise<void> = () => Deno.remove(dir, { recursive: true });
   const release = onInterrupt(() => cleanup(), () => stopSync(bin, owner, data, dir));
   try {
-    if (owner) await Deno.chown(dir, owner.uid, owner.gid);
-    await Deno.chmod(dir, 0o700);
-    await Deno.writeTextFile(`${dir}/pwfile`, password + "\n", { mode: 0o600 });
-    if (owner) await Deno.chown(`${dir}/pwfile`, owner.uid, owner.gid);
     log("initdb...");
-    await run(owner, `${bin}/initdb`, [
-      "-D",
-      data,
-      "-U",
-      "postgres",
-      "--auth-local=trust",
-      "--auth-host=scram-sha-256",
-      `--pwfile=${dir}/pwfile`,
-      "-E",
-      "UTF8",
-      "--locale=C",
-      "--no-sync",
-      "--no-instructions",
-    ]);
-    await Deno.remove(`${dir}/pwfile`);
-    const settings: Record<string, string | number> = {
-      port,
-      listen_addresses: "'127.0.0.1'",
-      unix_socket_directories: `'${dir}'`,
-      max_connections: 300,
-      // A throwaway cluster: durability against an OS crash is not needed, speed is.
-      fsync: "off",
-      full_page_writes: "off",
-      ...options.settings,
-    };
-    const conf = Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join("\n");
-    await Deno.writeTextFile(`${data}/postgresql.conf`, `\n# poolkit\n${conf}\n`, { append: true });
+    await initCluster(bin, owner, dir, password, { port, ...options.settings });
     cleanup = async () => {
       await pgCtl(bin, owner, data, logFile, ["stop", "-m", "fast"]).catch(() =>
         pgCtl(bin, owner, data, logFile, ["stop", "-m", "immediate"]).catch(() => {})
@@ -259,6 +229,39 @@ async function startThrowaway(options: StartDatabaseOptions): Promise<Database> 
     stop,
     [Symbol.asyncDispose]: stop,
   };
+}
+
+/**
+ * initdb into `dir`/data (owned by `owner`), superuser `postgres` with `password` over TCP, and
+ * `settings` (the port at least) appended to postgresql.conf.
+ */
+async function initCluster(
+  bin: string,
+  owner: Owner | null,
+  dir: string,
+  password: string,
+  settings: Record<string, string | number>,
+): Promise<void> {
+  const data = `${dir}/data`;
+  if (owner) await Deno.chown(dir, owner.uid, owner.gid);
+  await Deno.chmod(dir, 0o700);
+  await Deno.writeTextFile(`${dir}/pwfile`, password + "\n", { mode: 0o600 });
+  if (owner) await Deno.chown(`${dir}/pwfile`, owner.uid, owner.gid);
+  const auth = ["--auth-local=trust", "--auth-host=scram-sha-256", `--pwfile=${dir}/pwfile`];
+  const fast = ["-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"];
+  await run(owner, `${bin}/initdb`, ["-D", data, "-U", "postgres", ...auth, ...fast]);
+  await Deno.remove(`${dir}/pwfile`);
+  const all: Record<string, string | number> = {
+    listen_addresses: "'127.0.0.1'",
+    unix_socket_directories: `'${dir}'`,
+    max_connections: 300,
+    // A throwaway cluster: durability against an OS crash is not needed, speed is.
+    fsync: "off",
+    full_page_writes: "off",
+    ...settings,
+  };
+  const conf = Object.entries(all).map(([k, v]) => `${k} = ${v}`).join("\n");
+  await Deno.writeTextFile(`${data}/postgresql.conf`, `\n# poolkit\n${conf}\n`, { append: true });
 }
 
 function adminClient(url: string): postgres.Sql {
@@ -387,14 +390,8 @@ async function sweepStaleClusters(): Promise<void> {
 /** Last resort when the process exits without stop(): immediate shutdown, delete the folder. */
 function stopSync(bin: string, owner: Owner | null, data: string, dir: string): void {
   try {
-    const { program, ...command } = asOwner(owner, `${bin}/pg_ctl`, [
-      "-D",
-      data,
-      "-w",
-      "-m",
-      "immediate",
-      "stop",
-    ]);
+    const stopNow = ["-D", data, "-w", "-m", "immediate", "stop"];
+    const { program, ...command } = asOwner(owner, `${bin}/pg_ctl`, stopNow);
     new Deno.Command(program, { ...command, stdout: "null", stderr: "null" }).outputSync();
   } catch { /* not running */ }
   try {
