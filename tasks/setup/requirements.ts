@@ -31,7 +31,7 @@ export interface Requirement {
 
 const ALL: readonly Purpose[] = ["test", "demo", "hsm"];
 
-/** The PostgreSQL server is needed only when no `DATABASE_URL` names a server to use instead. */
+/** Whether `initdb` and `pg_ctl` of some installed PostgreSQL (or of `PG_BINDIR`) are here. */
 function hasPostgresServer(): boolean {
   const dirs = [Deno.env.get("PG_BINDIR"), ...postgresBinaryDirs()].filter((d) => !!d);
   return dirs.some((dir) => isExecutable(`${dir}/initdb`) && isExecutable(`${dir}/pg_ctl`));

@@ -74,6 +74,20 @@ function listing(missing: Requirement[]): string {
   return missing.map((r) => `  ${r.pkg.padEnd(width)}  ${r.why}`).join("\n");
 }
 
+/** The one message for a user who cannot install: everything missing, and the exact command. */
+function cannotInstall(missing: Requirement[], reason: string): SetupError {
+  const packages = missing.map((r) => r.pkg);
+  return new SetupError(
+    `setup: these system packages are missing (${reason}, so setup cannot install them):\n` +
+      `${listing(missing)}\n\nInstall them as root (or with sudo), then run this again:\n\n` +
+      `  ${installCommand(packages, true)}\n` +
+      (packages.includes("postgresql")
+        ? "\nWithout root you can use your own PostgreSQL instead of the throwaway one: set " +
+          "DATABASE_URL=postgres://user:password@host:5432/db (postgresql is then not needed).\n"
+        : ""),
+  );
+}
+
 /**
  * Makes sure every system package `purpose` needs is installed. Returns the packages it
  * installed (empty when nothing was missing). Throws {@link SetupError} when something is missing
@@ -88,17 +102,7 @@ export async function ensureSystemPackages(
   if (missing.length === 0) return [];
   const packages = missing.map((r) => r.pkg);
   const installer = options.installer ?? await findInstaller();
-  if (installer.kind === "none") {
-    throw new SetupError(
-      `setup: these system packages are missing (${installer.reason}, so setup cannot install ` +
-        `them):\n${listing(missing)}\n\nInstall them as root (or with sudo), then run this ` +
-        `again:\n\n  ${installCommand(packages, true)}\n` +
-        (packages.includes("postgresql")
-          ? "\nWithout root you can use your own PostgreSQL instead of the throwaway one: set " +
-            "DATABASE_URL=postgres://user:password@host:5432/db (postgresql is then not needed).\n"
-          : ""),
-    );
-  }
+  if (installer.kind === "none") throw cannotInstall(missing, installer.reason);
   // sudo resets the environment: hand it the one variable apt-get needs on its command line.
   const sudo = installer.kind === "sudo" ? ["sudo", "DEBIAN_FRONTEND=noninteractive"] : [];
   log(`setup: installing ${packages.length} system package(s) in one step:\n${listing(missing)}`);
@@ -110,6 +114,9 @@ export async function ensureSystemPackages(
   ];
   for (const argv of steps) {
     const code = await run([...sudo, ...argv]);
+    if (code !== 0 && sudo.length > 0) {
+      throw cannotInstall(missing, `\`sudo ${argv.join(" ")}\` failed (exit ${code})`);
+    }
     if (code !== 0) {
       throw new SetupError(
         `setup: \`${[...sudo, ...argv].join(" ")}\` failed (exit ${code}); see its output above`,

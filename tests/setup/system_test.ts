@@ -101,6 +101,21 @@ Deno.test("with sudo, apt-get runs through sudo with a non-interactive frontend"
   }
 });
 
+Deno.test("when sudo is refused, the message lists everything missing and the exact command", async () => {
+  const error = await ensureSystemPackages("test", {
+    requirements: fakeRequirements(["a-tool", "b-tool"]),
+    installer: { kind: "sudo" },
+    log: () => {},
+    run: () => Promise.resolve(1), // "user is not in the sudoers file"
+  }).then(() => assert.fail("must stop"), (e: unknown) => e);
+  assert.ok(error instanceof SetupError);
+  assert.match(error.message, /`sudo apt-get update -q` failed \(exit 1\)/);
+  assert.match(error.message, /a-tool\s+the a-tool tool\n\s+b-tool\s+the b-tool tool/);
+  assert.ok(
+    error.message.includes("sudo apt-get install -y --no-install-recommends a-tool b-tool"),
+  );
+});
+
 Deno.test("a failed apt-get stops setup, naming the command and its exit code", async () => {
   const error = await ensureSystemPackages("test", {
     requirements: fakeRequirements(["a-tool"]),
