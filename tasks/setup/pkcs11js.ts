@@ -3,9 +3,10 @@
  *
  * Deno installs npm packages without running their build scripts, so the
  * addon's `build/Release/pkcs11.node` is missing after `deno install`. This
- * helper builds it with the node-gyp that ships inside npm, against the Node
- * headers of the machine (`/usr/include/node` on Debian). It is idempotent:
- * when the addon is already there it returns in well under a millisecond.
+ * helper builds it with node-gyp (the one inside npm, or Debian's package),
+ * against the Node headers of the machine (`/usr/include/node` on Debian),
+ * printing each file it compiles. It is idempotent: when the addon is already
+ * there it returns in well under a millisecond.
  *
  * Run it as `deno run -A tasks/setup/pkcs11js.ts`, or call
  * {@link ensurePkcs11js} (it is part of `deno task setup`).
