@@ -1,18 +1,16 @@
 /**
- * `deno task setup:hsm`: everything the HSM adapter needs on this machine,
- * idempotent and fast when already done: builds pkcs11js's native addon if
- * missing, then provisions the private SoftHSM2 token in `.local/softhsm`.
+ * `deno task setup:hsm`: what the HSM adapter needs on this machine (SoftHSM2 and the tools to
+ * build pkcs11js's native addon, the addon, the private token in `.local/softhsm`). The same as
+ * `deno task setup --for hsm`.
  *
  * @module
  */
-import { ensurePkcs11js } from "./pkcs11js.ts";
+import { setup } from "./main.ts";
+import { SetupError } from "./system.ts";
 
-await ensurePkcs11js();
-// Imported after the build: softhsm.ts does not load pkcs11js, but keep the
-// order obvious for whoever adds to it.
-const { provisionSoftHsm } = await import("./softhsm.ts");
-const hsm = await provisionSoftHsm();
-console.error(
-  `setup: SoftHSM2 token "${hsm.tokenLabel}" ${hsm.created ? "created" : "ready"} ` +
-    `(SOFTHSM2_CONF=${hsm.conf})`,
-);
+try {
+  await setup("hsm");
+} catch (error) {
+  console.error(error instanceof SetupError ? error.message : error);
+  Deno.exit(1);
+}

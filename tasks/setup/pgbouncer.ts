@@ -14,10 +14,15 @@
  * @module
  */
 import postgres from "postgres";
-import { freePort, onInterrupt, postgresUser, redactUrl } from "./postgres.ts";
+import { freePort, onInterrupt } from "./interrupt.ts";
+import { type Owner, postgresUser, redactUrl } from "./postgres.ts";
 
 /** Where the PgBouncer binary is looked for; `PGBOUNCER` wins. */
-const BINARIES = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer", "/usr/local/bin/pgbouncer"];
+export const PGBOUNCER_BINARIES: readonly string[] = [
+  "/usr/sbin/pgbouncer",
+  "/usr/bin/pgbouncer",
+  "/usr/local/bin/pgbouncer",
+];
 
 /** A running PgBouncer. Dispose of it (or call `stop()`) when done. */
 export interface PgBouncer extends AsyncDisposable {
@@ -56,13 +61,61 @@ export async function startPgBouncer(
   options: StartPgBouncerOptions = {},
 ): Promise<PgBouncer> {
   const binary = await findPgBouncer();
-  const upstream = new URL(target.url);
-  const user = decodeURIComponent(upstream.username);
-  const password = decodeURIComponent(upstream.password);
   const poolMode = options.poolMode ?? "transaction";
   const port = freePort();
   const owner = await postgresUser("PgBouncer");
   const dir = await Deno.makeTempDir({ prefix: "poolkit-pgbouncer-" });
+  // The folder holds the password (userlist.txt): from here on, every way out deletes it.
+  let child: Deno.ChildProcess | undefined;
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    stopping ??= (async () => {
+      try {
+        child?.kill("SIGINT"); // PgBouncer's "safe shutdown"
+      } catch { /* already exited */ }
+      await child?.status;
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      release();
+    })();
+  const release = onInterrupt(stop, () => {
+    try {
+      child?.kill("SIGKILL");
+    } catch { /* gone */ }
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch { /* gone */ }
+  });
+  try {
+    await writeConfig(dir, target.url, { ...options, poolMode, port }, owner);
+    // Started directly under the postgres user's ids (not through runuser, which does not pass
+    // our SIGINT on), so that it is our own child and stop() can end it. Its working directory is
+    // its own folder: the caller's may be private (a clone in a 0700 folder, run as root).
+    child = new Deno.Command(binary, {
+      args: [`${dir}/pgbouncer.ini`],
+      cwd: dir,
+      ...(owner ?? {}),
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    await waitForPort(port, child, dir);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return runningPgBouncer(target.url, port, poolMode, stop);
+}
+
+/** Writes `userlist.txt` (mode 0600) and `pgbouncer.ini` into `dir`, owned by `owner`. */
+async function writeConfig(
+  dir: string,
+  targetUrl: string,
+  options: StartPgBouncerOptions & { poolMode: string; port: number },
+  owner: Owner | null,
+): Promise<void> {
+  const upstream = new URL(targetUrl);
+  const user = decodeURIComponent(upstream.username);
+  const password = decodeURIComponent(upstream.password);
   const quote = (s: string) => `"${s.replaceAll('"', '""')}"`;
   await Deno.writeTextFile(`${dir}/userlist.txt`, `${quote(user)} ${quote(password)}\n`, {
     mode: 0o600,
@@ -74,12 +127,12 @@ export async function startPgBouncer(
       `* = host=${upstream.hostname} port=${upstream.port || 5432}`,
       "[pgbouncer]",
       "listen_addr = 127.0.0.1",
-      `listen_port = ${port}`,
+      `listen_port = ${options.port}`,
       `unix_socket_dir = ${dir}`,
       "auth_type = scram-sha-256",
       `auth_file = ${dir}/userlist.txt`,
       `admin_users = ${user}`,
-      `pool_mode = ${poolMode}`,
+      `pool_mode = ${options.poolMode}`,
       `default_pool_size = ${options.poolSize ?? 20}`,
       `max_client_conn = ${options.maxClientConn ?? 1000}`,
       `logfile = ${dir}/pgbouncer.log`,
@@ -93,40 +146,16 @@ export async function startPgBouncer(
       await Deno.chown(dir + f, owner.uid, owner.gid);
     }
   }
-  // Started directly under the postgres user's ids (not through runuser, which does not pass
-  // our SIGINT on), so that it is our own child and stop() can end it.
-  const child = new Deno.Command(binary, {
-    args: [`${dir}/pgbouncer.ini`],
-    ...(owner ?? {}),
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  let stopping: Promise<void> | undefined;
-  const stop = () =>
-    stopping ??= (async () => {
-      try {
-        child.kill("SIGINT"); // PgBouncer's "safe shutdown"
-      } catch { /* already exited */ }
-      await child.status;
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-      release();
-    })();
-  const release = onInterrupt(stop, () => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* gone */ }
-    try {
-      Deno.removeSync(dir, { recursive: true });
-    } catch { /* gone */ }
-  });
-  try {
-    await waitForPort(port, child, dir);
-  } catch (error) {
-    await stop();
-    throw error;
-  }
-  const url = new URL(target.url);
+}
+
+/** The handle of a PgBouncer listening on `port`. */
+function runningPgBouncer(
+  targetUrl: string,
+  port: number,
+  poolMode: PgBouncer["poolMode"],
+  stop: () => Promise<void>,
+): PgBouncer {
+  const url = new URL(targetUrl);
   url.hostname = "127.0.0.1";
   url.port = String(port);
   const adminUrl = new URL(url);
@@ -157,9 +186,14 @@ export async function startPgBouncer(
   };
 }
 
+/** Whether PgBouncer is installed here (or `PGBOUNCER` names it). */
+export async function hasPgBouncer(): Promise<boolean> {
+  return await findPgBouncer().then(() => true, () => false);
+}
+
 async function findPgBouncer(): Promise<string> {
   const fromEnv = Deno.env.get("PGBOUNCER");
-  const candidates = fromEnv ? [fromEnv, ...BINARIES] : BINARIES;
+  const candidates = fromEnv ? [fromEnv, ...PGBOUNCER_BINARIES] : PGBOUNCER_BINARIES;
   for (const path of candidates) {
     try {
       await Deno.stat(path);

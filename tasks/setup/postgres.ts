@@ -19,13 +19,24 @@
  * @module
  */
 import postgres from "postgres";
+import { freePort, onInterrupt } from "./interrupt.ts";
 
-/** Where the PostgreSQL server binaries are looked for, newest first; `PG_BINDIR` wins. */
-const BINARY_DIRS = [
-  "/usr/lib/postgresql/17/bin",
-  "/usr/lib/postgresql/16/bin",
-  "/usr/lib/postgresql/15/bin",
-];
+export { freePort, onInterrupt } from "./interrupt.ts";
+
+/**
+ * Where the PostgreSQL server binaries are looked for: every version Debian/Ubuntu installed under
+ * `/usr/lib/postgresql`, newest first (`PG_BINDIR` wins over all of them).
+ */
+export function postgresBinaryDirs(): string[] {
+  const versions: number[] = [];
+  try {
+    for (const entry of Deno.readDirSync("/usr/lib/postgresql")) {
+      if (/^\d+$/.test(entry.name)) versions.push(Number(entry.name));
+    }
+  } catch { /* not installed */ }
+  const dirs = versions.sort((a, b) => b - a).map((v) => `/usr/lib/postgresql/${v}/bin`);
+  return dirs.length > 0 ? dirs : ["/usr/lib/postgresql/<version>/bin"];
+}
 
 /** A running PostgreSQL to connect to. Dispose of it (or call `stop()`) when done. */
 export interface Database extends AsyncDisposable {
@@ -71,7 +82,7 @@ export interface StartDatabaseOptions {
   settings?: Record<string, string | number>;
   /** Progress lines ("initdb...", "started on port 5433"). Default: silent. */
   log?: (line: string) => void;
-  /** Where to look for `initdb` and `pg_ctl`. Default: `PG_BINDIR`, then /usr/lib/postgresql/{17,16,15}/bin. */
+  /** Where to look for `initdb` and `pg_ctl`. Default: `PG_BINDIR`, then /usr/lib/postgresql/N/bin, newest first. */
   binDirs?: string[];
 }
 
@@ -172,38 +183,8 @@ async function startThrowaway(options: StartDatabaseOptions): Promise<Database> 
   let cleanup: () => Promise<void> = () => Deno.remove(dir, { recursive: true });
   const release = onInterrupt(() => cleanup(), () => stopSync(bin, owner, data, dir));
   try {
-    if (owner) await Deno.chown(dir, owner.uid, owner.gid);
-    await Deno.chmod(dir, 0o700);
-    await Deno.writeTextFile(`${dir}/pwfile`, password + "\n", { mode: 0o600 });
-    if (owner) await Deno.chown(`${dir}/pwfile`, owner.uid, owner.gid);
     log("initdb...");
-    await run(owner, `${bin}/initdb`, [
-      "-D",
-      data,
-      "-U",
-      "postgres",
-      "--auth-local=trust",
-      "--auth-host=scram-sha-256",
-      `--pwfile=${dir}/pwfile`,
-      "-E",
-      "UTF8",
-      "--locale=C",
-      "--no-sync",
-      "--no-instructions",
-    ]);
-    await Deno.remove(`${dir}/pwfile`);
-    const settings: Record<string, string | number> = {
-      port,
-      listen_addresses: "'127.0.0.1'",
-      unix_socket_directories: `'${dir}'`,
-      max_connections: 300,
-      // A throwaway cluster: durability against an OS crash is not needed, speed is.
-      fsync: "off",
-      full_page_writes: "off",
-      ...options.settings,
-    };
-    const conf = Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join("\n");
-    await Deno.writeTextFile(`${data}/postgresql.conf`, `\n# poolkit\n${conf}\n`, { append: true });
+    await initCluster(bin, owner, dir, password, { port, ...options.settings });
     cleanup = async () => {
       await pgCtl(bin, owner, data, logFile, ["stop", "-m", "fast"]).catch(() =>
         pgCtl(bin, owner, data, logFile, ["stop", "-m", "immediate"]).catch(() => {})
@@ -250,6 +231,39 @@ async function startThrowaway(options: StartDatabaseOptions): Promise<Database> 
   };
 }
 
+/**
+ * initdb into `dir`/data (owned by `owner`), superuser `postgres` with `password` over TCP, and
+ * `settings` (the port at least) appended to postgresql.conf.
+ */
+async function initCluster(
+  bin: string,
+  owner: Owner | null,
+  dir: string,
+  password: string,
+  settings: Record<string, string | number>,
+): Promise<void> {
+  const data = `${dir}/data`;
+  if (owner) await Deno.chown(dir, owner.uid, owner.gid);
+  await Deno.chmod(dir, 0o700);
+  await Deno.writeTextFile(`${dir}/pwfile`, password + "\n", { mode: 0o600 });
+  if (owner) await Deno.chown(`${dir}/pwfile`, owner.uid, owner.gid);
+  const auth = ["--auth-local=trust", "--auth-host=scram-sha-256", `--pwfile=${dir}/pwfile`];
+  const fast = ["-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"];
+  await run(owner, `${bin}/initdb`, ["-D", data, "-U", "postgres", ...auth, ...fast]);
+  await Deno.remove(`${dir}/pwfile`);
+  const all: Record<string, string | number> = {
+    listen_addresses: "'127.0.0.1'",
+    unix_socket_directories: `'${dir}'`,
+    max_connections: 300,
+    // A throwaway cluster: durability against an OS crash is not needed, speed is.
+    fsync: "off",
+    full_page_writes: "off",
+    ...settings,
+  };
+  const conf = Object.entries(all).map(([k, v]) => `${k} = ${v}`).join("\n");
+  await Deno.writeTextFile(`${data}/postgresql.conf`, `\n# poolkit\n${conf}\n`, { append: true });
+}
+
 function adminClient(url: string): postgres.Sql {
   return postgres(url, {
     max: 2,
@@ -272,7 +286,7 @@ export async function hasPostgresBinaries(): Promise<boolean> {
 
 async function findBinaries(dirs?: string[]): Promise<string> {
   const fromEnv = Deno.env.get("PG_BINDIR");
-  const candidates = dirs ?? (fromEnv ? [fromEnv, ...BINARY_DIRS] : BINARY_DIRS);
+  const candidates = dirs ?? [...(fromEnv ? [fromEnv] : []), ...postgresBinaryDirs()];
   for (const dir of candidates) {
     try {
       await Deno.stat(`${dir}/initdb`);
@@ -285,7 +299,6 @@ async function findBinaries(dirs?: string[]): Promise<string> {
   );
 }
 
-/** The account that runs the cluster: user `postgres` when we are root (initdb refuses root). */
 /** The ids of the `postgres` system user, which PostgreSQL and PgBouncer run as when we are root. */
 export interface Owner {
   uid: number;
@@ -313,13 +326,21 @@ export async function postgresUser(what: string): Promise<Owner | null> {
   return { uid: Number(uid), gid: Number(gid) };
 }
 
-function asOwner(owner: Owner | null, cmd: string, args: string[]): [string, string[]] {
-  return owner ? ["runuser", ["-u", "postgres", "--", cmd, ...args]] : [cmd, args];
+/**
+ * `cmd args` as a command run by `owner` (through runuser) or by us. As `owner` it runs in `/`:
+ * our own working directory may be private (a clone in a 0700 folder, run as root).
+ */
+function asOwner(owner: Owner | null, cmd: string, args: string[]): Deno.CommandOptions & {
+  program: string;
+} {
+  return owner
+    ? { program: "runuser", args: ["-u", "postgres", "--", cmd, ...args], cwd: "/" }
+    : { program: cmd, args };
 }
 
 async function run(owner: Owner | null, cmd: string, args: string[]): Promise<void> {
-  const [program, argv] = asOwner(owner, cmd, args);
-  const out = await new Deno.Command(program, { args: argv, stdout: "piped", stderr: "piped" })
+  const { program, ...command } = asOwner(owner, cmd, args);
+  const out = await new Deno.Command(program, { ...command, stdout: "piped", stderr: "piped" })
     .output();
   if (!out.success) {
     const text = new TextDecoder().decode(out.stderr) || new TextDecoder().decode(out.stdout);
@@ -369,92 +390,11 @@ async function sweepStaleClusters(): Promise<void> {
 /** Last resort when the process exits without stop(): immediate shutdown, delete the folder. */
 function stopSync(bin: string, owner: Owner | null, data: string, dir: string): void {
   try {
-    const [program, argv] = asOwner(owner, `${bin}/pg_ctl`, [
-      "-D",
-      data,
-      "-w",
-      "-m",
-      "immediate",
-      "stop",
-    ]);
-    new Deno.Command(program, { args: argv, stdout: "null", stderr: "null" }).outputSync();
+    const stopNow = ["-D", data, "-w", "-m", "immediate", "stop"];
+    const { program, ...command } = asOwner(owner, `${bin}/pg_ctl`, stopNow);
+    new Deno.Command(program, { ...command, stdout: "null", stderr: "null" }).outputSync();
   } catch { /* not running */ }
   try {
     Deno.removeSync(dir, { recursive: true });
   } catch { /* already gone */ }
-}
-
-/** A TCP port nobody listens on right now (the OS picks it; we release it at once). */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-/** A cleanup that must run even when the process is interrupted. */
-interface Guard {
-  cleanup: () => Promise<void>;
-  cleanupSync?: () => void;
-}
-
-const guards = new Set<Guard>();
-let listening = false;
-
-/** The signals that end a run, and the exit code a shell expects after each. */
-const EXIT_CODES = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
-type EndSignal = keyof typeof EXIT_CODES;
-
-function onSignal(signal: EndSignal): void {
-  const pending = [...guards];
-  guards.clear();
-  // Give the graceful cleanups a few seconds, then fall back to the synchronous ones.
-  const timeout = new Promise((r) => setTimeout(r, 10_000));
-  Promise.race([Promise.allSettled(pending.map((g) => g.cleanup())), timeout]).finally(() => {
-    for (const g of pending) g.cleanupSync?.();
-    Deno.exit(EXIT_CODES[signal]);
-  });
-}
-const handlers = Object.fromEntries(
-  Object.keys(EXIT_CODES).map((s) => [s, () => onSignal(s as EndSignal)]),
-) as Record<EndSignal, () => void>;
-const onUnload = () => {
-  for (const g of guards) g.cleanupSync?.();
-  guards.clear();
-};
-// An uncaught error ends the process without an `unload` event. Nothing later can run, so clean
-// up synchronously now, unless a listener before us has already handled the error.
-const onFatal = (event: Event) => {
-  if (!event.defaultPrevented) onUnload();
-};
-
-/**
- * Runs `cleanup` if the process gets SIGINT/SIGTERM/SIGHUP (then exits 130/143/129), and
- * `cleanupSync` if it exits without calling the returned `release` first. Call `release()` once
- * you have cleaned up yourself. Shared by the PostgreSQL and PgBouncer helpers.
- */
-export function onInterrupt(cleanup: () => Promise<void>, cleanupSync?: () => void): () => void {
-  const guard: Guard = { cleanup, cleanupSync };
-  guards.add(guard);
-  if (!listening) {
-    listening = true;
-    for (const [signal, handler] of Object.entries(handlers)) {
-      Deno.addSignalListener(signal as EndSignal, handler);
-    }
-    globalThis.addEventListener("unload", onUnload);
-    globalThis.addEventListener("error", onFatal);
-    globalThis.addEventListener("unhandledrejection", onFatal);
-  }
-  return () => {
-    guards.delete(guard);
-    if (guards.size === 0 && listening) {
-      listening = false;
-      for (const [signal, handler] of Object.entries(handlers)) {
-        Deno.removeSignalListener(signal as EndSignal, handler);
-      }
-      globalThis.removeEventListener("unload", onUnload);
-      globalThis.removeEventListener("error", onFatal);
-      globalThis.removeEventListener("unhandledrejection", onFatal);
-    }
-  };
 }

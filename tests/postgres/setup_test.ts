@@ -1,10 +1,12 @@
 /**
- * The database helper itself: what it says when there is no PostgreSQL at all, and that an
- * interrupted run leaves no cluster behind.
+ * The database helpers themselves: what they say when there is no PostgreSQL at all, that an
+ * interrupted run leaves no cluster behind, that they work as root from a private folder, and
+ * that a PgBouncer that fails to start leaves no folder (holding the password) behind.
  *
  * @module
  */
 import assert from "node:assert/strict";
+import { hasPgBouncer, startPgBouncer } from "../../tasks/setup/pgbouncer.ts";
 import { hasPostgresBinaries, NoDatabaseError, startDatabase } from "../../tasks/setup/postgres.ts";
 
 Deno.test("without binaries and without DATABASE_URL the error names both ways out", async () => {
@@ -60,5 +62,108 @@ Deno.test({
       Deno.errors.ConnectionRefused,
       "the server is stopped",
     );
+  },
+});
+
+const asRoot = Deno.uid() === 0;
+const pgbouncerScript = (setupUrl: string) => `
+  import { startDatabase } from ${JSON.stringify(`${setupUrl}/postgres.ts`)};
+  import { startPgBouncer } from ${JSON.stringify(`${setupUrl}/pgbouncer.ts`)};
+  import postgres from "postgres";
+  await using db = await startDatabase({ throwaway: true });
+  await using bouncer = await startPgBouncer(db);
+  const sql = postgres(bouncer.url, { prepare: false, max: 1 });
+  const [row] = await sql\`select 1 as one\`;
+  await sql.end();
+  console.log(JSON.stringify(row));
+`;
+
+Deno.test({
+  name:
+    "as root from a private (0700) working directory, the cluster and PgBouncer start and answer",
+  ignore: !asRoot || !(await hasPostgresBinaries()) || !(await hasPgBouncer()),
+  fn: async () => {
+    const privateDir = await Deno.makeTempDir({ prefix: "poolkit-private-cwd-" });
+    try {
+      assert.equal((await Deno.stat(privateDir)).mode! & 0o777, 0o700);
+      const setupUrl = new URL("../../tasks/setup", import.meta.url).href;
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "eval",
+          `--config=${new URL("../../deno.json", import.meta.url).pathname}`,
+          pgbouncerScript(setupUrl),
+        ],
+        cwd: privateDir,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 0, stderr);
+      assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), { one: 1 });
+    } finally {
+      await Deno.remove(privateDir, { recursive: true });
+    }
+  },
+});
+
+/** Runs `fn` with TMPDIR pointing at a fresh folder; returns what is left in it afterwards. */
+async function leftInTmp(fn: () => Promise<unknown>): Promise<string[]> {
+  const tmp = await Deno.makeTempDir({ prefix: "poolkit-tmpdir-" });
+  await Deno.chmod(tmp, 0o755); // PgBouncer's user must reach its folder in it
+  const saved = Deno.env.get("TMPDIR");
+  Deno.env.set("TMPDIR", tmp);
+  try {
+    await fn();
+    return [...Deno.readDirSync(tmp)].map((e) => e.name);
+  } finally {
+    if (saved === undefined) Deno.env.delete("TMPDIR");
+    else Deno.env.set("TMPDIR", saved);
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
+/** Starts PgBouncer with `PGBOUNCER=binary` in front of a server that is never reached. */
+async function startFailingPgBouncer(binary: string): Promise<unknown> {
+  const saved = Deno.env.get("PGBOUNCER");
+  Deno.env.set("PGBOUNCER", binary);
+  try {
+    const bouncer = await startPgBouncer({ url: "postgres://u:pg-secret@127.0.0.1:9/db" });
+    await bouncer.stop();
+    return assert.fail("PgBouncer must not start");
+  } catch (error) {
+    return error;
+  } finally {
+    if (saved === undefined) Deno.env.delete("PGBOUNCER");
+    else Deno.env.set("PGBOUNCER", saved);
+  }
+}
+
+Deno.test({
+  name: "a PgBouncer that cannot be started deletes its folder, which holds the password",
+  ignore: Deno.build.os === "windows" || (asRoot && !(await hasPostgresBinaries())),
+  fn: async () => {
+    const notExecutable = await Deno.makeTempFile({ prefix: "poolkit-not-a-binary-" });
+    try {
+      let error: unknown;
+      const left = await leftInTmp(async () => error = await startFailingPgBouncer(notExecutable));
+      assert.ok(error instanceof Error);
+      assert.doesNotMatch(error.message, /pg-secret/);
+      assert.deepEqual(left, []);
+    } finally {
+      await Deno.remove(notExecutable);
+    }
+  },
+});
+
+Deno.test({
+  name: "a PgBouncer that exits at once deletes its folder and says it exited",
+  ignore: Deno.build.os === "windows" || (asRoot && !(await hasPostgresBinaries())),
+  fn: async () => {
+    let error: unknown;
+    const left = await leftInTmp(async () => error = await startFailingPgBouncer("/bin/false"));
+    assert.ok(error instanceof Error);
+    assert.match(error.message, /PgBouncer did not start .*\(it exited\)/);
+    assert.doesNotMatch(error.message, /pg-secret/);
+    assert.deepEqual(left, []);
   },
 });
