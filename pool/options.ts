@@ -15,6 +15,7 @@ export interface ResolvedOptions {
   validateAfterMs: number;
   leakDetectionMs: number;
   healthCheckIntervalMs: number;
+  hookTimeoutMs: number;
   breakerThreshold: number;
   breakerCooldownMs: number;
   order: "lifo" | "fifo";
@@ -34,6 +35,7 @@ export const DEFAULTS = {
   validateAfterMs: 0,
   leakDetectionMs: 0,
   healthCheckIntervalMs: 0,
+  hookTimeoutMs: 5_000,
   breakerThreshold: 5,
   breakerCooldownMs: 5_000,
   maxWaiting: Infinity,
@@ -109,11 +111,13 @@ export function resolveOptions<R>(options: PoolOptions<R>): ResolvedOptions {
       options.healthCheckIntervalMs,
       DEFAULTS.healthCheckIntervalMs,
     ),
+    hookTimeoutMs: duration("hookTimeoutMs", options.hookTimeoutMs, DEFAULTS.hookTimeoutMs),
     breakerThreshold: breaker === false
       ? Infinity
       : count("breaker.threshold", breaker?.threshold, DEFAULTS.breakerThreshold, 1),
+    // A disabled breaker still opens on a permanent failure, for the default cooldown.
     breakerCooldownMs: breaker === false
-      ? 0
+      ? DEFAULTS.breakerCooldownMs
       : duration("breaker.cooldownMs", breaker?.cooldownMs, DEFAULTS.breakerCooldownMs),
     order,
     reentrant: options.reentrant === true,
