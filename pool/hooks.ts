@@ -5,7 +5,8 @@ import { hookTimeoutError } from "./errors.ts";
  * Calls a factory hook and bounds how long anyone waits for it: past `ms`
  * the returned promise rejects with a `PoolTimeoutError` naming the hook,
  * and `signal` (if the hook takes one) aborts with it, even if the hook
- * itself never settles. A hook that throws synchronously rejects too.
+ * itself never settles. When `parent` aborts (the pool closes) it rejects
+ * at once with its reason. A hook that throws synchronously rejects too.
  * The deadline timer keeps the process alive (someone awaits the hook),
  * except for `background` work such as health checks.
  */
@@ -27,26 +28,23 @@ export function callHook<T>(
   } catch (error) {
     return Promise.reject(error);
   }
-  if (ms === Infinity) return running;
+  if (ms === Infinity && parent === undefined) return running;
   const { promise, resolve, reject } = Promise.withResolvers<T>();
-  const timer = clock.setTimeout(
-    () => {
-      const error = hookTimeoutError(hook, ms);
-      controller.abort(error);
-      reject(error);
-    },
-    ms,
-    background,
-  );
+  const expire = () => {
+    const error = hookTimeoutError(hook, ms);
+    controller.abort(error);
+    reject(error);
+  };
+  const timer = ms === Infinity ? undefined : clock.setTimeout(expire, ms, background);
+  const onParentAbort = () => reject(parent!.reason);
+  parent?.addEventListener("abort", onParentAbort, { once: true });
+  const settled = () => {
+    clock.clearTimeout(timer);
+    parent?.removeEventListener("abort", onParentAbort);
+  };
   running.then(
-    (value) => {
-      clock.clearTimeout(timer);
-      resolve(value);
-    },
-    (error) => {
-      clock.clearTimeout(timer);
-      reject(error);
-    },
+    (value) => (settled(), resolve(value)),
+    (error) => (settled(), reject(error)),
   );
   return promise;
 }

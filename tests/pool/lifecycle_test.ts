@@ -295,17 +295,3 @@ Deno.test("healthCheckIntervalMs validates idle resources in the background", as
   await until(() => !factory.made[0].alive, "the broken resource is found");
   await until(() => pool.stats().size === 2, "top-up after the health check");
 });
-
-Deno.test("a validate that never answers counts as failed once its deadline passes", async () => {
-  const factory = new FakeFactory();
-  await using pool = new Pool({
-    ...factory,
-    acquireTimeoutMs: 2_000,
-    validate: (r) => r.broken ? new Promise<boolean>(() => {}) : true,
-  });
-  await (await pool.acquire()).release();
-  factory.made[0].broken = true;
-  await using lease = await pool.acquire({ timeoutMs: 10_000 });
-  assert.equal(lease.resource.id, 2);
-  assert.equal(factory.made[0].alive, false);
-});
