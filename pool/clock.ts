@@ -4,9 +4,10 @@
  *
  * Elapsed time is measured on `performance.now()`, which never steps when
  * the wall clock does (NTP, a suspended VM, an operator's `date -s`). It
- * costs about 0.1 µs in Deno, so the pool reads it at most once per public
- * call and passes the value down, instead of switching to a cheaper clock
- * that would be wrong.
+ * costs about 0.1 µs in Deno, twice `Date.now()`, and the acquire/release
+ * cycle needs two timestamps, so the pool reads it less often rather than
+ * switching to a cheaper clock that would be wrong: at most once per public
+ * call (the value is passed down), and at most once per millisecond.
  *
  * @module
  */
@@ -26,9 +27,28 @@ export interface Clock {
   refTimer(timer: Timer, ref: boolean): void;
 }
 
-/** The real clock: `performance.now()` and the platform's timers. */
+let lastWallMs = NaN;
+let lastMonoMs = 0;
+
+/**
+ * `performance.now()`, read at most once per wall-clock millisecond: within
+ * the same `Date.now()` millisecond the last monotonic value is returned
+ * (at most about 1 ms old, the resolution the pool works at). Every value
+ * comes from the monotonic clock; the wall clock only says whether a
+ * millisecond has passed, so a step of it, either way, just causes a fresh
+ * read and can neither stall nor rush the pool's time.
+ */
+export function monotonicNow(): number {
+  const wall = Date.now();
+  if (wall === lastWallMs) return lastMonoMs;
+  lastWallMs = wall;
+  const mono = performance.now();
+  return mono > lastMonoMs ? (lastMonoMs = mono) : lastMonoMs;
+}
+
+/** The real clock: {@link monotonicNow} and the platform's timers. */
 export const systemClock: Clock = {
-  now: () => performance.now(),
+  now: monotonicNow,
   setTimeout(fn, ms, unref) {
     const timer = setTimeout(fn, ms);
     if (unref) Deno.unrefTimer(timer);

@@ -163,10 +163,12 @@ export class Pool<R> implements AsyncDisposable {
     // Fast path: nobody is queued and an idle resource is ready as it is.
     // No timer, no signal, no closure: one clock read and a Lease.
     if (this.#waiters.length === 0 && inv.idle.length > 0) {
-      const entry = (this.#opts.order === "lifo" ? inv.idle.last() : inv.idle.peek())!;
+      const lifo = this.#opts.order === "lifo";
+      const entry = (lifo ? inv.idle.last() : inv.idle.peek())!;
       const now = this.#clock.now();
       if (inv.retireReason(entry, now) === undefined && !inv.needsValidation(entry, now)) {
-        inv.takeIdle();
+        if (lifo) inv.idle.pop();
+        else inv.idle.shift();
         return Promise.resolve(this.#lend(entry, 0, site, now));
       }
     }
@@ -362,7 +364,11 @@ export class Pool<R> implements AsyncDisposable {
     }
     const waiting = this.#waiters.wait(now, signal, timeoutMs, site);
     this.#creator.keepAlive();
-    this.#dispatch(now);
+    // Under load every resource is out and the pool is full: nothing to decide.
+    const inv = this.#inv;
+    if (inv.idle.length > 0 || inv.all.size + this.#creator.creating < this.#opts.max) {
+      this.#dispatch(now);
+    }
     return waiting;
   }
 
@@ -489,7 +495,11 @@ export class Pool<R> implements AsyncDisposable {
     const inv = this.#inv;
     if (this.#waiters.length > this.#validating && !inv.needsValidation(entry, now)) {
       this.#handOff(entry, now);
-    } else inv.idle.push(entry);
+    } else {
+      inv.idle.push(entry);
+      // Nobody waits and nothing is missing: nothing else to decide (the common case).
+      if (this.#waiters.length === 0 && inv.idle.length <= this.#opts.maxIdle) return;
+    }
     this.#dispatch(now);
   }
 
