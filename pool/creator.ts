@@ -53,6 +53,16 @@ export class Creator<R> {
     return { failures, lastError, permanent };
   }
 
+  /** Milliseconds until the breaker lets a create through. */
+  retryAfterMs(now: number): number {
+    return this.breaker.retryAfterMs(now);
+  }
+
+  /** Whether the breaker fails callers fast now. */
+  rejects(now: number): boolean {
+    return this.breaker.rejects(now);
+  }
+
   /** Starts up to `wanted` creates: as many as `max`, the backoff and the breaker allow. */
   grow(wanted: number, now: number): void {
     const inventory = this.inventory;

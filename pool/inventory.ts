@@ -63,14 +63,19 @@ export class Inventory<R> {
   onDestroyed: () => void = () => {};
   #nextId = 1;
 
+  /** The hooks (copied from the options, so later changes to them do not leak in). */
+  readonly factory: ResourceFactory<R>;
+
   constructor(
     /** Checked options (`resize` changes min/max/maxIdle). */
     readonly opts: ResolvedOptions,
-    /** The hooks. */
-    readonly factory: ResourceFactory<R>,
+    hooks: ResourceFactory<R>,
     /** Time source. */
     readonly clock: Clock,
-  ) {}
+  ) {
+    const { create, destroy, validate, reset, isFatal, isPermanent } = hooks;
+    this.factory = { create, destroy, validate, reset, isFatal, isPermanent };
+  }
 
   /** Registers a new resource. */
   add(resource: R, now: number): Entry<R> {
@@ -147,6 +152,30 @@ export class Inventory<R> {
     } catch (error) {
       if (!shutdown.aborted) this.backgroundError("validate", error);
       return false;
+    }
+  }
+
+  /** Runs `reset` under its deadline; false (after an `error` event) if it threw or hung. */
+  async reset(entry: Entry<R>): Promise<boolean> {
+    const reset = this.factory.reset!;
+    try {
+      await callHook(this.clock, "reset", this.opts.hookTimeoutMs, () => reset(entry.resource));
+      return true;
+    } catch (error) {
+      this.backgroundError("reset", error);
+      return false;
+    }
+  }
+
+  /** Whether `isFatal` calls an error from `use()` fatal; a classifier that throws says yes. */
+  isFatal(error: unknown, resource: R): boolean {
+    const isFatal = this.factory.isFatal;
+    if (isFatal === undefined) return false;
+    try {
+      return isFatal(error, resource) === true;
+    } catch (thrown) {
+      this.backgroundError("isFatal", thrown);
+      return true; // a classifier that breaks cannot vouch for the resource
     }
   }
 

@@ -152,3 +152,28 @@ export function duration(option: string, value: unknown, fallback: number): numb
   }
   return value;
 }
+
+/** New bounds for `resize()`, checked against each other and `maxIdle`. */
+export function resizedBounds(
+  opts: ResolvedOptions,
+  bounds: { min?: number; max?: number },
+): { min: number; max: number; maxIdle: number } {
+  const max = count("max", bounds.max, opts.max, 1);
+  const min = count("min", bounds.min, Math.min(opts.min, max), 0);
+  if (min > max) throw new RangeError(`Pool option 'min' (${min}) must not exceed 'max' (${max})`);
+  const maxIdle = opts.maxIdleExplicit ? Math.min(opts.maxIdle, max) : max;
+  if (maxIdle < min) {
+    throw new RangeError(`Pool option 'min' (${min}) must not exceed 'maxIdle' (${maxIdle})`);
+  }
+  return { min, max, maxIdle };
+}
+
+/** A caller's `timeoutMs`, checked: a `RangeError` naming it if it is not a duration. */
+export function badTimeout(value: unknown): RangeError {
+  try {
+    duration("timeoutMs", value, 0);
+  } catch (error) {
+    return error as RangeError;
+  }
+  return new RangeError(`Pool option 'timeoutMs' is invalid: ${value}`);
+}

@@ -1,22 +1,23 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import { type Clock, poolClock, type Timer } from "./clock.ts";
+import { type Clock, poolClock } from "./clock.ts";
+import { Closing } from "./closing.ts";
 import { Creator } from "./creator.ts";
-import { type Entry, REMOVED, VALIDATING } from "./entry.ts";
-import {
-  circuitOpenError,
-  closedError,
-  describeError,
-  overloadedError,
-  type PoolClosedError,
-  timeoutError,
-} from "./errors.ts";
-import { callHook } from "./hooks.ts";
+import { type Entry, REMOVED } from "./entry.ts";
+import { describeError } from "./errors.ts";
 import { Housekeeper } from "./housekeeper.ts";
 import { Inventory } from "./inventory.ts";
-import { Lease, type LeaseOwner } from "./lease.ts";
+import type { Lease } from "./lease.ts";
+import { Lender } from "./lender.ts";
 import { mapWithPool } from "./map.ts";
-import { count, duration, type ResolvedOptions, resolveOptions } from "./options.ts";
-import { type PoolTracker, TrackerFanOut } from "./tracker.ts";
+import {
+  badTimeout,
+  count,
+  duration,
+  resizedBounds,
+  type ResolvedOptions,
+  resolveOptions,
+} from "./options.ts";
+import { type PoolTracker, trackerList, trackerOf } from "./tracker.ts";
 import type {
   AcquireOptions,
   CloseOptions,
@@ -26,8 +27,8 @@ import type {
   PoolOptions,
   PoolStats,
 } from "./types.ts";
-import { DurationHistogram, WaitStats } from "./wait_stats.ts";
-import { WaitQueue } from "./waiters.ts";
+import { poolStats } from "./stats.ts";
+import { DurationHistogram } from "./wait_stats.ts";
 
 const NEVER_ABORTED = new AbortController().signal;
 const DONE = Promise.resolve();
@@ -36,11 +37,11 @@ const DONE = Promise.resolve();
  * An async resource pool: keeps up to `max` expensive resources (sessions,
  * connections) alive and lends them to concurrent tasks one at a time.
  *
- * The resources and counters live in an {@link Inventory}; callers wait in
- * `#waiters`; the {@link Creator} makes resources and handles failures; the
- * {@link Housekeeper} runs the background jobs. After every change
- * `#dispatch()` matches idle resources to waiters and asks for creates, so
- * there is one place where the pool decides what to do next.
+ * The resources and counters live in an `Inventory`; callers wait in the
+ * `Lender`; the `Creator` makes resources and handles their failures; the
+ * `Housekeeper` runs the background jobs. After every change `#dispatch()`
+ * matches idle resources to waiters and asks for creates, so there is one
+ * place where the pool decides what to do next.
  *
  * @example Lend a resource for the length of a block
  * ```ts
@@ -59,57 +60,33 @@ export class Pool<R> implements AsyncDisposable {
   readonly #opts: ResolvedOptions;
   readonly #clock: Clock;
   readonly #inv: Inventory<R>;
-  readonly #waiters: WaitQueue<Lease<R>>;
-  readonly #readyWaiters: WaitQueue<void>;
+  readonly #lender: Lender<R>;
   readonly #creator: Creator<R>;
   readonly #housekeeper: Housekeeper<R>;
-  readonly #waits = new WaitStats();
   readonly #useTimes = new DurationHistogram();
-  readonly #owner: LeaseOwner<R>;
   readonly #context: AsyncLocalStorage<Lease<R>> | undefined;
   readonly #shutdown = new AbortController(); // the signal `create` and `validate` get
-  #validating = 0; // entries being validated for a waiter: each is promised to one
+  #closing: Closing | undefined;
   #closed: Promise<void> | undefined;
-  #drained: (() => void) | undefined;
-  #closeTimer: Timer | undefined;
-  #forced = false;
 
   /** Checks the options (throwing `TypeError`/`RangeError` naming the bad one) and starts the pool. */
   constructor(options: PoolOptions<R>) {
     this.#opts = resolveOptions(options);
     this.#clock = poolClock();
-    const { create, destroy, validate, reset, isFatal, isPermanent } = options;
-    const factory = { create, destroy, validate, reset, isFatal, isPermanent };
-    const inv = this.#inv = new Inventory(this.#opts, factory, this.#clock);
-    inv.onDestroyed = () => {
-      if (inv.state !== "open") this.#finishCloseWhenDrained();
-    };
-    this.#owner = {
-      name: this.#opts.name,
-      giveBack: (entry, lease, reuse, reason) => this.#giveBack(entry, lease, reuse, reason),
-    };
+    const inv = this.#inv = new Inventory(this.#opts, options, this.#clock);
+    inv.onDestroyed = () => this.#finishCloseWhenDrained();
     this.#context = this.#opts.reentrant ? new AsyncLocalStorage() : undefined;
-    this.#waiters = new WaitQueue({
-      timeoutError: (timeoutMs, waitedMs) => this.#timeoutError("resource", timeoutMs, waitedMs),
-      gaveUp: (reason, waitedMs) => {
-        if (reason === "abort") return void inv.counters.aborted++;
-        inv.counters.timedOut++;
-        inv.tracker?.timedOut();
-        if (inv.events.active) inv.events.emit({ type: "timeout", waitedMs });
-      },
-    }, this.#clock);
-    this.#readyWaiters = new WaitQueue({
-      timeoutError: (timeoutMs, waitedMs) =>
-        this.#timeoutError(`${this.#opts.min} (min) resources ready`, timeoutMs, waitedMs),
-      gaveUp: () => {},
-    }, this.#clock);
-    this.#creator = new Creator(inv, this.#shutdown.signal, {
-      created: (resource, now) => this.#placeCreated(resource, now),
-      failed: (error, now, opened) => this.#createFailed(error, now, opened),
+    const shutdown = this.#shutdown.signal;
+    this.#creator = new Creator(inv, shutdown, {
+      created: (resource, now) => (this.#lender.placeCreated(resource, now), this.#dispatch(now)),
+      failed: (error, now, opened) => (
+        this.#lender.createFailed(error, now, opened), this.#dispatch(now)
+      ),
       wake: () => this.#dispatch(this.#clock.now()),
-      hasWaiters: () => this.#waiters.length > 0 || this.#readyWaiters.length > 0,
+      hasWaiters: () => this.#lender.anyoneWaits,
     });
-    this.#housekeeper = new Housekeeper(inv, this.#shutdown.signal, {
+    this.#lender = new Lender(inv, (...args) => this.#giveBack(...args), this.#creator);
+    this.#housekeeper = new Housekeeper(inv, shutdown, {
       dispatch: (now) => this.#dispatch(now),
       checked: (entry, valid) => this.#checked(entry, valid),
     });
@@ -127,17 +104,13 @@ export class Pool<R> implements AsyncDisposable {
    * `CircuitOpenError`, `PoolClosedError`, or the signal's reason.
    */
   ready(options?: AcquireOptions): Promise<void> {
-    if (this.#inv.state !== "open") return Promise.reject(this.#closedError());
+    if (this.#inv.state !== "open") return Promise.reject(this.#lender.closedError());
     if (this.#inv.all.size >= this.#opts.min) return DONE;
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
     try {
       const timeoutMs = duration("timeoutMs", options?.timeoutMs, this.#opts.acquireTimeoutMs);
-      const now = this.#clock.now();
-      if (this.#creator.breaker.rejects(now)) return Promise.reject(this.#circuitOpenError(now));
-      const waiting = this.#readyWaiters.wait(now, signal, timeoutMs);
-      this.#creator.keepAlive();
-      return waiting;
+      return this.#lender.waitReady(this.#clock.now(), signal, timeoutMs);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -154,7 +127,7 @@ export class Pool<R> implements AsyncDisposable {
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
     const inv = this.#inv;
-    if (inv.state !== "open") return Promise.reject(this.#closedError());
+    if (inv.state !== "open") return Promise.reject(this.#lender.closedError());
     const timeoutMs = options?.timeoutMs;
     if (timeoutMs !== undefined && !(typeof timeoutMs === "number" && timeoutMs >= 0)) {
       return Promise.reject(badTimeout(timeoutMs));
@@ -162,14 +135,14 @@ export class Pool<R> implements AsyncDisposable {
     const site = this.#opts.leakDetectionMs > 0 ? acquireSite() : undefined;
     // Fast path: nobody is queued and an idle resource is ready as it is.
     // No timer, no signal, no closure: one clock read and a Lease.
-    if (this.#waiters.length === 0 && inv.idle.length > 0) {
+    if (this.#lender.waiters.length === 0 && inv.idle.length > 0) {
       const lifo = this.#opts.order === "lifo";
       const entry = (lifo ? inv.idle.last() : inv.idle.peek())!;
       const now = this.#clock.now();
       if (inv.retireReason(entry, now) === undefined && !inv.needsValidation(entry, now)) {
         if (lifo) inv.idle.pop();
         else inv.idle.shift();
-        return Promise.resolve(this.#lend(entry, 0, site, now));
+        return Promise.resolve(this.#lender.lend(entry, 0, site, now));
       }
     }
     return this.#enqueue(signal, timeoutMs ?? this.#opts.acquireTimeoutMs, site);
@@ -198,7 +171,7 @@ export class Pool<R> implements AsyncDisposable {
         ? await fn(resource, signal)
         : await context.run(lease, fn, resource, signal);
     } catch (error) {
-      if (this.#isFatal(error, resource)) {
+      if (this.#inv.isFatal(error, resource)) {
         void lease.destroy(`fatal error: ${describeError(error)}`);
       } else await lease.release();
       throw error;
@@ -239,26 +212,7 @@ export class Pool<R> implements AsyncDisposable {
 
   /** A snapshot of sizes, counters, breaker state and acquire wait times. */
   stats(): PoolStats {
-    const inv = this.#inv;
-    const size = inv.all.size;
-    const idle = inv.idle.length;
-    return {
-      name: this.#opts.name,
-      state: inv.state,
-      min: this.#opts.min,
-      max: this.#opts.max,
-      size,
-      idle,
-      inUse: size - idle,
-      pending: this.#waiters.length,
-      creating: this.#creator.creating,
-      ...inv.counters,
-      breaker: this.#creator.breaker.state,
-      acquireWaitMs: this.#waits.percentiles(),
-      acquireWaitHistogram: this.#waits.histogram(),
-      createTimeHistogram: inv.createTimes.snapshot(),
-      useTimeHistogram: this.#useTimes.snapshot(),
-    };
+    return poolStats(this.#inv, this.#lender, this.#creator, this.#useTimes);
   }
 
   /**
@@ -268,17 +222,9 @@ export class Pool<R> implements AsyncDisposable {
    */
   track(tracker: PoolTracker): () => void {
     const inv = this.#inv;
-    const trackers = () =>
-      inv.tracker instanceof TrackerFanOut
-        ? inv.tracker.trackers
-        : inv.tracker === undefined
-        ? []
-        : [inv.tracker];
-    const set = (list: readonly PoolTracker[]) => {
-      inv.tracker = list.length <= 1 ? list[0] : new TrackerFanOut(list);
-    };
-    set([...trackers(), tracker]);
-    return () => set(trackers().filter((t) => t !== tracker));
+    inv.tracker = trackerOf([...trackerList(inv.tracker), tracker]);
+    return () =>
+      void (inv.tracker = trackerOf(trackerList(inv.tracker).filter((t) => t !== tracker)));
   }
 
   /**
@@ -286,15 +232,7 @@ export class Pool<R> implements AsyncDisposable {
    * idle extras now and busy extras when they come back.
    */
   resize(bounds: { min?: number; max?: number }): void {
-    const max = count("max", bounds.max, this.#opts.max, 1);
-    const min = count("min", bounds.min, Math.min(this.#opts.min, max), 0);
-    if (min > max) {
-      throw new RangeError(`Pool option 'min' (${min}) must not exceed 'max' (${max})`);
-    }
-    const maxIdle = this.#opts.maxIdleExplicit ? Math.min(this.#opts.maxIdle, max) : max;
-    if (maxIdle < min) {
-      throw new RangeError(`Pool option 'min' (${min}) must not exceed 'maxIdle' (${maxIdle})`);
-    }
+    const { min, max, maxIdle } = resizedBounds(this.#opts, bounds);
     Object.assign(this.#opts, { min, max, maxIdle });
     const inv = this.#inv;
     while (inv.all.size > max && inv.idle.length > 0) inv.destroy(inv.idle.shift()!, "pool shrunk");
@@ -329,16 +267,13 @@ export class Pool<R> implements AsyncDisposable {
     inv.state = "closing";
     this.#housekeeper.stop();
     this.#creator.stop();
-    this.#shutdown.abort(this.#closedError());
-    this.#waiters.rejectAll(() => this.#closedError());
-    this.#readyWaiters.rejectAll(() => this.#closedError());
+    this.#shutdown.abort(this.#lender.closedError());
+    this.#lender.rejectAll(() => this.#lender.closedError());
     for (const entry of inv.idle.drain()) inv.destroy(entry, "pool closed");
-    const { promise, resolve } = Promise.withResolvers<void>();
-    this.#drained = resolve;
-    if (timeoutMs !== Infinity) {
-      this.#closeTimer = this.#clock.setTimeout(() => this.#forceClose(), timeoutMs, false);
-    }
-    this.#closed = promise.then(() => {
+    const closing = this.#closing = new Closing(this.#clock, timeoutMs, () => {
+      for (const entry of [...inv.all]) inv.destroy(entry, "close timed out");
+    });
+    this.#closed = closing.done.then(() => {
       inv.state = "closed";
       inv.events.emit({ type: "close" });
       inv.events.close();
@@ -352,18 +287,11 @@ export class Pool<R> implements AsyncDisposable {
     return this.close();
   }
 
-  // ---- lending ----------------------------------------------------------------
+  // ---- waiting -------------------------------------------------------------------
 
   #enqueue(signal: AbortSignal | undefined, timeoutMs: number, site: string | undefined) {
-    if (this.#waiters.length >= this.#opts.maxWaiting) {
-      return Promise.reject(overloadedError(this.#snapshot(), this.#opts.maxWaiting));
-    }
     const now = this.#clock.now();
-    if (this.#creator.breaker.rejects(now) && this.#inv.idle.length === 0) {
-      return Promise.reject(this.#circuitOpenError(now));
-    }
-    const waiting = this.#waiters.wait(now, signal, timeoutMs, site);
-    this.#creator.keepAlive();
+    const waiting = this.#lender.enqueue(now, signal, timeoutMs, site);
     // Under load every resource is out and the pool is full: nothing to decide.
     const inv = this.#inv;
     if (inv.idle.length > 0 || inv.all.size + this.#creator.creating < this.#opts.max) {
@@ -372,97 +300,35 @@ export class Pool<R> implements AsyncDisposable {
     return waiting;
   }
 
-  /** Gives `entry` to the longest waiting caller, in the same tick it leaves the queue. */
-  #handOff(entry: Entry<R>, now: number): void {
-    const waiter = this.#waiters.next()!;
-    waiter.resolve(this.#lend(entry, now - waiter.startedAt, waiter.site, now));
-  }
-
-  #lend(entry: Entry<R>, waitedMs: number, site: string | undefined, now: number): Lease<R> {
-    const lease = new Lease(this.#owner, entry);
-    entry.lend(lease, now, site);
-    const inv = this.#inv;
-    inv.counters.acquired++;
-    this.#waits.record(waitedMs);
-    inv.tracker?.acquired(waitedMs);
-    if (inv.events.active) inv.events.emit({ type: "acquire", id: entry.id, waitedMs });
-    return lease;
-  }
-
   // ---- the one place that decides what happens next ---------------------------
 
   #dispatch(now: number): void {
     const inv = this.#inv;
     if (inv.state !== "open") return this.#finishCloseWhenDrained();
-    const waiters = this.#waiters;
+    const lender = this.#lender;
     // Serve waiters from idle. Entries under validation are already promised to a waiter.
-    while (waiters.length > this.#validating && inv.idle.length > 0) {
+    while (lender.unserved > 0 && inv.idle.length > 0) {
       const entry = inv.takeIdle()!;
       const retire = inv.retireReason(entry, now);
       if (retire !== undefined) inv.destroy(entry, retire);
-      else if (inv.needsValidation(entry, now)) this.#validateForWaiter(entry);
-      else this.#handOff(entry, now);
+      else if (inv.needsValidation(entry, now)) {
+        lender.validateFor(entry, this.#shutdown.signal).then((ok) => this.#checked(entry, ok));
+      } else lender.handOff(entry, now);
     }
     const opts = this.#opts;
     while (inv.idle.length > opts.maxIdle) inv.destroy(inv.idle.shift()!, "above maxIdle");
     // Grow: for waiters nobody is serving yet, then up to min.
     const creating = this.#creator.creating;
-    const wanted = Math.max(
-      waiters.length - this.#validating - creating,
-      opts.min - inv.all.size - creating,
-    );
+    const wanted = Math.max(lender.unserved - creating, opts.min - inv.all.size - creating);
     if (wanted > 0) this.#creator.grow(wanted, now);
-    if (this.#readyWaiters.length > 0 && inv.all.size >= opts.min) {
-      for (let w = this.#readyWaiters.next(); w !== undefined; w = this.#readyWaiters.next()) {
-        w.resolve();
-      }
-    }
+    lender.resolveReady();
   }
 
-  // ---- what the creator and the housekeeper report ------------------------------
+  // ---- what the creator and the checks report -----------------------------------
 
-  #placeCreated(resource: R, now: number): void {
-    const inv = this.#inv;
-    const entry = inv.add(resource, now);
-    // A create that outlived its waiter still lands: in the pool, not on the floor.
-    if (inv.state !== "open") inv.destroy(entry, "pool closed");
-    else if (this.#waiters.length > this.#validating) this.#handOff(entry, now);
-    else inv.idle.push(entry);
-    this.#dispatch(now);
-  }
-
-  #createFailed(error: unknown, now: number, opened: boolean): void {
-    if (this.#waiters.length === 0 && this.#readyWaiters.length === 0) {
-      this.#inv.backgroundError("create", error); // a top-up to min: nobody else will hear of it
-    }
-    if (opened) {
-      this.#waiters.rejectAll(() => this.#circuitOpenError(now));
-      this.#readyWaiters.rejectAll(() => this.#circuitOpenError(now));
-    }
-    this.#dispatch(now);
-  }
-
-  /** Validates an entry taken from idle for a waiter, then hands it over (or back to idle). */
-  async #validateForWaiter(entry: Entry<R>): Promise<void> {
-    entry.startCheck(VALIDATING);
-    this.#validating++;
-    const valid = await this.#inv.validate(entry, this.#shutdown.signal, false);
-    this.#validating--;
-    this.#checked(entry, valid);
-  }
-
-  /** A check finished: destroy the entry, hand it to a waiter, or put it back idle. */
   #checked(entry: Entry<R>, valid: boolean): void {
     const now = this.#clock.now();
-    if (entry.state === REMOVED) return this.#dispatch(now); // a forced close took it
-    const inv = this.#inv;
-    const retire = valid ? inv.retireReason(entry, now) : "failed validation";
-    if (retire !== undefined) inv.destroy(entry, retire);
-    else if (this.#waiters.length > this.#validating) this.#handOff(entry, now);
-    else {
-      entry.checked(now);
-      inv.idle.push(entry);
-    }
+    this.#lender.checked(entry, valid, now);
     this.#dispatch(now);
   }
 
@@ -493,23 +359,19 @@ export class Pool<R> implements AsyncDisposable {
   #returned(entry: Entry<R>, now: number): void {
     entry.returned(now);
     const inv = this.#inv;
-    if (this.#waiters.length > this.#validating && !inv.needsValidation(entry, now)) {
-      this.#handOff(entry, now);
-    } else {
+    const lender = this.#lender;
+    if (lender.unserved > 0 && !inv.needsValidation(entry, now)) lender.handOff(entry, now);
+    else {
       inv.idle.push(entry);
       // Nobody waits and nothing is missing: nothing else to decide (the common case).
-      if (this.#waiters.length === 0 && inv.idle.length <= this.#opts.maxIdle) return;
+      if (lender.waiters.length === 0 && inv.idle.length <= this.#opts.maxIdle) return;
     }
     this.#dispatch(now);
   }
 
   async #resetThenReturn(entry: Entry<R>): Promise<void> {
     const inv = this.#inv;
-    try {
-      const reset = inv.factory.reset!;
-      await callHook(this.#clock, "reset", this.#opts.hookTimeoutMs, () => reset(entry.resource));
-    } catch (error) {
-      inv.backgroundError("reset", error);
+    if (!await inv.reset(entry)) {
       const destroyed = inv.destroy(entry, "reset failed");
       this.#dispatch(this.#clock.now());
       return destroyed;
@@ -519,64 +381,12 @@ export class Pool<R> implements AsyncDisposable {
     this.#returned(entry, this.#clock.now());
   }
 
-  #isFatal(error: unknown, resource: R): boolean {
-    const isFatal = this.#inv.factory.isFatal;
-    if (isFatal === undefined) return false;
-    try {
-      return isFatal(error, resource) === true;
-    } catch (thrown) {
-      this.#inv.backgroundError("isFatal", thrown);
-      return true; // a classifier that breaks cannot vouch for the resource
-    }
-  }
-
-  // ---- closing -------------------------------------------------------------------
-
-  #forceClose(): void {
-    this.#forced = true;
-    for (const entry of [...this.#inv.all]) this.#inv.destroy(entry, "close timed out");
-    this.#finishCloseWhenDrained();
-  }
-
-  /** Resolves `close()` once nothing is out, or at its deadline whatever is still running. */
+  /** Resolves `close()` once nothing is out any more (or its deadline passed). */
   #finishCloseWhenDrained(): void {
     const inv = this.#inv;
-    const drained = inv.all.size === 0 && this.#creator.creating === 0 &&
-      inv.destroying.size === 0;
-    if (this.#drained === undefined || !(this.#forced || drained)) return;
-    this.#clock.clearTimeout(this.#closeTimer);
-    const resolve = this.#drained;
-    this.#drained = undefined;
-    resolve();
+    const drained = inv.all.size === 0 && this.#creator.creating === 0;
+    this.#closing?.finish(drained && inv.destroying.size === 0);
   }
-
-  // ---- errors --------------------------------------------------------------------
-
-  #snapshot() {
-    return this.#inv.snapshot(this.#waiters.length);
-  }
-
-  #timeoutError(what: string, timeoutMs: number, waitedMs: number) {
-    return timeoutError(this.#snapshot(), what, timeoutMs, waitedMs, this.#creator.failure);
-  }
-
-  #circuitOpenError(now: number) {
-    const retryAfterMs = this.#creator.breaker.retryAfterMs(now);
-    return circuitOpenError(this.#snapshot(), retryAfterMs, this.#creator.failure);
-  }
-
-  #closedError(): PoolClosedError {
-    return closedError(this.#opts.name, this.#inv.state);
-  }
-}
-
-function badTimeout(value: unknown): RangeError {
-  try {
-    duration("timeoutMs", value, 0);
-  } catch (error) {
-    return error as RangeError;
-  }
-  return new RangeError(`Pool option 'timeoutMs' is invalid: ${value}`);
 }
 
 function acquireSite(): string {
