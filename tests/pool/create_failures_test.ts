@@ -275,3 +275,32 @@ Deno.test("create failures are counted and streamed as events", async () => {
   assert.deepEqual(events.map((e) => e.type), ["createError", "breaker"]);
   assert.equal(pool.stats().createErrors, 1);
 });
+
+Deno.test("with breaker: false a permanent failure still fails callers fast for the default cooldown", async () => {
+  using clock = fakeClock();
+  const factory = new FakeFactory();
+  factory.failWith = new Error("password authentication failed");
+  await using pool = new Pool({ ...factory, breaker: false, isPermanent: () => true });
+  await assert.rejects(pool.acquire(), CircuitOpenError);
+  await clock.advance(4_000);
+  await assert.rejects(pool.acquire(), CircuitOpenError);
+  assert.equal(factory.createCalls, 1);
+});
+
+Deno.test("an isPermanent that throws counts the failure as transient and reports the throw", async () => {
+  using clock = fakeClock();
+  const factory = new FakeFactory();
+  factory.failWith = new Error("down");
+  await using pool = new Pool({
+    ...factory,
+    isPermanent: () => {
+      throw new Error("classifier bug");
+    },
+  });
+  const waiting = pool.acquire({ timeoutMs: 10_000 });
+  await clock.advance(0);
+  factory.failWith = undefined;
+  await clock.advance(200);
+  await (await waiting).release();
+  assert.equal(pool.stats().errors, 1);
+});
