@@ -7,7 +7,7 @@ import { describeError } from "./errors.ts";
 import { Housekeeper } from "./housekeeper.ts";
 import { Inventory } from "./inventory.ts";
 import type { Lease } from "./lease.ts";
-import { Lender } from "./lender.ts";
+import { type GiveBack, Lender } from "./lender.ts";
 import { mapWithPool } from "./map.ts";
 import {
   badTimeout,
@@ -85,7 +85,9 @@ export class Pool<R> implements AsyncDisposable {
       wake: () => this.#dispatch(this.#clock.now()),
       hasWaiters: () => this.#lender.anyoneWaits,
     });
-    this.#lender = new Lender(inv, (...args) => this.#giveBack(...args), this.#creator);
+    const giveBack: GiveBack<R> = (entry, lease, reuse, reason) =>
+      this.#giveBack(entry, lease, reuse, reason);
+    this.#lender = new Lender(inv, giveBack, this.#creator);
     this.#housekeeper = new Housekeeper(inv, shutdown, {
       dispatch: (now) => this.#dispatch(now),
       checked: (entry, valid) => this.#checked(entry, valid),
