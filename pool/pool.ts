@@ -134,20 +134,22 @@ export class Pool<R> implements AsyncDisposable {
     if (timeoutMs !== undefined && !(typeof timeoutMs === "number" && timeoutMs >= 0)) {
       return Promise.reject(badTimeout(timeoutMs));
     }
-    const site = this.#opts.leakDetectionMs > 0 ? acquireSite() : undefined;
+    const opts = this.#opts;
+    const site = opts.leakDetectionMs > 0 ? acquireSite() : undefined;
     // Fast path: nobody is queued and an idle resource is ready as it is.
     // No timer, no signal, no closure: one clock read and a Lease.
-    if (this.#lender.waiters.length === 0 && inv.idle.length > 0) {
-      const lifo = this.#opts.order === "lifo";
-      const entry = (lifo ? inv.idle.last() : inv.idle.peek())!;
+    const idle = inv.idle;
+    if (idle.length > 0 && this.#lender.waiters.length === 0) {
+      const lifo = opts.order === "lifo";
+      const entry = (lifo ? idle.last() : idle.peek())!;
       const now = this.#clock.now();
       if (inv.retireReason(entry, now) === undefined && !inv.needsValidation(entry, now)) {
-        if (lifo) inv.idle.pop();
-        else inv.idle.shift();
+        if (lifo) idle.pop();
+        else idle.shift();
         return Promise.resolve(this.#lender.lend(entry, 0, site, now));
       }
     }
-    return this.#enqueue(signal, timeoutMs ?? this.#opts.acquireTimeoutMs, site);
+    return this.#enqueue(signal, timeoutMs ?? opts.acquireTimeoutMs, site);
   }
 
   /**
@@ -362,12 +364,11 @@ export class Pool<R> implements AsyncDisposable {
     entry.returned(now);
     const inv = this.#inv;
     const lender = this.#lender;
-    if (lender.unserved > 0 && !inv.needsValidation(entry, now)) lender.handOff(entry, now);
-    else {
-      inv.idle.push(entry);
-      // Nobody waits and nothing is missing: nothing else to decide (the common case).
-      if (lender.waiters.length === 0 && inv.idle.length <= this.#opts.maxIdle) return;
-    }
+    // Either way the size did not change, so there is nothing to grow: when the entry went
+    // straight to a waiter, or went idle with nobody waiting, nothing else is left to decide.
+    if (lender.unserved > 0 && !inv.needsValidation(entry, now)) return lender.handOff(entry, now);
+    inv.idle.push(entry);
+    if (lender.waiters.length === 0 && inv.idle.length <= this.#opts.maxIdle) return;
     this.#dispatch(now);
   }
 
