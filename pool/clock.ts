@@ -7,7 +7,9 @@
  * costs about 0.1 µs in Deno, twice `Date.now()`, and the acquire/release
  * cycle needs two timestamps, so the pool reads it less often rather than
  * switching to a cheaper clock that would be wrong: at most once per public
- * call (the value is passed down), and at most once per millisecond.
+ * call (the value is passed down), at most once per millisecond, and not
+ * at all for the lending of an idle resource in the same event-loop turn
+ * as a previous read ({@link recentNow}).
  *
  * @module
  */
@@ -19,6 +21,12 @@ export type Timer = ReturnType<typeof setTimeout>;
 export interface Clock {
   /** Milliseconds on a monotonic time line (arbitrary origin). */
   now(): number;
+  /**
+   * The time as last read in the current event-loop turn (at most about
+   * 1 ms old across turns), or a fresh read: for stamps that tolerate that,
+   * such as when an idle resource was lent.
+   */
+  recent(): number;
   /** Calls `fn` once after `ms`. An unref'd timer does not keep the process alive. */
   setTimeout(fn: () => void, ms: number, unref: boolean): Timer;
   /** Cancels a timer; `undefined` is ignored. */
@@ -29,6 +37,12 @@ export interface Clock {
 
 let lastWallMs = NaN;
 let lastMonoMs = 0;
+/** Whether `lastMonoMs` was read since the turn ticker last ran. */
+let turnFresh = false;
+let ticker: ReturnType<typeof setInterval> | undefined;
+let quietTicks = 0;
+/** The ticker stops after this many ticks without a read (the pools went quiet). */
+const QUIET_TICKS = 50;
 
 /**
  * `performance.now()`, read at most once per wall-clock millisecond: within
@@ -40,15 +54,45 @@ let lastMonoMs = 0;
  */
 export function monotonicNow(): number {
   const wall = Date.now();
+  if (!turnFresh) startTurn();
   if (wall === lastWallMs) return lastMonoMs;
   lastWallMs = wall;
   const mono = performance.now();
   return mono > lastMonoMs ? (lastMonoMs = mono) : lastMonoMs;
 }
 
+/**
+ * The last {@link monotonicNow} value if it was read in this event-loop
+ * turn (a 1 ms ticker ends turns while the pools are busy), else a fresh
+ * read. Free on the acquire fast path right after a release, the common
+ * case; never older than the current turn plus a millisecond.
+ */
+export function recentNow(): number {
+  return turnFresh ? lastMonoMs : monotonicNow();
+}
+
+function startTurn(): void {
+  turnFresh = true;
+  quietTicks = 0;
+  if (ticker !== undefined) return;
+  ticker = setInterval(endTurn, 1);
+  Deno.unrefTimer(ticker);
+}
+
+function endTurn(): void {
+  if (turnFresh) {
+    turnFresh = false;
+    quietTicks = 0;
+  } else if (++quietTicks >= QUIET_TICKS) {
+    clearInterval(ticker);
+    ticker = undefined;
+  }
+}
+
 /** The real clock: {@link monotonicNow} and the platform's timers. */
 export const systemClock: Clock = {
   now: monotonicNow,
+  recent: recentNow,
   setTimeout(fn, ms, unref) {
     const timer = setTimeout(fn, ms);
     if (unref) Deno.unrefTimer(timer);

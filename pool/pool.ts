@@ -142,7 +142,7 @@ export class Pool<R> implements AsyncDisposable {
     if (idle.length > 0 && this.#lender.waiters.length === 0) {
       const lifo = opts.order === "lifo";
       const entry = (lifo ? idle.last() : idle.peek())!;
-      const now = this.#clock.now();
+      const now = this.#clock.recent(); // usually the value the last release read
       if (inv.retireReason(entry, now) === undefined && !inv.needsValidation(entry, now)) {
         if (lifo) idle.pop();
         else idle.shift();

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Pool, PoolTimeoutError } from "../../mod.ts";
 import { FakeFactory } from "./fake.ts";
+import { monotonicNow, recentNow } from "../../pool/clock.ts";
 
 // Real time on purpose: these pin that the pool never reads the wall clock.
 
@@ -32,4 +33,21 @@ Deno.test("a wall clock stepping forward does not expire idle resources or lease
   } finally {
     Date.now = realNow;
   }
+});
+
+Deno.test("once the event loop turns, the fast path's clock is fresh again", async () => {
+  monotonicNow();
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.ok(recentNow() >= performance.now() - 1.5);
+});
+
+Deno.test("a lease held by synchronous work counts that work in its use time", async () => {
+  await using pool = new Pool({ ...new FakeFactory() });
+  await (await pool.acquire()).release();
+  const lease = await pool.acquire();
+  const until = performance.now() + 30;
+  while (performance.now() < until) { /* a synchronous hold, as a native call would be */ }
+  await lease.release();
+  const { useTimeHistogram } = pool.stats();
+  assert.ok(useTimeHistogram.sumMs >= 29, `${useTimeHistogram.sumMs} ms`);
 });

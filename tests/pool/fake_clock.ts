@@ -27,6 +27,10 @@ export class FakeClock implements Clock, Disposable {
     return this.#now;
   }
 
+  recent(): number {
+    return this.#now;
+  }
+
   setTimeout(fn: () => void, ms: number): Timer {
     const id = ++this.#seq;
     this.#timers.set(id, { at: this.#now + Math.max(0, ms), seq: id, fn });
