@@ -69,6 +69,9 @@ export class Creator<R> {
     let n = Math.min(wanted, inventory.opts.max - inventory.all.size - this.creating);
     if (n <= 0 || this.#timer !== undefined) return;
     if (this.breaker.failing) {
+      // After a permanent failure only a caller's request probes, never the top-up to min:
+      // an HSM may lock its PIN after a few wrong tries.
+      if (this.breaker.permanent && !this.host.hasWaiters()) return;
       if (this.creating > 0 || !this.#allowProbe(now)) return;
       n = 1;
     }

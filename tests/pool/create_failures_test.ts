@@ -304,3 +304,18 @@ Deno.test("an isPermanent that throws counts the failure as transient and report
   await (await waiting).release();
   assert.equal(pool.stats().errors, 1);
 });
+
+Deno.test("after a permanent failure the top-up to min never probes on its own; a caller's acquire does", async () => {
+  using clock = fakeClock();
+  const factory = new FakeFactory();
+  factory.failWith = new Error("CKR_PIN_INCORRECT");
+  await using pool = new Pool({ ...factory, min: 2, isPermanent: () => true });
+  await clock.advance(0);
+  const first = factory.createCalls; // the two creates of the first top-up ran together
+  await clock.advance(60_000);
+  assert.equal(factory.createCalls, first);
+  factory.failWith = undefined;
+  await using lease = await pool.acquire();
+  assert.equal(lease.resource.id, 1); // the probe the caller's acquire started
+  assert.equal(pool.stats().breaker, "closed");
+});
