@@ -33,7 +33,8 @@ export interface ResourceFactory<R> {
    * Says whether a `create` error is permanent: retrying cannot fix it (a
    * wrong password or PIN, an unknown database). `true` opens the circuit
    * breaker at once, with no retry and no probe until `cooldownMs` has passed
-   * or `pool.invalidate()` is called; callers get a `CircuitOpenError` whose
+   * (then only a caller's acquire probes, never the top-up to `min`) or
+   * `pool.invalidate()` is called; callers get a `CircuitOpenError` whose
    * message carries this error's.
    */
   isPermanent?: (error: unknown) => boolean;
