@@ -1,7 +1,10 @@
 /** First retry delay after a failed `create`, before jitter. */
 export const BACKOFF_BASE_MS = 100;
-/** No retry waits longer than this. */
-export const BACKOFF_CAP_MS = 4_000;
+/**
+ * No retry waits longer than this, so a backend that comes back is used
+ * within about a second (HikariCP and psycopg_pool retry on the same scale).
+ */
+export const BACKOFF_CAP_MS = 1_000;
 
 /**
  * The delay before retry number `attempt` (1-based): exponential from

@@ -1,26 +1,45 @@
 import type { Lease } from "./lease.ts";
 
 /** Waiting in the idle queue. */
-export const IDLE = 0;
+export const IDLE = 1;
 /** Lent out (or being reset on its way back). */
-export const IN_USE = 1;
-/** Being checked by `validate` before it is handed out. */
-export const VALIDATING = 2;
+export const IN_USE = 2;
+/** Being checked by `validate` before it is handed to a waiting caller. */
+export const VALIDATING = 4;
+/** Being checked by `validate` in a background health check; promised to nobody. */
+export const CHECKING = 8;
 /** Gone for good: destroyed or being destroyed. */
-export const REMOVED = 3;
+export const REMOVED = 16;
 
-/** The named states of one pooled resource. */
-export type EntryState = typeof IDLE | typeof IN_USE | typeof VALIDATING | typeof REMOVED;
+/** The named states of one pooled resource (bit flags, so a transition can name its sources). */
+export type EntryState =
+  | typeof IDLE
+  | typeof IN_USE
+  | typeof VALIDATING
+  | typeof CHECKING
+  | typeof REMOVED;
+
+const NAMES: Record<EntryState, string> = {
+  [IDLE]: "idle",
+  [IN_USE]: "in use",
+  [VALIDATING]: "validating",
+  [CHECKING]: "checking",
+  [REMOVED]: "removed",
+};
 
 /**
  * One pooled resource and what the pool knows about it (HikariCP's
- * `PoolEntry`). Plain fields: the pool changes them, nobody else.
+ * `PoolEntry`). Every state change is a method here that checks the state
+ * it leaves, so a bug in the pool shows up as an error at the wrong
+ * transition instead of a resource lent twice.
  */
 export class Entry<R> {
   /** Current state; see the constants above. */
   state: EntryState = IDLE;
-  /** When it last went idle (performance.now()). */
+  /** When it last went idle (the pool's clock, ms). */
   idleSince: number;
+  /** When a background health check last found it alive (or when it went idle since). */
+  checkedAt: number;
   /** Leases handed out so far. */
   uses = 0;
   /** The lease holding it, while lent out. */
@@ -45,5 +64,64 @@ export class Entry<R> {
     readonly generation: number,
   ) {
     this.idleSince = createdAt;
+    this.checkedAt = createdAt;
+  }
+
+  /** Lends it under `lease` (from idle, or straight after a check or its creation). */
+  lend(lease: Lease<R>, now: number, site: string | undefined): void {
+    this.#leave(IDLE | VALIDATING | CHECKING);
+    this.state = IN_USE;
+    this.uses++;
+    this.lease = lease;
+    this.acquiredAt = now;
+    if (site !== undefined) {
+      this.acquireSite = site;
+      this.leakReported = false;
+    }
+  }
+
+  /** The lease ended; the entry stays IN_USE until it is idle again or removed. */
+  endLease(): void {
+    this.#leave(IN_USE);
+    this.lease = undefined;
+    this.acquireSite = undefined;
+  }
+
+  /** Back from a lease: idle from `now`. */
+  returned(now: number): void {
+    this.#leave(IN_USE);
+    this.state = IDLE;
+    this.idleSince = now;
+    this.checkedAt = now;
+  }
+
+  /** Taken from idle for a check: `VALIDATING` for a waiter, `CHECKING` in the background. */
+  startCheck(kind: typeof VALIDATING | typeof CHECKING): void {
+    this.#leave(IDLE);
+    this.state = kind;
+  }
+
+  /** A check passed and nobody takes it: idle again, keeping its idle age. */
+  checked(now: number): void {
+    this.#leave(VALIDATING | CHECKING);
+    this.state = IDLE;
+    this.checkedAt = now;
+  }
+
+  /** Retires it. Returns false if it was already removed (nothing to do). */
+  remove(): boolean {
+    if (this.state === REMOVED) return false;
+    this.state = REMOVED;
+    this.lease = undefined;
+    return true;
+  }
+
+  #leave(allowed: number): void {
+    if ((this.state & allowed) === 0) {
+      throw new Error(
+        `poolkit internal error: resource ${this.id} is ${NAMES[this.state]}, ` +
+          "not in a state it can leave this way (please report this)",
+      );
+    }
   }
 }

@@ -15,6 +15,7 @@ export interface ResolvedOptions {
   validateAfterMs: number;
   leakDetectionMs: number;
   healthCheckIntervalMs: number;
+  hookTimeoutMs: number;
   breakerThreshold: number;
   breakerCooldownMs: number;
   order: "lifo" | "fifo";
@@ -34,6 +35,7 @@ export const DEFAULTS = {
   validateAfterMs: 0,
   leakDetectionMs: 0,
   healthCheckIntervalMs: 0,
+  hookTimeoutMs: 5_000,
   breakerThreshold: 5,
   breakerCooldownMs: 5_000,
   maxWaiting: Infinity,
@@ -109,11 +111,13 @@ export function resolveOptions<R>(options: PoolOptions<R>): ResolvedOptions {
       options.healthCheckIntervalMs,
       DEFAULTS.healthCheckIntervalMs,
     ),
+    hookTimeoutMs: duration("hookTimeoutMs", options.hookTimeoutMs, DEFAULTS.hookTimeoutMs),
     breakerThreshold: breaker === false
       ? Infinity
       : count("breaker.threshold", breaker?.threshold, DEFAULTS.breakerThreshold, 1),
+    // A disabled breaker still opens on a permanent failure, for the default cooldown.
     breakerCooldownMs: breaker === false
-      ? 0
+      ? DEFAULTS.breakerCooldownMs
       : duration("breaker.cooldownMs", breaker?.cooldownMs, DEFAULTS.breakerCooldownMs),
     order,
     reentrant: options.reentrant === true,
@@ -147,4 +151,29 @@ export function duration(option: string, value: unknown, fallback: number): numb
     );
   }
   return value;
+}
+
+/** New bounds for `resize()`, checked against each other and `maxIdle`. */
+export function resizedBounds(
+  opts: ResolvedOptions,
+  bounds: { min?: number; max?: number },
+): { min: number; max: number; maxIdle: number } {
+  const max = count("max", bounds.max, opts.max, 1);
+  const min = count("min", bounds.min, Math.min(opts.min, max), 0);
+  if (min > max) throw new RangeError(`Pool option 'min' (${min}) must not exceed 'max' (${max})`);
+  const maxIdle = opts.maxIdleExplicit ? Math.min(opts.maxIdle, max) : max;
+  if (maxIdle < min) {
+    throw new RangeError(`Pool option 'min' (${min}) must not exceed 'maxIdle' (${maxIdle})`);
+  }
+  return { min, max, maxIdle };
+}
+
+/** A caller's `timeoutMs`, checked: a `RangeError` naming it if it is not a duration. */
+export function badTimeout(value: unknown): RangeError {
+  try {
+    duration("timeoutMs", value, 0);
+  } catch (error) {
+    return error as RangeError;
+  }
+  return new RangeError(`Pool option 'timeoutMs' is invalid: ${value}`);
 }

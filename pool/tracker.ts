@@ -36,3 +36,14 @@ export class TrackerFanOut implements PoolTracker {
     for (const t of this.trackers) t.timedOut();
   }
 }
+
+/** The trackers behind `current` (none, one, or a fan-out's list). */
+export function trackerList(current: PoolTracker | undefined): readonly PoolTracker[] {
+  if (current === undefined) return [];
+  return current instanceof TrackerFanOut ? current.trackers : [current];
+}
+
+/** One tracker for a list: none, the only one, or a fan-out. */
+export function trackerOf(list: readonly PoolTracker[]): PoolTracker | undefined {
+  return list.length <= 1 ? list[0] : new TrackerFanOut(list);
+}

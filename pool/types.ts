@@ -32,7 +32,10 @@ export interface ResourceFactory<R> {
   /**
    * Says whether a `create` error is permanent: retrying cannot fix it (a
    * wrong password or PIN, an unknown database). `true` opens the circuit
-   * breaker at once, with no retry and no probe until `cooldownMs` has passed.
+   * breaker at once, with no retry and no probe until `cooldownMs` has passed
+   * (then only a caller's acquire probes, never the top-up to `min`) or
+   * `pool.invalidate()` is called; callers get a `CircuitOpenError` whose
+   * message carries this error's.
    */
   isPermanent?: (error: unknown) => boolean;
 }
@@ -45,9 +48,13 @@ export type PoolSettings<R> = Omit<PoolOptions<R>, keyof ResourceFactory<R>>;
 
 /** Circuit-breaker settings: stop calling `create` while the backend is down. */
 export interface BreakerOptions {
-  /** Consecutive create failures that open the breaker. Default 5. */
+  /** Create failures in a row that open the breaker. Default 5. */
   threshold?: number;
-  /** How long it stays open before one probe create is let through. Default 5000. */
+  /**
+   * While open, one probe create runs every `cooldownMs / threshold` (at
+   * most `threshold` attempts per cooldown); after a permanent failure, one
+   * after the whole `cooldownMs`. Default 5000.
+   */
   cooldownMs?: number;
 }
 
@@ -75,7 +82,16 @@ export interface PoolOptions<R> extends ResourceFactory<R> {
   leakDetectionMs?: number;
   /** Also validate idle resources in the background at this interval. Default 0 (off). */
   healthCheckIntervalMs?: number;
-  /** Circuit breaker on create failures, or `false` to turn it off. */
+  /**
+   * How long the pool waits for `validate`, `reset` or `destroy` before it
+   * gives up on it: the resource is destroyed (or forgotten), and the hang
+   * is an `error` event, never a caller's wait. Default 5000.
+   */
+  hookTimeoutMs?: number;
+  /**
+   * Circuit breaker on create failures, or `false` to turn the counting off
+   * (a permanent failure, see `isPermanent`, still opens it for 5000 ms).
+   */
   breaker?: BreakerOptions | false;
   /** Idle reuse order. Default `"lifo"` (warm resources first). */
   order?: "lifo" | "fifo";
@@ -155,7 +171,7 @@ export interface PoolStats {
   createErrors: number;
   /** Leases reported as leaked. */
   leaks: number;
-  /** Errors in background work (top-up, health check, destroy, reset). */
+  /** Errors and hangs in background work (top-up create, health check, destroy, reset). */
   errors: number;
   /** Circuit breaker state. */
   breaker: BreakerState;

@@ -1,18 +1,35 @@
-import { now as clock } from "./clock.ts";
+import type { Clock, Timer } from "./clock.ts";
 import { Deque } from "./deque.ts";
 
-/** What the timer functions return (a number in Deno, an object in newer typings). */
-export type Timer = ReturnType<typeof setTimeout>;
+/** setTimeout fires at once past this (a 32-bit delay). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+const settleNothing = () => {};
+// One shared executor hands the promise's settle functions to the waiter
+// being queued: no closure and no resolvers object per wait (the hot path under load).
+// deno-lint-ignore no-explicit-any
+let capturing: Waiter<any> | undefined;
+// deno-lint-ignore no-explicit-any
+function capture(resolve: (value: any) => void, reject: (error: unknown) => void): void {
+  capturing!.resolve = resolve;
+  capturing!.reject = reject;
+  capturing = undefined;
+}
 
 /** A caller waiting in a {@link WaitQueue}. It is in the queue exactly while it waits. */
 export class Waiter<T> {
+  /** Settles the caller's promise with what it waited for. */
+  resolve: (value: T) => void = settleNothing;
+  /** Settles the caller's promise with an error. */
+  reject: (error: unknown) => void = settleNothing;
+
   /** Made by {@link WaitQueue.wait} only. */
   constructor(
     readonly queue: WaitQueue<T>,
-    readonly resolve: (value: T) => void,
-    readonly reject: (error: unknown) => void,
     /** When the wait began (the pool's clock, ms). */
     readonly startedAt: number,
+    /** How long it may wait, as the caller set it (ms; Infinity: forever). */
+    readonly timeoutMs: number,
     /** When it gives up (same clock; Infinity: never). */
     readonly deadline: number,
     readonly signal: AbortSignal | undefined,
@@ -28,8 +45,8 @@ export class Waiter<T> {
 
 /** How a queue tells its owner that a caller gave up. */
 export interface WaitQueueOwner {
-  /** The error for a caller whose deadline passed. */
-  timeoutError(startedAt: number): Error;
+  /** The error for a caller whose deadline (`timeoutMs` after it began) passed. */
+  timeoutError(timeoutMs: number, waitedMs: number): Error;
   /** Called once per caller that leaves by timeout or abort. */
   gaveUp(reason: "timeout" | "abort", waitedMs: number): void;
 }
@@ -50,8 +67,8 @@ export class WaitQueue<T> {
   #timer: Timer | undefined = undefined;
   #timerAt = Infinity;
 
-  /** Reports give-ups to `owner`. */
-  constructor(readonly owner: WaitQueueOwner) {}
+  /** Reports give-ups to `owner`; deadlines run on `clock`. */
+  constructor(readonly owner: WaitQueueOwner, readonly clock: Clock) {}
 
   /** Callers waiting now. */
   get length(): number {
@@ -60,9 +77,10 @@ export class WaitQueue<T> {
 
   /** Queues a caller; resolves when its owner serves it. */
   wait(startedAt: number, signal: AbortSignal | undefined, timeoutMs: number, site?: string) {
-    const { promise, resolve, reject } = Promise.withResolvers<T>();
     const deadline = startedAt + timeoutMs;
-    const waiter = new Waiter(this, resolve, reject, startedAt, deadline, signal, site);
+    const waiter = new Waiter(this, startedAt, timeoutMs, deadline, signal, site);
+    capturing = waiter;
+    const promise = new Promise<T>(capture);
     signal?.addEventListener("abort", waiter, { once: true });
     this.#waiters.push(waiter);
     if (deadline < this.#timerAt) this.#arm(deadline);
@@ -89,7 +107,7 @@ export class WaitQueue<T> {
     if (!this.#waiters.remove(waiter)) return;
     this.#forget(waiter);
     if (this.#waiters.length === 0) this.#disarm();
-    this.owner.gaveUp("abort", clock() - waiter.startedAt);
+    this.owner.gaveUp("abort", this.clock.now() - waiter.startedAt);
     waiter.reject(waiter.signal?.reason);
   }
 
@@ -97,7 +115,7 @@ export class WaitQueue<T> {
   #expire = (): void => {
     this.#timer = undefined;
     this.#timerAt = Infinity;
-    const now = clock();
+    const now = this.clock.now();
     const expired: Waiter<T>[] = [];
     let earliest = Infinity;
     for (const waiter of this.#waiters) {
@@ -111,19 +129,20 @@ export class WaitQueue<T> {
     if (earliest !== Infinity) this.#arm(earliest);
     for (const waiter of expired) {
       this.owner.gaveUp("timeout", now - waiter.startedAt);
-      waiter.reject(this.owner.timeoutError(waiter.startedAt));
+      waiter.reject(this.owner.timeoutError(waiter.timeoutMs, now - waiter.startedAt));
     }
   };
 
   #arm(at: number): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.clock.clearTimeout(this.#timer);
     this.#timerAt = at;
-    this.#timer = setTimeout(this.#expire, Math.max(0, at - clock()));
+    const ms = Math.min(MAX_TIMER_MS, Math.max(0, at - this.clock.now())); // longer ones re-arm
+    this.#timer = this.clock.setTimeout(this.#expire, ms, false);
   }
 
   #disarm(): void {
     if (this.#timer === undefined) return;
-    clearTimeout(this.#timer);
+    this.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#timerAt = Infinity;
   }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Pool, PoolError, PoolOverloadedError, PoolTimeoutError } from "../../mod.ts";
 import { delay, FakeFactory, settle } from "./fake.ts";
+import { fakeClock } from "./fake_clock.ts";
 
 Deno.test("an idle resource is lent again instead of creating a new one", async () => {
   const factory = new FakeFactory();
@@ -92,18 +93,41 @@ Deno.test("a waiter aborted in the same tick as a release never receives the res
   assert.equal(pool.stats().inUse, 0);
 });
 
-Deno.test("a timed-out acquire names the wait and the pool's numbers", async () => {
+Deno.test("a timed-out acquire names the deadline the caller set, then the wait and the pool's numbers", async () => {
+  using clock = fakeClock();
   await using pool = new Pool({ ...new FakeFactory(), max: 1, name: "db" });
   await using _held = await pool.acquire();
-  const error = await pool.acquire({ timeoutMs: 30 }).catch((e) => e);
+  const outcome = pool.acquire({ timeoutMs: 150 }).catch((e) => e);
+  await clock.advance(152);
+  const error = await outcome;
   assert.ok(error instanceof PoolTimeoutError);
-  assert.match(
+  assert.equal(
     error.message,
-    /Pool 'db': no resource within \d+ ms \(size 1\/1, in use 1, idle 0, waiting 0\)/,
+    "Pool 'db': no resource within 150 ms (waited 150 ms) (size 1/1, in use 1, idle 0, waiting 0)",
   );
-  assert.ok(error.waitedMs >= 25);
+  assert.equal(error.waitedMs, 150);
   assert.equal(pool.stats().timedOut, 1);
   assert.equal(pool.stats().pending, 0);
+});
+
+Deno.test("acquireTimeoutMs is the deadline a timeout error names", async () => {
+  using clock = fakeClock();
+  await using pool = new Pool({ ...new FakeFactory(), max: 1, acquireTimeoutMs: 150 });
+  await using _held = await pool.acquire();
+  const outcome = pool.acquire().catch((e) => e);
+  await clock.advance(200);
+  assert.match((await outcome).message, /no resource within 150 ms/);
+});
+
+Deno.test("a bad timeoutMs is refused the same way whether or not a resource is idle", async () => {
+  await using pool = new Pool({ ...new FakeFactory(), max: 1 });
+  await (await pool.acquire()).release();
+  assert.equal(pool.stats().idle, 1);
+  await assert.rejects(pool.acquire({ timeoutMs: -5 }), RangeError);
+  const held = await pool.acquire();
+  await assert.rejects(pool.acquire({ timeoutMs: -5 }), RangeError);
+  await assert.rejects(pool.acquire({ timeoutMs: NaN }), /timeoutMs/);
+  await held.release();
 });
 
 Deno.test("a resource created for a waiter that left goes to the next waiter", async () => {

@@ -1,9 +1,21 @@
 import assert from "node:assert/strict";
-import { CircuitOpenError, Pool, PoolTimeoutError } from "../../mod.ts";
+import { CircuitOpenError, Pool, type PoolEvent, PoolTimeoutError } from "../../mod.ts";
 import { BACKOFF_CAP_MS, backoffDelayMs } from "../../pool/backoff.ts";
-import { delay, FakeFactory, settle, until } from "./fake.ts";
+import { fakeClock } from "./fake_clock.ts";
+import { FakeFactory } from "./fake.ts";
 
-Deno.test("retry delays start at most 100 ms, double, and stop at the cap", () => {
+/** Collects the events of a pool until the returned function is called. */
+function record<R>(pool: Pool<R>): { events: PoolEvent[]; stop: () => Promise<void> } {
+  const events: PoolEvent[] = [];
+  const controller = new AbortController();
+  const stream = pool.events({ signal: controller.signal });
+  const reading = (async () => {
+    for await (const event of stream) events.push(event);
+  })();
+  return { events, stop: () => (controller.abort(), reading) };
+}
+
+Deno.test("retry delays start at most 100 ms, double, and stop at one second", () => {
   const most = (attempt: number) => backoffDelayMs(attempt, () => 1);
   const least = (attempt: number) => backoffDelayMs(attempt, () => 0);
   assert.equal(most(1), 100);
@@ -11,150 +23,299 @@ Deno.test("retry delays start at most 100 ms, double, and stop at the cap", () =
   assert.equal(most(3), 400);
   assert.equal(least(1), 50);
   assert.equal(most(20), BACKOFF_CAP_MS);
-  assert.ok(BACKOFF_CAP_MS <= 5_000);
+  assert.equal(BACKOFF_CAP_MS, 1_000);
 });
 
-Deno.test("with the defaults a dead backend opens the breaker within about two seconds", () => {
-  // Five failures in a row open it; four backoff delays separate them.
-  const worstCaseMs = [1, 2, 3, 4].reduce(
-    (sum, attempt) => sum + backoffDelayMs(attempt, () => 1),
-    0,
-  );
-  assert.ok(worstCaseMs <= 2_000, `${worstCaseMs} ms`);
+Deno.test("with the defaults a dead backend opens the breaker within about 1.5 s", async () => {
+  using clock = fakeClock();
+  const factory = new FakeFactory();
+  factory.failWith = new Error("connection refused");
+  await using pool = new Pool({ ...factory });
+  const outcome = pool.acquire({ timeoutMs: 60_000 }).catch((e) => e);
+  await clock.advance(1_500);
+  assert.ok(await outcome instanceof CircuitOpenError);
+  assert.equal(factory.createCalls, 5);
 });
 
 Deno.test("a short outage is invisible: failed creates are retried inside the caller's deadline", async () => {
+  using clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("connection refused");
   await using pool = new Pool({ ...factory });
   const waiting = pool.acquire({ timeoutMs: 10_000 });
-  await until(() => factory.createCalls >= 2, "two failed creates");
+  await clock.advance(150);
+  assert.equal(factory.createCalls, 2);
   factory.failWith = undefined;
+  await clock.advance(200);
   await using lease = await waiting;
   assert.equal(lease.resource.id, 1);
   assert.equal(pool.stats().createErrors, 2);
 });
 
-Deno.test("a caller whose deadline passes gets PoolTimeoutError caused by the last create failure", async () => {
+Deno.test("creates failing at the same moment count as one failure, not as failures in a row", async () => {
+  using clock = fakeClock();
+  const factory = new FakeFactory();
+  factory.failWith = new Error("connection refused");
+  factory.holdCreates();
+  await using pool = new Pool({ ...factory, breaker: { threshold: 5 } });
+  const outcomes = Array.from(
+    { length: 10 },
+    () => pool.acquire({ timeoutMs: 60_000 }).catch((e) => e),
+  );
+  await clock.advance(0);
+  assert.equal(factory.heldCreates, 10);
+  factory.releaseCreates();
+  await clock.advance(10);
+  assert.equal(pool.stats().createErrors, 10);
+  assert.equal(pool.stats().breaker, "closed");
+  factory.failWith = undefined;
+  await clock.advance(100);
+  for (const lease of await Promise.all(outcomes)) await lease.release();
+});
+
+Deno.test("while creates fail, at most one is in flight whatever the number of callers", async () => {
+  using clock = fakeClock();
+  const factory = new FakeFactory();
+  factory.failWith = new Error("connection refused");
+  await using pool = new Pool({ ...factory, max: 10, breaker: false });
+  const outcomes = Array.from(
+    { length: 50 },
+    () => pool.acquire({ timeoutMs: 3_000 }).catch((e) => e),
+  );
+  await clock.advance(0);
+  const first = factory.createCalls;
+  factory.holdCreates();
+  for (let t = 0; t < 2_000; t += 50) {
+    await clock.advance(50);
+    assert.ok(factory.heldCreates <= 1, `${factory.heldCreates} creates in flight`);
+    factory.releaseCreates();
+    factory.holdCreates();
+  }
+  factory.releaseCreates();
+  assert.ok(first <= 10);
+  await clock.advance(3_000);
+  for (const outcome of await Promise.all(outcomes)) assert.ok(outcome instanceof PoolTimeoutError);
+});
+
+Deno.test("a failing backend sees at most threshold attempts per cooldown once the breaker is open", async () => {
+  using clock = fakeClock();
+  const factory = new FakeFactory();
+  factory.failWith = new Error("connection refused");
+  await using pool = new Pool({ ...factory, min: 2, breaker: { threshold: 5, cooldownMs: 5_000 } });
+  await clock.advance(2_000);
+  assert.equal(pool.stats().breaker, "open");
+  const before = factory.createCalls;
+  for (let i = 0; i < 200; i++) pool.acquire().catch(() => {});
+  await clock.advance(10_000);
+  assert.ok(factory.createCalls - before <= 10, `${factory.createCalls - before} attempts in 10 s`);
+});
+
+Deno.test("while the breaker is open, a new acquire fails at once without calling create", async () => {
+  using clock = fakeClock();
+  const factory = new FakeFactory();
+  factory.failWith = new Error("backend down");
+  await using pool = new Pool({ ...factory, breaker: { threshold: 2, cooldownMs: 60_000 } });
+  const first = pool.acquire().catch((e) => e);
+  await clock.advance(200);
+  assert.ok(await first instanceof CircuitOpenError);
+  const calls = factory.createCalls;
+  const error = await pool.acquire().catch((e) => e);
+  assert.ok(error instanceof CircuitOpenError);
+  assert.equal(error.cause, factory.failWith);
+  assert.ok(error.retryAfterMs > 29_800 && error.retryAfterMs <= 30_000, `${error.retryAfterMs}`);
+  assert.equal(factory.createCalls, calls);
+});
+
+Deno.test("a backend that comes back is used within a second of its return", async () => {
+  using clock = fakeClock();
+  const factory = new FakeFactory();
+  factory.failWith = new Error("backend down");
+  await using pool = new Pool({ ...factory, min: 1 });
+  await clock.advance(10_000);
+  assert.equal(pool.stats().breaker, "open");
+  factory.failWith = undefined;
+  await clock.advance(1_000);
+  assert.equal(pool.stats().breaker, "closed");
+  assert.equal(pool.stats().idle, 1);
+});
+
+Deno.test("a failed probe opens the breaker again and fails its waiters", async () => {
+  using clock = fakeClock();
+  const factory = new FakeFactory();
+  factory.failWith = new Error("backend down");
+  await using pool = new Pool({ ...factory, breaker: { threshold: 2, cooldownMs: 2_000 } });
+  const first = pool.acquire().catch((e) => e);
+  await clock.advance(200);
+  assert.ok(await first instanceof CircuitOpenError);
+  await clock.advance(1_000);
+  const calls = factory.createCalls;
+  const probe = pool.acquire().catch((e) => e);
+  await clock.advance(0);
+  assert.equal(factory.createCalls, calls + 1);
+  assert.ok(await probe instanceof CircuitOpenError);
+  assert.equal(pool.stats().breaker, "open");
+});
+
+Deno.test("a permanent create failure opens the breaker at once, without a retry", async () => {
+  using clock = fakeClock();
+  const factory = new FakeFactory();
+  factory.failWith = new Error("CKR_PIN_INCORRECT");
+  await using pool = new Pool({ ...factory, isPermanent: () => true });
+  const error = await pool.acquire({ timeoutMs: 60_000 }).catch((e) => e);
+  assert.ok(error instanceof CircuitOpenError);
+  assert.equal(factory.createCalls, 1);
+  await clock.advance(4_999);
+  assert.equal(factory.createCalls, 1);
+});
+
+Deno.test("after a permanent failure every acquire fails at once until cooldownMs, then one probe runs", async () => {
+  using clock = fakeClock();
+  const factory = new FakeFactory();
+  factory.failWith = new Error("CKR_PIN_INCORRECT");
+  await using pool = new Pool({ ...factory, isPermanent: () => true });
+  await pool.acquire().catch(() => {});
+  for (let t = 0; t < 4_900; t += 700) {
+    await clock.advance(700);
+    await assert.rejects(pool.acquire(), CircuitOpenError);
+  }
+  assert.equal(factory.createCalls, 1);
+  await clock.advance(200);
+  await assert.rejects(pool.acquire(), CircuitOpenError);
+  assert.equal(factory.createCalls, 2);
+});
+
+Deno.test("the CircuitOpenError of a permanent failure carries its message and says what to do", async () => {
+  using _clock = fakeClock();
+  const factory = new FakeFactory();
+  factory.failWith = new Error("C_Login failed: CKR_PIN_INCORRECT");
+  await using pool = new Pool({ ...factory, name: "hsm", isPermanent: () => true });
+  const error = await pool.acquire().catch((e) => e);
+  assert.ok(error instanceof CircuitOpenError);
+  assert.match(error.message, /CKR_PIN_INCORRECT/);
+  assert.match(error.message, /permanent/);
+  assert.match(error.message, /invalidate\(\)/);
+  assert.equal(error.cause, factory.failWith);
+});
+
+Deno.test("the CircuitOpenError of failures in a row carries the last failure's message", async () => {
+  using clock = fakeClock();
+  const factory = new FakeFactory();
+  factory.failWith = new Error("password authentication failed for user app");
+  await using pool = new Pool({ ...factory, breaker: { threshold: 1 } });
+  const outcome = pool.acquire().catch((e) => e);
+  await clock.advance(0);
+  const error = await outcome;
+  assert.ok(error instanceof CircuitOpenError);
+  assert.match(error.message, /password authentication failed for user app/);
+});
+
+Deno.test("invalidate() after a permanent failure lets the next acquire try at once", async () => {
+  using _clock = fakeClock();
+  const factory = new FakeFactory();
+  factory.failWith = new Error("password authentication failed");
+  await using pool = new Pool({ ...factory, isPermanent: () => true });
+  await assert.rejects(pool.acquire(), CircuitOpenError);
+  factory.failWith = undefined; // the operator fixed the password
+  pool.invalidate();
+  assert.equal(pool.stats().breaker, "closed");
+  await using lease = await pool.acquire();
+  assert.equal(lease.resource.id, 1);
+  assert.equal(factory.createCalls, 2);
+});
+
+Deno.test("a caller whose deadline passes gets PoolTimeoutError carrying the last create failure", async () => {
+  using clock = fakeClock();
   const factory = new FakeFactory();
   const failure = new Error("password authentication failed for user app");
   factory.failWith = failure;
   await using pool = new Pool({ ...factory, breaker: false });
-  const error = await pool.acquire({ timeoutMs: 80 }).catch((e) => e);
+  const outcome = pool.acquire({ timeoutMs: 80 }).catch((e) => e);
+  await clock.advance(100);
+  const error = await outcome;
   assert.ok(error instanceof PoolTimeoutError);
   assert.equal(error.cause, failure);
-  assert.match(error.message, /create attempt\(s\) failed, see cause/);
-});
-
-Deno.test("a failing create does not strand the other waiters", async () => {
-  const factory = new FakeFactory();
-  factory.failWith = new Error("flaky");
-  await using pool = new Pool({ ...factory, max: 2 });
-  const waiting = [1, 2, 3].map(() => pool.acquire({ timeoutMs: 10_000 }));
-  await until(() => factory.createCalls >= 1, "a failed create");
-  factory.failWith = undefined;
-  const leases = await Promise.all(waiting.slice(0, 2));
-  await leases[0].release();
-  const third = await waiting[2];
-  await third.release();
-  await leases[1].release();
-  assert.equal(pool.stats().inUse, 0);
+  assert.match(error.message, /no resource within 80 ms .*password authentication failed/);
 });
 
 Deno.test("a failed create alone rejects nobody", async () => {
+  using clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("down");
   await using pool = new Pool({ ...factory, breaker: { threshold: 100 } });
-  const waiting = pool.acquire({ timeoutMs: 10_000 });
-  let settledEarly = false;
-  waiting.then(() => settledEarly = true, () => settledEarly = true);
-  await until(() => factory.createCalls >= 2, "a retry");
-  assert.equal(settledEarly, false);
+  let settled = false;
+  const waiting = pool.acquire({ timeoutMs: 10_000 }).finally(() => settled = true);
+  await clock.advance(3_000);
+  assert.equal(settled, false);
   factory.failWith = undefined;
+  await clock.advance(1_000);
   await (await waiting).release();
 });
 
-async function openBreaker(factory: FakeFactory, cooldownMs: number) {
-  factory.failWith = new Error("backend down");
-  const pool = new Pool({ ...factory, breaker: { threshold: 2, cooldownMs } });
-  await assert.rejects(pool.acquire({ timeoutMs: 10_000 }), CircuitOpenError);
-  return pool;
-}
-
-Deno.test("after threshold failures in a row the breaker opens and the waiters fail with its cause", async () => {
-  const factory = new FakeFactory();
-  await using pool = await openBreaker(factory, 60_000);
-  const stats = pool.stats();
-  assert.equal(stats.breaker, "open");
-  assert.equal(factory.createCalls, 2);
-});
-
-Deno.test("while open, a new acquire fails at once without calling create", async () => {
-  const factory = new FakeFactory();
-  await using pool = await openBreaker(factory, 60_000);
-  const calls = factory.createCalls;
-  let outcome: unknown;
-  pool.acquire({ timeoutMs: 10_000 }).catch((e) => outcome = e);
-  await settle();
-  assert.ok(outcome instanceof CircuitOpenError);
-  assert.equal(outcome.cause, factory.failWith);
-  assert.ok(outcome.retryAfterMs > 50_000 && outcome.retryAfterMs <= 60_000);
-  assert.equal(factory.createCalls, calls);
-});
-
-Deno.test("after the cooldown exactly one probe create runs (half-open)", async () => {
-  const factory = new FakeFactory();
-  await using pool = await openBreaker(factory, 30);
-  await delay(40);
-  factory.failWith = undefined;
-  factory.holdCreates();
-  const calls = factory.createCalls;
-  const waiting = [1, 2, 3].map(() => pool.acquire({ timeoutMs: 10_000 }));
-  await settle();
-  assert.equal(pool.stats().breaker, "half-open");
-  assert.equal(factory.createCalls, calls + 1);
-  factory.releaseCreates();
-  for (const lease of await Promise.all(waiting)) await lease.release();
-});
-
-Deno.test("a successful probe closes the breaker and serves the waiters", async () => {
-  const factory = new FakeFactory();
-  await using pool = await openBreaker(factory, 30);
-  await delay(40);
-  factory.failWith = undefined;
-  await using lease = await pool.acquire({ timeoutMs: 10_000 });
-  assert.equal(lease.resource.id, 1);
-  assert.equal(pool.stats().breaker, "closed");
-});
-
-Deno.test("a failed probe opens the breaker again", async () => {
-  const factory = new FakeFactory();
-  await using pool = await openBreaker(factory, 30);
-  await delay(40);
-  await assert.rejects(pool.acquire({ timeoutMs: 10_000 }), CircuitOpenError);
-  assert.equal(pool.stats().breaker, "open");
-  assert.equal(factory.createCalls, 3);
-});
-
-Deno.test("breaker: false keeps retrying instead of failing fast", async () => {
+Deno.test("a failed background create (top-up to min) is an error event and a counter", async () => {
+  using clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("down");
-  await using pool = new Pool({ ...factory, breaker: false });
-  await assert.rejects(pool.acquire({ timeoutMs: 400 }), PoolTimeoutError);
-  assert.ok(factory.createCalls >= 3, `${factory.createCalls} creates`);
-  assert.equal(pool.stats().breaker, "closed");
+  await using pool = new Pool({ ...factory, min: 1, breaker: false });
+  const { events, stop } = record(pool);
+  await clock.advance(0);
+  await stop();
+  assert.ok(events.some((e) => e.type === "error" && e.during === "create"));
+  assert.ok(events.some((e) => e.type === "createError"));
+  assert.equal(pool.stats().errors, 1);
 });
 
 Deno.test("create failures are counted and streamed as events", async () => {
+  using _clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("nope");
   await using pool = new Pool({ ...factory, breaker: { threshold: 1, cooldownMs: 60_000 } });
-  const controller = new AbortController();
-  const events = pool.events({ signal: controller.signal });
+  const { events, stop } = record(pool);
   await assert.rejects(pool.acquire(), CircuitOpenError);
-  controller.abort();
-  const types = [];
-  for await (const event of events) types.push(event.type);
-  assert.deepEqual(types, ["createError", "breaker"]);
+  await stop();
+  assert.deepEqual(events.map((e) => e.type), ["createError", "breaker"]);
   assert.equal(pool.stats().createErrors, 1);
+});
+
+Deno.test("with breaker: false a permanent failure still fails callers fast for the default cooldown", async () => {
+  using clock = fakeClock();
+  const factory = new FakeFactory();
+  factory.failWith = new Error("password authentication failed");
+  await using pool = new Pool({ ...factory, breaker: false, isPermanent: () => true });
+  await assert.rejects(pool.acquire(), CircuitOpenError);
+  await clock.advance(4_000);
+  await assert.rejects(pool.acquire(), CircuitOpenError);
+  assert.equal(factory.createCalls, 1);
+});
+
+Deno.test("an isPermanent that throws counts the failure as transient and reports the throw", async () => {
+  using clock = fakeClock();
+  const factory = new FakeFactory();
+  factory.failWith = new Error("down");
+  await using pool = new Pool({
+    ...factory,
+    isPermanent: () => {
+      throw new Error("classifier bug");
+    },
+  });
+  const waiting = pool.acquire({ timeoutMs: 10_000 });
+  await clock.advance(0);
+  factory.failWith = undefined;
+  await clock.advance(200);
+  await (await waiting).release();
+  assert.equal(pool.stats().errors, 1);
+});
+
+Deno.test("after a permanent failure the top-up to min never probes on its own; a caller's acquire does", async () => {
+  using clock = fakeClock();
+  const factory = new FakeFactory();
+  factory.failWith = new Error("CKR_PIN_INCORRECT");
+  await using pool = new Pool({ ...factory, min: 2, isPermanent: () => true });
+  await clock.advance(0);
+  const first = factory.createCalls; // the two creates of the first top-up ran together
+  await clock.advance(60_000);
+  assert.equal(factory.createCalls, first);
+  factory.failWith = undefined;
+  await using lease = await pool.acquire();
+  assert.equal(lease.resource.id, 1); // the probe the caller's acquire started
+  assert.equal(pool.stats().breaker, "closed");
 });

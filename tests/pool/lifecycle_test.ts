@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Pool, type PoolEvent } from "../../mod.ts";
-import { delay, FakeFactory, type FakeResource, settle, until } from "./fake.ts";
+import { FakeFactory, settle, until } from "./fake.ts";
+import { fakeClock } from "./fake_clock.ts";
 
 Deno.test("ready() resolves once min resources exist", async () => {
   const factory = new FakeFactory();
@@ -21,30 +22,36 @@ Deno.test("a destroyed resource is topped up back to min in the background", asy
 });
 
 Deno.test("idle resources above min are evicted after idleTimeoutMs", async () => {
+  using clock = fakeClock();
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, min: 1, idleTimeoutMs: 30 });
+  await using pool = new Pool({ ...factory, min: 1, idleTimeoutMs: 30_000 });
   const leases = await Promise.all([pool.acquire(), pool.acquire(), pool.acquire()]);
   for (const lease of leases) await lease.release();
   assert.equal(pool.stats().idle, 3);
-  await until(() => pool.stats().size === 1, "eviction down to min");
+  await clock.advance(29_000);
+  assert.equal(pool.stats().size, 3);
+  await clock.advance(16_000);
+  assert.equal(pool.stats().size, 1);
   assert.equal(factory.destroyed.length, 2);
 });
 
 Deno.test("a resource past maxLifetimeMs is never handed out again", async () => {
+  using clock = fakeClock();
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, maxLifetimeMs: 20 });
+  await using pool = new Pool({ ...factory, maxLifetimeMs: 60_000 });
   await (await pool.acquire()).release();
-  await delay(30);
+  await clock.advance(60_000);
   await using lease = await pool.acquire();
   assert.equal(lease.resource.id, 2);
   assert.equal(factory.made[0].alive, false);
 });
 
 Deno.test("a resource past maxLifetimeMs is destroyed on release", async () => {
+  using clock = fakeClock();
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, maxLifetimeMs: 20 });
+  await using pool = new Pool({ ...factory, maxLifetimeMs: 60_000 });
   const lease = await pool.acquire();
-  await delay(30);
+  await clock.advance(60_000);
   await lease.release();
   assert.equal(factory.made[0].alive, false);
   assert.equal(pool.stats().size, 0);
@@ -103,6 +110,7 @@ Deno.test("a validate that throws counts as a failed validation", async () => {
 });
 
 Deno.test("validateAfterMs skips validation of recently used resources", async () => {
+  using clock = fakeClock();
   const factory = new FakeFactory();
   let checks = 0;
   await using pool = new Pool({
@@ -113,7 +121,7 @@ Deno.test("validateAfterMs skips validation of recently used resources", async (
   await (await pool.acquire()).release();
   await (await pool.acquire()).release();
   assert.equal(checks, 0);
-  await delay(50);
+  await clock.advance(40);
   await (await pool.acquire()).release();
   assert.equal(checks, 1);
 });
@@ -181,11 +189,13 @@ Deno.test("without reentrant, a nested use() at max 1 waits for a second resourc
 });
 
 Deno.test("a lease held past leakDetectionMs emits a leak event with the acquire site", async () => {
+  using clock = fakeClock();
   await using pool = new Pool({ ...new FakeFactory(), leakDetectionMs: 20 });
   const controller = new AbortController();
   const events = pool.events({ signal: controller.signal });
   const lease = await pool.acquire(); // the reported site must point here
-  await until(() => pool.stats().leaks === 1, "a leak report");
+  await clock.advance(30);
+  assert.equal(pool.stats().leaks, 1);
   controller.abort();
   let leak: PoolEvent | undefined;
   for await (const event of events) if (event.type === "leak") leak = event;
@@ -280,32 +290,4 @@ Deno.test("invalidate() destroys idle resources now and lent ones on release", a
   assert.equal(factory.made[1].alive, false);
   await using fresh = await pool.acquire();
   assert.equal(fresh.resource.id, 3);
-});
-
-Deno.test("healthCheckIntervalMs validates idle resources in the background", async () => {
-  const factory = new FakeFactory();
-  await using pool = new Pool({
-    ...factory,
-    min: 2,
-    healthCheckIntervalMs: 10,
-    validate: (r: FakeResource) => !r.broken,
-  });
-  await pool.ready();
-  factory.made[0].broken = true;
-  await until(() => !factory.made[0].alive, "the broken resource is found");
-  await until(() => pool.stats().size === 2, "top-up after the health check");
-});
-
-Deno.test("a validate that never answers counts as failed once its deadline passes", async () => {
-  const factory = new FakeFactory();
-  await using pool = new Pool({
-    ...factory,
-    acquireTimeoutMs: 2_000,
-    validate: (r) => r.broken ? new Promise<boolean>(() => {}) : true,
-  });
-  await (await pool.acquire()).release();
-  factory.made[0].broken = true;
-  await using lease = await pool.acquire({ timeoutMs: 10_000 });
-  assert.equal(lease.resource.id, 2);
-  assert.equal(factory.made[0].alive, false);
 });
