@@ -219,11 +219,10 @@ function observeStats(
   const observables: Observable[] = [count, idleMax, idleMin, max, pending];
   const callback = (result: BatchObservableResult) => {
     beforeObserving();
-    const s: PoolStats & { maxIdle?: number } = pool.stats();
+    const s = pool.stats();
     result.observe(count, s.idle, idle);
     result.observe(count, s.inUse, used);
-    // `maxIdle` defaults to `max`; stats() will carry it once the core reports it.
-    result.observe(idleMax, s.maxIdle ?? s.max, attributes);
+    result.observe(idleMax, s.maxIdle, attributes);
     result.observe(idleMin, s.min, attributes);
     result.observe(max, s.max, attributes);
     result.observe(pending, s.pending, attributes);

@@ -18,6 +18,7 @@ export function poolStats<R>(
     state: inv.state,
     min: inv.opts.min,
     max: inv.opts.max,
+    maxIdle: inv.opts.maxIdle,
     size,
     idle,
     inUse: size - idle,

@@ -145,6 +145,8 @@ export interface PoolStats {
   min: number;
   /** Configured maximum. */
   max: number;
+  /** Idle resources kept at most (`maxIdle`, default `max`). */
+  maxIdle: number;
   /** Resources alive now (idle + in use). */
   size: number;
   /** Resources waiting to be handed out. */

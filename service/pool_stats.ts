@@ -59,6 +59,7 @@ export interface PoolStatsJson {
 const MAPPED = new Set<string>([
   "name",
   "max",
+  "maxIdle",
   "size",
   "idle",
   "inUse",

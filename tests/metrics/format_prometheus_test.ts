@@ -11,6 +11,7 @@ function stats(overrides: Partial<PoolStats> = {}): PoolStats {
     state: "open",
     min: 1,
     max: 4,
+    maxIdle: 4,
     size: 3,
     idle: 1,
     inUse: 2,
