@@ -101,7 +101,7 @@ export async function startService(options: StartOptions): Promise<Service> {
   }
   const { hostname, port } = server.addr;
   const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
-  log("info", "listening", { url, config: describeConfig(config) });
+  log("info", "listening", { url, pid: Deno.pid, config: describeConfig(config) });
 
   const { promise: finished, resolve: done } = Promise.withResolvers<void>();
   let stopping: Promise<void> | undefined;
