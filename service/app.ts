@@ -63,13 +63,14 @@ export function createApp(options: AppOptions): App {
     timeoutMs: config.acquireTimeoutMs,
   });
 
+  const encryptRoute: Handler = async (request) =>
+    jsonResponse(
+      await encrypt(hsm, await readJsonObject(request, config.maxBodyBytes), acquire(request)),
+    );
   const routes: RouteTable = {
-    "/encrypt": {
-      POST: async (request) =>
-        jsonResponse(
-          await encrypt(hsm, await readJsonObject(request, config.maxBodyBytes), acquire(request)),
-        ),
-    },
+    "/encrypt": { POST: encryptRoute },
+    // The Go secret manager's name for it: its clients switch over unchanged.
+    "/encrypt-pool": { POST: encryptRoute },
     "/decrypt": {
       POST: async (request) =>
         jsonResponse(
@@ -119,6 +120,8 @@ export function createApp(options: AppOptions): App {
       log("error", "request failed", { ...fields, error: errorText(error) });
     } else if (mapped.status === 503) {
       log("warn", "request refused", { ...fields, reason: mapped.message });
+    } else if (mapped.status === 499) {
+      log("debug", "client closed the request", fields); // the client's doing, not an error
     }
     return mapped;
   });

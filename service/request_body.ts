@@ -12,7 +12,8 @@ import { HttpError } from "./http_error.ts";
  * Reads the body as JSON, at most `maxBytes` of it.
  *
  * @throws {HttpError} 413 when the body is too large, 415 for a non-JSON
- * content type, 400 when it is not a JSON object.
+ * content type, 400 when it is not a JSON object or ends before its
+ * `Content-Length`.
  */
 export async function readJsonObject(
   request: Request,
@@ -58,7 +59,7 @@ async function readLimited(request: Request, maxBytes: number): Promise<Uint8Arr
   const reader = request.body.getReader();
   try {
     while (true) {
-      const { done, value } = await reader.read();
+      const { done, value } = await readChunk(reader, request, total);
       if (done) break;
       total += value.byteLength;
       if (total > maxBytes) {
@@ -77,6 +78,33 @@ async function readLimited(request: Request, maxBytes: number): Promise<Uint8Arr
     offset += c.byteLength;
   }
   return out;
+}
+
+/**
+ * One chunk of the body. The body can only fail to arrive because of the
+ * client: when it is gone (the request's signal is aborted) the signal's
+ * reason is thrown (the 499 path), else a 400 `incomplete_body` that a
+ * client which half-closed after sending less than it announced can read.
+ */
+async function readChunk(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  request: Request,
+  received: number,
+): Promise<ReadableStreamReadResult<Uint8Array>> {
+  try {
+    return await reader.read();
+  } catch {
+    request.signal.throwIfAborted();
+    const declared = request.headers.get("content-length");
+    throw new HttpError(
+      400,
+      "incomplete_body",
+      `the body ended after ${received} bytes` +
+        (declared === null ? "" : ` of the ${declared} its Content-Length announced`) +
+        "; send the whole body",
+      { connection: "close" },
+    );
+  }
 }
 
 /**
