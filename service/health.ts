@@ -12,8 +12,8 @@
 
 import type { PoolStats } from "../mod.ts";
 import type { HsmSession } from "../adapters/pkcs11/mod.ts";
-import type { SessionSource } from "./secrets.ts";
 import { errorText } from "./log.ts";
+import { pingToken, type SessionSource } from "./token_check.ts";
 
 /** What `/healthz` needs of the HSM handle. */
 export interface HealthSource extends SessionSource {
@@ -31,12 +31,10 @@ export interface Health {
   breaker: PoolStats["breaker"];
 }
 
-/** Asks the token for its info on a session: fails when the token is gone. */
+/** Checks the session, then the token itself: fails when either is gone. */
 function ping(session: HsmSession): void {
   session.info();
-  // C_GetSessionInfo answers from the session table even when the token's
-  // storage is gone; C_GetTokenInfo reaches the token itself.
-  session.module.pkcs11.C_GetTokenInfo(session.slot);
+  pingToken(session);
 }
 
 /** Runs the health check; `timeoutMs` bounds the wait for an idle session. */
