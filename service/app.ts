@@ -14,7 +14,7 @@ import type { ServiceConfig } from "./config.ts";
 import { toHttpError } from "./error_mapping.ts";
 import { checkHealth } from "./health.ts";
 import { HttpMetrics } from "./http_metrics.ts";
-import { jsonResponse } from "./http_error.ts";
+import { HttpError, jsonResponse } from "./http_error.ts";
 import { errorText, type Logger } from "./log.ts";
 import { encryptPerRequest } from "./per_request.ts";
 import { poolStatsJson } from "./pool_stats.ts";
@@ -58,6 +58,7 @@ const HEALTH_TIMEOUT_MS = 2000;
 export function createApp(options: AppOptions): App {
   const { hsm, config, log } = options;
   const pools: StatsSource[] = [hsm, ...(options.extraPools ?? [])];
+  const bodyLimits = { maxBytes: config.maxBodyBytes, timeoutMs: config.bodyTimeoutMs };
   const acquire = (request: Request): AcquireOptions => ({
     signal: request.signal,
     timeoutMs: config.acquireTimeoutMs,
@@ -65,7 +66,7 @@ export function createApp(options: AppOptions): App {
 
   const encryptRoute: Handler = async (request) =>
     jsonResponse(
-      await encrypt(hsm, await readJsonObject(request, config.maxBodyBytes), acquire(request)),
+      await encrypt(hsm, await readJsonObject(request, bodyLimits), acquire(request)),
     );
   const routes: RouteTable = {
     "/encrypt": { POST: encryptRoute },
@@ -74,7 +75,7 @@ export function createApp(options: AppOptions): App {
     "/decrypt": {
       POST: async (request) =>
         jsonResponse(
-          await decrypt(hsm, await readJsonObject(request, config.maxBodyBytes), acquire(request)),
+          await decrypt(hsm, await readJsonObject(request, bodyLimits), acquire(request)),
         ),
     },
     "/pool/stats": {
@@ -96,14 +97,25 @@ export function createApp(options: AppOptions): App {
   };
   if (config.perRequest) {
     routes["/encrypt-per-request"] = {
-      POST: async (request) =>
-        jsonResponse(
+      POST: async (request) => {
+        // Same PIN as the pool: while its breaker is open (a refused PIN
+        // above all), logging in per request would only add failed logins.
+        if (hsm.stats().breaker === "open") {
+          throw new HttpError(
+            503,
+            "hsm_unavailable",
+            "the HSM is unavailable (the session pool's circuit breaker is open); see /healthz",
+            { "retry-after": "1" },
+          );
+        }
+        return jsonResponse(
           await encryptPerRequest(
             config,
-            await readJsonObject(request, config.maxBodyBytes),
+            await readJsonObject(request, bodyLimits),
             request.signal,
           ),
-        ),
+        );
+      },
     };
   }
 

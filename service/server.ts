@@ -30,8 +30,9 @@ export interface StartOptions {
   /** More pools to show in `/pool/stats` and `/metrics`. */
   extraPools?: StatsSource[];
   /**
-   * How long shutdown waits for requests in flight, then for sessions still
-   * lent out, before cutting them off. Default 10 s each.
+   * How long shutdown waits for requests in flight, then for connections,
+   * then for sessions still lent out, before cutting them off. Default the
+   * config's `drainTimeoutMs` (10 s) each.
    */
   closeTimeoutMs?: number;
 }
@@ -58,6 +59,17 @@ async function ensureKeys(hsm: Hsm, labels: readonly string[], log: Logger): Pro
       return await session.generateAesKey({ label });
     });
     if (created) log("info", "created AES-256 key", { key_label: label, key_id: created.id });
+  }
+}
+
+/** Whether `promise` settles within `ms` (a rejection counts as settled, and is thrown). */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([promise.then(() => true), expired]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -88,6 +100,9 @@ export async function startService(options: StartOptions): Promise<Service> {
     server = Deno.serve({
       hostname: config.host,
       port: config.port,
+      // Deno.serve bounds nothing else of a connection (no header-read, idle
+      // or connection-count limit): see README, "Limits against slow clients".
+      tcpBacklog: config.tcpBacklog,
       onListen: () => {},
       onError: (error) => {
         log("error", "unhandled request error", { error: errorText(error) });
@@ -108,10 +123,17 @@ export async function startService(options: StartOptions): Promise<Service> {
   const shutdown = (reason = "shutdown requested"): Promise<void> => {
     stopping ??= (async () => {
       log("info", "shutting down: finishing requests in flight", { reason });
-      const timeoutMs = options.closeTimeoutMs ?? 10_000;
+      const timeoutMs = options.closeTimeoutMs ?? config.drainTimeoutMs;
       try {
         await app.drain(timeoutMs);
-        await server.shutdown();
+        // shutdown() can wait on a connection whose client is gone or stalled
+        // (Deno.serve has no timeout of its own); the service does not wait
+        // longer than timeoutMs for it, and `deno task serve` exits anyway.
+        if (!await settlesWithin(server.shutdown(), timeoutMs)) {
+          log("warn", "connections still open after the drain; stopping without them", {
+            timeoutMs,
+          });
+        }
       } finally {
         await Promise.all([hsm.close({ timeoutMs }), database?.close({ timeoutMs })]);
         log("info", "stopped", { reason });
