@@ -75,7 +75,7 @@ export function toHttpError(error: unknown, signal?: AbortSignal): HttpError {
         ? `the HSM is unavailable: the token refused the service's PIN (${pin}) and the ` +
           "service waits for its operator"
         : `the HSM is unavailable (circuit breaker open): ${errorText(error.cause)}`,
-      retryAfter(error.retryAfterMs),
+      pin ? {} : retryAfter(error.retryAfterMs), // no retry helps before the operator acts
     );
   }
   if (error instanceof PoolClosedError) {
