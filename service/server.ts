@@ -62,6 +62,48 @@ async function ensureKeys(hsm: Hsm, labels: readonly string[], log: Logger): Pro
   }
 }
 
+/** Serves `app` on the configured address. */
+function serve(app: App, config: ServiceConfig, log: Logger): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve({
+    hostname: config.host,
+    port: config.port,
+    // Deno.serve bounds nothing else of a connection (no header-read, idle
+    // or connection-count limit): see README, "Limits against slow clients".
+    tcpBacklog: config.tcpBacklog,
+    onListen: () => {},
+    onError: (error) => {
+      log("error", "unhandled request error", { error: errorText(error) });
+      return new Response('{"error":"internal_error"}', { status: 500 });
+    },
+  }, app.handler);
+}
+
+/** What a running service stops, in this order. */
+interface RunningParts {
+  app: App;
+  server: Deno.HttpServer<Deno.NetAddr>;
+  hsm: Hsm;
+  database?: PostgresPool;
+}
+
+/**
+ * Drains requests in flight, stops the server, closes the pools; each step
+ * waits at most `timeoutMs`.
+ */
+async function stopInOrder(parts: RunningParts, timeoutMs: number, log: Logger): Promise<void> {
+  try {
+    await parts.app.drain(timeoutMs);
+    // shutdown() can wait on a connection whose client is gone or stalled
+    // (Deno.serve has no timeout of its own); the service does not wait
+    // longer than timeoutMs for it, and `deno task serve` exits anyway.
+    if (!await settlesWithin(parts.server.shutdown(), timeoutMs)) {
+      log("warn", "connections still open after the drain; stopping without them", { timeoutMs });
+    }
+  } finally {
+    await Promise.all([parts.hsm.close({ timeoutMs }), parts.database?.close({ timeoutMs })]);
+  }
+}
+
 /** Whether `promise` settles within `ms` (a rejection counts as settled, and is thrown). */
 async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -97,18 +139,7 @@ export async function startService(options: StartOptions): Promise<Service> {
     if (config.databaseUrl) database = await openDatabasePool(config.databaseUrl, log);
     const extraPools = [...(database ? [database] : []), ...(options.extraPools ?? [])];
     app = createApp({ hsm, config, log, extraPools });
-    server = Deno.serve({
-      hostname: config.host,
-      port: config.port,
-      // Deno.serve bounds nothing else of a connection (no header-read, idle
-      // or connection-count limit): see README, "Limits against slow clients".
-      tcpBacklog: config.tcpBacklog,
-      onListen: () => {},
-      onError: (error) => {
-        log("error", "unhandled request error", { error: errorText(error) });
-        return new Response('{"error":"internal_error"}', { status: 500 });
-      },
-    }, app.handler);
+    server = serve(app, config, log);
   } catch (error) {
     await database?.close();
     await hsm.close();
@@ -125,17 +156,8 @@ export async function startService(options: StartOptions): Promise<Service> {
       log("info", "shutting down: finishing requests in flight", { reason });
       const timeoutMs = options.closeTimeoutMs ?? config.drainTimeoutMs;
       try {
-        await app.drain(timeoutMs);
-        // shutdown() can wait on a connection whose client is gone or stalled
-        // (Deno.serve has no timeout of its own); the service does not wait
-        // longer than timeoutMs for it, and `deno task serve` exits anyway.
-        if (!await settlesWithin(server.shutdown(), timeoutMs)) {
-          log("warn", "connections still open after the drain; stopping without them", {
-            timeoutMs,
-          });
-        }
+        await stopInOrder({ app, server, hsm, database }, timeoutMs, log);
       } finally {
-        await Promise.all([hsm.close({ timeoutMs }), database?.close({ timeoutMs })]);
         log("info", "stopped", { reason });
         done();
       }
