@@ -14,13 +14,13 @@ import type { ServiceConfig } from "./config.ts";
 import { toHttpError } from "./error_mapping.ts";
 import { checkHealth } from "./health.ts";
 import { HttpMetrics } from "./http_metrics.ts";
-import { jsonResponse } from "./http_error.ts";
+import { HttpError, jsonResponse } from "./http_error.ts";
 import { errorText, type Logger } from "./log.ts";
 import { encryptPerRequest } from "./per_request.ts";
 import { poolStatsJson } from "./pool_stats.ts";
 import { readJsonObject } from "./request_body.ts";
 import { RequestGate } from "./request_gate.ts";
-import { createRouter, type Handler, type RouteTable } from "./router.ts";
+import { createRouter, type ErrorMapper, type Handler, type RouteTable } from "./router.ts";
 import { decrypt, encrypt } from "./secrets.ts";
 
 /** Anything with pool statistics, shown in `/pool/stats` and `/metrics`. */
@@ -54,26 +54,72 @@ export interface App {
 /** How long `/healthz` waits for an idle session before calling the HSM unavailable. */
 const HEALTH_TIMEOUT_MS = 2000;
 
+/** `POST /encrypt-per-request`: the same work without the pool (see `per_request.ts`). */
+function perRequestRoute({ hsm, config }: AppOptions): Handler {
+  const limits = { maxBytes: config.maxBodyBytes, timeoutMs: config.bodyTimeoutMs };
+  return async (request) => {
+    // Same PIN as the pool: while its breaker is open (a refused PIN above
+    // all), logging in per request would only add failed logins.
+    if (hsm.stats().breaker === "open") {
+      throw new HttpError(
+        503,
+        "hsm_unavailable",
+        "the HSM is unavailable (the session pool's circuit breaker is open); see /healthz",
+        { "retry-after": "1" },
+      );
+    }
+    const body = await readJsonObject(request, limits);
+    return jsonResponse(await encryptPerRequest(config, body, request.signal));
+  };
+}
+
+/**
+ * Maps a thrown value to its HTTP error and logs what an operator must see:
+ * server faults at error, refusals (503) at warn, clients gone (499) at
+ * debug only: they are the client's doing.
+ */
+function mapAndLog(log: Logger): ErrorMapper {
+  return (error, request) => {
+    const mapped = toHttpError(error, request.signal);
+    const fields = {
+      method: request.method.slice(0, 16),
+      path: new URL(request.url).pathname.slice(0, 256),
+      status: mapped.status,
+      code: mapped.code,
+    };
+    if (mapped.status >= 500 && mapped.status !== 503) {
+      log("error", "request failed", { ...fields, error: errorText(error) });
+    } else if (mapped.status === 503) {
+      log("warn", "request refused", { ...fields, reason: mapped.message });
+    } else if (mapped.status === 499) {
+      log("debug", "client closed the request", fields);
+    }
+    return mapped;
+  };
+}
+
 /** Builds the request handler. */
 export function createApp(options: AppOptions): App {
   const { hsm, config, log } = options;
   const pools: StatsSource[] = [hsm, ...(options.extraPools ?? [])];
+  const bodyLimits = { maxBytes: config.maxBodyBytes, timeoutMs: config.bodyTimeoutMs };
   const acquire = (request: Request): AcquireOptions => ({
     signal: request.signal,
     timeoutMs: config.acquireTimeoutMs,
   });
 
+  const encryptRoute: Handler = async (request) =>
+    jsonResponse(
+      await encrypt(hsm, await readJsonObject(request, bodyLimits), acquire(request)),
+    );
   const routes: RouteTable = {
-    "/encrypt": {
-      POST: async (request) =>
-        jsonResponse(
-          await encrypt(hsm, await readJsonObject(request, config.maxBodyBytes), acquire(request)),
-        ),
-    },
+    "/encrypt": { POST: encryptRoute },
+    // The Go secret manager's name for it: its clients switch over unchanged.
+    "/encrypt-pool": { POST: encryptRoute },
     "/decrypt": {
       POST: async (request) =>
         jsonResponse(
-          await decrypt(hsm, await readJsonObject(request, config.maxBodyBytes), acquire(request)),
+          await decrypt(hsm, await readJsonObject(request, bodyLimits), acquire(request)),
         ),
     },
     "/pool/stats": {
@@ -93,35 +139,10 @@ export function createApp(options: AppOptions): App {
       },
     },
   };
-  if (config.perRequest) {
-    routes["/encrypt-per-request"] = {
-      POST: async (request) =>
-        jsonResponse(
-          await encryptPerRequest(
-            config,
-            await readJsonObject(request, config.maxBodyBytes),
-            request.signal,
-          ),
-        ),
-    };
-  }
+  if (config.perRequest) routes["/encrypt-per-request"] = { POST: perRequestRoute(options) };
 
   const httpMetrics = new HttpMetrics(Object.keys(routes));
-  const router = createRouter(routes, (error, request) => {
-    const mapped = toHttpError(error, request.signal);
-    const fields = {
-      method: request.method,
-      path: new URL(request.url).pathname,
-      status: mapped.status,
-      code: mapped.code,
-    };
-    if (mapped.status >= 500 && mapped.status !== 503) {
-      log("error", "request failed", { ...fields, error: errorText(error) });
-    } else if (mapped.status === 503) {
-      log("warn", "request refused", { ...fields, reason: mapped.message });
-    }
-    return mapped;
-  });
+  const router = createRouter(routes, mapAndLog(log));
   const gate = new RequestGate();
   return {
     handler: httpMetrics.wrap(gate.wrap(router)),

@@ -31,6 +31,12 @@ export interface ServiceConfig {
   maxWaiting: number;
   /** Largest request body in bytes (413 above). Flag `--max-body-bytes`, env `MAX_BODY_BYTES`; default 1 MiB. */
   maxBodyBytes: number;
+  /** Time for a request's whole body to arrive (408 after). Flag `--body-timeout-ms`, env `BODY_TIMEOUT_MS`; default 10000. */
+  bodyTimeoutMs: number;
+  /** Connections the kernel queues before the service accepts them. Flag `--tcp-backlog`, env `TCP_BACKLOG`; default 511. */
+  tcpBacklog: number;
+  /** On SIGINT/SIGTERM, how long requests in flight may take before they are cut off. Flag `--drain-timeout-ms`, env `DRAIN_TIMEOUT_MS`; default 10000. */
+  drainTimeoutMs: number;
   /** Consecutive session-open failures that open the breaker. Flag `--breaker-threshold`; default 5. */
   breakerThreshold: number;
   /** How long the breaker stays open. Flag `--breaker-cooldown-ms`; default 5000. */
@@ -61,6 +67,9 @@ const USAGE = `usage: deno task serve [options]
   --acquire-timeout-ms N      wait for a session before 503 (ACQUIRE_TIMEOUT_MS, 5000)
   --max-waiting N             queued requests before 503 (MAX_WAITING, 1000)
   --max-body-bytes N          request body limit, 413 above (MAX_BODY_BYTES, 1048576)
+  --body-timeout-ms N         time for the whole body, 408 after (BODY_TIMEOUT_MS, 10000)
+  --drain-timeout-ms N        on SIGINT/SIGTERM, wait this long for requests in flight (DRAIN_TIMEOUT_MS, 10000)
+  --tcp-backlog N             pending connections the kernel queues (TCP_BACKLOG, 511)
   --breaker-threshold N       failed session opens before the breaker opens (5)
   --breaker-cooldown-ms N     breaker open time before a probe (5000)
   --per-request               enable POST /encrypt-per-request (ENABLE_PER_REQUEST=1)
@@ -97,6 +106,9 @@ export function loadConfig(
         "acquire-timeout-ms": { type: "string" },
         "max-waiting": { type: "string" },
         "max-body-bytes": { type: "string" },
+        "body-timeout-ms": { type: "string" },
+        "tcp-backlog": { type: "string" },
+        "drain-timeout-ms": { type: "string" },
         "breaker-threshold": { type: "string" },
         "breaker-cooldown-ms": { type: "string" },
         "per-request": { type: "boolean" },
@@ -129,6 +141,9 @@ export function loadConfig(
     acquireTimeoutMs: int("acquire-timeout-ms", "ACQUIRE_TIMEOUT_MS", 5000),
     maxWaiting: int("max-waiting", "MAX_WAITING", 1000),
     maxBodyBytes: int("max-body-bytes", "MAX_BODY_BYTES", 1024 * 1024),
+    bodyTimeoutMs: int("body-timeout-ms", "BODY_TIMEOUT_MS", 10_000),
+    tcpBacklog: int("tcp-backlog", "TCP_BACKLOG", 511),
+    drainTimeoutMs: int("drain-timeout-ms", "DRAIN_TIMEOUT_MS", 10_000),
     breakerThreshold: int("breaker-threshold", undefined, 5),
     breakerCooldownMs: int("breaker-cooldown-ms", undefined, 5000),
     perRequest: flags["per-request"] ?? ["1", "true", "yes"].includes(env.ENABLE_PER_REQUEST ?? ""),
@@ -140,6 +155,12 @@ export function loadConfig(
     throw new ConfigError("PKCS11_PIN is not set; export the token's user PIN as PKCS11_PIN");
   }
   if (config.port > 65535) throw new ConfigError(`port must be 0..65535, got ${config.port}`);
+  if (config.bodyTimeoutMs < 1) {
+    throw new ConfigError("body timeout must be at least 1 ms, got 0; raise --body-timeout-ms");
+  }
+  if (config.tcpBacklog < 1) {
+    throw new ConfigError("TCP backlog must be at least 1, got 0; raise --tcp-backlog");
+  }
   if (config.poolMax < 1) throw new ConfigError(`pool max must be at least 1, got 0`);
   if (config.poolMin > config.poolMax) {
     throw new ConfigError(

@@ -16,6 +16,7 @@ import {
 import { HsmError } from "../adapters/pkcs11/mod.ts";
 import { HttpError } from "./http_error.ts";
 import { errorText } from "./log.ts";
+import { pinRefusal } from "./pin_refusal.ts";
 
 /** CKR names that mean the ciphertext (not the service) is wrong. */
 const BAD_CIPHERTEXT = new Set([
@@ -33,8 +34,9 @@ const HSM_GONE = new Set([
   "CKR_GENERAL_ERROR",
 ]);
 
-/** Seconds to put in `Retry-After`, at least 1. */
+/** Seconds to put in `Retry-After`, at least 1; none when no retry will help (`Infinity`). */
 function retryAfter(ms: number): Record<string, string> {
+  if (!Number.isFinite(ms)) return {};
   return { "retry-after": String(Math.max(1, Math.ceil(ms / 1000))) };
 }
 
@@ -65,11 +67,15 @@ export function toHttpError(error: unknown, signal?: AbortSignal): HttpError {
     );
   }
   if (error instanceof CircuitOpenError) {
+    const pin = pinRefusal(error);
     return new HttpError(
       503,
       "hsm_unavailable",
-      `the HSM is unavailable (circuit breaker open): ${errorText(error.cause)}`,
-      retryAfter(error.retryAfterMs),
+      pin
+        ? `the HSM is unavailable: the token refused the service's PIN (${pin}) and the ` +
+          "service waits for its operator"
+        : `the HSM is unavailable (circuit breaker open): ${errorText(error.cause)}`,
+      pin ? {} : retryAfter(error.retryAfterMs), // no retry helps before the operator acts
     );
   }
   if (error instanceof PoolClosedError) {

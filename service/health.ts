@@ -1,7 +1,8 @@
 /**
  * `GET /healthz`: 200 when the HSM pool can hand out a working session, 503
  * with the reason when the circuit breaker is open, the token does not
- * answer, or the service is shutting down.
+ * answer, or the service is shutting down. A refused PIN gets its own
+ * reason: which CKR code, and that the fix is a new PIN and a restart.
  *
  * A pool whose sessions are all busy is healthy (it is handing them out), so
  * the check does not queue behind real traffic and a load spike never makes
@@ -12,8 +13,9 @@
 
 import type { PoolStats } from "../mod.ts";
 import type { HsmSession } from "../adapters/pkcs11/mod.ts";
-import type { SessionSource } from "./secrets.ts";
 import { errorText } from "./log.ts";
+import { pinRefusal, pinRefusalAdvice } from "./pin_refusal.ts";
+import { pingToken, type SessionSource } from "./token_check.ts";
 
 /** What `/healthz` needs of the HSM handle. */
 export interface HealthSource extends SessionSource {
@@ -31,12 +33,10 @@ export interface Health {
   breaker: PoolStats["breaker"];
 }
 
-/** Asks the token for its info on a session: fails when the token is gone. */
+/** Checks the session, then the token itself: fails when either is gone. */
 function ping(session: HsmSession): void {
   session.info();
-  // C_GetSessionInfo answers from the session table even when the token's
-  // storage is gone; C_GetTokenInfo reaches the token itself.
-  session.module.pkcs11.C_GetTokenInfo(session.slot);
+  pingToken(session);
 }
 
 /** Runs the health check; `timeoutMs` bounds the wait for an idle session. */
@@ -56,9 +56,10 @@ export async function checkHealth(hsm: HealthSource, timeoutMs: number): Promise
     await hsm.use((session) => Promise.resolve(ping(session)), { timeoutMs });
     return { status: "ok", breaker: hsm.stats().breaker };
   } catch (error) {
+    const ckr = pinRefusal(error);
     return {
       status: "unavailable",
-      reason: `no working HSM session: ${errorText(error)}`,
+      reason: ckr ? pinRefusalAdvice(ckr) : `no working HSM session: ${errorText(error)}`,
       breaker: hsm.stats().breaker,
     };
   }

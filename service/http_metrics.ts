@@ -1,12 +1,30 @@
 /**
  * The service's own HTTP metrics: requests in flight and requests answered
- * by route, method and status, in Prometheus text. Paths outside the route
- * table are counted as `other`, so a scanner cannot blow up the series count.
+ * by route, method and status, in Prometheus text. No label takes a value a
+ * client chooses freely: paths outside the route table and methods outside
+ * the standard ones are counted as `other`, so a scanner cannot grow the
+ * series count (and the service's memory and every scrape) without bound.
  *
  * @module
  */
 
 import type { Handler } from "./router.ts";
+
+/** The status counted for a request whose client left before its answer (nginx's code). */
+export const CLIENT_CLOSED_REQUEST = 499;
+
+/** The methods counted under their own name (RFC 9110 plus PATCH); any other is `other`. */
+const KNOWN_METHODS: ReadonlySet<string> = new Set([
+  "GET",
+  "HEAD",
+  "POST",
+  "PUT",
+  "DELETE",
+  "PATCH",
+  "OPTIONS",
+  "CONNECT",
+  "TRACE",
+]);
 
 /** Counts requests around a handler and renders them as Prometheus text. */
 export class HttpMetrics {
@@ -24,26 +42,45 @@ export class HttpMetrics {
     return this.#inFlight;
   }
 
-  /** Wraps a handler so every request is counted. */
+  /**
+   * Wraps a handler so every request is counted, once its answer has left
+   * (`info.completed`): an answer that could not be delivered, because the
+   * client was gone, counts as `499` (nginx's "client closed request"), never
+   * as a server error.
+   */
   wrap(handler: Handler): Handler {
-    return async (request) => {
+    return async (request, info) => {
       this.#inFlight++;
       let status = 500;
       try {
-        const response = await handler(request);
+        const response = await handler(request, info);
         status = response.status;
         return response;
       } finally {
         this.#inFlight--;
-        const path = new URL(request.url).pathname;
-        const key = JSON.stringify([
-          this.#known.has(path) ? path : "other",
-          request.method.length <= 10 ? request.method : "other",
-          String(status),
-        ]);
-        this.#answered.set(key, (this.#answered.get(key) ?? 0) + 1);
+        const labels = this.#labels(request);
+        if (info === undefined) this.#count(labels, status);
+        else {
+          info.completed.then(
+            () => this.#count(labels, status),
+            () => this.#count(labels, CLIENT_CLOSED_REQUEST),
+          );
+        }
       }
     };
+  }
+
+  #labels(request: Request): [string, string] {
+    const path = new URL(request.url).pathname;
+    return [
+      this.#known.has(path) ? path : "other",
+      KNOWN_METHODS.has(request.method) ? request.method : "other",
+    ];
+  }
+
+  #count([path, method]: [string, string], status: number): void {
+    const key = JSON.stringify([path, method, String(status)]);
+    this.#answered.set(key, (this.#answered.get(key) ?? 0) + 1);
   }
 
   /** The metrics as Prometheus text exposition 0.0.4 (ends with a newline). */

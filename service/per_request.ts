@@ -18,7 +18,14 @@
 
 import { withPerRequestSession } from "../adapters/pkcs11/mod.ts";
 import type { ServiceConfig } from "./config.ts";
-import { type EncryptResult, encryptWith, parseEncryptRequest } from "./secrets.ts";
+import { encodeBase64 } from "./request_body.ts";
+import {
+  type EncryptResult,
+  parseEncryptRequest,
+  tokenUnreadable,
+  unknownLabel,
+} from "./secrets.ts";
+import { pingToken } from "./token_check.ts";
 
 /** Encrypts with a session (and module lifecycle) made for this request only. */
 export function encryptPerRequest(
@@ -30,9 +37,19 @@ export function encryptPerRequest(
   signal.throwIfAborted();
   return withPerRequestSession(
     { library: config.module, tokenLabel: config.tokenLabel, pin: config.pin },
-    (session) => {
+    async (session) => {
       signal.throwIfAborted(); // the client left while this request was queued
-      return encryptWith(session, label, plaintext);
+      const key = session.findRandomKey(label, "aes");
+      if (key === undefined) {
+        try {
+          pingToken(session); // 404 only when the token answers
+        } catch (error) {
+          throw tokenUnreadable(error);
+        }
+        throw unknownLabel(label);
+      }
+      const sealed = await session.encrypt(key, plaintext);
+      return { ciphertext: encodeBase64(sealed), key_id: key.id };
     },
   );
 }

@@ -1,22 +1,32 @@
 /**
  * Reading and checking request bodies: a byte limit enforced while the body
- * streams in (413 before the whole of an oversized body is read), strict
- * JSON, required string fields, and standard base64.
+ * streams in (413 before the whole of an oversized body is read), a time
+ * limit for the whole body (408 for a client that trickles it), strict JSON,
+ * required string fields, and standard base64.
  *
  * @module
  */
 
 import { HttpError } from "./http_error.ts";
 
+/** How much body a request may send, and how slowly. */
+export interface BodyLimits {
+  /** Largest body in bytes (413 above). */
+  maxBytes: number;
+  /** Time for the whole body to arrive, from the first read (408 after). */
+  timeoutMs: number;
+}
+
 /**
- * Reads the body as JSON, at most `maxBytes` of it.
+ * Reads the body as JSON, within `limits`.
  *
- * @throws {HttpError} 413 when the body is too large, 415 for a non-JSON
- * content type, 400 when it is not a JSON object.
+ * @throws {HttpError} 413 when the body is too large, 408 when it arrives too
+ * slowly, 415 for a non-JSON content type, 400 when it is not a JSON object
+ * or ends before its `Content-Length`.
  */
 export async function readJsonObject(
   request: Request,
-  maxBytes: number,
+  limits: BodyLimits,
 ): Promise<Record<string, unknown>> {
   const type = request.headers.get("content-type");
   if (type !== null && !/^application\/json\s*(;|$)/i.test(type)) {
@@ -26,7 +36,7 @@ export async function readJsonObject(
       `content-type must be application/json, got ${JSON.stringify(type)}`,
     );
   }
-  const bytes = await readLimited(request, maxBytes);
+  const bytes = await readLimited(request, limits);
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
@@ -43,31 +53,45 @@ export async function readJsonObject(
   return value as Record<string, unknown>;
 }
 
-async function readLimited(request: Request, maxBytes: number): Promise<Uint8Array> {
+async function readLimited(request: Request, limits: BodyLimits): Promise<Uint8Array> {
+  const { maxBytes, timeoutMs } = limits;
   const tooLarge = () =>
     new HttpError(
       413,
       "body_too_large",
       `the body is larger than the limit of ${maxBytes} bytes; send less data per request`,
+      { connection: "close" },
     );
   const declared = Number(request.headers.get("content-length") ?? NaN);
   if (declared > maxBytes) throw tooLarge();
   if (request.body === null) return new Uint8Array(0);
+  const reader = request.body.getReader();
+  // Each read races the deadline; a read left pending is dropped by
+  // releaseLock(). (Cancelling the body instead makes Deno.serve's
+  // shutdown() wait for the client to hang up.)
+  const { promise: expired, resolve: expire } = Promise.withResolvers<"expired">();
+  const deadline = setTimeout(() => expire("expired"), timeoutMs);
   const chunks: Uint8Array[] = [];
   let total = 0;
-  const reader = request.body.getReader();
   try {
     while (true) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > maxBytes) {
-        await reader.cancel().catch(() => {});
-        throw tooLarge();
+      const chunk = await Promise.race([readChunk(reader, request, total), expired]);
+      if (chunk === "expired") {
+        throw new HttpError(
+          408,
+          "body_timeout",
+          `the body took longer than ${timeoutMs} ms to arrive (${total} bytes came); ` +
+            "send it at once",
+          { connection: "close" },
+        );
       }
-      chunks.push(value);
+      if (chunk.done) break;
+      total += chunk.value.byteLength;
+      if (total > maxBytes) throw tooLarge();
+      chunks.push(chunk.value);
     }
   } finally {
+    clearTimeout(deadline);
     reader.releaseLock();
   }
   const out = new Uint8Array(total);
@@ -77,6 +101,33 @@ async function readLimited(request: Request, maxBytes: number): Promise<Uint8Arr
     offset += c.byteLength;
   }
   return out;
+}
+
+/**
+ * One chunk of the body. The body can only fail to arrive because of the
+ * client: when it is gone (the request's signal is aborted) the signal's
+ * reason is thrown (the 499 path), else a 400 `incomplete_body` that a
+ * client which half-closed after sending less than it announced can read.
+ */
+async function readChunk(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  request: Request,
+  received: number,
+): Promise<ReadableStreamReadResult<Uint8Array>> {
+  try {
+    return await reader.read();
+  } catch {
+    request.signal.throwIfAborted();
+    const declared = request.headers.get("content-length");
+    throw new HttpError(
+      400,
+      "incomplete_body",
+      `the body ended after ${received} bytes` +
+        (declared === null ? "" : ` of the ${declared} its Content-Length announced`) +
+        "; send the whole body",
+      { connection: "close" },
+    );
+  }
 }
 
 /**

@@ -26,7 +26,7 @@ export class RequestGate {
 
   /** Wraps a handler: counted while open, refused with 503 once closed. */
   wrap(handler: Handler): Handler {
-    return async (request) => {
+    return async (request, info) => {
       if (this.#closed) {
         return errorResponse(
           new HttpError(503, "shutting_down", "the service is shutting down; retry elsewhere", {
@@ -37,7 +37,7 @@ export class RequestGate {
       }
       this.#inFlight++;
       try {
-        return await handler(request);
+        return await handler(request, info);
       } finally {
         if (--this.#inFlight === 0) this.#drained?.();
       }

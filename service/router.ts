@@ -1,7 +1,8 @@
 /**
  * A tiny exact-path router: a table of path → method → handler. Unknown
  * paths get 404, known paths with another method 405 with `Allow`, `HEAD`
- * works wherever `GET` does, and every thrown value becomes a JSON error
+ * works wherever `GET` does (the GET response, whose body `Deno.serve`
+ * leaves out while keeping its `Content-Length`), and every thrown value becomes a JSON error
  * response through one mapper (no stack traces reach a client).
  *
  * @module
@@ -9,8 +10,11 @@
 
 import { errorResponse, HttpError } from "./http_error.ts";
 
-/** Answers one request. */
-export type Handler = (request: Request) => Response | Promise<Response>;
+/** Answers one request; `info` is what `Deno.serve` tells about its connection. */
+export type Handler = (
+  request: Request,
+  info?: Deno.ServeHandlerInfo,
+) => Response | Promise<Response>;
 
 /** Path → HTTP method → handler. */
 export type RouteTable = Record<string, Partial<Record<string, Handler>>>;
@@ -42,12 +46,10 @@ export function createRouter(routes: RouteTable, mapError: ErrorMapper): Handler
         ),
       );
     }
-    let response: Response;
     try {
-      response = await handler(request);
+      return await handler(request);
     } catch (error) {
-      response = errorResponse(mapError(error, request));
+      return errorResponse(mapError(error, request));
     }
-    return head ? new Response(null, response) : response;
   };
 }

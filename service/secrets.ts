@@ -1,8 +1,13 @@
 /**
- * The secret manager's two operations, on a pooled HSM session: AES-GCM
- * encryption under a random key among those with a label (so keys can
- * rotate: add a key with the same label, old ciphertexts still name theirs
- * by `key_id`), and decryption with the key a ciphertext names.
+ * The secret manager's two operations, on the HSM handle's fast path
+ * ({@link Hsm.encrypt} and {@link Hsm.decrypt}: cached key lookups, pooled
+ * sessions): AES-GCM encryption under a random key among those with a label
+ * (so keys can rotate: add a key with the same label, old ciphertexts still
+ * name theirs by `key_id`), and decryption with the key a ciphertext names.
+ *
+ * "No such key" is a 404 only when the token answered: when it cannot be
+ * read, the answer is 503 `hsm_unavailable` with `Retry-After`, so clients
+ * retry instead of giving up (see `token_check.ts`).
  *
  * Request and response bodies use base64 for bytes and the field names of
  * the original service: `key_label`, `plaintext`, `ciphertext`, `key_id`.
@@ -11,17 +16,18 @@
  */
 
 import type { AcquireOptions } from "../mod.ts";
-import { HsmError, type HsmKey, type HsmSession } from "../adapters/pkcs11/mod.ts";
+import { type Hsm, HsmError, KeyNotFoundError } from "../adapters/pkcs11/mod.ts";
 import { HttpError } from "./http_error.ts";
+import { errorText } from "./log.ts";
 import { decodeBase64Field, encodeBase64, stringFields } from "./request_body.ts";
+import { type SessionSource, tokenProblem } from "./token_check.ts";
 
-/** Where sessions come from: the HSM handle's `use()`. */
-export interface SessionSource {
-  /** Runs `fn` with a pooled session, released (or discarded) afterwards. */
-  use<T>(
-    fn: (session: HsmSession, signal: AbortSignal) => Promise<T>,
-    options?: AcquireOptions,
-  ): Promise<T>;
+/** What the operations need of the HSM handle. */
+export interface CryptoSource extends SessionSource {
+  /** {@link Hsm.encrypt}. */
+  encrypt: Hsm["encrypt"];
+  /** {@link Hsm.decrypt}. */
+  decrypt: Hsm["decrypt"];
 }
 
 /** `POST /encrypt` response body. */
@@ -68,7 +74,8 @@ function checkKeyId(id: string): string {
   return id.toLowerCase();
 }
 
-function unknownLabel(label: string): HttpError {
+/** 404 `unknown_key_label`: the token answered and has no key with this label. */
+export function unknownLabel(label: string): HttpError {
   return new HttpError(
     404,
     "unknown_key_label",
@@ -88,38 +95,50 @@ export function parseEncryptRequest(body: Record<string, unknown>): {
   };
 }
 
-/** Encrypts with a random key among those labelled `label`, on a session of `session`. */
-export async function encryptWith(
-  session: HsmSession,
-  label: string,
-  plaintext: Uint8Array,
-): Promise<EncryptResult> {
-  const key = session.findRandomKey(label, "aes");
-  if (key === undefined) throw unknownLabel(label);
-  const sealed = await session.encrypt(key, plaintext);
-  return { ciphertext: encodeBase64(sealed), key_id: key.id };
+/**
+ * A key lookup found nothing: `notFound` (404) if the token answers, else
+ * 503 `hsm_unavailable`. Errors getting a session for the check are thrown
+ * as they are (503 `pool_exhausted`, ...).
+ */
+async function missingKey(
+  sessions: SessionSource,
+  notFound: HttpError,
+  options: AcquireOptions,
+): Promise<never> {
+  const problem = await tokenProblem(sessions, options);
+  if (problem === undefined) throw notFound;
+  throw tokenUnreadable(problem);
 }
 
-/** `POST /encrypt` on a pooled session. */
-export function encrypt(
-  sessions: SessionSource,
+/** 503 `hsm_unavailable` for a token that cannot be read (`problem` is the module's error). */
+export function tokenUnreadable(problem: unknown): HttpError {
+  return new HttpError(
+    503,
+    "hsm_unavailable",
+    `the HSM token cannot be read (${errorText(problem)}), so whether the key exists is ` +
+      "unknown; retry later",
+    { "retry-after": "1" },
+  );
+}
+
+/** `POST /encrypt`: a random key among those with the label. */
+export async function encrypt(
+  hsm: CryptoSource,
   body: Record<string, unknown>,
   options: AcquireOptions,
 ): Promise<EncryptResult> {
   const { label, plaintext } = parseEncryptRequest(body);
-  return sessions.use((session) => encryptWith(session, label, plaintext), options);
+  try {
+    const sealed = await hsm.encrypt(label, plaintext, options);
+    return { ciphertext: encodeBase64(sealed.ciphertext), key_id: sealed.keyId };
+  } catch (error) {
+    if (!(error instanceof KeyNotFoundError)) throw error;
+    return await missingKey(hsm, unknownLabel(label), options);
+  }
 }
 
-/**
- * `POST /decrypt` on a pooled session: `{ key_label, ciphertext, key_id? }`.
- * Without `key_id`, every key with the label is tried (the tag tells which
- * one sealed it).
- */
-export function decrypt(
-  sessions: SessionSource,
-  body: Record<string, unknown>,
-  options: AcquireOptions,
-): Promise<DecryptResult> {
+/** Checks a `/decrypt` body: `{ key_label, ciphertext, key_id? }`. */
+function parseDecryptRequest(body: Record<string, unknown>) {
   const fields = stringFields(body, ["key_label", "ciphertext"], ["key_id"]);
   const label = checkLabel(fields.key_label);
   const keyId = fields.key_id === undefined ? undefined : checkKeyId(fields.key_id);
@@ -132,33 +151,53 @@ export function decrypt(
         `${MIN_CIPHERTEXT_BYTES} (12-byte IV, data, 16-byte tag)`,
     );
   }
-  return sessions.use(async (session) => {
-    let keys: HsmKey[];
-    if (keyId !== undefined) {
-      const key = session.findKeyById(keyId, "aes");
-      if (key === undefined || key.label !== label) {
-        throw new HttpError(
-          404,
-          "unknown_key",
-          `no AES key with key_id ${keyId} and key_label ${JSON.stringify(label)} on the token`,
-        );
-      }
-      keys = [key];
-    } else {
-      keys = session.findKeys(label, "aes");
-      if (keys.length === 0) throw unknownLabel(label);
+  return { label, keyId, sealed };
+}
+
+/** Decrypts with the key `keyId`; its absence is {@link missingKey}'s question. */
+async function decryptWithKey(
+  hsm: CryptoSource,
+  keyId: string,
+  sealed: Uint8Array,
+  options: AcquireOptions,
+): Promise<DecryptResult> {
+  try {
+    const plaintext = await hsm.decrypt(keyId, sealed, options);
+    return { plaintext: encodeBase64(plaintext), key_id: keyId };
+  } catch (error) {
+    if (!(error instanceof KeyNotFoundError)) throw error;
+    const notFound = new HttpError(
+      404,
+      "unknown_key",
+      `no AES key with key_id ${keyId} on the token`,
+    );
+    return await missingKey(hsm, notFound, options);
+  }
+}
+
+/**
+ * `POST /decrypt`. With `key_id`, that key decrypts (the key names itself;
+ * `key_label` is not checked against it). Without, every key with the label
+ * is tried: the GCM tag tells which one sealed it.
+ */
+export async function decrypt(
+  hsm: CryptoSource,
+  body: Record<string, unknown>,
+  options: AcquireOptions,
+): Promise<DecryptResult> {
+  const { label, keyId, sealed } = parseDecryptRequest(body);
+  if (keyId !== undefined) return await decryptWithKey(hsm, keyId, sealed, options);
+  const ids = await hsm.use((s) => s.findKeys(label, "aes", true).map((key) => key.id), options);
+  if (ids.length === 0) return await missingKey(hsm, unknownLabel(label), options);
+  let lastError: unknown;
+  for (const id of ids) {
+    try {
+      return await decryptWithKey(hsm, id, sealed, options);
+    } catch (error) {
+      // Only "this key did not seal it" moves on to the next key.
+      if (!(error instanceof HsmError && error.ckr === "CKR_ENCRYPTED_DATA_INVALID")) throw error;
+      lastError = error;
     }
-    let lastError: unknown;
-    for (const key of keys) {
-      try {
-        const plaintext = await session.decrypt(key, sealed);
-        return { plaintext: encodeBase64(plaintext), key_id: key.id };
-      } catch (error) {
-        // Only "this key did not seal it" moves on to the next key.
-        if (!(error instanceof HsmError && error.ckr === "CKR_ENCRYPTED_DATA_INVALID")) throw error;
-        lastError = error;
-      }
-    }
-    throw lastError;
-  }, options);
+  }
+  throw lastError;
 }

@@ -31,8 +31,9 @@ export interface StartOptions {
   /** More pools to show in `/pool/stats` and `/metrics`. */
   extraPools?: StatsSource[];
   /**
-   * How long shutdown waits for requests in flight, then for sessions still
-   * lent out, before cutting them off. Default 10 s each.
+   * How long shutdown waits for requests in flight, then for connections,
+   * then for sessions still lent out, before cutting them off. Default the
+   * config's `drainTimeoutMs` (10 s) each.
    */
   closeTimeoutMs?: number;
 }
@@ -59,6 +60,59 @@ async function ensureKeys(hsm: Hsm, labels: readonly string[], log: Logger): Pro
       return await session.generateAesKey({ label });
     });
     if (created) log("info", "created AES-256 key", { key_label: label, key_id: created.id });
+  }
+}
+
+/** Serves `app` on the configured address. */
+function serve(app: App, config: ServiceConfig, log: Logger): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve({
+    hostname: config.host,
+    port: config.port,
+    // Deno.serve bounds nothing else of a connection (no header-read, idle
+    // or connection-count limit): see README, "Limits against slow clients".
+    tcpBacklog: config.tcpBacklog,
+    onListen: () => {},
+    onError: (error) => {
+      log("error", "unhandled request error", { error: errorText(error) });
+      return new Response('{"error":"internal_error"}', { status: 500 });
+    },
+  }, app.handler);
+}
+
+/** What a running service stops, in this order. */
+interface RunningParts {
+  app: App;
+  server: Deno.HttpServer<Deno.NetAddr>;
+  hsm: Hsm;
+  database?: PostgresPool;
+}
+
+/**
+ * Drains requests in flight, stops the server, closes the pools; each step
+ * waits at most `timeoutMs`.
+ */
+async function stopInOrder(parts: RunningParts, timeoutMs: number, log: Logger): Promise<void> {
+  try {
+    await parts.app.drain(timeoutMs);
+    // shutdown() can wait on a connection whose client is gone or stalled
+    // (Deno.serve has no timeout of its own); the service does not wait
+    // longer than timeoutMs for it, and `deno task serve` exits anyway.
+    if (!await settlesWithin(parts.server.shutdown(), timeoutMs)) {
+      log("warn", "connections still open after the drain; stopping without them", { timeoutMs });
+    }
+  } finally {
+    await Promise.all([parts.hsm.close({ timeoutMs }), parts.database?.close({ timeoutMs })]);
+  }
+}
+
+/** Whether `promise` settles within `ms` (a rejection counts as settled, and is thrown). */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([promise.then(() => true), expired]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -89,15 +143,7 @@ export async function startService(options: StartOptions): Promise<Service> {
     }
     const extraPools = [...(database ? [database] : []), ...(options.extraPools ?? [])];
     app = createApp({ hsm, config, log, extraPools });
-    server = Deno.serve({
-      hostname: config.host,
-      port: config.port,
-      onListen: () => {},
-      onError: (error) => {
-        log("error", "unhandled request error", { error: errorText(error) });
-        return new Response('{"error":"internal_error"}', { status: 500 });
-      },
-    }, app.handler);
+    server = serve(app, config, log);
   } catch (error) {
     await database?.close();
     await hsm.close();
@@ -105,19 +151,17 @@ export async function startService(options: StartOptions): Promise<Service> {
   }
   const { hostname, port } = server.addr;
   const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
-  log("info", "listening", { url, config: describeConfig(config) });
+  log("info", "listening", { url, pid: Deno.pid, config: describeConfig(config) });
 
   const { promise: finished, resolve: done } = Promise.withResolvers<void>();
   let stopping: Promise<void> | undefined;
   const shutdown = (reason = "shutdown requested"): Promise<void> => {
     stopping ??= (async () => {
       log("info", "shutting down: finishing requests in flight", { reason });
-      const timeoutMs = options.closeTimeoutMs ?? 10_000;
+      const timeoutMs = options.closeTimeoutMs ?? config.drainTimeoutMs;
       try {
-        await app.drain(timeoutMs);
-        await server.shutdown();
+        await stopInOrder({ app, server, hsm, database }, timeoutMs, log);
       } finally {
-        await Promise.all([hsm.close({ timeoutMs }), database?.close({ timeoutMs })]);
         log("info", "stopped", { reason });
         done();
       }

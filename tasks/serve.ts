@@ -39,6 +39,7 @@ const { ConfigError, loadConfig } = await import("../service/config.ts");
 const { startService } = await import("../service/server.ts");
 const { shutdownOnSignals } = await import("../service/signals.ts");
 const { errorText, jsonLogger } = await import("../service/log.ts");
+const { pinRefusal, pinRefusalAdvice } = await import("../service/pin_refusal.ts");
 
 const log = jsonLogger();
 let config;
@@ -50,12 +51,27 @@ try {
   Deno.exit(2);
 }
 
+// Listening for signals before the service starts: a SIGTERM that arrives
+// while it starts (or just as it logs "listening") drains it once it is up,
+// instead of killing the process.
+const starting = startService({ config, log });
+const removeListeners = shutdownOnSignals(
+  (reason) => starting.then((service) => service.shutdown(reason)),
+  log,
+);
 try {
-  const service = await startService({ config, log });
-  const removeListeners = shutdownOnSignals(service.shutdown, log);
-  await service.finished;
+  await (await starting).finished;
   removeListeners();
 } catch (error) {
-  log("error", "the service failed to start", { error: errorText(error) });
-  Deno.exit(1);
+  const pin = pinRefusal(error);
+  log("error", "the service failed to start", {
+    error: errorText(error),
+    ...(pin ? { action: pinRefusalAdvice(pin) } : {}),
+  });
+  // 78 (EX_CONFIG) for a refused PIN, so a supervisor can be told not to
+  // restart into another failed login (systemd: RestartPreventExitStatus=78).
+  Deno.exit(pin ? 78 : 1);
 }
+// Stopped: a connection Deno.serve still holds (a client that never hung
+// up) must not keep the process alive.
+Deno.exit();

@@ -146,15 +146,6 @@ const cases: [string, (t: TestService) => Promise<JsonReply>, number, string][] 
     "unknown_key",
   ],
   [
-    "a key_id of a key with another label is 404 unknown_key",
-    async (t) => {
-      await t.service.hsm.use((s) => s.generateAesKey({ label: "other" }));
-      return t.post("/decrypt", { ...(await sealed(t)), key_label: "other" });
-    },
-    404,
-    "unknown_key",
-  ],
-  [
     "a body over the size limit is 413 body_too_large",
     (t) => t.post("/encrypt", { key_label: KEY_LABEL, plaintext: "A".repeat(70_000) }),
     413,

@@ -62,3 +62,19 @@ Deno.test("the loggable description of the config leaves the PIN and database UR
   assert.ok(!text.includes(PIN.PKCS11_PIN));
   assert.ok(!text.includes("db-secret"));
 });
+
+Deno.test("body timeout, TCP backlog and drain timeout come from flags or environment, and 0 is refused", () => {
+  const defaults = loadConfig([], PIN);
+  assert.equal(defaults.bodyTimeoutMs, 10_000);
+  assert.equal(defaults.tcpBacklog, 511);
+  assert.equal(defaults.drainTimeoutMs, 10_000);
+  const c = loadConfig(["--body-timeout-ms", "500", "--drain-timeout-ms", "30000"], {
+    ...PIN,
+    TCP_BACKLOG: "64",
+  });
+  assert.equal(c.bodyTimeoutMs, 500);
+  assert.equal(c.tcpBacklog, 64);
+  assert.equal(c.drainTimeoutMs, 30_000);
+  assert.throws(() => loadConfig(["--body-timeout-ms", "0"], PIN), /raise --body-timeout-ms/);
+  assert.throws(() => loadConfig(["--tcp-backlog", "0"], PIN), /raise --tcp-backlog/);
+});
