@@ -39,7 +39,7 @@ export interface ServiceConfig {
   drainTimeoutMs: number;
   /** Consecutive session-open failures that open the breaker. Flag `--breaker-threshold`; default 5. */
   breakerThreshold: number;
-  /** How long the breaker stays open. Flag `--breaker-cooldown-ms`; default 5000. */
+  /** Breaker cooldown: at most `threshold` create attempts per cooldown while open. Flag `--breaker-cooldown-ms`; default 5000. */
   breakerCooldownMs: number;
   /** Turns on `POST /encrypt-per-request`. Flag `--per-request`, env `ENABLE_PER_REQUEST=1`. */
   perRequest: boolean;
@@ -71,7 +71,7 @@ const USAGE = `usage: deno task serve [options]
   --drain-timeout-ms N        on SIGINT/SIGTERM, wait this long for requests in flight (DRAIN_TIMEOUT_MS, 10000)
   --tcp-backlog N             pending connections the kernel queues (TCP_BACKLOG, 511)
   --breaker-threshold N       failed session opens before the breaker opens (5)
-  --breaker-cooldown-ms N     breaker open time before a probe (5000)
+  --breaker-cooldown-ms N     breaker cooldown: one probe per cooldown/threshold while open (5000)
   --per-request               enable POST /encrypt-per-request (ENABLE_PER_REQUEST=1)
   --ensure-key LABEL          create this AES key if missing, repeatable (ENSURE_KEYS, default)
 The PIN is read from PKCS11_PIN only; DATABASE_URL adds a PostgreSQL pool to stats and metrics.`;
