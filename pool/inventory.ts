@@ -6,24 +6,25 @@ import { EventHub } from "./events.ts";
 import { callHook } from "./hooks.ts";
 import type { ResolvedOptions } from "./options.ts";
 import type { PoolTracker } from "./tracker.ts";
-import type { PoolEvent, PoolState, ResourceFactory } from "./types.ts";
+import type { PoolEvent, PoolState, PoolStats, ResourceFactory } from "./types.ts";
 import { DurationHistogram } from "./wait_stats.ts";
 
 const DONE = Promise.resolve();
 const LIFETIME_JITTER = 0.02; // up to 2% earlier, so resources made together do not all expire together
 
 /** The pool's traffic counters, as `stats()` reports them. */
-export interface Counters {
-  created: number;
-  destroyed: number;
-  acquired: number;
-  released: number;
-  timedOut: number;
-  aborted: number;
-  createErrors: number;
-  leaks: number;
-  errors: number;
-}
+export type Counters = Pick<
+  PoolStats,
+  | "created"
+  | "destroyed"
+  | "acquired"
+  | "released"
+  | "timedOut"
+  | "aborted"
+  | "createErrors"
+  | "leaks"
+  | "errors"
+>;
 
 /**
  * What a pool owns, shared by the parts that act on it (the pool itself,
