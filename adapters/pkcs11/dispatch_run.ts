@@ -13,7 +13,6 @@ import {
   ENCRYPT,
   FAILED_CALL,
   FAILED_INIT,
-  IV_BYTES,
   J,
   JOB_WORDS,
   type JobBatch,
@@ -30,9 +29,9 @@ import {
   VERIFY,
   VERIFY_SHA256,
 } from "./dispatch_wire.ts";
+import { isBadSignature } from "./engine.ts";
+import { GCM_IV_BYTES as IV_BYTES } from "./gcm.ts";
 
-const CKR_SIGNATURE_INVALID = 0xC0;
-const CKR_SIGNATURE_LEN_RANGE = 0xC1;
 const EMPTY = Buffer.alloc(1).subarray(0, 0); // zero-length but not a NULL pointer
 
 /**
@@ -98,8 +97,7 @@ function runJob(
           signature,
         );
       } catch (error) {
-        const code = codeOf(error);
-        if (code !== CKR_SIGNATURE_INVALID && code !== CKR_SIGNATURE_LEN_RANGE) throw error;
+        if (!isBadSignature(codeOf(error))) throw error;
         return false;
       }
     case ENCRYPT:
@@ -118,6 +116,31 @@ function runJob(
   throw new Error(`unknown job kind ${kind}`);
 }
 
+/** The mechanism of job record `j`, with AES-GCM parameters when it has them. */
+function mechanismOf(
+  jobs: Uint32Array,
+  j: number,
+  view: (off: number, len: number) => Buffer,
+): pkcs11js.Mechanism {
+  if (jobs[j + J.paramType] !== 1) return { mechanism: jobs[j + J.mechanism] };
+  return {
+    mechanism: jobs[j + J.mechanism],
+    parameter: {
+      type: pkcs11js.CK_PARAMS_AES_GCM,
+      iv: view(jobs[j + J.ivOff], jobs[j + J.ivLen]),
+      aad: jobs[j + J.aadLen] > 0 ? view(jobs[j + J.aadOff], jobs[j + J.aadLen]) : undefined,
+      tagBits: jobs[j + J.tagBits],
+    } as pkcs11js.IParams,
+  };
+}
+
+/** Fresh IVs for every `SEAL_GCM` job of the batch, from one call to the generator. */
+function ivsFor(jobs: Uint32Array, count: number): Uint8Array | undefined {
+  let seals = 0;
+  for (let i = 0; i < count; i++) if (jobs[i * JOB_WORDS + J.kind] === SEAL_GCM) seals++;
+  return seals > 0 ? crypto.getRandomValues(new Uint8Array(seals * IV_BYTES)) : undefined;
+}
+
 /** Runs every job of `batch` in order on binding `p`; never throws. */
 export function runBatch(p: pkcs11js.PKCS11, batch: JobBatch): ResultBatch {
   const started = performance.now();
@@ -131,41 +154,27 @@ export function runBatch(p: pkcs11js.PKCS11, batch: JobBatch): ResultBatch {
   const results = new Uint32Array(count * RESULT_WORDS);
   const messages: Record<number, string> = {};
   const step = { inited: false };
-  // One call to the random generator for every IV of the batch.
-  let seals = 0;
-  for (let i = 0; i < count; i++) if (jobs[i * JOB_WORDS + J.kind] === SEAL_GCM) seals++;
-  const ivs = seals > 0 ? crypto.getRandomValues(new Uint8Array(seals * IV_BYTES)) : undefined;
+  const ivs = ivsFor(jobs, count);
   let ivPos = 0;
   let outPos = 0;
   for (let i = 0; i < count; i++) {
     const j = i * JOB_WORDS;
     const r = i * RESULT_WORDS;
-    results[r + R.id] = jobs[j + J.id];
+    const kind = jobs[j + J.kind];
     const outLen = jobs[j + J.outLen];
-    const mechanism: pkcs11js.Mechanism = jobs[j + J.paramType] === 1
-      ? {
-        mechanism: jobs[j + J.mechanism],
-        parameter: {
-          type: pkcs11js.CK_PARAMS_AES_GCM,
-          iv: view(jobs[j + J.ivOff], jobs[j + J.ivLen]),
-          aad: jobs[j + J.aadLen] > 0 ? view(jobs[j + J.aadOff], jobs[j + J.aadLen]) : undefined,
-          tagBits: jobs[j + J.tagBits],
-        } as pkcs11js.IParams,
-      }
-      : { mechanism: jobs[j + J.mechanism] };
+    results[r + R.id] = jobs[j + J.id];
     step.inited = false;
     let iv: Buffer | undefined;
-    if (ivs !== undefined && jobs[j + J.kind] === SEAL_GCM) {
-      out.set(ivs.subarray(ivPos, ivPos + IV_BYTES), outPos);
-      ivPos += IV_BYTES;
+    if (ivs !== undefined && kind === SEAL_GCM) {
+      out.set(ivs.subarray(ivPos, ivPos += IV_BYTES), outPos);
       iv = out.subarray(outPos, outPos + IV_BYTES);
     }
     try {
       const result = runJob(
         p,
-        jobs[j + J.kind],
+        kind,
         view(jobs[j + J.sessionOff], jobs[j + J.sessionLen]),
-        mechanism,
+        mechanismOf(jobs, j, view),
         view(jobs[j + J.keyOff], jobs[j + J.keyLen]),
         view(jobs[j + J.inOff], jobs[j + J.inLen]),
         view(jobs[j + J.sigOff], jobs[j + J.sigLen]),

@@ -7,6 +7,7 @@
  */
 import { Buffer } from "node:buffer";
 import type pkcs11js from "pkcs11js";
+import { CKR } from "./ckr.ts";
 import { toHsmError } from "./errors.ts";
 import type { SessionHandle } from "./handle.ts";
 
@@ -53,6 +54,12 @@ export interface CryptoEngine {
     input: Uint8Array,
     outLength: number,
   ): Promise<Uint8Array<ArrayBuffer>>;
+  /**
+   * Resolves once no call of `session` runs on another thread, so the
+   * session may be closed. Engines that never leave a call running after
+   * its promise settled need not have it.
+   */
+  settled?(session: SessionHandle): Promise<void>;
 }
 
 const NON_NULL_EMPTY = Buffer.alloc(1).subarray(0, 0);
@@ -73,12 +80,9 @@ export function asBytes(buffer: Uint8Array): Uint8Array<ArrayBuffer> {
   return new Uint8Array(buffer.buffer as ArrayBuffer, buffer.byteOffset, buffer.length);
 }
 
-const CKR_SIGNATURE_INVALID = 0xC0;
-const CKR_SIGNATURE_LEN_RANGE = 0xC1;
-
 /** Whether an error from `C_Verify` just means "this signature does not match". */
 export function isBadSignature(code: number | undefined): boolean {
-  return code === CKR_SIGNATURE_INVALID || code === CKR_SIGNATURE_LEN_RANGE;
+  return code === CKR.SIGNATURE_INVALID || code === CKR.SIGNATURE_LEN_RANGE;
 }
 
 /**

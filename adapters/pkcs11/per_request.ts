@@ -13,6 +13,7 @@
  * @module
  */
 import pkcs11js from "pkcs11js";
+import { CKR } from "./ckr.ts";
 import { toHsmError } from "./errors.ts";
 import { asyncEngine, syncEngine } from "./engine_local.ts";
 import { findPkcs11Module } from "./library.ts";
@@ -21,8 +22,6 @@ import { HsmSession } from "./session.ts";
 import { findSlotByLabel } from "./token.ts";
 
 const CKU_USER = 1;
-const CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191;
-const CKR_USER_ALREADY_LOGGED_IN = 0x100;
 
 /** Options of {@link withPerRequestSession}. */
 export interface PerRequestOptions {
@@ -67,7 +66,7 @@ async function perRequest<T>(
       pkcs11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
       initialised = true;
     } catch (error) {
-      if (toHsmError(error, "C_Initialize").code !== CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+      if (toHsmError(error, "C_Initialize").code !== CKR.CRYPTOKI_ALREADY_INITIALIZED) {
         throw toHsmError(error, "C_Initialize");
       }
     }
@@ -85,7 +84,7 @@ async function perRequest<T>(
       loggedIn = true;
     } catch (error) {
       const wrapped = toHsmError(error, "C_Login");
-      if (wrapped.code !== CKR_USER_ALREADY_LOGGED_IN) throw wrapped;
+      if (wrapped.code !== CKR.USER_ALREADY_LOGGED_IN) throw wrapped;
     }
     return await fn(session);
   } finally {

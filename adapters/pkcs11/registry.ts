@@ -4,16 +4,15 @@
  * A module is `C_Initialize`d once per process and `C_Finalize`d only when
  * its last user lets go, so every handle of this adapter shares one entry per
  * module, keyed by the library's real path and reference-counted. When
- * `C_Initialize` answers `CKR_CRYPTOKI_ALREADY_INITIALIZED`, someone else in
+ * `C_Initialize` answers `CKR.CRYPTOKI_ALREADY_INITIALIZED`, someone else in
  * the process owns the module: we use it and never finalise it.
  *
  * @module
  */
 import pkcs11js from "pkcs11js";
+import { CKR } from "./ckr.ts";
 import { HsmError, toHsmError } from "./errors.ts";
 import { findPkcs11Module } from "./library.ts";
-
-const CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191;
 
 /** One loaded module, shared by every handle of the process. */
 export interface LoadedModule {
@@ -95,7 +94,7 @@ export function acquireModule(library?: string): ModuleRef {
       pkcs11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
     } catch (error) {
       const wrapped = toHsmError(error, "C_Initialize");
-      if (wrapped.code !== CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+      if (wrapped.code !== CKR.CRYPTOKI_ALREADY_INITIALIZED) {
         pkcs11.close();
         throw wrapped;
       }
