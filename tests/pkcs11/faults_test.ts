@@ -1,47 +1,12 @@
 /**
- * Faults: a wrong PIN, a missing module, sessions closed or logged out
+ * Faults (wrong PINs: login_test.ts): a missing module, sessions closed or logged out
  * behind the pool's back, a leftover operation on a session.
  */
 import assert from "node:assert/strict";
-import { CircuitOpenError, PoolTimeoutError } from "../../mod.ts";
 import { HsmError, openHsm } from "../../adapters/pkcs11/mod.ts";
 import { openTestHsm, OtherBinding } from "./fixture.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
-const WRONG_PIN = "wrong-pin-4711";
-
-Deno.test("a wrong PIN fails with CKR_PIN_INCORRECT as the cause and never shows the PIN", async () => {
-  await using t = await openTestHsm({
-    pin: WRONG_PIN,
-    pool: { breaker: { threshold: 3, cooldownMs: 60_000 }, acquireTimeoutMs: 10_000 },
-  });
-  const error = await t.hsm.use(() => "unreachable").then(() => undefined, (e) => e);
-  assert.ok(error instanceof CircuitOpenError || error instanceof PoolTimeoutError, String(error));
-  const cause = (error as Error).cause;
-  assert.ok(cause instanceof HsmError);
-  assert.equal(cause.ckr, "CKR_PIN_INCORRECT");
-  assert.equal(cause.operation, "C_Login");
-  assert.match(cause.message, /PIN is wrong/);
-  for (const message of [String(error), (error as Error).stack, cause.message, cause.stack]) {
-    assert.ok(!String(message).includes(WRONG_PIN), "the PIN never appears in an error");
-  }
-  assert.ok(!JSON.stringify(t.hsm.stats()).includes(WRONG_PIN), "nor in the stats");
-});
-
-Deno.test("a wrong PIN opens the breaker: no retry storm of logins", async () => {
-  await using t = await openTestHsm({
-    pin: WRONG_PIN,
-    pool: { breaker: { threshold: 3, cooldownMs: 60_000 }, acquireTimeoutMs: 10_000 },
-  });
-  await assert.rejects(() => t.hsm.use(() => 1));
-  const attempts = t.hsm.stats().loginAttempts;
-  assert.equal(attempts, 3, "one login per create until the breaker opened");
-  const results = await Promise.allSettled(Array.from({ length: 50 }, () => t.hsm.use(() => 1)));
-  assert.ok(results.every((r) => r.status === "rejected" && r.reason instanceof CircuitOpenError));
-  assert.equal(t.hsm.stats().loginAttempts, attempts, "no login while the breaker is open");
-  assert.equal(t.hsm.stats().breaker, "open");
-});
-
 Deno.test("a missing module path names the path and the package to install", async () => {
   const missing = "/nonexistent/lib/libsofthsm2.so";
   await assert.rejects(
