@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { HsmError, openHsm } from "../../adapters/pkcs11/mod.ts";
-import { openTestHsm, OtherBinding } from "./fixture.ts";
+import { logOutBehindTheBack, openTestHsm, OtherBinding } from "./fixture.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 Deno.test("a missing module path names the path and the package to install", async () => {
@@ -48,12 +48,7 @@ Deno.test("sessions closed behind the pool's back are replaced without the calle
 Deno.test("a token logged out behind the pool's back is logged in again", async () => {
   await using t = await openTestHsm({ pool: { max: 1 } });
   await t.hsm.use((s) => s.generateAesKey({ label: "k" }));
-  {
-    using other = new OtherBinding(t.env.library);
-    const session = other.pkcs11.C_OpenSession(other.slot(t.env.tokenLabel), 0x6);
-    other.pkcs11.C_Logout(session); // login state is the application's: this logs everyone out
-    other.pkcs11.C_CloseSession(session);
-  }
+  logOutBehindTheBack(t.env);
   const { ciphertext, keyId } = await t.hsm.encrypt("k", text("still works"));
   assert.deepEqual(await t.hsm.decrypt(keyId, ciphertext), text("still works"));
   assert.equal(t.hsm.stats().loginAttempts, 2);
@@ -99,4 +94,33 @@ Deno.test("errors name the PKCS#11 function and the CKR code", async () => {
   }).catch((e) => e);
   assert.ok(closed instanceof HsmError);
   assert.match(closed.message, /^C_DigestInit failed: CKR_SESSION_HANDLE_INVALID \(0xb3\)/);
+});
+
+for (const engine of ["async", "workers"] as const) {
+  Deno.test(`${engine} engine: held keys keep working after the token was logged out and in again`, async () => {
+    await using t = await openTestHsm({ engine, workerThreads: 1, pool: { max: 2 } });
+    const key = await t.hsm.use((s) => s.generateAesKey({ label: "k" }));
+    const pair = await t.hsm.use((s) => s.generateEcKeyPair({ label: "p" }));
+    const sealed = await t.hsm.ops.encrypt(key, text("before"));
+    logOutBehindTheBack(t.env);
+    assert.ok(await t.hsm.ops.encrypt(key, text("after")));
+    assert.deepEqual(await t.hsm.ops.decrypt(key, sealed), text("before"));
+    const signature = await t.hsm.ops.sign(pair.privateKey, text("signed"));
+    assert.ok(await t.hsm.ops.verify(pair.publicKey, text("signed"), signature));
+    assert.equal(t.hsm.stats().loginAttempts, 2, "logged in again once");
+    const now = await t.hsm.use((s) => s.findKeyById(key.id)!);
+    assert.notDeepEqual(now.handle, key.handle, "SoftHSM did renumber the key: the old handle is stale");
+  });
+}
+
+Deno.test("a held key without CKA_ID whose handle went stale says how to get a fresh one", async () => {
+  await using t = await openTestHsm({ pool: { max: 1 } });
+  const raw = crypto.getRandomValues(new Uint8Array(32));
+  const key = await t.hsm.use((s) => s.createAesKey(raw, { label: "noid", id: new Uint8Array() }));
+  assert.equal(key.id, "");
+  logOutBehindTheBack(t.env);
+  await assert.rejects(
+    () => t.hsm.ops.encrypt(key, text("x")),
+    /handle of aes key "noid" is no longer valid.*no CKA_ID.*look it up again/,
+  );
 });
