@@ -197,6 +197,7 @@ export class BatchRunner {
       },
       (error) => {
         this.#runners.delete(runner);
+        this.#scheduleIdleCheck(); // the others may have been kept for this one
         // Another runner (serving, or still waiting for its lease) will take the queue.
         for (const r of this.#runners) if (r.lease === undefined || this.#usable(r)) return;
         this.#failQueue(error);
@@ -260,5 +261,6 @@ export class BatchRunner {
     if (runner.fatal === undefined) lease[Symbol.dispose]();
     else lease.destroy(`HSM session failed: ${(runner.fatal as Error).message}`).catch(() => {});
     if (this.#pending() > 0) this.#kick();
+    else this.#scheduleIdleCheck(); // the others may have been kept for this one
   }
 }

@@ -109,7 +109,11 @@ for (const engine of ["async", "workers"] as const) {
     assert.ok(await t.hsm.ops.verify(pair.publicKey, text("signed"), signature));
     assert.equal(t.hsm.stats().loginAttempts, 2, "logged in again once");
     const now = await t.hsm.use((s) => s.findKeyById(key.id)!);
-    assert.notDeepEqual(now.handle, key.handle, "SoftHSM did renumber the key: the old handle is stale");
+    assert.notDeepEqual(
+      now.handle,
+      key.handle,
+      "SoftHSM did renumber the key: the old handle is stale",
+    );
   });
 }
 

@@ -180,7 +180,16 @@ export class Pkcs11Spy implements Disposable {
 /** Runs `pkcs11-tool` (OpenSC) on the token, logged in; throws with its output on failure. */
 export async function pkcs11Tool(env: SoftHsm, args: string[]): Promise<string> {
   const out = await new Deno.Command("pkcs11-tool", {
-    args: ["--module", env.library, "--token-label", env.tokenLabel, "--login", "--pin", env.pin, ...args],
+    args: [
+      "--module",
+      env.library,
+      "--token-label",
+      env.tokenLabel,
+      "--login",
+      "--pin",
+      env.pin,
+      ...args,
+    ],
     env: { SOFTHSM2_CONF: env.conf },
     stdout: "piped",
     stderr: "piped",

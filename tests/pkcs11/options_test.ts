@@ -58,7 +58,11 @@ for (const engine of ["async", "workers"] as const) {
 Deno.test("an explicit slotId wins over PKCS11_TOKEN_LABEL in the environment", async () => {
   await using env = await provisionSoftHsm({ temporary: true });
   const slotId = await (async () => {
-    await using hsm = await openHsm({ library: env.library, tokenLabel: env.tokenLabel, pin: env.pin });
+    await using hsm = await openHsm({
+      library: env.library,
+      tokenLabel: env.tokenLabel,
+      pin: env.pin,
+    });
     return hsm.stats().slotId;
   })();
   const saved = Deno.env.get("PKCS11_TOKEN_LABEL");
