@@ -37,7 +37,7 @@
 import type { Buffer } from "node:buffer";
 import pkcs11js from "pkcs11js";
 import { HsmError } from "./errors.ts";
-import type { CryptoEngine } from "./engine.ts";
+import { type BytesCall, type CryptoEngine, SessionActivity } from "./engine.ts";
 import type { SessionHandle } from "./handle.ts";
 import {
   DECRYPT,
@@ -105,8 +105,6 @@ export function checkThreads(threads: number | undefined): number {
 interface Affinity {
   thread: Thread;
   jobs: number;
-  /** Called once `jobs` is back to 0 (see {@link WorkerEngine.settled}). */
-  idle: (() => void)[];
 }
 
 /** How long `close()` lets the batches in flight finish before it ends the threads. */
@@ -118,6 +116,7 @@ class Workers implements WorkerEngine {
   readonly threads: number;
   readonly #threads: Thread[] = [];
   readonly #affinity = new WeakMap<SessionHandle, Affinity>();
+  readonly #activity = new SessionActivity();
   #closed = false;
 
   constructor(options: WorkerEngineOptions) {
@@ -135,25 +134,21 @@ class Workers implements WorkerEngine {
     if (held === undefined || held.jobs === 0) {
       let thread = this.#threads[0];
       for (const t of this.#threads) if (t.inFlight < thread.inFlight) thread = t;
-      held = { thread, jobs: 0, idle: held?.idle ?? [] };
+      held = { thread, jobs: 0 };
       this.#affinity.set(session, held);
     }
     held.jobs += jobs;
+    this.#activity.begin(session, jobs);
     return held;
   }
 
-  #unclaim(held: Affinity, jobs: number): void {
+  #unclaim(session: SessionHandle, held: Affinity, jobs: number): void {
     held.jobs -= jobs;
-    if (held.jobs > 0 || held.idle.length === 0) return;
-    for (const resolve of held.idle.splice(0)) resolve();
+    this.#activity.end(session, jobs);
   }
 
   settled(session: SessionHandle): Promise<void> {
-    const held = this.#affinity.get(session);
-    if (held === undefined || held.jobs === 0) return Promise.resolve();
-    const { promise, resolve } = Promise.withResolvers<void>();
-    held.idle.push(resolve);
-    return promise;
+    return this.#activity.settled(session);
   }
 
   #closedError(): HsmError {
@@ -176,11 +171,11 @@ class Workers implements WorkerEngine {
       session: handle,
       job,
       resolve: (value) => {
-        this.#unclaim(held, 1);
+        this.#unclaim(session, held, 1);
         resolve(value as T);
       },
       reject: (error) => {
-        this.#unclaim(held, 1);
+        this.#unclaim(session, held, 1);
         reject(error);
       },
     });
@@ -191,34 +186,14 @@ class Workers implements WorkerEngine {
     return promise;
   }
 
-  encrypt(s: SessionHandle, m: pkcs11js.Mechanism, key: Buffer, input: Uint8Array, out: number) {
-    const job = {
-      kind: ENCRYPT,
-      mechanism: m.mechanism,
-      gcm: gcmOf(m),
-      key,
-      input,
-      outLength: out,
-    };
-    return this.#call<Uint8Array<ArrayBuffer>>(s, job);
+  #bytes(kind: number): BytesCall {
+    return (s, m, key, input, outLength) =>
+      this.#call(s, { kind, mechanism: m.mechanism, gcm: gcmOf(m), key, input, outLength });
   }
 
-  decrypt(s: SessionHandle, m: pkcs11js.Mechanism, key: Buffer, input: Uint8Array, out: number) {
-    const job = {
-      kind: DECRYPT,
-      mechanism: m.mechanism,
-      gcm: gcmOf(m),
-      key,
-      input,
-      outLength: out,
-    };
-    return this.#call<Uint8Array<ArrayBuffer>>(s, job);
-  }
-
-  sign(s: SessionHandle, m: pkcs11js.Mechanism, key: Buffer, input: Uint8Array, out: number) {
-    const job = { kind: SIGN, mechanism: m.mechanism, key, input, outLength: out };
-    return this.#call<Uint8Array<ArrayBuffer>>(s, job);
-  }
+  readonly encrypt: BytesCall = this.#bytes(ENCRYPT);
+  readonly decrypt: BytesCall = this.#bytes(DECRYPT);
+  readonly sign: BytesCall = this.#bytes(SIGN);
 
   verify(s: SessionHandle, m: pkcs11js.Mechanism, key: Buffer, input: Uint8Array, sig: Uint8Array) {
     const job = { kind: VERIFY, mechanism: m.mechanism, key, input, signature: sig, outLength: 0 };
@@ -245,7 +220,7 @@ class Workers implements WorkerEngine {
     }
     const held = this.#claim(session, jobs.length);
     held.thread.post(jobs.map(() => handle), jobs, (results, busyUs) => {
-      this.#unclaim(held, jobs.length);
+      this.#unclaim(session, held, jobs.length);
       done(results, busyUs);
     });
   }

@@ -17,7 +17,7 @@ import type { Pool } from "../../mod.ts";
 import type { AcquireOptions } from "../../pool/types.ts";
 import { BatchRunner } from "./batch.ts";
 import { needBytes, needKind } from "./crypto.ts";
-import type { WorkerEngine } from "./dispatch.ts";
+import type { WireJob, WorkerEngine } from "./dispatch.ts";
 import { DIGEST, OPEN_GCM, SEAL_GCM, SIGN_SHA256, VERIFY_SHA256 } from "./dispatch_wire.ts";
 import type { CryptoEngine } from "./engine.ts";
 import { isStaleHandle } from "./errors.ts";
@@ -89,106 +89,81 @@ export class Ops implements HsmOps {
     this.#runner?.close(error);
   }
 
-  /** Runs `run` with `key`; once more with the key found again when its handle was stale. */
-  async #withKey<T>(
+  /**
+   * Runs one operation with `key`: on a leased session, or as a batch job.
+   * A stale key handle is found again by its `CKA_ID`, and the operation
+   * runs once more with it.
+   */
+  async #run<T>(
     key: HsmKey,
     options: AcquireOptions | undefined,
-    run: (key: HsmKey) => Promise<T>,
-  ) {
+    onSession: (session: HsmSession, key: HsmKey) => Promise<T>,
+    job: (key: HsmKey) => WireJob,
+    mapError?: (error: unknown) => unknown,
+  ): Promise<T> {
+    const runner = this.#runner;
+    const once = (k: HsmKey) =>
+      runner === undefined
+        ? this.#use((s) => onSession(s, k), options)
+        : runner.submit<T>(job(k), options, mapError);
     try {
-      return await run(key);
+      return await once(key);
     } catch (error) {
       if (!isStaleHandle(error)) throw error;
-      return await run(await this.#refind(key, options));
+      return await once(await this.#refind(key, options));
     }
   }
 
   async encrypt(key: HsmKey, plaintext: Uint8Array, aad?: Uint8Array, options?: AcquireOptions) {
     needKind(key, "aes", "aesGcmEncrypt");
     needBytes(plaintext, "plaintext");
-    const runner = this.#runner;
-    return await this.#withKey(
-      key,
-      options,
-      (k) =>
-        runner === undefined
-          ? this.#use((s) => s.encrypt(k, plaintext, aad), options)
-          : runner.submit<Uint8Array<ArrayBuffer>>({
-            kind: SEAL_GCM,
-            mechanism: pkcs11js.CKM_AES_GCM,
-            gcm: { aad, tagBits: GCM_TAG_BITS },
-            key: k.handle,
-            input: plaintext,
-            outLength: sealedLength(plaintext.length),
-          }, options),
-    );
+    return await this.#run(key, options, (s, k) => s.encrypt(k, plaintext, aad), (k) => ({
+      kind: SEAL_GCM,
+      mechanism: pkcs11js.CKM_AES_GCM,
+      gcm: { aad, tagBits: GCM_TAG_BITS },
+      key: k.handle,
+      input: plaintext,
+      outLength: sealedLength(plaintext.length),
+    }));
   }
 
   async decrypt(key: HsmKey, sealed: Uint8Array, aad?: Uint8Array, options?: AcquireOptions) {
     needKind(key, "aes", "aesGcmDecrypt");
     checkSealed(sealed);
-    const runner = this.#runner;
-    return await this.#withKey(
-      key,
-      options,
-      (k) =>
-        runner === undefined
-          ? this.#use((s) => s.decrypt(k, sealed, aad), options)
-          : runner.submit<Uint8Array<ArrayBuffer>>(
-            {
-              kind: OPEN_GCM,
-              mechanism: pkcs11js.CKM_AES_GCM,
-              gcm: { aad, tagBits: GCM_TAG_BITS },
-              key: k.handle,
-              input: sealed,
-              outLength: sealed.length - GCM_IV_BYTES,
-            },
-            options,
-            gcmDecryptError,
-          ),
-    );
+    return await this.#run(key, options, (s, k) => s.decrypt(k, sealed, aad), (k) => ({
+      kind: OPEN_GCM,
+      mechanism: pkcs11js.CKM_AES_GCM,
+      gcm: { aad, tagBits: GCM_TAG_BITS },
+      key: k.handle,
+      input: sealed,
+      outLength: sealed.length - GCM_IV_BYTES,
+    }), gcmDecryptError);
   }
 
   async sign(key: HsmKey, data: Uint8Array, options?: AcquireOptions) {
     needKind(key, "ec-private", "ecdsaSign");
     needBytes(data, "data");
-    const runner = this.#runner;
-    return await this.#withKey(
-      key,
-      options,
-      (k) =>
-        runner === undefined
-          ? this.#use((s) => s.sign(k, data), options)
-          : runner.submit<Uint8Array<ArrayBuffer>>({
-            kind: SIGN_SHA256,
-            mechanism: pkcs11js.CKM_ECDSA,
-            key: k.handle,
-            input: data,
-            outLength: 64,
-          }, options),
-    );
+    return await this.#run(key, options, (s, k) => s.sign(k, data), (k) => ({
+      kind: SIGN_SHA256,
+      mechanism: pkcs11js.CKM_ECDSA,
+      key: k.handle,
+      input: data,
+      outLength: 64,
+    }));
   }
 
   async verify(key: HsmKey, data: Uint8Array, signature: Uint8Array, options?: AcquireOptions) {
     needKind(key, "ec-public", "ecdsaVerify");
     needBytes(data, "data");
     needBytes(signature, "signature");
-    const runner = this.#runner;
-    return await this.#withKey(
-      key,
-      options,
-      (k) =>
-        runner === undefined
-          ? this.#use((s) => s.verify(k, data, signature), options)
-          : runner.submit<boolean>({
-            kind: VERIFY_SHA256,
-            mechanism: pkcs11js.CKM_ECDSA,
-            key: k.handle,
-            input: data,
-            signature,
-            outLength: 0,
-          }, options),
-    );
+    return await this.#run(key, options, (s, k) => s.verify(k, data, signature), (k) => ({
+      kind: VERIFY_SHA256,
+      mechanism: pkcs11js.CKM_ECDSA,
+      key: k.handle,
+      input: data,
+      signature,
+      outLength: 0,
+    }));
   }
 
   async digest(data: Uint8Array, options?: AcquireOptions) {
