@@ -18,6 +18,7 @@ import {
   GCM_IV_BYTES,
   gcmDecryptError,
   gcmMechanism,
+  joinSealed,
   sealedLength,
   splitSealed,
 } from "./gcm.ts";
@@ -57,10 +58,7 @@ export async function aesGcmEncrypt(
     plaintext,
     sealedLength(plaintext.length) - GCM_IV_BYTES,
   );
-  const out = new Uint8Array(GCM_IV_BYTES + body.length);
-  out.set(iv);
-  out.set(body, GCM_IV_BYTES);
-  return out;
+  return joinSealed(iv, body);
 }
 
 /**

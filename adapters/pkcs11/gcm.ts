@@ -55,6 +55,14 @@ export function splitSealed(sealed: Uint8Array): { iv: Uint8Array; body: Uint8Ar
   return { iv: sealed.subarray(0, GCM_IV_BYTES), body: sealed.subarray(GCM_IV_BYTES) };
 }
 
+/** `IV ‖ body`: the sealed message from its IV and the `ciphertext ‖ tag` body. */
+export function joinSealed(iv: Uint8Array, body: Uint8Array): Uint8Array<ArrayBuffer> {
+  const sealed = new Uint8Array(iv.length + body.length);
+  sealed.set(iv);
+  sealed.set(body, iv.length);
+  return sealed;
+}
+
 /**
  * SoftHSM reports a failed tag check as CKR_GENERAL_ERROR; the operation is
  * over and the session fine. Says what it means, with the standard code;

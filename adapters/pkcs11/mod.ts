@@ -46,7 +46,7 @@ export {
 export { findPkcs11Module, SOFTHSM2_LOCATIONS } from "./library.ts";
 export { registeredModule } from "./registry.ts";
 export { type PerRequestOptions, withPerRequestSession } from "./per_request.ts";
-export type { CryptoEngine } from "./engine.ts";
+export type { BytesCall, CryptoEngine } from "./engine.ts";
 export { asyncEngine, syncEngine } from "./engine_local.ts";
 export {
   createWorkerEngine,
