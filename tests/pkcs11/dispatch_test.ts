@@ -116,6 +116,7 @@ Deno.test("a timer keeps firing while batched work runs on the worker engine", a
   await using t = await openTestHsm({ engine: "workers", workerThreads: 2, pool: { max: 2 } });
   const key = await t.hsm.use((s) => s.generateAesKey({ label: "k" }));
   const pair = await t.hsm.use((s) => s.generateEcKeyPair({ label: "k" }));
+  const started = performance.now();
   const { ticks, worstGapMs: worstGap } = await timerGapsDuring(() =>
     Promise.all(
       Array.from(
@@ -128,7 +129,12 @@ Deno.test("a timer keeps firing while batched work runs on the worker engine", a
     )
   );
   assert.ok(ticks > 0, "the timer fired while the batch ran");
-  assert.ok(worstGap < 200, `worst gap between timer ticks ${worstGap.toFixed(1)} ms`);
+  // A blocked loop shows a gap as long as the work; a shared machine slows both alike.
+  const elapsed = performance.now() - started;
+  assert.ok(
+    worstGap < elapsed / 2,
+    `worst gap ${worstGap.toFixed(1)} ms of ${elapsed.toFixed(1)} ms`,
+  );
 });
 
 Deno.test("batched operations after close fail with the pool's error", async () => {
