@@ -6,29 +6,30 @@
  * call per round trip. Here callers just submit operations, and work is
  * handed out once per burst of submits (a microtask later), so callers that
  * resume together form one batch. Runners each lease a session (never more
- * than the pool's `max`),
- * at most one per worker thread, each keeping up to two batches in flight on
- * its session: the worker runs one while this thread answers the callers of
- * the other. Both run in order on one thread, never at the same time.
+ * than the pool's `max`), at most one per worker thread, each keeping up to
+ * two batches in flight on its session: the worker runs one while this
+ * thread answers the callers of the other. Both run in order on one thread,
+ * never at the same time.
  *
- * (Running part of each burst on this thread as well, in short synchronous
- * slices, was tried and measured: SoftHSM's locks made both threads slower
- * than one worker alone, so this thread only dispatches.)
- *
- * Leases go back once nothing waits and no runner has work out (checked
- * after the callers of the last batch have had their turn to submit more).
+ * A job waits in the queue until a runner sends it; the caller's `signal`
+ * and `timeoutMs` bound that wait, as they bound an acquire. A runner that
+ * cannot get a lease fails the queue only when no other runner is there to
+ * serve it. Leases go back once nothing waits and no runner has work out.
  *
  * @module
  */
-import type { Lease, Pool } from "../../mod.ts";
+import { type Lease, type Pool, PoolClosedError, PoolTimeoutError } from "../../mod.ts";
+import type { AcquireOptions } from "../../pool/types.ts";
 import type { WireJob, WireResult, WorkerEngine } from "./dispatch.ts";
 import { isSessionFatal } from "./errors.ts";
 import type { HsmSession } from "./session.ts";
 
 /** A queued operation: the job, and what to do with its result. */
-export interface BatchJob extends WireJob {
-  /** Turns the worker's result into the caller's value (or error). */
+interface BatchJob extends WireJob {
+  /** Turns the worker's result into the caller's value (or error); called once. */
   settle(result: WireResult): void;
+  /** Set when the caller gave up (signal, timeout) before the job was sent. */
+  cancelled?: boolean;
 }
 
 /** Most operations in one batch. */
@@ -52,9 +53,9 @@ export class BatchRunner {
   readonly #queue: BatchJob[] = [];
   #head = 0;
   readonly #runners = new Set<Runner>();
-  #workerRunners = 0;
   #kickScheduled = false;
   #idleCheckScheduled = false;
+  #closed: unknown;
 
   /**
    * Runs batches on sessions of `pool` through `engine`. The pool enforces
@@ -64,28 +65,70 @@ export class BatchRunner {
   constructor(pool: Pool<HsmSession>, engine: WorkerEngine) {
     this.#pool = pool;
     this.#engine = engine;
-    const max = pool.stats().max;
-    this.#maxWorkerRunners = Math.max(1, Math.min(engine.threads, max));
+    this.#maxWorkerRunners = Math.max(1, Math.min(engine.threads, pool.stats().max));
   }
 
-  /** Queues a job; its `settle` is called with the result. */
-  submit(job: BatchJob): void {
-    if (this.#closed !== undefined) {
-      job.settle({ ok: false, error: this.#closed });
-      return;
+  /**
+   * Queues a job and resolves with its value; `mapError` turns a failure
+   * into the caller's error. `options` bound the wait in the queue.
+   */
+  submit<T>(
+    job: WireJob,
+    options?: AcquireOptions,
+    mapError?: (e: unknown) => unknown,
+  ): Promise<T> {
+    const { promise, resolve, reject } = Promise.withResolvers<T>();
+    const queued = job as BatchJob;
+    queued.settle = (r) =>
+      r.ok ? resolve(r.value as T) : reject(mapError ? mapError(r.error) : r.error);
+    if (this.#closed !== undefined) queued.settle({ ok: false, error: this.#closed });
+    else if (options?.signal?.aborted) queued.settle({ ok: false, error: options.signal.reason });
+    else {
+      if (options?.signal !== undefined || options?.timeoutMs !== undefined) {
+        this.#bound(queued, options);
+      }
+      this.#queue.push(queued);
+      if (!this.#kickScheduled) {
+        this.#kickScheduled = true;
+        queueMicrotask(this.#scheduledKick);
+      }
     }
-    this.#queue.push(job);
-    if (this.#kickScheduled) return;
-    this.#kickScheduled = true;
-    queueMicrotask(this.#scheduledKick);
+    return promise;
+  }
+
+  /** Makes the job give up at the caller's deadline or signal, unless it was sent by then. */
+  #bound(job: BatchJob, { signal, timeoutMs }: AcquireOptions): void {
+    const started = performance.now();
+    const settle = job.settle;
+    const giveUp = (error: unknown) => {
+      job.cancelled = true;
+      job.settle({ ok: false, error });
+    };
+    const onAbort = () => giveUp(signal!.reason);
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+      const waited = Math.round(performance.now() - started);
+      const { size, inUse, idle, pending } = this.#pool.stats();
+      giveUp(
+        new PoolTimeoutError(
+          `Pool '${this.#pool.name}': no session for the operation within ${waited} ms ` +
+            `(size ${size}, in use ${inUse}, idle ${idle}, waiting ${pending})`,
+          waited,
+        ),
+      );
+    }, timeoutMs);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    job.settle = (result) => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      job.settle = () => {};
+      settle(result);
+    };
   }
 
   readonly #scheduledKick = (): void => {
     this.#kickScheduled = false;
     this.#kick();
   };
-
-  #closed: unknown;
 
   /**
    * Stops taking work: what waits fails with `error`, batches in flight
@@ -94,7 +137,7 @@ export class BatchRunner {
   close(error: unknown): void {
     if (this.#closed !== undefined) return;
     this.#closed = error;
-    for (const job of this.#take(this.#pending())) job.settle({ ok: false, error });
+    this.#failQueue(error);
     this.#scheduleIdleCheck();
   }
 
@@ -102,9 +145,13 @@ export class BatchRunner {
     return this.#queue.length - this.#head;
   }
 
+  /** Up to `count` jobs that still wait (given-up ones are dropped). */
   #take(count: number): BatchJob[] {
-    const jobs = this.#queue.slice(this.#head, this.#head + count);
-    this.#head += jobs.length;
+    const jobs: BatchJob[] = [];
+    while (jobs.length < count && this.#head < this.#queue.length) {
+      const job = this.#queue[this.#head++];
+      if (!job.cancelled) jobs.push(job);
+    }
     if (this.#head === this.#queue.length) {
       this.#queue.length = 0;
       this.#head = 0;
@@ -112,46 +159,66 @@ export class BatchRunner {
     return jobs;
   }
 
-  #usable(r: Runner | undefined): r is Runner {
-    return r !== undefined && r.lease !== undefined && !r.ended && r.fatal === undefined;
+  #failQueue(error: unknown): void {
+    for (const job of this.#take(this.#pending())) job.settle({ ok: false, error });
   }
 
-  /** Hands out what waits; starts runners where there is room. */
+  #usable(r: Runner): boolean {
+    return r.lease !== undefined && r.lease.active && !r.ended && r.fatal === undefined;
+  }
+
+  /** Hands out what waits; starts a runner where there is room. */
   #kick(): void {
     if (this.#pending() === 0) return;
     let slots = 0;
     for (const r of this.#runners) if (this.#usable(r)) slots += PIPELINE - r.inFlight;
     for (const runner of this.#runners) {
+      // A lease a forced close took back: the runner is done once its batches are.
+      if (runner.lease?.active === false && runner.inFlight === 0) this.#end(runner);
       if (!this.#usable(runner)) continue;
       while (runner.inFlight < PIPELINE && this.#pending() > 0) {
         const share = Math.ceil(this.#pending() / Math.max(1, slots--));
-        this.#send(runner, this.#take(Math.min(MAX_BATCH, share)));
+        const jobs = this.#take(Math.min(MAX_BATCH, share));
+        if (jobs.length > 0) this.#send(runner, jobs);
       }
     }
-    if (this.#pending() > 0 && this.#workerRunners < this.#maxWorkerRunners) this.#start();
+    if (this.#pending() > 0 && this.#runners.size < this.#maxWorkerRunners) this.#start();
   }
 
   #start(): void {
     const runner: Runner = { lease: undefined, inFlight: 0, fatal: undefined, ended: false };
     this.#runners.add(runner);
-    this.#workerRunners++;
     this.#pool.acquire().then(
       (lease) => {
         runner.lease = lease;
+        if (this.#closed !== undefined) return this.#end(runner);
         this.#kick();
         this.#scheduleIdleCheck();
       },
       (error) => {
-        // No session (pool closed, breaker open, timeout): fail everything that waits.
-        this.#forget(runner);
-        for (const job of this.#take(this.#pending())) job.settle({ ok: false, error });
+        this.#runners.delete(runner);
+        this.#scheduleIdleCheck(); // the others may have been kept for this one
+        // Another runner (serving, or still waiting for its lease) will take the queue.
+        for (const r of this.#runners) if (r.lease === undefined || this.#usable(r)) return;
+        this.#failQueue(error);
       },
     );
   }
 
   #send(runner: Runner, jobs: BatchJob[]): void {
+    let session: HsmSession;
+    try {
+      session = runner.lease!.resource; // throws if a forced close took the lease back
+    } catch (error) {
+      this.#end(runner);
+      const closed = new PoolClosedError(`Pool '${this.#pool.name}' took the session back`, {
+        cause: error,
+      });
+      for (const job of jobs) job.settle({ ok: false, error: closed });
+      return;
+    }
     runner.inFlight++;
-    this.#engine.runBatch(runner.lease!.resource, jobs, (results) => {
+    this.#engine.runBatch(session, jobs, (results) => {
       runner.inFlight--;
       this.#finish(runner, jobs, results);
     });
@@ -185,18 +252,15 @@ export class BatchRunner {
     for (const r of [...this.#runners]) this.#end(r);
   };
 
-  #forget(runner: Runner): void {
-    if (this.#runners.delete(runner)) this.#workerRunners--;
-  }
-
   #end(runner: Runner): void {
     if (runner.ended) return;
     runner.ended = true;
-    this.#forget(runner);
+    this.#runners.delete(runner);
     const lease = runner.lease;
     if (lease === undefined) return;
     if (runner.fatal === undefined) lease[Symbol.dispose]();
     else lease.destroy(`HSM session failed: ${(runner.fatal as Error).message}`).catch(() => {});
     if (this.#pending() > 0) this.#kick();
+    else this.#scheduleIdleCheck(); // the others may have been kept for this one
   }
 }

@@ -9,18 +9,19 @@
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import pkcs11js from "pkcs11js";
-import { HsmError, toHsmError } from "./errors.ts";
+import { toHsmError } from "./errors.ts";
 import type { SessionHandle } from "./handle.ts";
 import type { HsmKey, HsmKeyKind } from "./keys.ts";
 import type { CryptoEngine } from "./engine.ts";
-
-const CKR_GENERAL_ERROR = 0x05;
-const CKR_ENCRYPTED_DATA_INVALID = 0x40;
-
-/** AES-GCM IV length: 12 bytes, the size GCM is designed for. */
-export const GCM_IV_BYTES = 12;
-/** AES-GCM tag length: 16 bytes (128 bits). */
-export const GCM_TAG_BYTES = 16;
+import {
+  checkSealed,
+  GCM_IV_BYTES,
+  gcmDecryptError,
+  gcmMechanism,
+  joinSealed,
+  sealedLength,
+  splitSealed,
+} from "./gcm.ts";
 
 /** Throws a TypeError unless `key` is of `kind`. */
 export function needKind(key: HsmKey, kind: HsmKeyKind, operation: string): void {
@@ -34,18 +35,6 @@ export function needBytes(value: unknown, what: string): asserts value is Uint8A
   if (!(value instanceof Uint8Array)) {
     throw new TypeError(`${what} must be a Uint8Array, got ${typeof value}`);
   }
-}
-
-function gcm(iv: Uint8Array, aad: Uint8Array | undefined): pkcs11js.Mechanism {
-  return {
-    mechanism: pkcs11js.CKM_AES_GCM,
-    parameter: {
-      type: pkcs11js.CK_PARAMS_AES_GCM,
-      iv: Buffer.from(iv),
-      aad: aad && aad.length > 0 ? Buffer.from(aad) : undefined,
-      tagBits: GCM_TAG_BYTES * 8,
-    } as pkcs11js.IParams,
-  };
 }
 
 /**
@@ -62,17 +51,14 @@ export async function aesGcmEncrypt(
   needKind(key, "aes", "aesGcmEncrypt");
   needBytes(plaintext, "plaintext");
   const iv = crypto.getRandomValues(new Uint8Array(GCM_IV_BYTES));
-  const sealed = await engine.encrypt(
+  const body = await engine.encrypt(
     session,
-    gcm(iv, aad),
+    gcmMechanism(iv, aad),
     key.handle,
     plaintext,
-    plaintext.length + GCM_TAG_BYTES,
+    sealedLength(plaintext.length) - GCM_IV_BYTES,
   );
-  const out = new Uint8Array(GCM_IV_BYTES + sealed.length);
-  out.set(iv);
-  out.set(sealed, GCM_IV_BYTES);
-  return out;
+  return joinSealed(iv, body);
 }
 
 /**
@@ -88,40 +74,12 @@ export async function aesGcmDecrypt(
 ): Promise<Uint8Array<ArrayBuffer>> {
   needKind(key, "aes", "aesGcmDecrypt");
   checkSealed(sealed);
-  const iv = sealed.subarray(0, GCM_IV_BYTES);
-  const body = sealed.subarray(GCM_IV_BYTES);
+  const { iv, body } = splitSealed(sealed);
   try {
-    return await engine.decrypt(session, gcm(iv, aad), key.handle, body, body.length);
+    return await engine.decrypt(session, gcmMechanism(iv, aad), key.handle, body, body.length);
   } catch (error) {
     throw gcmDecryptError(error);
   }
-}
-
-/** Checks what {@link aesGcmDecrypt} needs before any call is made. */
-export function checkSealed(sealed: unknown): asserts sealed is Uint8Array {
-  needBytes(sealed, "ciphertext");
-  if (sealed.length < GCM_IV_BYTES + GCM_TAG_BYTES) {
-    throw new HsmError(
-      `AES-GCM ciphertext must be at least ${GCM_IV_BYTES + GCM_TAG_BYTES} bytes ` +
-        `(IV ‖ ciphertext ‖ tag), got ${sealed.length}`,
-      { operation: "aesGcmDecrypt" },
-    );
-  }
-}
-
-/**
- * SoftHSM reports a failed tag check as CKR_GENERAL_ERROR; the operation is
- * over and the session fine. Says what it means, with the standard code;
- * any other error is returned as it is.
- */
-export function gcmDecryptError(error: unknown): unknown {
-  const code = error instanceof HsmError ? error.code : undefined;
-  if (code !== CKR_GENERAL_ERROR && code !== CKR_ENCRYPTED_DATA_INVALID) return error;
-  return new HsmError(
-    "aesGcmDecrypt failed: CKR_ENCRYPTED_DATA_INVALID (0x40): the tag does not match " +
-      "(wrong key, wrong AAD or a tampered ciphertext)",
-    { operation: "aesGcmDecrypt", code: CKR_ENCRYPTED_DATA_INVALID, cause: error },
-  );
 }
 
 // SoftHSM 2.6 has no CKM_ECDSA_SHA256: hash here, sign the digest with CKM_ECDSA.
@@ -176,6 +134,8 @@ export function randomBytes(session: SessionHandle, length: number): Uint8Array<
   if (!Number.isInteger(length) || length < 0 || length > 1 << 20) {
     throw new RangeError(`random length must be an integer from 0 to 1 MiB, got ${length}`);
   }
+  // Zero bytes need no token: a NULL buffer would be CKR_ARGUMENTS_BAD.
+  if (length === 0) return new Uint8Array(0);
   const out = Buffer.alloc(length);
   try {
     session.module.pkcs11.C_GenerateRandom(session.handle, out);

@@ -13,7 +13,6 @@ import {
   ENCRYPT,
   FAILED_CALL,
   FAILED_INIT,
-  IV_BYTES,
   J,
   JOB_WORDS,
   type JobBatch,
@@ -30,9 +29,9 @@ import {
   VERIFY,
   VERIFY_SHA256,
 } from "./dispatch_wire.ts";
+import { isBadSignature } from "./engine.ts";
+import { GCM_IV_BYTES as IV_BYTES, splitSealed } from "./gcm.ts";
 
-const CKR_SIGNATURE_INVALID = 0xC0;
-const CKR_SIGNATURE_LEN_RANGE = 0xC1;
 const EMPTY = Buffer.alloc(1).subarray(0, 0); // zero-length but not a NULL pointer
 
 /**
@@ -48,6 +47,33 @@ function codeOf(error: unknown): number {
   return m ? Number(m[1]) : 0;
 }
 
+/** What a whole-operation AES-GCM job works on. */
+interface GcmCall {
+  kind: number;
+  session: Buffer;
+  mechanism: pkcs11js.Mechanism;
+  key: Buffer;
+  input: Buffer;
+  out: Buffer;
+  iv: Buffer | undefined;
+}
+
+/** The whole-operation AES-GCM kinds: the IV in front of the output, or read from the input. */
+function runGcm(p: pkcs11js.PKCS11, c: GcmCall, step: { inited: boolean }): number {
+  const gcm = c.mechanism.parameter as { iv?: Uint8Array };
+  if (c.kind === SEAL_GCM) {
+    gcm.iv = c.iv; // already written in front of the output
+    N.C_EncryptInit.call(p, c.session, c.mechanism, c.key);
+    step.inited = true;
+    return IV_BYTES + N.C_Encrypt.call(p, c.session, c.input, c.out.subarray(IV_BYTES));
+  }
+  const { iv, body } = splitSealed(c.input);
+  gcm.iv = iv;
+  N.C_DecryptInit.call(p, c.session, c.mechanism, c.key);
+  step.inited = true;
+  return N.C_Decrypt.call(p, c.session, body.length === 0 ? EMPTY : body, c.out);
+}
+
 /** Runs one job; returns the output length (bytes kinds) or the verify result. */
 function runJob(
   p: pkcs11js.PKCS11,
@@ -61,21 +87,10 @@ function runJob(
   iv: Buffer | undefined,
   step: { inited: boolean },
 ): number | boolean {
-  const gcm = mechanism.parameter as { iv?: Buffer } | undefined;
   switch (kind) {
-    case SEAL_GCM: {
-      gcm!.iv = iv; // already written in front of the output
-      N.C_EncryptInit.call(p, session, mechanism, key);
-      step.inited = true;
-      return IV_BYTES + N.C_Encrypt.call(p, session, input, out.subarray(IV_BYTES));
-    }
-    case OPEN_GCM: {
-      gcm!.iv = input.subarray(0, IV_BYTES);
-      N.C_DecryptInit.call(p, session, mechanism, key);
-      step.inited = true;
-      const body = input.subarray(IV_BYTES);
-      return N.C_Decrypt.call(p, session, body.length === 0 ? EMPTY : body, out);
-    }
+    case SEAL_GCM:
+    case OPEN_GCM:
+      return runGcm(p, { kind, session, mechanism, key, input, out, iv }, step);
     case SIGN_SHA256:
     case SIGN:
       N.C_SignInit.call(p, session, mechanism, key);
@@ -98,8 +113,7 @@ function runJob(
           signature,
         );
       } catch (error) {
-        const code = codeOf(error);
-        if (code !== CKR_SIGNATURE_INVALID && code !== CKR_SIGNATURE_LEN_RANGE) throw error;
+        if (!isBadSignature(codeOf(error))) throw error;
         return false;
       }
     case ENCRYPT:
@@ -118,6 +132,38 @@ function runJob(
   throw new Error(`unknown job kind ${kind}`);
 }
 
+/** The mechanism of job record `j`, with AES-GCM parameters when it has them. */
+function mechanismOf(
+  jobs: Uint32Array,
+  j: number,
+  view: (off: number, len: number) => Buffer,
+): pkcs11js.Mechanism {
+  if (jobs[j + J.paramType] !== 1) return { mechanism: jobs[j + J.mechanism] };
+  return {
+    mechanism: jobs[j + J.mechanism],
+    parameter: {
+      type: pkcs11js.CK_PARAMS_AES_GCM,
+      iv: view(jobs[j + J.ivOff], jobs[j + J.ivLen]),
+      aad: jobs[j + J.aadLen] > 0 ? view(jobs[j + J.aadOff], jobs[j + J.aadLen]) : undefined,
+      tagBits: jobs[j + J.tagBits],
+    } as pkcs11js.IParams,
+  };
+}
+
+/** Fresh IVs for every `SEAL_GCM` job of the batch, from one call to the generator. */
+function ivsFor(jobs: Uint32Array, count: number): Uint8Array | undefined {
+  let seals = 0;
+  for (let i = 0; i < count; i++) if (jobs[i * JOB_WORDS + J.kind] === SEAL_GCM) seals++;
+  return seals > 0 ? crypto.getRandomValues(new Uint8Array(seals * IV_BYTES)) : undefined;
+}
+
+/** One buffer for every job's output. */
+function outputFor(jobs: Uint32Array, count: number): Buffer {
+  let total = 0;
+  for (let i = 0; i < count; i++) total += jobs[i * JOB_WORDS + J.outLen];
+  return Buffer.from(new ArrayBuffer(Math.max(total, 1)));
+}
+
 /** Runs every job of `batch` in order on binding `p`; never throws. */
 export function runBatch(p: pkcs11js.PKCS11, batch: JobBatch): ResultBatch {
   const started = performance.now();
@@ -125,47 +171,31 @@ export function runBatch(p: pkcs11js.PKCS11, batch: JobBatch): ResultBatch {
   const count = jobs.length / JOB_WORDS;
   const all = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   const view = (off: number, len: number) => (len === 0 ? EMPTY : all.subarray(off, off + len));
-  let outTotal = 0;
-  for (let i = 0; i < count; i++) outTotal += jobs[i * JOB_WORDS + J.outLen];
-  const out = Buffer.from(new ArrayBuffer(Math.max(outTotal, 1)));
+  const out = outputFor(jobs, count);
   const results = new Uint32Array(count * RESULT_WORDS);
   const messages: Record<number, string> = {};
   const step = { inited: false };
-  // One call to the random generator for every IV of the batch.
-  let seals = 0;
-  for (let i = 0; i < count; i++) if (jobs[i * JOB_WORDS + J.kind] === SEAL_GCM) seals++;
-  const ivs = seals > 0 ? crypto.getRandomValues(new Uint8Array(seals * IV_BYTES)) : undefined;
+  const ivs = ivsFor(jobs, count);
   let ivPos = 0;
   let outPos = 0;
   for (let i = 0; i < count; i++) {
     const j = i * JOB_WORDS;
     const r = i * RESULT_WORDS;
-    results[r + R.id] = jobs[j + J.id];
+    const kind = jobs[j + J.kind];
     const outLen = jobs[j + J.outLen];
-    const mechanism: pkcs11js.Mechanism = jobs[j + J.paramType] === 1
-      ? {
-        mechanism: jobs[j + J.mechanism],
-        parameter: {
-          type: pkcs11js.CK_PARAMS_AES_GCM,
-          iv: view(jobs[j + J.ivOff], jobs[j + J.ivLen]),
-          aad: jobs[j + J.aadLen] > 0 ? view(jobs[j + J.aadOff], jobs[j + J.aadLen]) : undefined,
-          tagBits: jobs[j + J.tagBits],
-        } as pkcs11js.IParams,
-      }
-      : { mechanism: jobs[j + J.mechanism] };
+    results[r + R.id] = jobs[j + J.id];
     step.inited = false;
     let iv: Buffer | undefined;
-    if (ivs !== undefined && jobs[j + J.kind] === SEAL_GCM) {
-      out.set(ivs.subarray(ivPos, ivPos + IV_BYTES), outPos);
-      ivPos += IV_BYTES;
+    if (ivs !== undefined && kind === SEAL_GCM) {
+      out.set(ivs.subarray(ivPos, ivPos += IV_BYTES), outPos);
       iv = out.subarray(outPos, outPos + IV_BYTES);
     }
     try {
       const result = runJob(
         p,
-        jobs[j + J.kind],
+        kind,
         view(jobs[j + J.sessionOff], jobs[j + J.sessionLen]),
-        mechanism,
+        mechanismOf(jobs, j, view),
         view(jobs[j + J.keyOff], jobs[j + J.keyLen]),
         view(jobs[j + J.inOff], jobs[j + J.inLen]),
         view(jobs[j + J.sigOff], jobs[j + J.sigLen]),
@@ -173,14 +203,13 @@ export function runBatch(p: pkcs11js.PKCS11, batch: JobBatch): ResultBatch {
         iv,
         step,
       );
-      if (typeof result === "boolean") {
-        results[r + R.status] = result ? OK_TRUE : OK_FALSE;
-        continue;
+      if (typeof result === "boolean") results[r + R.status] = result ? OK_TRUE : OK_FALSE;
+      else {
+        results[r + R.status] = OK_BYTES;
+        results[r + R.outOff] = outPos;
+        results[r + R.outLen] = result;
+        outPos += outLen;
       }
-      results[r + R.status] = OK_BYTES;
-      results[r + R.outOff] = outPos;
-      results[r + R.outLen] = result;
-      outPos += outLen;
     } catch (error) {
       const code = codeOf(error);
       results[r + R.status] = step.inited ? FAILED_CALL : FAILED_INIT;

@@ -9,6 +9,8 @@
  *
  * @module
  */
+import type { Buffer } from "node:buffer";
+import { toHsmError } from "./errors.ts";
 
 /**
  * Job kinds. The first five are single PKCS#11 calls after their `*Init`;
@@ -44,9 +46,6 @@ export const INIT = [
   "C_SignInit",
   "C_VerifyInit",
 ] as const;
-/** AES-GCM IV and tag sizes of the whole-operation kinds. */
-export const IV_BYTES = 12, TAG_BYTES = 16;
-
 /** Words of one job record. */
 export const JOB_WORDS = 18;
 /** Field offsets in a job record. */
@@ -102,4 +101,91 @@ export interface ResultBatch {
   messages: Record<number, string>;
   /** How long the batch took on its thread, in µs. */
   busyUs: number;
+}
+
+/** One job for a worker: a kind from `dispatch_wire.ts` and its bytes. */
+export interface WireJob {
+  /** Job kind (`ENCRYPT`, ..., `SEAL_GCM`, ...). */
+  kind: number;
+  /** The `CKM_*` mechanism. */
+  mechanism: number;
+  /** AES-GCM parameters (the IV is made by the worker for `SEAL_GCM`, read from the input for `OPEN_GCM`). */
+  gcm?: { iv?: Uint8Array; aad?: Uint8Array; tagBits: number };
+  /** The key's object handle (none for digests). */
+  key: Uint8Array | null;
+  /** The input. */
+  input: Uint8Array;
+  /** The signature, for verify kinds. */
+  signature?: Uint8Array;
+  /** The output buffer size the worker reserves. */
+  outLength: number;
+}
+
+/** A job's result: bytes, a verify answer, or an error. */
+export type WireResult = { ok: true; value: Uint8Array<ArrayBuffer> | boolean } | {
+  ok: false;
+  error: unknown;
+};
+
+/** Packs jobs into the wire format (one record array, one byte buffer). */
+export function pack(batch: number, sessions: Buffer[], jobs: WireJob[]): JobBatch {
+  let total = 0;
+  for (let i = 0; i < jobs.length; i++) {
+    const job = jobs[i];
+    total += sessions[i].length + (job.key?.length ?? 0) + job.input.length +
+      (job.signature?.length ?? 0) + (job.gcm?.iv?.length ?? 0) + (job.gcm?.aad?.length ?? 0);
+  }
+  const records = new Uint32Array(jobs.length * JOB_WORDS);
+  const bytes = new Uint8Array(total);
+  let pos = 0;
+  const put = (b: Uint8Array | null | undefined, at: number, w: number) => {
+    const len = b?.length ?? 0;
+    records[at + w] = pos;
+    records[at + w + 1] = len;
+    if (len > 0) bytes.set(b!, pos);
+    pos += len;
+  };
+  for (let i = 0; i < jobs.length; i++) {
+    const job = jobs[i];
+    const at = i * JOB_WORDS;
+    records[at + J.id] = i;
+    records[at + J.kind] = job.kind;
+    records[at + J.mechanism] = job.mechanism;
+    if (job.gcm !== undefined) {
+      records[at + J.paramType] = 1;
+      records[at + J.tagBits] = job.gcm.tagBits;
+    }
+    put(sessions[i], at, J.sessionOff);
+    put(job.key, at, J.keyOff);
+    put(job.gcm?.iv, at, J.ivOff);
+    put(job.gcm?.aad, at, J.aadOff);
+    put(job.input, at, J.inOff);
+    put(job.signature, at, J.sigOff);
+    records[at + J.outLen] = job.outLength;
+  }
+  return { batch, jobs: records, bytes };
+}
+
+/** Reads a worker's answer back into results, in job order. */
+export function unpack(jobs: WireJob[], { results, bytes, messages }: ResultBatch): WireResult[] {
+  const out: WireResult[] = new Array(jobs.length);
+  for (let i = 0; i < jobs.length; i++) {
+    const r = i * RESULT_WORDS;
+    const status = results[r + R.status];
+    if (status === OK_BYTES) {
+      const off = results[r + R.outOff];
+      out[i] = { ok: true, value: bytes.subarray(off, off + results[r + R.outLen]) };
+    } else if (status <= 2) {
+      out[i] = { ok: true, value: status === OK_TRUE };
+    } else {
+      const kind = jobs[i].kind;
+      const step = status === FAILED_INIT ? INIT[kind] : OPERATION[kind];
+      const code = results[r + R.code];
+      out[i] = {
+        ok: false,
+        error: toHsmError(code ? { code, message: "" } : new Error(messages[i]), step),
+      };
+    }
+  }
+  return out;
 }

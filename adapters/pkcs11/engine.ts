@@ -7,37 +7,29 @@
  */
 import { Buffer } from "node:buffer";
 import type pkcs11js from "pkcs11js";
+import { CKR } from "./ckr.ts";
 import { toHsmError } from "./errors.ts";
 import type { SessionHandle } from "./handle.ts";
+
+/** One single-part call with bytes out: `*Init`, then `C_Encrypt`/`C_Decrypt`/`C_Sign`. */
+export type BytesCall = (
+  session: SessionHandle,
+  mechanism: pkcs11js.Mechanism,
+  key: Buffer,
+  input: Uint8Array,
+  outLength: number,
+) => Promise<Uint8Array<ArrayBuffer>>;
 
 /** A single-part PKCS#11 crypto call: `*Init` then one `C_Encrypt`/`C_Sign`/... */
 export interface CryptoEngine {
   /** Short name for stats and benchmarks. */
   readonly name: string;
   /** `C_EncryptInit` + `C_Encrypt`; `outLength` is the output buffer size. */
-  encrypt(
-    session: SessionHandle,
-    mechanism: pkcs11js.Mechanism,
-    key: Buffer,
-    input: Uint8Array,
-    outLength: number,
-  ): Promise<Uint8Array<ArrayBuffer>>;
+  readonly encrypt: BytesCall;
   /** `C_DecryptInit` + `C_Decrypt`. */
-  decrypt(
-    session: SessionHandle,
-    mechanism: pkcs11js.Mechanism,
-    key: Buffer,
-    input: Uint8Array,
-    outLength: number,
-  ): Promise<Uint8Array<ArrayBuffer>>;
+  readonly decrypt: BytesCall;
   /** `C_SignInit` + `C_Sign`. */
-  sign(
-    session: SessionHandle,
-    mechanism: pkcs11js.Mechanism,
-    key: Buffer,
-    input: Uint8Array,
-    outLength: number,
-  ): Promise<Uint8Array<ArrayBuffer>>;
+  readonly sign: BytesCall;
   /** `C_VerifyInit` + `C_Verify`: `false` on `CKR_SIGNATURE_INVALID`. */
   verify(
     session: SessionHandle,
@@ -53,6 +45,45 @@ export interface CryptoEngine {
     input: Uint8Array,
     outLength: number,
   ): Promise<Uint8Array<ArrayBuffer>>;
+  /**
+   * Resolves once no call of `session` runs on another thread, so the
+   * session may be closed. Engines that never leave a call running after
+   * its promise settled need not have it.
+   */
+  settled?(session: SessionHandle): Promise<void>;
+}
+
+/**
+ * Calls in flight per session, for {@link CryptoEngine.settled}: a session
+ * must not be closed (a forced pool close) while another thread still runs
+ * a call on it.
+ */
+export class SessionActivity {
+  readonly #running = new WeakMap<SessionHandle, { calls: number; idle: (() => void)[] }>();
+
+  /** Counts `calls` more calls of `session` as running. */
+  begin(session: SessionHandle, calls = 1): void {
+    const entry = this.#running.get(session);
+    if (entry === undefined) this.#running.set(session, { calls, idle: [] });
+    else entry.calls += calls;
+  }
+
+  /** Counts `calls` of `session` as done; wakes `settled()` when none is left. */
+  end(session: SessionHandle, calls = 1): void {
+    const entry = this.#running.get(session);
+    if (entry === undefined || (entry.calls -= calls) > 0) return;
+    this.#running.delete(session);
+    for (const resolve of entry.idle) resolve();
+  }
+
+  /** Resolves once no call of `session` is running. */
+  settled(session: SessionHandle): Promise<void> {
+    const entry = this.#running.get(session);
+    if (entry === undefined) return Promise.resolve();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    entry.idle.push(resolve);
+    return promise;
+  }
 }
 
 const NON_NULL_EMPTY = Buffer.alloc(1).subarray(0, 0);
@@ -73,12 +104,9 @@ export function asBytes(buffer: Uint8Array): Uint8Array<ArrayBuffer> {
   return new Uint8Array(buffer.buffer as ArrayBuffer, buffer.byteOffset, buffer.length);
 }
 
-const CKR_SIGNATURE_INVALID = 0xC0;
-const CKR_SIGNATURE_LEN_RANGE = 0xC1;
-
 /** Whether an error from `C_Verify` just means "this signature does not match". */
 export function isBadSignature(code: number | undefined): boolean {
-  return code === CKR_SIGNATURE_INVALID || code === CKR_SIGNATURE_LEN_RANGE;
+  return code === CKR.SIGNATURE_INVALID || code === CKR.SIGNATURE_LEN_RANGE;
 }
 
 /**

@@ -8,70 +8,83 @@
  * @module
  */
 import type { Buffer } from "node:buffer";
+import type pkcs11js from "pkcs11js";
 import { toHsmError } from "./errors.ts";
-import { asBuffer, asBytes, type CryptoEngine, init, isBadSignature } from "./engine.ts";
+import {
+  asBuffer,
+  asBytes,
+  type BytesCall,
+  type CryptoEngine,
+  init,
+  isBadSignature,
+  SessionActivity,
+} from "./engine.ts";
+import type { SessionHandle } from "./handle.ts";
+
+/** The `*Init` function and the call of each bytes-out operation. */
+const STEPS = {
+  encrypt: ["C_EncryptInit", "C_Encrypt"],
+  decrypt: ["C_DecryptInit", "C_Decrypt"],
+  sign: ["C_SignInit", "C_Sign"],
+} as const;
 
 /**
  * pkcs11js's async calls keep raw pointers to their input and output
  * buffers without holding a reference to them: a buffer collected while the
  * call runs on another thread is memory corruption. Every buffer of an
- * in-flight call stays in this set until the call completes.
+ * in-flight call stays in this set until the call completes; and the
+ * session is counted as busy, so it is not closed under the call.
  */
 const inFlight = new Set<unknown>();
+const activity = new SessionActivity();
 
-async function held<T>(buffers: unknown[], call: Promise<T>, operation: string): Promise<T> {
+async function held<T>(
+  session: SessionHandle,
+  buffers: unknown[],
+  call: Promise<T>,
+  operation: string,
+): Promise<T> {
   inFlight.add(buffers);
+  activity.begin(session);
   try {
     return await call;
   } catch (error) {
     throw toHsmError(error, operation);
   } finally {
     inFlight.delete(buffers);
+    activity.end(session);
   }
+}
+
+function asyncBytes(step: keyof typeof STEPS): BytesCall {
+  const [initName, name] = STEPS[step];
+  const asyncName = `${name}Async` as const;
+  return (session, mechanism, key, input, outLength) => {
+    const { pkcs11 } = session.module;
+    const handle = session.handle;
+    init(pkcs11, initName, handle, mechanism, key);
+    const inBuf = asBuffer(input);
+    const outBuf = new Uint8Array(outLength);
+    const call = pkcs11[asyncName](handle, inBuf, asBuffer(outBuf));
+    return held(session, [inBuf, outBuf, mechanism], call, name).then(asBytes);
+  };
 }
 
 /** Every crypto call off the event loop, on pkcs11js's worker threads. */
 export const asyncEngine: CryptoEngine = {
   name: "async",
-  encrypt(session, mechanism, key, input, outLength) {
-    const { pkcs11 } = session.module;
-    const handle = session.handle;
-    init(pkcs11, "C_EncryptInit", handle, mechanism, key);
-    const inBuf = asBuffer(input);
-    const outBuf = new Uint8Array(outLength);
-    const call = pkcs11.C_EncryptAsync(handle, inBuf, asBuffer(outBuf));
-    return held([inBuf, outBuf, mechanism], call, "C_Encrypt").then(asBytes);
-  },
-  decrypt(session, mechanism, key, input, outLength) {
-    const { pkcs11 } = session.module;
-    const handle = session.handle;
-    init(pkcs11, "C_DecryptInit", handle, mechanism, key);
-    const inBuf = asBuffer(input);
-    const outBuf = new Uint8Array(outLength);
-    const call = pkcs11.C_DecryptAsync(handle, inBuf, asBuffer(outBuf));
-    return held([inBuf, outBuf, mechanism], call, "C_Decrypt").then(asBytes);
-  },
-  sign(session, mechanism, key, input, outLength) {
-    const { pkcs11 } = session.module;
-    const handle = session.handle;
-    init(pkcs11, "C_SignInit", handle, mechanism, key);
-    const inBuf = asBuffer(input);
-    const outBuf = new Uint8Array(outLength);
-    const call = pkcs11.C_SignAsync(handle, inBuf, asBuffer(outBuf));
-    return held([inBuf, outBuf, mechanism], call, "C_Sign").then(asBytes);
-  },
+  encrypt: asyncBytes("encrypt"),
+  decrypt: asyncBytes("decrypt"),
+  sign: asyncBytes("sign"),
   async verify(session, mechanism, key, input, signature) {
     const { pkcs11 } = session.module;
     const handle = session.handle;
     init(pkcs11, "C_VerifyInit", handle, mechanism, key);
     const inBuf = asBuffer(input);
     const sigBuf = asBuffer(signature);
+    const call = pkcs11.C_VerifyAsync(handle, inBuf, sigBuf);
     try {
-      return await held(
-        [inBuf, sigBuf, mechanism],
-        pkcs11.C_VerifyAsync(handle, inBuf, sigBuf),
-        "C_Verify",
-      );
+      return await held(session, [inBuf, sigBuf, mechanism], call, "C_Verify");
     } catch (error) {
       if (isBadSignature(toHsmError(error, "C_Verify").code)) return false;
       throw error;
@@ -88,8 +101,9 @@ export const asyncEngine: CryptoEngine = {
     const inBuf = asBuffer(input);
     const outBuf = new Uint8Array(outLength);
     const call = pkcs11.C_DigestAsync(handle, inBuf, asBuffer(outBuf));
-    return held([inBuf, outBuf, mechanism], call, "C_Digest").then(asBytes);
+    return held(session, [inBuf, outBuf, mechanism], call, "C_Digest").then(asBytes);
   },
+  settled: (session) => activity.settled(session),
 };
 
 function syncCall<T>(operation: string, fn: () => T): Promise<T> {
@@ -104,36 +118,22 @@ function out(outLength: number): Buffer {
   return asBuffer(new Uint8Array(outLength));
 }
 
+function syncBytes(step: keyof typeof STEPS): BytesCall {
+  const [initName, name] = STEPS[step];
+  return (session, mechanism, key, input, outLength) => {
+    const pkcs11: pkcs11js.PKCS11 = session.module.pkcs11;
+    const handle = session.handle;
+    init(pkcs11, initName, handle, mechanism, key);
+    return syncCall(name, () => asBytes(pkcs11[name](handle, asBuffer(input), out(outLength))));
+  };
+}
+
 /** Every crypto call on the calling thread: no hand-off, but it blocks while it runs. */
 export const syncEngine: CryptoEngine = {
   name: "sync",
-  encrypt(session, mechanism, key, input, outLength) {
-    const { pkcs11 } = session.module;
-    const handle = session.handle;
-    init(pkcs11, "C_EncryptInit", handle, mechanism, key);
-    return syncCall(
-      "C_Encrypt",
-      () => asBytes(pkcs11.C_Encrypt(handle, asBuffer(input), out(outLength))),
-    );
-  },
-  decrypt(session, mechanism, key, input, outLength) {
-    const { pkcs11 } = session.module;
-    const handle = session.handle;
-    init(pkcs11, "C_DecryptInit", handle, mechanism, key);
-    return syncCall(
-      "C_Decrypt",
-      () => asBytes(pkcs11.C_Decrypt(handle, asBuffer(input), out(outLength))),
-    );
-  },
-  sign(session, mechanism, key, input, outLength) {
-    const { pkcs11 } = session.module;
-    const handle = session.handle;
-    init(pkcs11, "C_SignInit", handle, mechanism, key);
-    return syncCall(
-      "C_Sign",
-      () => asBytes(pkcs11.C_Sign(handle, asBuffer(input), out(outLength))),
-    );
-  },
+  encrypt: syncBytes("encrypt"),
+  decrypt: syncBytes("decrypt"),
+  sign: syncBytes("sign"),
   verify(session, mechanism, key, input, signature) {
     const { pkcs11 } = session.module;
     const handle = session.handle;
@@ -154,6 +154,3 @@ export const syncEngine: CryptoEngine = {
     });
   },
 };
-
-/** The engines by name, for options and flags. */
-export const localEngines: Record<string, CryptoEngine> = { async: asyncEngine, sync: syncEngine };

@@ -1,72 +1,35 @@
 /**
- * {@link openHsm}: a pool of PKCS#11 sessions on one token.
+ * {@link Hsm}: a pool of PKCS#11 sessions on one token, opened with
+ * {@link openHsm}.
  *
  * ```ts
  * await using hsm = await openHsm({ tokenLabel: "TestToken", pin: Deno.env.get("PKCS11_PIN")! });
- * const sealed = await hsm.use(async (s) => s.encrypt(s.findRandomKey("app")!, data));
+ * const { ciphertext, keyId } = await hsm.encrypt("app", data);
  * ```
  *
  * @module
  */
 import type { Buffer } from "node:buffer";
 import { Pool, PoolClosedError } from "../../mod.ts";
-import type { AcquireOptions, CloseOptions, PoolOptions, PoolStats } from "../../pool/types.ts";
+import type { AcquireOptions, CloseOptions, PoolStats } from "../../pool/types.ts";
+import { CKR } from "./ckr.ts";
 import type { CryptoEngine } from "./engine.ts";
-import { asyncEngine, syncEngine } from "./engine_local.ts";
-import { createWorkerEngine } from "./dispatch.ts";
+import {
+  errorCode,
+  HsmError,
+  isLoginRefusal,
+  isSessionFatal,
+  KeyNotFoundError,
+  TOKEN_GONE_CODES,
+} from "./errors.ts";
 import { KeyCache } from "./key_cache.ts";
-import { createOps, type HsmOps } from "./ops.ts";
-import { errorCode, HsmError, isSessionFatal, TOKEN_GONE_CODES } from "./errors.ts";
-import type { HsmKey } from "./keys.ts";
-import { acquireModule, type LoadedModule } from "./registry.ts";
+import { type HsmKey, pickRandom } from "./keys.ts";
+import { HandleLogin, TokenLogin } from "./login.ts";
+import { type HsmOps, Ops } from "./ops.ts";
+import { checkOptions, makeEngine, type OpenHsmOptions } from "./options.ts";
+import { acquireModule, type ModuleRef } from "./registry.ts";
 import { HsmSession } from "./session.ts";
-import { findSlotByLabel, slotNumber, TokenLogin } from "./token.ts";
-
-const CKR_USER_NOT_LOGGED_IN = 0x101;
-const CKR_KEY_HANDLE_INVALID = 0x60;
-const CKR_OBJECT_HANDLE_INVALID = 0x82;
-/** Return codes that, with the token found logged out, mean "log in again". */
-const LOGGED_OUT_SYMPTOMS: ReadonlySet<number> = new Set([
-  CKR_KEY_HANDLE_INVALID,
-  CKR_OBJECT_HANDLE_INVALID,
-]);
-
-/** Pool settings for the sessions; the factory part is the adapter's. */
-export type HsmPoolOptions = Omit<
-  PoolOptions<HsmSession>,
-  "create" | "destroy" | "validate" | "reset" | "isFatal"
->;
-
-/** Options of {@link openHsm}. */
-export interface OpenHsmOptions {
-  /** Path of the PKCS#11 module. Default `PKCS11_MODULE`, then the usual SoftHSM2 locations. */
-  library?: string;
-  /** Label of the token. Default `PKCS11_TOKEN_LABEL`. Preferred over `slotId`: slot ids change. */
-  tokenLabel?: string;
-  /** Slot id, when there is no label to go by. */
-  slotId?: number;
-  /** The user PIN. Never appears in errors, logs or stats. */
-  pin: string;
-  /** Pool sizing and timing (`max` default 4). */
-  pool?: HsmPoolOptions;
-  /**
-   * How crypto calls run: `"async"` (default: pkcs11js's `*Async` calls on
-   * libuv's thread pool, the event loop stays free), `"workers"` (batches of
-   * synchronous calls on Deno Workers, see `dispatch.ts`: the fastest under
-   * concurrency), `"sync"` (on the calling thread: fastest for one caller,
-   * but it blocks the event loop), or your own {@link CryptoEngine}.
-   */
-  engine?: "async" | "sync" | "workers" | CryptoEngine;
-  /** Threads of the `"workers"` engine. Default: cores minus one, from 1 to 4. */
-  workerThreads?: number;
-  /**
-   * How long {@link Hsm.encrypt} and {@link Hsm.decrypt} keep token keys
-   * found by label or id, in ms (`C_FindObjects` costs more than the
-   * crypto). A key added under a label is used within this time. Default
-   * 1000; 0 looks keys up on every call.
-   */
-  keyCacheMs?: number;
-}
+import { pickSlot, slotNumber } from "./token.ts";
 
 /** {@link PoolStats} plus what the HSM handle knows. */
 export interface HsmStats extends PoolStats {
@@ -78,7 +41,7 @@ export interface HsmStats extends PoolStats {
   slotId: number;
   /** The crypto engine's name. */
   engine: string;
-  /** `C_Login` calls on this token since it was opened in this process. */
+  /** `C_Login` calls on this token since it was opened in this process (all handles). */
   loginAttempts: number;
   /** Re-logins after `CKR_USER_NOT_LOGGED_IN`. */
   relogins: number;
@@ -92,147 +55,39 @@ export interface Sealed {
   keyId: string;
 }
 
-/** No key with the label or id: the HTTP service maps this to 404. */
-export class KeyNotFoundError extends HsmError {
-  /** Makes the error for a label or id that matched no key. */
-  constructor(what: string) {
-    super(`no AES key with ${what} on the token`, { operation: "findKey" });
-    this.name = "KeyNotFoundError";
-  }
+/** Options of {@link Hsm.encrypt} and {@link Hsm.decrypt}: the wait's bounds, and the AAD. */
+export interface SealOptions extends AcquireOptions {
+  /** Additional authenticated data: the same bytes must be given to decrypt. */
+  aad?: Uint8Array;
 }
 
 /** A lease of one session (the pool's `Lease<HsmSession>`). */
 export type HsmLease = Awaited<ReturnType<Pool<HsmSession>["acquire"]>>;
 
-/** A pool of sessions on one token. Close it (or `await using` it) when done. */
-export interface Hsm extends AsyncDisposable {
-  /** The underlying pool, for events, resize and the rest of its API. */
-  readonly pool: Pool<HsmSession>;
-  /** Real path of the module. */
-  readonly library: string;
-  /** The token's label. */
-  readonly tokenLabel: string;
-  /**
-   * Runs `fn` with a pooled session and returns its result. On
-   * `CKR_USER_NOT_LOGGED_IN` it logs in again and runs `fn` once more, so
-   * `fn` should be safe to repeat (crypto operations are).
-   */
-  use<T>(
-    fn: (session: HsmSession, signal: AbortSignal) => T | Promise<T>,
-    options?: AcquireOptions,
-  ): Promise<T>;
-  /** Borrows a session; release the lease (or `await using` it). */
-  acquire(options?: AcquireOptions): Promise<HsmLease>;
-  /**
-   * Crypto on keys you hold, without a session callback: the fast path
-   * (batched on the `"workers"` engine).
-   */
-  readonly ops: HsmOps;
-  /**
-   * AES-GCM with a random token key among those labelled `label` (so keys
-   * can rotate), looked up through a short-lived cache (`keyCacheMs`).
-   * Throws {@link KeyNotFoundError} when there is none.
-   */
-  encrypt(
-    label: string,
-    plaintext: Uint8Array,
-    options?: AcquireOptions & { aad?: Uint8Array },
-  ): Promise<Sealed>;
-  /** AES-GCM decryption with the token key whose id {@link Hsm.encrypt} returned. */
-  decrypt(
-    keyId: string,
-    ciphertext: Uint8Array,
-    options?: AcquireOptions & { aad?: Uint8Array },
-  ): Promise<Uint8Array<ArrayBuffer>>;
-  /** Pool stats plus the HSM's. */
-  stats(): HsmStats;
-  /** Closes every session, lets go of the login and the module (finalised by the last user). */
-  close(options?: CloseOptions): Promise<void>;
+/** Where the session pool's hooks come from. */
+interface SessionSource {
+  module: ModuleRef["module"];
+  slot: Buffer;
+  login: HandleLogin;
+  engine: () => CryptoEngine;
+  settled: (session: HsmSession) => Promise<void>;
 }
 
-function pickSlot(module: LoadedModule, options: OpenHsmOptions): { slot: Buffer; label: string } {
-  const label = options.tokenLabel ?? Deno.env.get("PKCS11_TOKEN_LABEL");
-  if (label !== undefined && label !== "") {
-    return { slot: findSlotByLabel(module, label), label };
-  }
-  if (options.slotId !== undefined) {
-    for (const slot of module.pkcs11.C_GetSlotList(true)) {
-      if (slotNumber(slot) === options.slotId) {
-        return { slot, label: module.pkcs11.C_GetTokenInfo(slot).label.trim() };
-      }
-    }
-    throw new HsmError(`no token in slot ${options.slotId} of ${module.path}`, {
-      operation: "findSlot",
-    });
-  }
-  throw new TypeError(
-    "openHsm needs tokenLabel (or PKCS11_TOKEN_LABEL in the environment) or slotId",
-  );
-}
-
-function checkEngine(engine: OpenHsmOptions["engine"]): void {
-  if (engine === undefined || engine === "async" || engine === "sync" || engine === "workers") {
-    return;
-  }
-  if (typeof engine === "object" && typeof engine.encrypt === "function") return;
-  throw new TypeError(
-    `engine must be "async", "sync", "workers" or a CryptoEngine, got ${String(engine)}`,
-  );
-}
-
-/** The engine to use, and whether this handle owns it (and must close it). */
-function makeEngine(
-  options: OpenHsmOptions,
-  library: string,
-): [CryptoEngine, (() => Promise<void>)?] {
-  const engine = options.engine;
-  if (engine === undefined || engine === "async") return [asyncEngine];
-  if (engine === "sync") return [syncEngine];
-  if (engine === "workers") {
-    const workers = createWorkerEngine({ library, threads: options.workerThreads });
-    return [workers, () => workers.close()];
-  }
-  return [engine];
-}
-
-/**
- * Opens a pool of sessions on the token with this label. It loads and
- * initialises the module (once per process), finds the slot by label and
- * checks nothing else: the login happens when the first session is made, so
- * a wrong PIN shows up on the first `use()` as the cause of the pool's
- * error, and the pool's breaker stops further attempts.
- */
-export async function openHsm(options: OpenHsmOptions): Promise<Hsm> {
-  await Promise.resolve(); // every failure below is a rejection, never a synchronous throw
-  if (typeof options?.pin !== "string" || options.pin === "") {
-    throw new TypeError("openHsm needs a pin (for example from PKCS11_PIN)");
-  }
-  checkEngine(options.engine);
-  const moduleRef = acquireModule(options.library);
-  let login: TokenLogin;
-  let label: string;
-  let slot: Buffer;
-  try {
-    ({ slot, label } = pickSlot(moduleRef.module, options));
-    login = TokenLogin.acquire(moduleRef.module, slot);
-  } catch (error) {
-    moduleRef.release();
-    throw error;
-  }
-  const module = moduleRef.module;
-  const pin = options.pin;
-  const [engine, closeEngine] = makeEngine(options, module.path);
-  let relogins = 0;
-
-  const pool = new Pool<HsmSession>({
-    name: `hsm:${label}`,
+function sessionPool(name: string, options: OpenHsmOptions, src: SessionSource): Pool<HsmSession> {
+  return new Pool<HsmSession>({
+    name,
     max: 4,
     ...options.pool,
+    // Synchronous up to C_Login: creates started together see the first one's refusal.
     create: () => {
-      login.ensureLoggedIn(pin);
-      return Promise.resolve(new HsmSession(module, slot, engine));
+      src.login.ensure();
+      // A microtask later: with `min`, the pool creates from its constructor, before the engine is set.
+      return Promise.resolve().then(() => new HsmSession(src.module, src.slot, src.engine()));
     },
-    destroy: (session) => session.close(),
+    destroy: async (session) => {
+      await src.settled(session); // never close a session a worker still runs a call on
+      session.close();
+    },
     validate: (session) => {
       if (session.isLoggedIn()) return true;
       if (session.closed) return false;
@@ -241,119 +96,249 @@ export async function openHsm(options: OpenHsmOptions): Promise<Hsm> {
       } catch {
         return false; // closed behind our back: the pool makes another
       }
-      login.ensureLoggedIn(pin); // alive but logged out: log the token in again
+      src.login.ensure(); // alive but logged out: log the token in again
       return session.isLoggedIn();
     },
     isFatal: (error) => isSessionFatal(error),
+    isPermanent: isLoginRefusal,
   });
+}
 
-  const use = async <T>(
+/**
+ * A pool of sessions on one token. Close it (or `await using` it) when
+ * done. Once the token refused this handle's PIN, every call rejects at
+ * once with that `PinRefusedError` (or `PinMismatchError`), and the handle
+ * never calls `C_Login` again: open a new one with the right PIN.
+ */
+export class Hsm implements AsyncDisposable {
+  /** The underlying pool, for events, resize and the rest of its API. */
+  readonly pool: Pool<HsmSession>;
+  /** Real path of the module. */
+  readonly library: string;
+  /** The token's label. */
+  readonly tokenLabel: string;
+  /**
+   * Crypto on keys you hold, without a session callback: the fast path
+   * (batched on the `"workers"` engine). A held key whose handle went stale
+   * after a re-login is found again by its `CKA_ID`.
+   */
+  readonly ops: HsmOps;
+  readonly #ops: Ops;
+  readonly #login: HandleLogin;
+  readonly #engine: CryptoEngine;
+  readonly #keys: KeyCache;
+  readonly #slot: Buffer;
+  readonly #moduleRef: ModuleRef;
+  readonly #closeEngine: (() => Promise<void>) | undefined;
+  #relogins = 0;
+  #closing: Promise<void> | undefined;
+
+  /**
+   * Opens the handle: loads and initialises the module (once per process)
+   * and finds the token; the login happens with the first session. Prefer
+   * {@link openHsm}, which reports every failure as a rejection. Throws a
+   * `PinMismatchError` when the token is logged in with another PIN.
+   */
+  constructor(options: OpenHsmOptions) {
+    checkOptions(options);
+    const moduleRef = acquireModule(options.library);
+    let token: TokenLogin | undefined;
+    try {
+      const { slot, label } = pickSlot(moduleRef.module, options);
+      token = TokenLogin.acquire(moduleRef.module, slot);
+      this.#login = new HandleLogin(token, options.pin, label);
+      this.pool = sessionPool(`hsm:${label}`, options, {
+        module: moduleRef.module,
+        slot,
+        login: this.#login,
+        engine: () => this.#engine,
+        settled: (session) => this.#engine.settled?.(session) ?? Promise.resolve(),
+      });
+      this.#slot = slot;
+      this.tokenLabel = label;
+    } catch (error) {
+      token?.release();
+      moduleRef.release();
+      throw error;
+    }
+    this.#moduleRef = moduleRef;
+    this.library = moduleRef.module.path;
+    // Last: the only step that starts threads, after every step that can fail.
+    ({ engine: this.#engine, close: this.#closeEngine } = makeEngine(options, this.library));
+    const use = <T>(fn: (s: HsmSession) => T | Promise<T>, o?: AcquireOptions) => this.use(fn, o);
+    const login = this.#login;
+    this.#keys = new KeyCache(use, options.keyCacheMs ?? 1000, () => login.token.generation);
+    this.ops = this.#ops = new Ops(this.pool, this.#engine, use, (key, o) => this.#refind(key, o));
+  }
+
+  /**
+   * Runs `fn` with a pooled session and returns its result. On
+   * `CKR_USER_NOT_LOGGED_IN` it logs in again and runs `fn` once more, so
+   * `fn` should be safe to repeat (crypto operations are).
+   */
+  async use<T>(
     fn: (session: HsmSession, signal: AbortSignal) => T | Promise<T>,
-    acquireOptions?: AcquireOptions,
-  ): Promise<T> => {
+    options?: AcquireOptions,
+  ): Promise<T> {
+    if (this.#login.refusal !== undefined) throw this.#login.refusal;
     try {
-      return await pool.use(fn, acquireOptions);
+      return await this.pool.use(fn, options);
     } catch (error) {
-      const code = errorCode(error);
-      if (code !== undefined && TOKEN_GONE_CODES.has(code)) pool.invalidate();
-      // Logged out behind our back (someone's C_Logout, or the token's last
-      // session closed): private keys vanish from view, so a missing key or
-      // an invalid key handle can mean the same thing. Log in once and retry.
-      const loggedOut = code === CKR_USER_NOT_LOGGED_IN ||
-        ((error instanceof KeyNotFoundError || LOGGED_OUT_SYMPTOMS.has(code!)) &&
-          !login.isLoggedIn());
-      if (!loggedOut) throw error;
-      login.ensureLoggedIn(pin);
-      relogins++;
-      return await pool.use(fn, acquireOptions);
+      if (!this.#recover(error)) throw this.#login.refusal ?? error;
+      return await this.pool.use(fn, options);
     }
-  };
+  }
 
-  const ops = createOps(pool, engine, (fn) => use(fn));
-  const keyCache = new KeyCache((fn) => use(fn), options.keyCacheMs ?? 1000);
-  /** Runs `fn` with a looked-up key; a cached handle that went stale is looked up again once. */
-  const withKey = async <T>(find: () => Promise<HsmKey>, fn: (key: HsmKey) => Promise<T>) => {
-    const key = await find();
+  /**
+   * After a failed `use`: invalidates the pool when the token is gone, and
+   * logs in again (returning `true`: run it once more) when the token was
+   * logged out behind our back (someone's `C_Logout`, or the token's last
+   * session closed): private keys vanish from view then, so a missing key
+   * or an invalid key handle can mean the same thing.
+   */
+  #recover(error: unknown): boolean {
+    if (this.#login.refusal !== undefined) return false;
+    const code = errorCode(error);
+    if (code !== undefined && TOKEN_GONE_CODES.has(code)) this.pool.invalidate();
+    const loggedOut = code === CKR.USER_NOT_LOGGED_IN ||
+      ((error instanceof KeyNotFoundError || code === CKR.KEY_HANDLE_INVALID ||
+        code === CKR.OBJECT_HANDLE_INVALID) && !this.#login.token.isLoggedIn());
+    if (!loggedOut) return false;
+    this.#login.ensure();
+    this.#relogins++;
+    return true;
+  }
+
+  /** Borrows a session; release the lease (or `await using` it). */
+  acquire(options?: AcquireOptions): Promise<HsmLease> {
+    if (this.#login.refusal !== undefined) return Promise.reject(this.#login.refusal);
+    return this.pool.acquire(options).catch((error) => {
+      throw this.#login.refusal ?? error;
+    });
+  }
+
+  /**
+   * AES-GCM with a random token key among those labelled `label` (so keys
+   * can rotate), looked up through a short-lived cache (`keyCacheMs`): the
+   * adapter's fastest path. Throws {@link KeyNotFoundError} when there is
+   * none, and an {@link HsmError} when one has no `CKA_ID` (its ciphertexts
+   * could not be decrypted later). `signal` and `timeoutMs` bound the whole
+   * call's waits for a session.
+   */
+  async encrypt(label: string, plaintext: Uint8Array, options?: SealOptions): Promise<Sealed> {
+    if (this.#login.refusal !== undefined) throw this.#login.refusal;
+    let keys = this.#keys.cachedForLabel(label);
+    let rest = options;
+    if (keys === undefined) {
+      const started = performance.now();
+      keys = await this.#keys.forLabel(label, options);
+      rest = remaining(options, started);
+    }
+    const key = pickRandom(keys)!;
+    return {
+      ciphertext: await this.#ops.encrypt(key, plaintext, options?.aad, rest),
+      keyId: key.id,
+    };
+  }
+
+  /** AES-GCM decryption with the token key whose id {@link Hsm.encrypt} returned. */
+  async decrypt(
+    keyId: string,
+    ciphertext: Uint8Array,
+    options?: SealOptions,
+  ): Promise<Uint8Array<ArrayBuffer>> {
+    if (this.#login.refusal !== undefined) throw this.#login.refusal;
+    const started = performance.now();
+    const key = await this.#keys.byId(keyId, "aes", options);
+    return await this.#ops.decrypt(key, ciphertext, options?.aad, remaining(options, started));
+  }
+
+  /** A key whose handle went stale, found again by its `CKA_ID` (see {@link Hsm.ops}). */
+  async #refind(key: HsmKey, options?: AcquireOptions): Promise<HsmKey> {
+    this.#keys.forget(key);
+    const stale = `the handle of ${key.kind} key "${key.label}" is no longer valid ` +
+      "(the token was logged in again, or the key was destroyed)";
+    if (key.id === "") {
+      throw new HsmError(
+        `${stale} and it has no CKA_ID to find it again by: look it up again with hsm.use()`,
+        { operation: "findKey" },
+      );
+    }
     try {
-      return await fn(key);
+      return await this.#keys.byId(key.id, key.kind, options);
     } catch (error) {
-      const code = errorCode(error);
-      if (code !== CKR_KEY_HANDLE_INVALID && code !== CKR_OBJECT_HANDLE_INVALID) throw error;
-      keyCache.forget(key);
-      return await fn(await find());
+      if (!(error instanceof KeyNotFoundError)) throw error;
+      throw new KeyNotFoundError(`id ${key.id} (${stale}; session objects die with their session)`);
     }
-  };
+  }
 
-  let closing: Promise<void> | undefined;
-  const close = (closeOptions?: CloseOptions): Promise<void> => {
-    closing ??= (async () => {
+  /** Pool stats plus the HSM's. */
+  stats(): HsmStats {
+    return {
+      ...this.pool.stats(),
+      library: this.library,
+      tokenLabel: this.tokenLabel,
+      slotId: slotNumber(this.#slot),
+      engine: this.#engine.name,
+      loginAttempts: this.#login.token.loginAttempts,
+      relogins: this.#relogins,
+    };
+  }
+
+  /** Closes every session, lets go of the login and the module (finalised by the last user). */
+  close(options?: CloseOptions): Promise<void> {
+    return this.#closing ??= this.#close(options);
+  }
+
+  async #close(options?: CloseOptions): Promise<void> {
+    try {
+      this.#ops.close(new PoolClosedError(`Pool '${this.pool.name}' is closed`));
+      await this.pool.close(options);
+    } finally {
       try {
-        ops.close(new PoolClosedError(`pool "${pool.name}" is closed`));
-        await pool.close(closeOptions);
+        await this.#closeEngine?.();
       } finally {
-        await closeEngine?.();
-        login.release();
-        moduleRef.release();
+        this.#login.token.release();
+        this.#moduleRef.release();
       }
-    })();
-    return closing;
-  };
+    }
+  }
 
-  const hsm: Hsm = {
-    pool,
-    library: module.path,
-    tokenLabel: label,
-    use,
-    acquire: (acquireOptions) => pool.acquire(acquireOptions),
-    ops: {
-      encrypt: ops.encrypt,
-      decrypt: ops.decrypt,
-      sign: ops.sign,
-      verify: ops.verify,
-      digest: ops.digest,
-    },
-    encrypt: (keyLabel, plaintext, opts) =>
-      withKey(async () => {
-        const keys = await keyCache.byLabel(keyLabel);
-        if (keys.length === 0) throw new KeyNotFoundError(`label "${keyLabel}"`);
-        return keys[Math.floor(Math.random() * keys.length)];
-      }, async (key) => ({
-        ciphertext: await ops.encrypt(key, plaintext, opts?.aad),
-        keyId: key.id,
-      })),
-    decrypt: (keyId, ciphertext, opts) =>
-      withKey(async () => {
-        const key = await keyCache.byId(keyId);
-        if (key === undefined) throw new KeyNotFoundError(`id ${keyId}`);
-        return key;
-      }, (key) => ops.decrypt(key, ciphertext, opts?.aad)),
-    stats: () => ({
-      ...pool.stats(),
-      library: module.path,
-      tokenLabel: label,
-      slotId: slotNumber(slot),
-      engine: engine.name,
-      loginAttempts: login.loginAttempts,
-      relogins,
-    }),
-    close,
-    [Symbol.asyncDispose]: () => close(),
-  };
-  return hsm;
+  /** Same as {@link Hsm.close}: for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** `options` with what is left of its `timeoutMs` after the wait that began at `started`. */
+function remaining(options: SealOptions | undefined, started: number): SealOptions | undefined {
+  if (options?.timeoutMs === undefined) return options;
+  return { ...options, timeoutMs: Math.max(0, options.timeoutMs - (performance.now() - started)) };
+}
+
+/**
+ * Opens a pool of sessions on a token: loads and initialises the module
+ * (once per process), finds the token (by `tokenLabel`, else `slotId`, else
+ * `PKCS11_TOKEN_LABEL`) and logs in when the first session is made. Every
+ * failure is a rejection, and releases whatever was opened.
+ */
+export async function openHsm(options: OpenHsmOptions): Promise<Hsm> {
+  await Promise.resolve();
+  return new Hsm(options);
 }
 
 /**
  * Opens the HSM described by the environment: `PKCS11_MODULE` (optional),
  * `PKCS11_TOKEN_LABEL` (default `TestToken`), `PKCS11_PIN` (required).
+ * `overrides` win over the environment.
  */
 export function openHsmFromEnv(overrides: Partial<OpenHsmOptions> = {}): Promise<Hsm> {
   const pin = overrides.pin ?? Deno.env.get("PKCS11_PIN");
   if (pin === undefined || pin === "") {
     return Promise.reject(new TypeError("PKCS11_PIN is not set: export the token's user PIN"));
   }
-  return openHsm({
-    tokenLabel: Deno.env.get("PKCS11_TOKEN_LABEL") ?? "TestToken",
-    ...overrides,
-    pin,
-  });
+  const byEnv = overrides.slotId === undefined
+    ? { tokenLabel: Deno.env.get("PKCS11_TOKEN_LABEL") ?? "TestToken" }
+    : {};
+  return openHsm({ ...byEnv, ...overrides, pin });
 }

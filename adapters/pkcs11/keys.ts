@@ -109,7 +109,7 @@ export async function generateAesKey(session: SessionHandle, options: KeyOptions
 /**
  * Creates an AES key of a known value (`C_CreateObject`): for importing
  * keys and for checking the HSM against an independent implementation.
- * A session object unless `token: true`.
+ * A token object (found by `Hsm.encrypt(label)`) unless `token: false`.
  */
 export function createAesKey(
   session: SessionHandle,
@@ -127,7 +127,7 @@ export function createAesKey(
       { type: pkcs11js.CKA_VALUE, value: Buffer.from(value) },
       { type: pkcs11js.CKA_LABEL, value: label },
       { type: pkcs11js.CKA_ID, value: id },
-      { type: pkcs11js.CKA_TOKEN, value: options.token ?? false },
+      { type: pkcs11js.CKA_TOKEN, value: options.token ?? true },
       { type: pkcs11js.CKA_PRIVATE, value: true },
       { type: pkcs11js.CKA_ENCRYPT, value: true },
       { type: pkcs11js.CKA_DECRYPT, value: true },
@@ -239,23 +239,28 @@ export function findKeys(
 }
 
 /**
- * One key picked at random among those of this kind with this label, or
- * `undefined` when there is none. Spreading use over every key with a label
- * lets keys rotate without a restart.
+ * One of `keys`, picked at random, or `undefined` when there is none.
+ * Spreading use over every key with a label lets keys rotate without a
+ * restart: add a key with the label, retire the old one later.
  */
+export function pickRandom(keys: readonly HsmKey[]): HsmKey | undefined {
+  return keys.length === 0 ? undefined : keys[Math.floor(Math.random() * keys.length)];
+}
+
+/** One key picked at random among those of this kind with this label, or `undefined`. */
 export function findRandomKey(
   session: SessionHandle,
   label: string,
   kind: HsmKeyKind = "aes",
 ): HsmKey | undefined {
-  checkLabel(label);
-  const handles = findHandles(session, [
-    ...KIND_TEMPLATE[kind],
-    { type: pkcs11js.CKA_LABEL, value: label },
-  ]);
-  if (handles.length === 0) return undefined;
-  const handle = handles[Math.floor(Math.random() * handles.length)];
-  return { handle, label, id: readId(session, handle), kind };
+  return pickRandom(findKeys(session, label, kind));
+}
+
+/** Throws a TypeError unless `id` is a non-empty even-length hex string (a `CKA_ID`). */
+export function checkKeyId(id: unknown): asserts id is string {
+  if (typeof id !== "string" || !/^([0-9a-f]{2})+$/i.test(id)) {
+    throw new TypeError(`key id must be hex, got ${JSON.stringify(id)}`);
+  }
 }
 
 /** The key of this kind with this `CKA_ID` (hex), or `undefined` (only token objects with `tokenOnly`). */
@@ -265,19 +270,23 @@ export function findKeyById(
   kind: HsmKeyKind = "aes",
   tokenOnly = false,
 ): HsmKey | undefined {
-  if (!/^([0-9a-f]{2})+$/i.test(id)) {
-    throw new TypeError(`key id must be hex, got ${JSON.stringify(id)}`);
-  }
+  checkKeyId(id);
   const [handle] = findHandles(session, [
     ...KIND_TEMPLATE[kind],
     { type: pkcs11js.CKA_ID, value: Buffer.from(id, "hex") },
     ...(tokenOnly ? [{ type: pkcs11js.CKA_TOKEN, value: true }] : []),
   ]);
   if (handle === undefined) return undefined;
-  const [attr] = session.module.pkcs11.C_GetAttributeValue(session.handle, handle, [
-    { type: pkcs11js.CKA_LABEL },
-  ]);
-  return { handle, label: attr.value.toString(), id: id.toLowerCase(), kind };
+  let label: string;
+  try {
+    const [attr] = session.module.pkcs11.C_GetAttributeValue(session.handle, handle, [
+      { type: pkcs11js.CKA_LABEL },
+    ]);
+    label = attr.value.toString();
+  } catch (error) {
+    throw toHsmError(error, "C_GetAttributeValue");
+  }
+  return { handle, label, id: id.toLowerCase(), kind };
 }
 
 /**

@@ -6,7 +6,7 @@
  * import { openHsm } from "@poolkit/pool/pkcs11";
  *
  * await using hsm = await openHsm({ tokenLabel: "TestToken", pin: Deno.env.get("PKCS11_PIN")! });
- * const key = await hsm.use((s) => s.generateAesKey({ label: "app" }));
+ * await hsm.use((s) => s.generateAesKey({ label: "app" }));
  * const { ciphertext, keyId } = await hsm.encrypt("app", new TextEncoder().encode("secret"));
  * const plaintext = await hsm.decrypt(keyId, ciphertext);
  * ```
@@ -14,31 +14,39 @@
  * The module is initialised once per process (with OS locking) and
  * finalised by its last user; the token is logged in once, on an anchor
  * session that is never lent out; each pooled resource is one R/W session.
+ * A PIN the token refuses costs one `C_Login` per handle, never more.
  *
  * @module
  */
 export {
-  type Hsm,
+  Hsm,
   type HsmLease,
-  type HsmPoolOptions,
   type HsmStats,
-  KeyNotFoundError,
   openHsm,
   openHsmFromEnv,
-  type OpenHsmOptions,
   type Sealed,
+  type SealOptions,
 } from "./hsm.ts";
+export type { HsmPoolOptions, OpenHsmOptions } from "./options.ts";
 export { HsmSession } from "./session.ts";
 export type { HsmOps } from "./ops.ts";
 export { SessionHandle } from "./handle.ts";
 export type { LoadedModule } from "./registry.ts";
 export type { HsmKey, HsmKeyKind, HsmKeyPair, KeyOptions } from "./keys.ts";
-export { GCM_IV_BYTES, GCM_TAG_BYTES } from "./crypto.ts";
-export { ckrName, HsmError, type HsmErrorOptions, isSessionFatal } from "./errors.ts";
+export { GCM_IV_BYTES, GCM_TAG_BYTES } from "./gcm.ts";
+export { CKR, ckrName } from "./ckr.ts";
+export {
+  HsmError,
+  type HsmErrorOptions,
+  isSessionFatal,
+  KeyNotFoundError,
+  PinMismatchError,
+  PinRefusedError,
+} from "./errors.ts";
 export { findPkcs11Module, SOFTHSM2_LOCATIONS } from "./library.ts";
 export { registeredModule } from "./registry.ts";
 export { type PerRequestOptions, withPerRequestSession } from "./per_request.ts";
-export type { CryptoEngine } from "./engine.ts";
+export type { BytesCall, CryptoEngine } from "./engine.ts";
 export { asyncEngine, syncEngine } from "./engine_local.ts";
 export {
   createWorkerEngine,
@@ -47,6 +55,5 @@ export {
   type WorkerEngine,
   type WorkerEngineOptions,
 } from "./dispatch.ts";
-// The pool types the HSM API mentions, so this entry point documents itself.
-export type * from "../../pool/types.ts";
-export type { Lease, Pool } from "../../mod.ts";
+/** The core pool, its options and its errors, so one import serves an app. */
+export * from "../../mod.ts";

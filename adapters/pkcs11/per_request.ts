@@ -12,17 +12,15 @@
  *
  * @module
  */
-import pkcs11js from "pkcs11js";
+import { CKR } from "./ckr.ts";
 import { toHsmError } from "./errors.ts";
 import { asyncEngine, syncEngine } from "./engine_local.ts";
 import { findPkcs11Module } from "./library.ts";
-import { type LoadedModule, pinLibrary } from "./registry.ts";
+import { loadModule } from "./registry.ts";
 import { HsmSession } from "./session.ts";
 import { findSlotByLabel } from "./token.ts";
 
 const CKU_USER = 1;
-const CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191;
-const CKR_USER_ALREADY_LOGGED_IN = 0x100;
 
 /** Options of {@link withPerRequestSession}. */
 export interface PerRequestOptions {
@@ -55,29 +53,11 @@ async function perRequest<T>(
   options: PerRequestOptions,
   fn: (session: HsmSession) => T | Promise<T>,
 ): Promise<T> {
-  const path = findPkcs11Module(options.library);
-  const pkcs11 = new pkcs11js.PKCS11();
-  pkcs11.load(path);
-  pinLibrary(path); // see registry.ts: never unload the library between requests
-  let initialised = false;
+  const module = loadModule(findPkcs11Module(options.library));
+  const { pkcs11 } = module;
   let session: HsmSession | undefined;
   let loggedIn = false;
   try {
-    try {
-      pkcs11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
-      initialised = true;
-    } catch (error) {
-      if (toHsmError(error, "C_Initialize").code !== CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-        throw toHsmError(error, "C_Initialize");
-      }
-    }
-    const module: LoadedModule = {
-      path,
-      pkcs11,
-      initialisedByUs: initialised,
-      refs: 1,
-      sessions: new Map(),
-    };
     const slot = findSlotByLabel(module, options.tokenLabel);
     session = new HsmSession(module, slot, options.engine === "sync" ? syncEngine : asyncEngine);
     try {
@@ -85,7 +65,7 @@ async function perRequest<T>(
       loggedIn = true;
     } catch (error) {
       const wrapped = toHsmError(error, "C_Login");
-      if (wrapped.code !== CKR_USER_ALREADY_LOGGED_IN) throw wrapped;
+      if (wrapped.code !== CKR.USER_ALREADY_LOGGED_IN) throw wrapped;
     }
     return await fn(session);
   } finally {
@@ -95,7 +75,7 @@ async function perRequest<T>(
       } catch { /* the session is already gone */ }
     }
     session?.close();
-    if (initialised) {
+    if (module.initialisedByUs) {
       try {
         pkcs11.C_Finalize();
       } catch { /* finalised elsewhere */ }

@@ -4,16 +4,15 @@
  * A module is `C_Initialize`d once per process and `C_Finalize`d only when
  * its last user lets go, so every handle of this adapter shares one entry per
  * module, keyed by the library's real path and reference-counted. When
- * `C_Initialize` answers `CKR_CRYPTOKI_ALREADY_INITIALIZED`, someone else in
+ * `C_Initialize` answers `CKR.CRYPTOKI_ALREADY_INITIALIZED`, someone else in
  * the process owns the module: we use it and never finalise it.
  *
  * @module
  */
 import pkcs11js from "pkcs11js";
+import { CKR } from "./ckr.ts";
 import { HsmError, toHsmError } from "./errors.ts";
 import { findPkcs11Module } from "./library.ts";
-
-const CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191;
 
 /** One loaded module, shared by every handle of the process. */
 export interface LoadedModule {
@@ -51,12 +50,6 @@ function realPath(path: string): string {
 }
 
 /**
- * Loads and initialises the module (once per process) and returns a counted
- * reference to it. Initialisation asks for OS locking
- * (`CKF_OS_LOCKING_OK`): the async calls run on other threads, and without
- * locks SoftHSM corrupts its heap as soon as two are in flight.
- */
-/**
  * One extra load of each module library that is never closed, so the
  * library stays mapped for the life of the process. Unloading SoftHSM (and
  * the OpenSSL it brings in) after `C_Finalize` and loading it again later
@@ -75,33 +68,48 @@ export function pinLibrary(path: string): void {
   pinned.set(path, keeper);
 }
 
+/**
+ * Loads the library at `path` into a binding of its own and initialises it
+ * (or finds it initialised by someone else). {@link acquireModule} shares
+ * one per library; the per-request pattern makes one per request.
+ */
+export function loadModule(path: string): LoadedModule {
+  const pkcs11 = new pkcs11js.PKCS11();
+  try {
+    pkcs11.load(path);
+    pinLibrary(path);
+  } catch (error) {
+    throw new HsmError(
+      `cannot load the PKCS#11 module ${path}: ${(error as Error).message}; ` +
+        `is it a PKCS#11 module for this CPU? (SoftHSM2: apt-get install softhsm2)`,
+      { operation: "load", cause: error },
+    );
+  }
+  let initialisedByUs = true;
+  try {
+    pkcs11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+  } catch (error) {
+    const wrapped = toHsmError(error, "C_Initialize");
+    if (wrapped.code !== CKR.CRYPTOKI_ALREADY_INITIALIZED) {
+      pkcs11.close();
+      throw wrapped;
+    }
+    initialisedByUs = false;
+  }
+  return { path, pkcs11, initialisedByUs, refs: 0, sessions: new Map() };
+}
+
+/**
+ * Loads and initialises the module (once per process) and returns a counted
+ * reference to it. Initialisation asks for OS locking
+ * (`CKF_OS_LOCKING_OK`): the async calls run on other threads, and without
+ * locks SoftHSM corrupts its heap as soon as two are in flight.
+ */
 export function acquireModule(library?: string): ModuleRef {
   const path = realPath(findPkcs11Module(library));
   let module = modules.get(path);
   if (module === undefined) {
-    const pkcs11 = new pkcs11js.PKCS11();
-    try {
-      pkcs11.load(path);
-      pinLibrary(path);
-    } catch (error) {
-      throw new HsmError(
-        `cannot load the PKCS#11 module ${path}: ${(error as Error).message}; ` +
-          `is it a PKCS#11 module for this CPU? (SoftHSM2: apt-get install softhsm2)`,
-        { operation: "load", cause: error },
-      );
-    }
-    let initialisedByUs = true;
-    try {
-      pkcs11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
-    } catch (error) {
-      const wrapped = toHsmError(error, "C_Initialize");
-      if (wrapped.code !== CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-        pkcs11.close();
-        throw wrapped;
-      }
-      initialisedByUs = false;
-    }
-    module = { path, pkcs11, initialisedByUs, refs: 0, sessions: new Map() };
+    module = loadModule(path);
     modules.set(path, module);
   }
   module.refs++;

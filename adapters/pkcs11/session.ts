@@ -48,7 +48,7 @@ export class HsmSession extends SessionHandle {
     return generateAesKey(this, options);
   }
 
-  /** Creates an AES key of a known value (a session object unless `token: true`). */
+  /** Creates an AES key of a known value (a token object unless `token: false`). */
   createAesKey(value: Uint8Array, options: KeyOptions): HsmKey {
     return createAesKey(this, value, options);
   }

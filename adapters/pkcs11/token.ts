@@ -1,21 +1,12 @@
 /**
- * Finding a token by label, and keeping it logged in.
- *
- * Login state belongs to the token for the whole application, not to one
- * session, and SoftHSM logs the token out when its last session closes. So
- * each token gets one anchor session, shared by every handle on it and never
- * lent out: it carries the login, and idle eviction of pooled sessions can
- * never log everyone out. `C_Logout` is never called: the login ends when
- * the last anchor closes (or the module is finalised).
+ * Finding the token: by label (stable), or by slot id (not stable: SoftHSM
+ * renumbers slots when a token is initialised).
  *
  * @module
  */
+import type { Buffer } from "node:buffer";
 import { HsmError, toHsmError } from "./errors.ts";
-import { SessionHandle } from "./handle.ts";
 import type { LoadedModule } from "./registry.ts";
-
-const CKU_USER = 1;
-const CKR_USER_ALREADY_LOGGED_IN = 0x100;
 
 /**
  * The slot holding the token with this label. Slot ids are not stable
@@ -47,78 +38,38 @@ export function slotNumber(slot: Buffer): number {
   return Number(slot.length >= 8 ? slot.readBigUInt64LE(0) : BigInt(slot.readUInt32LE(0)));
 }
 
-/** The login of one token, carried by an anchor session. Get it with {@link tokenLogin}. */
-export class TokenLogin {
-  /** The module. */
-  readonly module: LoadedModule;
-  /** The token's slot. */
-  readonly slot: Buffer;
-  /** How many times `C_Login` was called on this token (the breaker test counts them). */
-  loginAttempts = 0;
-  #anchor: SessionHandle | undefined;
-  #refs = 0;
-  #key: string;
-
-  private constructor(module: LoadedModule, slot: Buffer, key: string) {
-    this.module = module;
-    this.slot = slot;
-    this.#key = key;
-  }
-
-  /** The shared login of a token, counted; `release()` it when done. */
-  static acquire(module: LoadedModule, slot: Buffer): TokenLogin {
-    const key = slot.toString("hex");
-    let perModule = logins.get(module);
-    if (perModule === undefined) logins.set(module, perModule = new Map());
-    let login = perModule.get(key);
-    if (login === undefined) perModule.set(key, login = new TokenLogin(module, slot, key));
-    login.#refs++;
-    return login;
-  }
-
-  /**
-   * Makes sure the token is logged in as the user: a cheap check of the
-   * anchor, else (re)open the anchor and `C_Login` on it.
-   * `CKR_USER_ALREADY_LOGGED_IN` counts as success.
-   */
-  ensureLoggedIn(pin: string): void {
-    if (this.#anchor?.isLoggedIn()) return;
-    if (this.#anchor === undefined || this.#anchor.closed) {
-      this.#anchor = new SessionHandle(this.module, this.slot);
-    } else {
-      try {
-        this.#anchor.info();
-      } catch {
-        this.#anchor.markDead();
-        this.#anchor = new SessionHandle(this.module, this.slot);
-      }
-    }
-    this.loginAttempts++;
-    try {
-      this.module.pkcs11.C_Login(this.#anchor.handle, CKU_USER, pin);
-    } catch (error) {
-      const wrapped = toHsmError(error, "C_Login");
-      if (wrapped.code !== CKR_USER_ALREADY_LOGGED_IN) throw wrapped;
-    }
-  }
-
-  /** Whether the anchor session sees the token logged in (one `C_GetSessionInfo`). */
-  isLoggedIn(): boolean {
-    return this.#anchor?.isLoggedIn() ?? false;
-  }
-
-  /** Drops one reference; the last closes the anchor session. */
-  release(): void {
-    if (--this.#refs > 0) return;
-    logins.get(this.module)?.delete(this.#key);
-    this.#anchor?.close();
-    this.#anchor = undefined;
-  }
+/** Where to find the token: explicit options first, then `PKCS11_TOKEN_LABEL`. */
+export interface TokenChoice {
+  /** Label of the token. */
+  tokenLabel?: string;
+  /** Slot id. */
+  slotId?: number;
 }
 
-const logins = new WeakMap<LoadedModule, Map<string, TokenLogin>>();
+/**
+ * The token's slot and label. Explicit options win over the environment:
+ * `tokenLabel`, then `slotId`, then `PKCS11_TOKEN_LABEL`.
+ */
+export function pickSlot(
+  module: LoadedModule,
+  choice: TokenChoice,
+): { slot: Buffer; label: string } {
+  if (choice.tokenLabel !== undefined && choice.tokenLabel !== "") {
+    return { slot: findSlotByLabel(module, choice.tokenLabel), label: choice.tokenLabel };
+  }
+  if (choice.slotId !== undefined) return findSlotById(module, choice.slotId);
+  const label = Deno.env.get("PKCS11_TOKEN_LABEL");
+  if (label !== undefined && label !== "") return { slot: findSlotByLabel(module, label), label };
+  throw new TypeError(
+    "openHsm needs tokenLabel or slotId (or PKCS11_TOKEN_LABEL in the environment)",
+  );
+}
 
-/** Shorthand for {@link TokenLogin.acquire}. */
-export function tokenLogin(module: LoadedModule, slot: Buffer): TokenLogin {
-  return TokenLogin.acquire(module, slot);
+function findSlotById(module: LoadedModule, slotId: number): { slot: Buffer; label: string } {
+  for (const slot of module.pkcs11.C_GetSlotList(true)) {
+    if (slotNumber(slot) === slotId) {
+      return { slot, label: module.pkcs11.C_GetTokenInfo(slot).label.trim() };
+    }
+  }
+  throw new HsmError(`no token in slot ${slotId} of ${module.path}`, { operation: "findSlot" });
 }

@@ -63,6 +63,7 @@ Deno.test("a timer keeps firing while a long batch of HSM work runs", async () =
   await using t = await openTestHsm({ pool: { max: 4 } });
   const pair = await t.hsm.use((s) => s.generateEcKeyPair({ label: "busy" }));
   const key = await t.hsm.use((s) => s.generateAesKey({ label: "busy" }));
+  const started = performance.now();
   const { ticks, worstGapMs: worstGap } = await timerGapsDuring(() =>
     Promise.all(
       Array.from(
@@ -76,7 +77,11 @@ Deno.test("a timer keeps firing while a long batch of HSM work runs", async () =
       ),
     )
   );
-  // Generous bound: CI machines are noisy. A blocked loop shows up as seconds.
   assert.ok(ticks > 0, "the timer fired while the batch ran");
-  assert.ok(worstGap < 200, `worst gap between timer ticks ${worstGap.toFixed(1)} ms`);
+  // A blocked loop shows a gap as long as the work; a shared machine slows both alike.
+  const elapsed = performance.now() - started;
+  assert.ok(
+    worstGap < elapsed / 2,
+    `worst gap ${worstGap.toFixed(1)} ms of ${elapsed.toFixed(1)} ms`,
+  );
 });

@@ -142,6 +142,12 @@ Deno.test("random bytes come in the length asked for, and differ", async () => {
   assert.notDeepEqual(a, b);
 });
 
+Deno.test("random(0) is an empty array, with no call that could break the session", async () => {
+  await using t = await openTestHsm({ pool: { max: 1 } });
+  assert.deepEqual(await t.hsm.use((s) => s.random(0)), new Uint8Array(0));
+  assert.equal(t.hsm.stats().destroyed, 0, "the session was kept");
+});
+
 Deno.test("bad input to an operation names what was wrong", async () => {
   await using t = await openTestHsm();
   await t.hsm.use(async (s) => {

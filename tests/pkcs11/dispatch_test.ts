@@ -116,6 +116,7 @@ Deno.test("a timer keeps firing while batched work runs on the worker engine", a
   await using t = await openTestHsm({ engine: "workers", workerThreads: 2, pool: { max: 2 } });
   const key = await t.hsm.use((s) => s.generateAesKey({ label: "k" }));
   const pair = await t.hsm.use((s) => s.generateEcKeyPair({ label: "k" }));
+  const started = performance.now();
   const { ticks, worstGapMs: worstGap } = await timerGapsDuring(() =>
     Promise.all(
       Array.from(
@@ -128,7 +129,12 @@ Deno.test("a timer keeps firing while batched work runs on the worker engine", a
     )
   );
   assert.ok(ticks > 0, "the timer fired while the batch ran");
-  assert.ok(worstGap < 200, `worst gap between timer ticks ${worstGap.toFixed(1)} ms`);
+  // A blocked loop shows a gap as long as the work; a shared machine slows both alike.
+  const elapsed = performance.now() - started;
+  assert.ok(
+    worstGap < elapsed / 2,
+    `worst gap ${worstGap.toFixed(1)} ms of ${elapsed.toFixed(1)} ms`,
+  );
 });
 
 Deno.test("batched operations after close fail with the pool's error", async () => {
@@ -162,6 +168,55 @@ Deno.test("close() under a steady stream of batched operations finishes, and lat
     const errors = await Promise.all(callers);
     assert.ok(errors.every((e) => e instanceof PoolClosedError), String(errors[0]));
     assert.equal(t.hsm.stats().state, "closed");
+  } finally {
+    await t[Symbol.asyncDispose]();
+  }
+});
+
+Deno.test("a batch runner that cannot get a session fails no job another runner can serve", async () => {
+  await using t = await openTestHsm({
+    engine: "workers",
+    workerThreads: 2,
+    pool: { max: 2, acquireTimeoutMs: 200 },
+  });
+  const key = await t.hsm.use((s) => s.generateAesKey({ label: "k" }));
+  await using _held = await t.hsm.acquire(); // one session held elsewhere: one runner waits in vain
+  const started = performance.now();
+  let done = 0;
+  const failures: unknown[] = [];
+  // More callers than one runner's two batches of 256 hold, for longer than the acquire timeout.
+  await Promise.all(Array.from({ length: 1000 }, async () => {
+    while (performance.now() - started < 1000) {
+      await t.hsm.ops.encrypt(key, text("x")).then(() => done++, (e) => failures.push(e));
+    }
+  }));
+  assert.deepEqual(failures.slice(0, 1), [], `${failures.length} failed`);
+  assert.ok(done > 1000);
+  assert.ok(t.hsm.stats().timedOut >= 1, "a second runner did wait for a session and gave up");
+});
+
+Deno.test("a forced pool close under batched load fails the calls and never crashes the process", async () => {
+  const t = await openTestHsm({ engine: "workers", workerThreads: 1, pool: { max: 2 } });
+  try {
+    const key = await t.hsm.use((s) => s.generateAesKey({ label: "k" }));
+    let done = 0;
+    const callers = Array.from({ length: 600 }, async () => {
+      for (;;) {
+        try {
+          await t.hsm.ops.encrypt(key, new Uint8Array(256));
+          done++;
+        } catch (error) {
+          return error;
+        }
+      }
+    });
+    while (done < 2000) await new Promise((resolve) => setTimeout(resolve, 1));
+    await t.hsm.pool.close({ timeoutMs: 1 });
+    const errors = await Promise.all(callers);
+    assert.ok(
+      errors.every((e) => e instanceof Error),
+      String(errors.find((e) => !(e instanceof Error))),
+    );
   } finally {
     await t[Symbol.asyncDispose]();
   }

@@ -1,47 +1,12 @@
 /**
- * Faults: a wrong PIN, a missing module, sessions closed or logged out
+ * Faults (wrong PINs: login_test.ts): a missing module, sessions closed or logged out
  * behind the pool's back, a leftover operation on a session.
  */
 import assert from "node:assert/strict";
-import { CircuitOpenError, PoolTimeoutError } from "../../mod.ts";
 import { HsmError, openHsm } from "../../adapters/pkcs11/mod.ts";
-import { openTestHsm, OtherBinding } from "./fixture.ts";
+import { logOutBehindTheBack, openTestHsm, OtherBinding } from "./fixture.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
-const WRONG_PIN = "wrong-pin-4711";
-
-Deno.test("a wrong PIN fails with CKR_PIN_INCORRECT as the cause and never shows the PIN", async () => {
-  await using t = await openTestHsm({
-    pin: WRONG_PIN,
-    pool: { breaker: { threshold: 3, cooldownMs: 60_000 }, acquireTimeoutMs: 10_000 },
-  });
-  const error = await t.hsm.use(() => "unreachable").then(() => undefined, (e) => e);
-  assert.ok(error instanceof CircuitOpenError || error instanceof PoolTimeoutError, String(error));
-  const cause = (error as Error).cause;
-  assert.ok(cause instanceof HsmError);
-  assert.equal(cause.ckr, "CKR_PIN_INCORRECT");
-  assert.equal(cause.operation, "C_Login");
-  assert.match(cause.message, /PIN is wrong/);
-  for (const message of [String(error), (error as Error).stack, cause.message, cause.stack]) {
-    assert.ok(!String(message).includes(WRONG_PIN), "the PIN never appears in an error");
-  }
-  assert.ok(!JSON.stringify(t.hsm.stats()).includes(WRONG_PIN), "nor in the stats");
-});
-
-Deno.test("a wrong PIN opens the breaker: no retry storm of logins", async () => {
-  await using t = await openTestHsm({
-    pin: WRONG_PIN,
-    pool: { breaker: { threshold: 3, cooldownMs: 60_000 }, acquireTimeoutMs: 10_000 },
-  });
-  await assert.rejects(() => t.hsm.use(() => 1));
-  const attempts = t.hsm.stats().loginAttempts;
-  assert.equal(attempts, 3, "one login per create until the breaker opened");
-  const results = await Promise.allSettled(Array.from({ length: 50 }, () => t.hsm.use(() => 1)));
-  assert.ok(results.every((r) => r.status === "rejected" && r.reason instanceof CircuitOpenError));
-  assert.equal(t.hsm.stats().loginAttempts, attempts, "no login while the breaker is open");
-  assert.equal(t.hsm.stats().breaker, "open");
-});
-
 Deno.test("a missing module path names the path and the package to install", async () => {
   const missing = "/nonexistent/lib/libsofthsm2.so";
   await assert.rejects(
@@ -83,12 +48,7 @@ Deno.test("sessions closed behind the pool's back are replaced without the calle
 Deno.test("a token logged out behind the pool's back is logged in again", async () => {
   await using t = await openTestHsm({ pool: { max: 1 } });
   await t.hsm.use((s) => s.generateAesKey({ label: "k" }));
-  {
-    using other = new OtherBinding(t.env.library);
-    const session = other.pkcs11.C_OpenSession(other.slot(t.env.tokenLabel), 0x6);
-    other.pkcs11.C_Logout(session); // login state is the application's: this logs everyone out
-    other.pkcs11.C_CloseSession(session);
-  }
+  logOutBehindTheBack(t.env);
   const { ciphertext, keyId } = await t.hsm.encrypt("k", text("still works"));
   assert.deepEqual(await t.hsm.decrypt(keyId, ciphertext), text("still works"));
   assert.equal(t.hsm.stats().loginAttempts, 2);
@@ -134,4 +94,37 @@ Deno.test("errors name the PKCS#11 function and the CKR code", async () => {
   }).catch((e) => e);
   assert.ok(closed instanceof HsmError);
   assert.match(closed.message, /^C_DigestInit failed: CKR_SESSION_HANDLE_INVALID \(0xb3\)/);
+});
+
+for (const engine of ["async", "workers"] as const) {
+  Deno.test(`${engine} engine: held keys keep working after the token was logged out and in again`, async () => {
+    await using t = await openTestHsm({ engine, workerThreads: 1, pool: { max: 2 } });
+    const key = await t.hsm.use((s) => s.generateAesKey({ label: "k" }));
+    const pair = await t.hsm.use((s) => s.generateEcKeyPair({ label: "p" }));
+    const sealed = await t.hsm.ops.encrypt(key, text("before"));
+    logOutBehindTheBack(t.env);
+    assert.ok(await t.hsm.ops.encrypt(key, text("after")));
+    assert.deepEqual(await t.hsm.ops.decrypt(key, sealed), text("before"));
+    const signature = await t.hsm.ops.sign(pair.privateKey, text("signed"));
+    assert.ok(await t.hsm.ops.verify(pair.publicKey, text("signed"), signature));
+    assert.equal(t.hsm.stats().loginAttempts, 2, "logged in again once");
+    const now = await t.hsm.use((s) => s.findKeyById(key.id)!);
+    assert.notDeepEqual(
+      now.handle,
+      key.handle,
+      "SoftHSM did renumber the key: the old handle is stale",
+    );
+  });
+}
+
+Deno.test("a held key without CKA_ID whose handle went stale says how to get a fresh one", async () => {
+  await using t = await openTestHsm({ pool: { max: 1 } });
+  const raw = crypto.getRandomValues(new Uint8Array(32));
+  const key = await t.hsm.use((s) => s.createAesKey(raw, { label: "noid", id: new Uint8Array() }));
+  assert.equal(key.id, "");
+  logOutBehindTheBack(t.env);
+  await assert.rejects(
+    () => t.hsm.ops.encrypt(key, text("x")),
+    /handle of aes key "noid" is no longer valid.*no CKA_ID.*look it up again/,
+  );
 });

@@ -108,3 +108,101 @@ export async function timerGapsDuring(
   }
   return { ticks, worstGapMs };
 }
+
+/** Where Debian's `opensc` package puts OpenSC's logging PKCS#11 module. */
+const SPY_LOCATIONS = [
+  "/usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so",
+  "/usr/lib/aarch64-linux-gnu/pkcs11/pkcs11-spy.so",
+  "/usr/lib/pkcs11/pkcs11-spy.so",
+];
+
+function findSpy(): string {
+  const found = SPY_LOCATIONS.find((path) => {
+    try {
+      return Deno.statSync(path).isFile;
+    } catch {
+      return false;
+    }
+  });
+  if (found !== undefined) return found;
+  throw new Error(
+    `pkcs11-spy.so not found (looked in ${SPY_LOCATIONS.join(", ")}): ` +
+      "install the Debian package opensc (apt-get install opensc)",
+  );
+}
+
+/**
+ * The spy reads PKCS11SPY_OUTPUT once per process (the library stays
+ * loaded), so every spy of the test process shares one log, deleted when
+ * the process ends; each spy counts only what was logged after it started.
+ */
+let sharedLog: string | undefined;
+
+/**
+ * OpenSC's `pkcs11-spy` in front of the real module: open a handle on
+ * {@link Pkcs11Spy.library} and every PKCS#11 call made through it is
+ * logged, so tests count calls (`C_Login`) independently of the adapter's
+ * own counters. The log holds the PINs it saw: it lives in a temp file
+ * deleted at exit.
+ */
+export class Pkcs11Spy implements Disposable {
+  /** The spy module: pass it as `library`. */
+  readonly library: string = findSpy();
+  readonly #from: number;
+  readonly #saved: [string, string | undefined][];
+
+  /** Puts the spy in front of `realLibrary` for handles opened from now on. */
+  constructor(realLibrary: string) {
+    if (sharedLog === undefined) {
+      const log = sharedLog = Deno.makeTempFileSync({ prefix: "pkcs11-spy-", suffix: ".log" });
+      globalThis.addEventListener("unload", () => Deno.removeSync(log));
+    }
+    this.#from = Deno.statSync(sharedLog).size;
+    this.#saved = ["PKCS11SPY", "PKCS11SPY_OUTPUT"].map((name) => [name, Deno.env.get(name)]);
+    Deno.env.set("PKCS11SPY", realLibrary);
+    Deno.env.set("PKCS11SPY_OUTPUT", sharedLog);
+  }
+
+  /** How many calls of the PKCS#11 function `name` (`"C_Login"`) the spy logged since it started. */
+  calls(name: string): number {
+    const log = new TextDecoder().decode(Deno.readFileSync(sharedLog!).subarray(this.#from));
+    return log.match(new RegExp(`^\\d+: ${name}$`, "gm"))?.length ?? 0;
+  }
+
+  [Symbol.dispose](): void {
+    for (const [name, value] of this.#saved) {
+      if (value === undefined) Deno.env.delete(name);
+      else Deno.env.set(name, value);
+    }
+  }
+}
+
+/** Runs `pkcs11-tool` (OpenSC) on the token, logged in; throws with its output on failure. */
+export async function pkcs11Tool(env: SoftHsm, args: string[]): Promise<string> {
+  const out = await new Deno.Command("pkcs11-tool", {
+    args: [
+      "--module",
+      env.library,
+      "--token-label",
+      env.tokenLabel,
+      "--login",
+      "--pin",
+      env.pin,
+      ...args,
+    ],
+    env: { SOFTHSM2_CONF: env.conf },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`pkcs11-tool ${args.join(" ")} failed: ${text}`);
+  return text;
+}
+
+/** Logs the token out behind the pool's back, as another library of the process would. */
+export function logOutBehindTheBack(env: SoftHsm): void {
+  using other = new OtherBinding(env.library);
+  const session = other.pkcs11.C_OpenSession(other.slot(env.tokenLabel), 0x6);
+  other.pkcs11.C_Logout(session); // login state is the process's: this logs everyone out
+  other.pkcs11.C_CloseSession(session);
+}

@@ -1,11 +1,12 @@
 /**
  * Keys: generated and found by label, picked at random among a label's keys
  * (rotation), token objects visible from every session, session objects gone
- * with their session.
+ * with their session; keys without a CKA_ID refused before they could
+ * seal anything.
  */
 import assert from "node:assert/strict";
 import { KeyNotFoundError } from "../../adapters/pkcs11/mod.ts";
-import { openTestHsm } from "./fixture.ts";
+import { openTestHsm, pkcs11Tool } from "./fixture.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 
@@ -88,4 +89,40 @@ Deno.test("a destroyed key is no longer found", async () => {
     s.destroyKey(key);
     assert.equal(s.findRandomKey("gone"), undefined);
   });
+});
+
+Deno.test("a key made with createAesKey is a token key that encrypt(label) finds", async () => {
+  await using t = await openTestHsm();
+  const raw = crypto.getRandomValues(new Uint8Array(32));
+  await t.hsm.use((s) => s.createAesKey(raw, { label: "imported" }));
+  const { ciphertext } = await t.hsm.encrypt("imported", text("found"));
+  const webKey = await crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["decrypt"]);
+  const opened = await crypto.subtle.decrypt(
+    { name: "AES-GCM", iv: ciphertext.subarray(0, 12) },
+    webKey,
+    ciphertext.subarray(12),
+  );
+  assert.deepEqual(new Uint8Array(opened), text("found"));
+});
+
+Deno.test("encrypt refuses a label with a key without CKA_ID, and says how to give it one", async () => {
+  await using t = await openTestHsm({ keyCacheMs: 0 });
+  await pkcs11Tool(t.env, ["--keygen", "--key-type", "AES:32", "--label", "noid"]);
+  const error = await t.hsm.encrypt("noid", text("x")).catch((e) => e);
+  assert.match(String(error?.message), /labelled "noid" have no CKA_ID/);
+  const fix = /\(pkcs11-tool (--login --type secrkey --label "noid" --set-id) <hex>\)/.exec(
+    error.message,
+  );
+  assert.ok(fix, "the message gives the pkcs11-tool command");
+  await pkcs11Tool(t.env, ["--type", "secrkey", "--label", "noid", "--set-id", "c0ffee"]);
+  const { ciphertext, keyId } = await t.hsm.encrypt("noid", text("now it works"));
+  assert.equal(keyId, "c0ffee");
+  assert.deepEqual(await t.hsm.decrypt(keyId, ciphertext), text("now it works"));
+});
+
+Deno.test("decrypt refuses an empty key id as bad input, whether or not the cache is warm", async () => {
+  await using t = await openTestHsm();
+  await t.hsm.use((s) => s.generateAesKey({ label: "k" }));
+  const { ciphertext } = await t.hsm.encrypt("k", text("x"));
+  await assert.rejects(() => t.hsm.decrypt("", ciphertext), TypeError);
 });

@@ -85,3 +85,22 @@ Deno.test("a closed handle refuses new work", async () => {
   await t.hsm.close();
   await assert.rejects(() => t.hsm.use(() => 1), /clos/i);
 });
+
+for (const engine of ["async", "workers"] as const) {
+  Deno.test(`${engine} engine: openHsm with bad pool options rejects and holds nothing`, async () => {
+    await using env = await provisionSoftHsm({ temporary: true });
+    await assert.rejects(
+      () =>
+        openHsm({
+          library: env.library,
+          tokenLabel: env.tokenLabel,
+          pin: env.pin,
+          engine,
+          pool: { max: 0 },
+        }),
+      RangeError,
+    );
+    assert.equal(registeredModule(env.library), undefined, "the module reference was released");
+    assert.equal(moduleIsInitialised(env.library), false, "and the module finalised");
+  });
+}
