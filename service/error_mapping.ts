@@ -13,7 +13,7 @@ import {
   PoolOverloadedError,
   PoolTimeoutError,
 } from "../mod.ts";
-import { HsmError } from "../adapters/pkcs11/mod.ts";
+import { HsmError, PinMismatchError } from "../adapters/pkcs11/mod.ts";
 import { HttpError } from "./http_error.ts";
 import { errorText } from "./log.ts";
 import { pinRefusal } from "./pin_refusal.ts";
@@ -66,16 +66,25 @@ export function toHttpError(error: unknown, signal?: AbortSignal): HttpError {
       retryAfter(1000),
     );
   }
-  if (error instanceof CircuitOpenError) {
-    const pin = pinRefusal(error);
+  // A refused PIN (from the breaker, or from the handle that remembers it) or a PIN that is not
+  // the one the token was logged in with: no retry helps before the operator acts.
+  const pin = error instanceof PinMismatchError
+    ? "a PIN other than the token's"
+    : pinRefusal(error);
+  if (pin !== undefined) {
     return new HttpError(
       503,
       "hsm_unavailable",
-      pin
-        ? `the HSM is unavailable: the token refused the service's PIN (${pin}) and the ` +
-          "service waits for its operator"
-        : `the HSM is unavailable (circuit breaker open): ${errorText(error.cause)}`,
-      pin ? {} : retryAfter(error.retryAfterMs), // no retry helps before the operator acts
+      `the HSM is unavailable: the token refused the service's PIN (${pin}) and the ` +
+        "service waits for its operator",
+    );
+  }
+  if (error instanceof CircuitOpenError) {
+    return new HttpError(
+      503,
+      "hsm_unavailable",
+      `the HSM is unavailable (circuit breaker open): ${errorText(error.cause)}`,
+      retryAfter(error.retryAfterMs),
     );
   }
   if (error instanceof PoolClosedError) {

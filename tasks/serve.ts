@@ -55,13 +55,14 @@ try {
 // while it starts (or just as it logs "listening") drains it once it is up,
 // instead of killing the process.
 const starting = startService({ config, log });
-const removeListeners = shutdownOnSignals(
+// The listeners stay until the process exits: a copy of the signal that arrives after the
+// service stopped (the runner forwards it late on a busy machine) must not kill it with 143.
+shutdownOnSignals(
   (reason) => starting.then((service) => service.shutdown(reason)),
   log,
 );
 try {
   await (await starting).finished;
-  removeListeners();
 } catch (error) {
   const pin = pinRefusal(error);
   log("error", "the service failed to start", {
