@@ -17,16 +17,19 @@ import postgres from "postgres";
 import {
   createPostgresPool,
   type PostgresClient,
+  type PostgresPool,
   type PostgresPoolOptions,
 } from "../../adapters/postgres/mod.ts";
 import { Pool } from "../../mod.ts";
 import type { Contender, ContenderInstance } from "./benchmark.ts";
-import type { PgContext } from "./pg_context.ts";
-import { PG_MAX, type PgScenario, postgresJsQuery } from "./pg_drivers.ts";
+import { ORDER_ROW, type PgContext } from "./pg_context.ts";
+import { PG_MAX, type PgQuery, type PgScenario, postgresJsQuery } from "./pg_drivers.ts";
 import { runCallers } from "./workers.ts";
 
-/** Name of the adapter with its defaults: the contender every PostgreSQL target is about. */
+/** Name of the adapter with its defaults, each op a `pg.use()`. */
 export const POOLKIT = "poolkit";
+/** Name of the adapter with its defaults, each op a one-shot `pg.query` tagged template. */
+export const POOLKIT_QUERY = "poolkit query()";
 /** Name of the core Pool over bare postgres.js connections. */
 export const BARE_POOL = "Pool + bare postgres.js";
 
@@ -49,20 +52,25 @@ async function warmed(
 
 /**
  * The adapter as a contender: `createPostgresPool({ url, pool: { max: 10 }, ...extra })`, each
- * op one `pg.use((sql) => ...)`. `extra` is untyped on purpose (see the module comment); an
- * option the adapter does not know is passed on like any other and has no effect.
+ * op one `pg.use((sql) => ...)` (`api: "use"`) or one `` pg.query`...` `` (`api: "query"`, the
+ * one-shot call, as `pool.query()` and postgres.js's `` sql`...` `` are). `extra` is untyped on
+ * purpose (see the module comment); an option the adapter does not know is passed on like any
+ * other and has no effect.
  */
 export function poolkitContender(
   need: () => PgContext,
   name = POOLKIT,
   extra: Record<string, unknown> = {},
+  api: "use" | "query" = "use",
 ): Contender {
   const shown = Object.keys(extra).length ? `, ...${JSON.stringify(extra)}` : "";
+  const call = api === "use"
+    ? "`pg.use((sql) => sql`...`)` (borrow a connection, run, give it back)"
+    : "a one-shot `pg.query`...`` (tagged template)";
   return {
     name,
     description: `this package's \`createPostgresPool({ pool: { max: ${PG_MAX} }${shown} })\`` +
-      (shown ? "" : " with its defaults") +
-      "; each op is `pg.use((sql) => sql`...`)` (borrow a connection, run, give it back).",
+      (shown ? "" : " with its defaults") + `; each op is ${call}.`,
     ours: true,
     open(s) {
       const scenario = s as PgScenario;
@@ -70,9 +78,21 @@ export function poolkitContender(
       const options = { ...extra, url: c.url, pool: { max: PG_MAX } } as PostgresPoolOptions;
       const pg = createPostgresPool(options);
       const query = (sql: PostgresClient) => postgresJsQuery(sql, c, scenario.query);
-      return warmed(scenario, () => pg.use(query), () => pg.close({ timeoutMs: 5_000 }));
+      const op = api === "use" || scenario.query === "session"
+        ? () => pg.use(query)
+        : oneShot(pg, c, scenario.query);
+      return warmed(scenario, op, () => pg.close({ timeoutMs: 5_000 }));
     },
   };
+}
+
+/** The scenario's statement as one `pg.query` call: a tagged template, or text + values. */
+function oneShot(pg: PostgresPool, c: PgContext, query: PgQuery): () => Promise<unknown> {
+  if (query !== "insert") return () => pg.query`select 1`;
+  const { cliente, descripcion, fecha_pedido } = ORDER_ROW;
+  const text = `insert into ${c.pedido} (cliente, descripcion, fecha_pedido) values ($1, $2, $3)`;
+  const values = [cliente, descripcion, fecha_pedido];
+  return () => pg.query(text, values);
 }
 
 /** The contenders named in {@link VARIANTS_ENV}, if set; a clear error if it is not valid. */
@@ -104,9 +124,9 @@ export function variantsFromEnv(need: () => PgContext): Contender[] {
  * proxy, no transaction bookkeeping, no validation, no reset, not reentrant. The floor the
  * adapter's own code stands on; it leaves session state to the next borrower.
  */
-export function barePoolContender(need: () => PgContext): Contender {
+export function barePoolContender(need: () => PgContext, reentrant = false): Contender {
   return {
-    name: BARE_POOL,
+    name: BARE_POOL + (reentrant ? " reentrant" : ""),
     description: "layer below the adapter: this package's core `Pool` (`max: 10`, core defaults) " +
       "over bare `postgres(url, { max: 1 })` instances, `pool.use((sql) => sql`...`)`; no " +
       "adapter code (no statement tracking, validation or reset).",
@@ -116,6 +136,7 @@ export function barePoolContender(need: () => PgContext): Contender {
       const c = need();
       const pool = new Pool<PostgresClient>({
         max: PG_MAX,
+        reentrant,
         create: async () => {
           const sql = postgres(c.url, {
             max: 1,

@@ -9,16 +9,17 @@ import type { Target } from "./targets.ts";
 
 const POSTGRES_JS = "postgres.js pool";
 const PG_POOL = "pg.Pool";
-const SUBJECT = "poolkit";
+/** The adapter through `use()` and through the one-shot `query()`: both are held to the targets. */
+const SUBJECTS = ["poolkit", "poolkit query()"];
 
 const what = (query: "select1" | "insert") => (query === "select1" ? "SELECT 1" : "INSERT pedido");
 
-function at50Callers(query: "select1" | "insert"): Target[] {
-  const base = { scenario: `${query}-c50`, contender: SUBJECT } as const;
+function at50Callers(query: "select1" | "insert", subject: string): Target[] {
+  const base = { scenario: `${query}-c50`, contender: subject } as const;
   return [
     {
       ...base,
-      label: `${what(query)}, 50 callers: queries/s ≥ 1.0× postgres.js's own pool`,
+      label: `${subject}, ${what(query)}, 50 callers: queries/s ≥ 1.0× postgres.js's own pool`,
       metric: "opsPerSec",
       baseline: POSTGRES_JS,
       direction: "atLeast",
@@ -26,7 +27,7 @@ function at50Callers(query: "select1" | "insert"): Target[] {
     },
     {
       ...base,
-      label: `${what(query)}, 50 callers: queries/s ≥ 1.0× pg.Pool`,
+      label: `${subject}, ${what(query)}, 50 callers: queries/s ≥ 1.0× pg.Pool`,
       metric: "opsPerSec",
       baseline: PG_POOL,
       direction: "atLeast",
@@ -34,7 +35,7 @@ function at50Callers(query: "select1" | "insert"): Target[] {
     },
     {
       ...base,
-      label: `${what(query)}, 50 callers: p99 no worse than pg.Pool's`,
+      label: `${subject}, ${what(query)}, 50 callers: p99 no worse than pg.Pool's`,
       metric: "p99",
       baseline: PG_POOL,
       direction: "atMost",
@@ -42,7 +43,7 @@ function at50Callers(query: "select1" | "insert"): Target[] {
     },
     {
       ...base,
-      label: `${what(query)}, 50 callers: queries/s ≥ 50× no pool`,
+      label: `${subject}, ${what(query)}, 50 callers: queries/s ≥ 50× no pool`,
       metric: "opsPerSec",
       baseline: "no pool",
       direction: "atLeast",
@@ -51,12 +52,15 @@ function at50Callers(query: "select1" | "insert"): Target[] {
   ];
 }
 
-function betterPeer(query: "select1" | "insert", callers: number): Target {
+function betterPeer(query: "select1" | "insert", callers: number, subject: string): Target {
   return {
-    label: `${what(query)}, ${callers} caller${callers === 1 ? "" : "s"}: queries/s ≥ 0.95× ` +
+    label:
+      `${subject}, ${what(query)}, ${callers} caller${
+        callers === 1 ? "" : "s"
+      }: queries/s ≥ 0.95× ` +
       "the better of postgres.js's pool and pg.Pool",
     scenario: `${query}-c${callers}`,
-    contender: SUBJECT,
+    contender: subject,
     metric: "opsPerSec",
     baselineBestOf: [POSTGRES_JS, PG_POOL],
     direction: "atLeast",
@@ -67,8 +71,8 @@ function betterPeer(query: "select1" | "insert", callers: number): Target {
 /** Every target of the PostgreSQL benchmark. */
 export function postgresTargets(): Target[] {
   const queries = ["select1", "insert"] as const;
-  return [
-    ...queries.flatMap(at50Callers),
-    ...queries.flatMap((q) => [1, 10].map((c) => betterPeer(q, c))),
-  ];
+  return SUBJECTS.flatMap((subject) => [
+    ...queries.flatMap((q) => at50Callers(q, subject)),
+    ...queries.flatMap((q) => [1, 10].map((c) => betterPeer(q, c, subject))),
+  ]);
 }

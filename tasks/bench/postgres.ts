@@ -26,6 +26,7 @@ import {
   BARE_POOL,
   barePoolContender,
   POOLKIT,
+  POOLKIT_QUERY,
   poolkitContender,
   VARIANTS_ENV,
   variantsFromEnv,
@@ -45,6 +46,7 @@ const need = () => {
 };
 
 const ours = poolkitContender(need);
+const oursQuery = poolkitContender(need, POOLKIT_QUERY, {}, "query");
 const bare = barePoolContender(need);
 
 const postgresJsPool: Contender = {
@@ -95,12 +97,12 @@ const SESSION_SCENARIO: PgScenario = {
 const scenarios = [...pgScenarios([1, 10, 50]), SESSION_SCENARIO];
 const variants = variantsFromEnv(need);
 const peers = [postgresJsPool, pgPool, noPool];
-const contenders = [ours, ...variants, bare, ...peers];
+const contenders = [ours, oursQuery, ...variants, bare, ...peers];
 
 /** Who runs a scenario: the bare-Pool layer only at 50 callers, the peers not on session state. */
 function contendersFor(s: PgScenario): Contender[] {
   if (s.query === "session") return [ours, ...variants, bare];
-  if (s.concurrency < 50) return [ours, ...variants, ...peers];
+  if (s.concurrency < 50) return [ours, oursQuery, ...variants, ...peers];
   return contenders;
 }
 
