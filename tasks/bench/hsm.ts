@@ -39,7 +39,7 @@ const POOL_SIZES = [1, 2, 4] as const;
 const ENGINES = ["async", "workers"] as const;
 
 /** What `prepare` sets up: the adapter (loaded after pkcs11js is built) and the token. */
-interface HsmEnv {
+export interface HsmEnv {
   adapter: Adapter;
   pkcs11js: Pkcs11js;
   library: string;
@@ -48,7 +48,8 @@ interface HsmEnv {
   payload: Uint8Array;
 }
 let env: HsmEnv | undefined;
-const need = () => {
+/** The token `hsmBenchmark.prepare()` set up (for experiments that reuse it). */
+export const need = (): HsmEnv => {
   if (!env) throw new Error("the token is not prepared");
   return env;
 };
@@ -56,7 +57,8 @@ const need = () => {
 const keyLabel = (op: "aes" | "ecdsa") => (op === "aes" ? AES_LABEL : EC_LABEL);
 const keyKind = (op: "aes" | "ecdsa") => (op === "aes" ? "aes" as const : "ec-private" as const);
 
-function findKey(session: HsmSession, op: "aes" | "ecdsa"): HsmKey {
+/** The benchmark's token key for `op`, found by label in `session`. */
+export function findKey(session: HsmSession, op: "aes" | "ecdsa"): HsmKey {
   const key = session.findRandomKey(keyLabel(op), keyKind(op));
   if (!key) throw new Error(`no ${keyKind(op)} key labelled ${keyLabel(op)} on the token`);
   return key;
@@ -74,10 +76,12 @@ export function pooled(
   engine: "async" | "workers" | "default",
   size: number,
   threads?: number,
+  extraPool: Record<string, unknown> = {},
 ): Contender {
   const named = engine === "default" ? "" : `engine: "${engine}", `;
+  const extra = Object.entries(extraPool).map(([k, v]) => ` ${k}: ${v}`).join(",");
   return {
-    name: `pool ${engine} ×${size}${threads ? ` (${threads} threads)` : ""}`,
+    name: `pool ${engine} ×${size}${threads ? ` (${threads} threads)` : ""}${extra}`,
     description: `this package's \`openHsm({ ${named}pool: { max: ${size} } })\`, ` +
       "each op through `hsm.ops.encrypt`/`hsm.ops.sign`" +
       (engine === "workers"
@@ -94,7 +98,7 @@ export function pooled(
         pin,
         ...(engine === "default" ? {} : { engine }),
         workerThreads: threads,
-        pool: { max: size, min: size },
+        pool: { max: size, min: size, ...extraPool },
       });
       try {
         const key = await hsm.use((session) => findKey(session, op));
@@ -160,7 +164,8 @@ export const perRequest: Contender = {
   },
 };
 
-function rawSetup(op: "aes" | "ecdsa"): RawLoopSetup {
+/** What the raw pkcs11js contenders need for `op`. */
+export function rawSetup(op: "aes" | "ecdsa"): RawLoopSetup {
   const { pkcs11js, library, tokenLabel, pin, payload } = need();
   return { pkcs11js, library, tokenLabel, pin, op, keyLabel: keyLabel(op), payload };
 }

@@ -26,7 +26,12 @@ import { SampleBuffer } from "./stats.ts";
 export const HAND_WRITTEN_MAX_SESSIONS = 4;
 
 /** One operation on one session; resolves with the result (AES: `IV ‖ ciphertext ‖ tag`). */
-type SessionOp = (session: Buffer, slot: number) => Promise<Buffer>;
+export type SessionOp = (session: Buffer, slot: number) => Promise<Buffer>;
+
+/** The hand-written operation of `s.op` on module `m` (`pins`: buffers of calls in flight). */
+export function handWrittenOp(s: RawLoopSetup, m: RawModule, pins: unknown[]): SessionOp {
+  return s.op === "aes" ? aesOp(s, m, pins) : ecdsaOp(s, m, pins);
+}
 
 function aesOp(s: RawLoopSetup, m: RawModule, pins: unknown[]): SessionOp {
   const { pkcs11js } = s;
@@ -92,7 +97,7 @@ export async function openHandWrittenAsync(
 ): Promise<ContenderInstance> {
   const m = openRawModule(s, Math.min(concurrency, HAND_WRITTEN_MAX_SESSIONS));
   const pins: unknown[] = [];
-  const op = s.op === "aes" ? aesOp(s, m, pins) : ecdsaOp(s, m, pins);
+  const op = handWrittenOp(s, m, pins);
   try {
     // Warm-up, and proof the calls work before anything is measured.
     await Promise.all(m.sessions.map((session, slot) => op(session, slot)));
