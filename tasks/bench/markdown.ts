@@ -85,13 +85,13 @@ function chosenNote(t: TargetResult): string {
   const notes: string[] = [];
   if (t.bestOf && t.subject) notes.push(t.subject);
   if (t.baselineBestOf && t.against) notes.push(`vs ${t.against}`);
-  if (t.when && t.subject) {
-    const r = { ...t.when, measured: NaN } as TargetResult;
-    notes.push(
-      `${t.when.metric === "timerLatenessP99Ms" ? "timer late p99" : t.when.metric} ${
-        t.when.direction === "atMost" ? "≤" : "≥"
-      } ${describeLimit(r)}`,
-    );
+  if (t.when && t.conditionMeasured !== undefined) {
+    const value = { ...t.when, measured: t.conditionMeasured } as TargetResult;
+    const name = t.when.metric === "timerLatenessP99Ms" ? "timer late p99" : t.when.metric;
+    const ok = t.when.direction === "atMost"
+      ? t.conditionMeasured <= t.when.limit
+      : t.conditionMeasured >= t.when.limit;
+    notes.push(`${name} ${describeValue(value)}${ok ? "" : ", fails the condition"}`);
   }
   return notes.length ? ` [${notes.join(", ")}]` : "";
 }

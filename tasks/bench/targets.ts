@@ -63,6 +63,8 @@ export interface TargetResult extends Target {
   subject?: string;
   /** The baseline it was compared with (the chosen one for `baselineBestOf`). */
   against?: string;
+  /** The subject's figure for {@link Target.when}, when there is a condition. */
+  conditionMeasured?: number;
 }
 
 /** Reads one figure of a contender's result. */
@@ -125,14 +127,16 @@ function evaluate(t: Target, sc: ScenarioResult | undefined): TargetResult {
     const v = metricOf(subject, t.metric);
     measured = isRatioTarget(t) ? (base ? v / metricOf(base, t.metric) : NaN) : v;
   }
+  const conditionMeasured = t.when && subject ? metricOf(subject, t.when.metric) : undefined;
   const conditionMet = !t.when ||
-    (subject !== undefined && meets(metricOf(subject, t.when.metric), t.when));
+    (conditionMeasured !== undefined && meets(conditionMeasured, t.when));
   return {
     ...t,
     measured,
     verdict: meets(measured, t) && conditionMet ? "PASS" : "MISS",
     ...(subject ? { subject: subject.contender } : {}),
     ...(base ? { against: base.contender } : {}),
+    ...(conditionMeasured !== undefined ? { conditionMeasured } : {}),
   };
 }
 
