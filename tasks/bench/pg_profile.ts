@@ -62,6 +62,29 @@ net.Socket.prototype.write = function (this: net.Socket, ...args: unknown[]) {
   return (write as (...a: unknown[]) => boolean).apply(this, args);
 } as typeof write;
 
+/** Runs the instances in `slices` rounds of `sliceMs` each, the order rotating every round. */
+async function alternate(
+  open: ContenderInstance[],
+  slices: number,
+  sliceMs: number,
+): Promise<Tally[]> {
+  const tally: Tally[] = open.map(() => ({ ops: 0, ms: 0, cpuUs: 0, writes: 0 }));
+  for (let slice = 0; slice < slices; slice++) {
+    for (let i = 0; i < open.length; i++) {
+      const k = (i + slice) % open.length;
+      const before = process.cpuUsage();
+      const writesBefore = socketWrites;
+      const trial = await open[k].trial(sliceMs);
+      const used = process.cpuUsage(before);
+      tally[k].writes += socketWrites - writesBefore;
+      tally[k].ops += trial.ops;
+      tally[k].ms += trial.elapsedMs;
+      tally[k].cpuUs += used.user + used.system;
+    }
+  }
+  return tally;
+}
+
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     args: Deno.args,
@@ -88,21 +111,8 @@ async function main(): Promise<void> {
   try {
     for (const contender of chosen) open.push(await contender.open(scenario));
     for (const inst of open) await inst.trial(300); // warm-up
-    const tally: Tally[] = chosen.map(() => ({ ops: 0, ms: 0, cpuUs: 0, writes: 0 }));
     const slices = Number(values.slices), sliceMs = Number(values["slice-ms"]);
-    for (let slice = 0; slice < slices; slice++) {
-      for (let i = 0; i < open.length; i++) {
-        const k = (i + slice) % open.length;
-        const before = process.cpuUsage();
-        const writesBefore = socketWrites;
-        const trial = await open[k].trial(sliceMs);
-        const used = process.cpuUsage(before);
-        tally[k].writes += socketWrites - writesBefore;
-        tally[k].ops += trial.ops;
-        tally[k].ms += trial.elapsedMs;
-        tally[k].cpuUs += used.user + used.system;
-      }
-    }
+    const tally = await alternate(open, slices, sliceMs);
     console.log(`${query}, ${concurrency} callers, ${slices} alternating slices of ${sliceMs} ms`);
     console.log(
       "| contender | queries | queries/s | CPU µs/query | CPU share | socket writes/query |",
