@@ -21,6 +21,9 @@ import { hsmBenchmark, type HsmScenario, need, pooled, rawSetup } from "./hsm.ts
 import { findKey, handWrittenAsync } from "./hsm.ts";
 import { handWrittenOp } from "./hsm_handwritten.ts";
 import { openRawModule } from "./hsm_raw.ts";
+import { Pool } from "../../mod.ts";
+import type { Contender } from "./benchmark.ts";
+import { runCallers } from "./workers.ts";
 
 type Counts = Map<string, number>;
 const counts: Counts = new Map();
@@ -92,6 +95,32 @@ async function handWrittenCounts(kind: "aes" | "ecdsa", n: number) {
   }
 }
 
+/**
+ * A layer between hand-written code and the adapter: the core `Pool` (no validate) lending 4 raw
+ * sessions to the scenario's callers, each op the hand-written one. What the pool alone costs.
+ */
+const poolOverRaw: Contender = {
+  name: "Pool + raw sessions ×4",
+  description: "core Pool, max 4, over raw pkcs11js sessions; hand-written op",
+  ours: true,
+  open(s) {
+    const { op: kind, concurrency } = s as HsmScenario;
+    const setup = rawSetup(kind);
+    const m = openRawModule(setup, 4);
+    const op = handWrittenOp(setup, m, []);
+    let next = 0;
+    const pool = new Pool<number>({ max: 4, create: () => Promise.resolve(next++) });
+    const run = () => pool.use((slot) => op(m.sessions[slot], slot));
+    return Promise.resolve({
+      trial: (ms: number) => runCallers(concurrency, ms, run, true),
+      close: async () => {
+        await pool.close();
+        m.close();
+      },
+    });
+  },
+};
+
 /** µs per synchronous `C_GetSessionInfo` (what the pool's validate makes per acquire). */
 function sessionInfoUs(): number {
   const m = openRawModule(rawSetup("aes"), 1);
@@ -118,6 +147,7 @@ async function timed(
     // Experiment: the same without the pool's validate (one C_GetSessionInfo) on every acquire.
     pooled("async", 4, undefined, { validateAfterMs: Infinity }),
     pooled("workers", 4),
+    poolOverRaw,
     handWrittenAsync,
   ]
     .filter((c) => !only || c.name === only);
