@@ -1,19 +1,22 @@
 /**
  * `deno task bench hsm`: AES-GCM 1 KiB encrypt and ECDSA P-256 sign on
  * SoftHSM, 1 and 32 callers: the session pool (1, 2 and 4 sessions, with
- * the adapter's `"async"` engine and its `"workers"` engine) vs a session
- * opened and closed per operation vs the per-request pattern vs raw pkcs11js
- * in a synchronous loop on one session. Event-loop timer lateness is
- * sampled during every trial.
+ * the adapter's `"async"` engine and its `"workers"` engine, and 4 sessions
+ * with no engine named, the adapter's default) vs hand-written pkcs11js
+ * `*Async` calls on as many sessions vs a session opened and closed per
+ * operation vs the per-request pattern vs raw pkcs11js in a synchronous loop
+ * on one session. Event-loop timer lateness is sampled during every trial.
+ * The targets of issue 13 are in `hsm_targets.ts`.
  *
  * @module
  */
 
 import type { Benchmark, Contender, ContenderInstance, Scenario } from "./benchmark.ts";
 import { exitOnUsageError, parseArgs } from "./cli.ts";
-import { openRawLoop, type Pkcs11js } from "./hsm_raw.ts";
+import { HAND_WRITTEN_MAX_SESSIONS, openHandWrittenAsync } from "./hsm_handwritten.ts";
+import { openRawLoop, type Pkcs11js, type RawLoopSetup } from "./hsm_raw.ts";
+import { HAND_WRITTEN, hsmTargets, RAW_LOOP } from "./hsm_targets.ts";
 import { runSuite } from "./suite.ts";
-import type { Target } from "./targets.ts";
 import { runCallers } from "./workers.ts";
 
 export type * from "./benchmark.ts";
@@ -36,7 +39,7 @@ const POOL_SIZES = [1, 2, 4] as const;
 const ENGINES = ["async", "workers"] as const;
 
 /** What `prepare` sets up: the adapter (loaded after pkcs11js is built) and the token. */
-interface HsmEnv {
+export interface HsmEnv {
   adapter: Adapter;
   pkcs11js: Pkcs11js;
   library: string;
@@ -45,7 +48,8 @@ interface HsmEnv {
   payload: Uint8Array;
 }
 let env: HsmEnv | undefined;
-const need = () => {
+/** The token `hsmBenchmark.prepare()` set up (for experiments that reuse it). */
+export const need = (): HsmEnv => {
   if (!env) throw new Error("the token is not prepared");
   return env;
 };
@@ -53,7 +57,8 @@ const need = () => {
 const keyLabel = (op: "aes" | "ecdsa") => (op === "aes" ? AES_LABEL : EC_LABEL);
 const keyKind = (op: "aes" | "ecdsa") => (op === "aes" ? "aes" as const : "ec-private" as const);
 
-function findKey(session: HsmSession, op: "aes" | "ecdsa"): HsmKey {
+/** The benchmark's token key for `op`, found by label in `session`. */
+export function findKey(session: HsmSession, op: "aes" | "ecdsa"): HsmKey {
   const key = session.findRandomKey(keyLabel(op), keyKind(op));
   if (!key) throw new Error(`no ${keyKind(op)} key labelled ${keyLabel(op)} on the token`);
   return key;
@@ -64,15 +69,26 @@ function sessionOp(session: HsmSession, key: HsmKey, op: "aes" | "ecdsa", data: 
 }
 
 /**
- * Our pool of `size` sessions with an engine (`threads`: worker threads of the `"workers"`
- * engine, default the adapter's).
+ * Our pool of `size` sessions with an engine (`"default"`: no engine named, whatever `openHsm`
+ * picks; `threads`: worker threads of the `"workers"` engine, default the adapter's).
  */
-export function pooled(engine: "async" | "workers", size: number, threads?: number): Contender {
+export function pooled(
+  engine: "async" | "workers" | "default",
+  size: number,
+  threads?: number,
+  extraPool: Record<string, unknown> = {},
+): Contender {
+  const named = engine === "default" ? "" : `engine: "${engine}", `;
+  const extra = Object.entries(extraPool).map(([k, v]) => ` ${k}: ${v}`).join(",");
   return {
-    name: `pool ${engine} ×${size}${threads ? ` (${threads} threads)` : ""}`,
-    description: `this package's \`openHsm({ engine: "${engine}", pool: { max: ${size} } })\`, ` +
+    name: `pool ${engine} ×${size}${threads ? ` (${threads} threads)` : ""}${extra}`,
+    description: `this package's \`openHsm({ ${named}pool: { max: ${size} } })\`, ` +
       "each op through `hsm.ops.encrypt`/`hsm.ops.sign`" +
-      (engine === "workers" ? " (batched onto Deno Workers running synchronous calls)." : "."),
+      (engine === "workers"
+        ? " (batched onto Deno Workers running synchronous calls)."
+        : engine === "default"
+        ? " (the engine the adapter picks when none is named)."
+        : "."),
     ours: true,
     async open(s) {
       const { adapter, tokenLabel, pin, payload } = need();
@@ -80,9 +96,9 @@ export function pooled(engine: "async" | "workers", size: number, threads?: numb
       const hsm = await adapter.openHsm({
         tokenLabel,
         pin,
-        engine,
+        ...(engine === "default" ? {} : { engine }),
         workerThreads: threads,
-        pool: { max: size, min: size },
+        pool: { max: size, min: size, ...extraPool },
       });
       try {
         const key = await hsm.use((session) => findKey(session, op));
@@ -148,18 +164,34 @@ export const perRequest: Contender = {
   },
 };
 
+/** What the raw pkcs11js contenders need for `op`. */
+export function rawSetup(op: "aes" | "ecdsa"): RawLoopSetup {
+  const { pkcs11js, library, tokenLabel, pin, payload } = need();
+  return { pkcs11js, library, tokenLabel, pin, op, keyLabel: keyLabel(op), payload };
+}
+
+/** Hand-written pkcs11js `*Async` calls, one loop per session (see `hsm_handwritten.ts`). */
+export const handWrittenAsync: Contender = {
+  name: HAND_WRITTEN,
+  description: "raw pkcs11js without a pool, written by hand: one session per caller up to " +
+    `${HAND_WRITTEN_MAX_SESSIONS} (1 with 1 caller, ${HAND_WRITTEN_MAX_SESSIONS} with 32), ` +
+    "each driven by its own loop of `C_EncryptInit`/`C_SignInit` then `await " +
+    'C_EncryptAsync`/`C_SignAsync` (the calls the `"async"` engine makes).',
+  ours: false,
+  open(s) {
+    const { op, concurrency } = s as HsmScenario;
+    return openHandWrittenAsync(rawSetup(op), concurrency);
+  },
+};
+
 /** Raw pkcs11js on one session in a synchronous loop. */
 export const rawLoop: Contender = {
-  name: "raw sync loop",
+  name: RAW_LOOP,
   description: "raw pkcs11js, one session, synchronous calls in a tight loop on the main " +
     "thread (the single-session limit; one caller whatever the scenario; blocks the event loop).",
   ours: false,
   open(s) {
-    const { pkcs11js, library, tokenLabel, pin, payload } = need();
-    const { op } = s as HsmScenario;
-    return Promise.resolve(
-      openRawLoop({ pkcs11js, library, tokenLabel, pin, op, keyLabel: keyLabel(op), payload }),
-    );
+    return Promise.resolve(openRawLoop(rawSetup((s as HsmScenario).op)));
   },
 };
 
@@ -175,58 +207,19 @@ export const scenarios: HsmScenario[] = (["aes", "ecdsa"] as const).flatMap((op)
   }))
 );
 
-const poolContenders = ENGINES.flatMap((e) => POOL_SIZES.map((n) => pooled(e, n)));
+const poolContenders = [
+  ...ENGINES.flatMap((e) => POOL_SIZES.map((n) => pooled(e, n))),
+  pooled("default", HAND_WRITTEN_MAX_SESSIONS),
+];
+const allContenders = [
+  ...poolContenders,
+  handWrittenAsync,
+  sessionPerOp,
+  perRequest,
+  rawLoop,
+];
 
-/**
- * The contenders the issue's "pooled" targets are checked on, fixed before measuring: the
- * adapter's default pool size (`openHsm` defaults to `max: 4`) with its default engine
- * (`"async"`) and with the engine it offers for throughput (`"workers"`). The other sizes are
- * measured and shown, but picking the best of six noisy medians afterwards would flatter us.
- */
-export const TARGET_CONTENDERS = ["pool async ×4", "pool workers ×4"];
-
-function targets(): Target[] {
-  const out: Target[] = [];
-  for (const contender of TARGET_CONTENDERS) {
-    for (const op of ["ecdsa", "aes"] as const) {
-      const scenario = `${op}-c32`;
-      const what = op === "aes" ? "AES-GCM" : "ECDSA sign";
-      out.push(
-        {
-          label: `${contender}, ${what}, 32 callers: ops/s ≥ ${
-            op === "aes" ? "1.0" : "1.2"
-          }× raw sync loop`,
-          scenario,
-          metric: "opsPerSec",
-          contender,
-          baseline: "raw sync loop",
-          direction: "atLeast",
-          limit: op === "aes" ? 1.0 : 1.2,
-        },
-        {
-          label: `${contender}, ${what}, 32 callers: timer lateness p99 < 5 ms`,
-          scenario,
-          metric: "timerLatenessP99Ms",
-          contender,
-          direction: "atMost",
-          limit: 5,
-        },
-        {
-          label: `${contender}, ${what}, 32 callers: p50 ≥ 80% below per-request`,
-          scenario,
-          metric: "p50",
-          contender,
-          baseline: "per-request",
-          direction: "atMost",
-          limit: 0.2,
-        },
-      );
-    }
-  }
-  return out;
-}
-
-/** The HSM benchmark (issue 6 item 3). */
+/** The HSM benchmark (issue 6 item 3, issue 13). */
 export const hsmBenchmark: Benchmark = {
   id: "hsm",
   title: "HSM on SoftHSM2: AES-GCM 1 KiB and ECDSA P-256",
@@ -238,14 +231,14 @@ export const hsmBenchmark: Benchmark = {
   // Per-request code initialises and finalises the module: nothing else may hold it meanwhile.
   lifetime: "trial",
   scenarios,
-  contenders: [...poolContenders, sessionPerOp, perRequest, rawLoop],
+  contenders: allContenders,
   // BENCH_HSM_ONLY=name,name runs a subset (for investigating one contender).
   contendersFor: () => {
     const only = Deno.env.get("BENCH_HSM_ONLY")?.split(",");
-    const all = [...poolContenders, sessionPerOp, perRequest, rawLoop];
-    return only ? all.filter((c) => only.includes(c.name)) : all;
+    return only ? allContenders.filter((c) => only.includes(c.name)) : allContenders;
   },
-  targets: targets(),
+  targets: hsmTargets(),
+  ratioBaselines: [HAND_WRITTEN, RAW_LOOP, "per-request"],
   notes: [],
   async prepare() {
     const { ensurePkcs11js } = await import("../setup/pkcs11js.ts");

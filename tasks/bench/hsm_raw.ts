@@ -18,8 +18,10 @@ export type Pkcs11js = typeof pkcs11jsModule;
 
 const CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191;
 const CKR_USER_ALREADY_LOGGED_IN = 0x100;
-const GCM_IV_BYTES = 12;
-const GCM_TAG_BYTES = 16;
+/** AES-GCM IV length (bytes), as the adapter uses. */
+export const GCM_IV_BYTES = 12;
+/** AES-GCM tag length (bytes), as the adapter uses. */
+export const GCM_TAG_BYTES = 16;
 
 /** Where the raw loop runs and on what. */
 export interface RawLoopSetup {
@@ -45,8 +47,20 @@ function isCkr(error: unknown, code: number, name: string): boolean {
   return e?.code === code || (typeof e?.message === "string" && e.message.includes(name));
 }
 
-/** Opens the module, one session, logs in, finds the key; `trial` loops synchronously. */
-export function openRawLoop(s: RawLoopSetup): ContenderInstance {
+/** The module opened by hand: `sessions` logged-in sessions and the key, no adapter code. */
+export interface RawModule {
+  /** The pkcs11js instance. */
+  p: pkcs11jsModule.PKCS11;
+  /** Open R/W sessions. */
+  sessions: Buffer[];
+  /** The token key (handles are valid in every session of the application). */
+  key: Buffer;
+  /** Logs out, closes the sessions, finalises (if this opened it), unloads. */
+  close(): void;
+}
+
+/** Loads and initialises the module, opens `count` sessions, logs in, finds the key. */
+export function openRawModule(s: RawLoopSetup, count: number): RawModule {
   const { pkcs11js } = s;
   const p = new pkcs11js.PKCS11();
   p.load(s.library);
@@ -60,26 +74,46 @@ export function openRawLoop(s: RawLoopSetup): ContenderInstance {
   const slot = p.C_GetSlotList(true).find((sl) =>
     p.C_GetTokenInfo(sl).label.trim() === s.tokenLabel
   );
-  if (!slot) throw new Error(`raw loop: no token labelled ${s.tokenLabel}`);
-  const session = p.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+  if (!slot) throw new Error(`raw pkcs11js: no token labelled ${s.tokenLabel}`);
+  const sessions = Array.from(
+    { length: count },
+    () => p.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION),
+  );
+  // Login is per application, not per session: one C_Login covers every session.
   let loggedIn = false;
   try {
-    p.C_Login(session, pkcs11js.CKU_USER, s.pin);
+    p.C_Login(sessions[0], pkcs11js.CKU_USER, s.pin);
     loggedIn = true;
   } catch (error) {
     if (!isCkr(error, CKR_USER_ALREADY_LOGGED_IN, "USER_ALREADY_LOGGED_IN")) throw error;
   }
-  p.C_FindObjectsInit(session, [
+  p.C_FindObjectsInit(sessions[0], [
     { type: pkcs11js.CKA_LABEL, value: s.keyLabel },
     {
       type: pkcs11js.CKA_CLASS,
       value: s.op === "aes" ? pkcs11js.CKO_SECRET_KEY : pkcs11js.CKO_PRIVATE_KEY,
     },
   ]);
-  const [key] = p.C_FindObjects(session, 1);
-  p.C_FindObjectsFinal(session);
-  if (!key) throw new Error(`raw loop: no key labelled ${s.keyLabel}`);
+  const [key] = p.C_FindObjects(sessions[0], 1);
+  p.C_FindObjectsFinal(sessions[0]);
+  if (!key) throw new Error(`raw pkcs11js: no key labelled ${s.keyLabel}`);
+  return {
+    p,
+    sessions,
+    key,
+    close() {
+      if (loggedIn) p.C_Logout(sessions[0]);
+      for (const session of sessions) p.C_CloseSession(session);
+      if (initialised) p.C_Finalize();
+      p.close();
+    },
+  };
+}
 
+/** Opens the module, one session, logs in, finds the key; `trial` loops synchronously. */
+export function openRawLoop(s: RawLoopSetup): ContenderInstance {
+  const { pkcs11js } = s;
+  const { p, sessions: [session], key, close } = openRawModule(s, 1);
   const input = Buffer.from(s.payload);
   const out = Buffer.alloc(s.payload.length + GCM_TAG_BYTES + 64);
   const iv = Buffer.alloc(GCM_IV_BYTES);
@@ -102,12 +136,6 @@ export function openRawLoop(s: RawLoopSetup): ContenderInstance {
 
   return {
     trial: (ms) => Promise.resolve(runSyncLoop(ms, op, true)),
-    close: () => {
-      if (loggedIn) p.C_Logout(session);
-      p.C_CloseSession(session);
-      if (initialised) p.C_Finalize();
-      p.close();
-      return Promise.resolve();
-    },
+    close: () => Promise.resolve(close()),
   };
 }

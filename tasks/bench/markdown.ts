@@ -9,7 +9,7 @@
 
 import type { BenchmarkResult, ContenderResult } from "./benchmark.ts";
 import { fmt, fmtMs, fmtRatio } from "./format.ts";
-import type { TargetResult } from "./targets.ts";
+import { isRatioTarget, type TargetResult } from "./targets.ts";
 
 /** Renders rows as a padded markdown table; `align` is "l" or "r" per column. */
 export function table(header: string[], rows: string[][], align: string[]): string {
@@ -68,13 +68,32 @@ function primaryOf(r: ContenderResult, perOp: boolean): number {
 
 /** The targets table: what was asked, what was measured, PASS or MISS. */
 export function targetsTable(targets: readonly TargetResult[]): string {
-  const rows = targets.map((t) => [
-    t.label,
-    t.baseline ? fmtRatio(t.measured) : describeValue(t),
-    `${t.direction === "atMost" ? "≤" : "≥"} ${t.baseline ? fmtRatio(t.limit) : describeLimit(t)}`,
-    t.verdict === "PASS" ? "PASS" : "**MISS**",
-  ]);
+  const rows = targets.map((t) => {
+    const ratio = isRatioTarget(t);
+    return [
+      t.label + chosenNote(t),
+      ratio ? fmtRatio(t.measured) : describeValue(t),
+      `${t.direction === "atMost" ? "≤" : "≥"} ${ratio ? fmtRatio(t.limit) : describeLimit(t)}`,
+      t.verdict === "PASS" ? "PASS" : "**MISS**",
+    ];
+  });
   return table(["target", "measured", "needed", "result"], rows, ["l", "r", "r", "l"]);
+}
+
+/** For "best of" targets: which contender the figure is of, against which, and its condition. */
+function chosenNote(t: TargetResult): string {
+  const notes: string[] = [];
+  if (t.bestOf && t.subject) notes.push(t.subject);
+  if (t.baselineBestOf && t.against) notes.push(`vs ${t.against}`);
+  if (t.when && t.conditionMeasured !== undefined) {
+    const value = { ...t.when, measured: t.conditionMeasured } as TargetResult;
+    const name = t.when.metric === "timerLatenessP99Ms" ? "timer late p99" : t.when.metric;
+    const ok = t.when.direction === "atMost"
+      ? t.conditionMeasured <= t.when.limit
+      : t.conditionMeasured >= t.when.limit;
+    notes.push(`${name} ${describeValue(value)}${ok ? "" : ", fails the condition"}`);
+  }
+  return notes.length ? ` [${notes.join(", ")}]` : "";
 }
 
 function describeValue(t: TargetResult): string {

@@ -15,9 +15,11 @@ import { runCallers } from "./workers.ts";
 
 /**
  * Which query a scenario runs; `"connect"`: open a new connection, `SELECT 1`, close it
- * (the cost a pool saves, and where drivers differ most).
+ * (the cost a pool saves, and where drivers differ most); `"session"`: `SET statement_timeout`
+ * then `SELECT 1` on the same connection, a borrower that leaves session state behind (what a
+ * session-reset policy has to clean up).
  */
-export type PgQuery = "select1" | "insert" | "connect";
+export type PgQuery = "select1" | "insert" | "connect" | "session";
 
 /** A PostgreSQL scenario: a query and a number of callers. */
 export interface PgScenario extends Scenario {
@@ -43,6 +45,7 @@ export function postgresJsQuery(
   query: PgQuery,
   style: PostgresJsStyle = {},
 ): Promise<unknown> {
+  if (query === "session") return sql`set statement_timeout = 5000`.then(() => sql`select 1`);
   if (query !== "insert") return style.simple ? sql`select 1`.simple() : sql`select 1`;
   const { cliente, descripcion, fecha_pedido } = ORDER_ROW;
   return sql`insert into ${sql(ctx.pedido)} (cliente, descripcion, fecha_pedido)

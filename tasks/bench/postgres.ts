@@ -2,25 +2,36 @@
  * `deno task bench postgres`: PostgreSQL through this package's adapter
  * against what users would pick instead: postgres.js's own built-in pool,
  * node-postgres `pg.Pool`, and no pool at all (a connection per query).
- * `SELECT 1` and an insert into `pedido`, 1, 10 and 50 callers, pools of 10.
+ * `SELECT 1` and an insert into `pedido`, 1, 10 and 50 callers, pools of 10;
+ * at 50 callers also the core `Pool` over bare postgres.js (the adapter's
+ * own cost), and a borrower that leaves session state behind (`SET`, then
+ * `SELECT 1`: what a session-reset policy costs). The targets are issue 14's.
  *
  * @module
  */
 
 import postgres from "postgres";
-import { createPostgresPool, type PostgresClient } from "../../adapters/postgres/mod.ts";
+import type { PostgresClient } from "../../adapters/postgres/mod.ts";
 import type { Benchmark, Contender } from "./benchmark.ts";
-import type { Target } from "./targets.ts";
 import { exitOnUsageError, parseArgs } from "./cli.ts";
 import { acquirePgContext, type PgContext } from "./pg_context.ts";
 import {
   openPgPool,
   openPostgresJs,
-  PG_MAX,
   type PgScenario,
   pgScenarios,
   postgresJsQuery,
 } from "./pg_drivers.ts";
+import {
+  BARE_POOL,
+  barePoolContender,
+  POOLKIT,
+  POOLKIT_QUERY,
+  poolkitContender,
+  VARIANTS_ENV,
+  variantsFromEnv,
+} from "./pg_poolkit.ts";
+import { postgresTargets } from "./pg_targets.ts";
 import { runSuite } from "./suite.ts";
 import { runCallers } from "./workers.ts";
 
@@ -34,25 +45,9 @@ const need = () => {
   return ctx;
 };
 
-const ours: Contender = {
-  name: "poolkit",
-  description:
-    "this package's `createPostgresPool({ pool: { max: 10 } })` with its default driver options; " +
-    "each op is `pg.use((sql) => sql`...`)` (borrow a connection, run, give it back).",
-  ours: true,
-  async open(s) {
-    const scenario = s as PgScenario;
-    const c = need();
-    const pg = createPostgresPool({ url: c.url, pool: { max: PG_MAX } });
-    const query = (sql: PostgresClient) => postgresJsQuery(sql, c, scenario.query);
-    const op = () => pg.use(query);
-    await Promise.all(Array.from({ length: PG_MAX * 2 }, op));
-    return {
-      trial: (ms) => runCallers(scenario.concurrency, ms, op, true),
-      close: () => pg.close({ timeoutMs: 5_000 }),
-    };
-  },
-};
+const ours = poolkitContender(need);
+const oursQuery = poolkitContender(need, POOLKIT_QUERY, {}, "query");
+const bare = barePoolContender(need);
 
 const postgresJsPool: Contender = {
   name: "postgres.js pool",
@@ -92,49 +87,26 @@ const noPool: Contender = {
   },
 };
 
-const scenarios = pgScenarios([1, 10, 50]);
+/** The session-state scenario: only pools that can run two statements on one connection. */
+const SESSION_SCENARIO: PgScenario = {
+  id: "session-c50",
+  label: "SET + SELECT 1, 50 callers",
+  concurrency: 50,
+  query: "session",
+};
+const scenarios = [...pgScenarios([1, 10, 50]), SESSION_SCENARIO];
+const variants = variantsFromEnv(need);
+const peers = [postgresJsPool, pgPool, noPool];
+const contenders = [ours, oursQuery, ...variants, bare, ...peers];
 
-function targetsAt50(query: "select1" | "insert"): Target[] {
-  const scenario = `${query}-c50`;
-  const what = query === "select1" ? "SELECT 1" : "INSERT pedido";
-  const base = { scenario, contender: "poolkit" };
-  return [
-    {
-      ...base,
-      label: `${what}, 50 callers: queries/s ≥ 1.0× postgres.js's own pool`,
-      metric: "opsPerSec",
-      baseline: "postgres.js pool",
-      direction: "atLeast",
-      limit: 1.0,
-    },
-    {
-      ...base,
-      label: `${what}, 50 callers: queries/s ≥ 0.9× pg.Pool`,
-      metric: "opsPerSec",
-      baseline: "pg.Pool",
-      direction: "atLeast",
-      limit: 0.9,
-    },
-    {
-      ...base,
-      label: `${what}, 50 callers: p99 no worse than pg.Pool's`,
-      metric: "p99",
-      baseline: "pg.Pool",
-      direction: "atMost",
-      limit: 1.0,
-    },
-    {
-      ...base,
-      label: `${what}, 50 callers: queries/s ≥ 50× no pool`,
-      metric: "opsPerSec",
-      baseline: "no pool",
-      direction: "atLeast",
-      limit: 50,
-    },
-  ];
+/** Who runs a scenario: the bare-Pool layer only at 50 callers, the peers not on session state. */
+function contendersFor(s: PgScenario): Contender[] {
+  if (s.query === "session") return [ours, ...variants, bare];
+  if (s.concurrency < 50) return [ours, oursQuery, ...variants, ...peers];
+  return contenders;
 }
 
-/** The PostgreSQL benchmark (issue 6 item 2). */
+/** The PostgreSQL benchmark (issue 6 item 2, issue 14). */
 export const postgresBenchmark: Benchmark = {
   id: "postgres",
   title: "PostgreSQL: SELECT 1 and INSERT, pools of 10",
@@ -145,13 +117,20 @@ export const postgresBenchmark: Benchmark = {
   monitorsEventLoop: false,
   lifetime: "scenario",
   scenarios,
-  contenders: [ours, postgresJsPool, pgPool, noPool],
-  targets: [...targetsAt50("select1"), ...targetsAt50("insert")],
+  contenders,
+  contendersFor: (s) => contendersFor(s as PgScenario),
+  targets: postgresTargets(),
+  ratioBaselines: ["postgres.js pool", "pg.Pool", "no pool", BARE_POOL],
   notes: [],
   async prepare() {
     const { ctx: c, release } = await acquirePgContext((l) => console.error(`  ${l}`));
     ctx = c;
-    postgresBenchmark.notes!.push(`PostgreSQL ${c.serverVersion} at ${c.display}.`);
+    postgresBenchmark.notes!.push(
+      `PostgreSQL ${c.serverVersion} at ${c.display}.`,
+      `"${POOLKIT}" runs with the adapter's defaults; other settings of the adapter (a reset ` +
+        `policy, say) are measured as extra contenders named in ${VARIANTS_ENV} (JSON, ` +
+        `name → options).`,
+    );
     return async () => {
       ctx = undefined;
       await release();

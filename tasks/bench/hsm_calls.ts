@@ -1,0 +1,229 @@
+/**
+ * Evidence for issue 13: what each path makes per operation. Counts the
+ * calls into pkcs11js (by name; `*Async` ones are hand-offs to libuv's
+ * thread pool), `crypto.getRandomValues` calls (the AES-GCM IV) and
+ * messages posted to Workers, per AES-GCM encrypt and ECDSA sign, for the
+ * adapter's engines and for hand-written pkcs11js `*Async` code. Then runs
+ * the paths in alternating slices with 1 caller and with 32 callers (4
+ * sessions), printing ops/s and the process's CPU time per operation (all
+ * threads: libuv's pool and the Workers included).
+ *
+ *   deno run -A tasks/bench/hsm_calls.ts [--ops 2000] [--slices 6] [--slice-ms 500]
+ *     [--only NAME --kind aes|ecdsa --callers N]   (one path only: for `--cpu-prof`)
+ *
+ * @module
+ */
+
+import process from "node:process";
+import { parseArgs } from "node:util";
+import type { ContenderInstance } from "./benchmark.ts";
+import { hsmBenchmark, type HsmScenario, need, pooled, rawSetup } from "./hsm.ts";
+import { findKey, handWrittenAsync } from "./hsm.ts";
+import { handWrittenOp } from "./hsm_handwritten.ts";
+import { openRawModule } from "./hsm_raw.ts";
+import { Pool } from "../../mod.ts";
+import type { Contender } from "./benchmark.ts";
+import { runCallers } from "./workers.ts";
+
+type Counts = Map<string, number>;
+const counts: Counts = new Map();
+const count = (name: string) => counts.set(name, (counts.get(name) ?? 0) + 1);
+
+/** Wraps every `C_*` method of a pkcs11js instance (own properties, `*Async` included). */
+function countCalls(p: object): void {
+  const target = p as Record<string, unknown>;
+  for (const key of Object.keys(target)) {
+    const fn = target[key];
+    if (!key.startsWith("C_") || typeof fn !== "function") continue;
+    target[key] = function (this: unknown, ...args: unknown[]) {
+      count(key);
+      return (fn as (...a: unknown[]) => unknown).apply(this, args);
+    };
+  }
+}
+
+function countGlobalHandOffs(): void {
+  const random = crypto.getRandomValues.bind(crypto) as (a: unknown) => unknown;
+  crypto.getRandomValues = ((array: unknown) => {
+    count("crypto.getRandomValues");
+    return random(array);
+  }) as typeof crypto.getRandomValues;
+  const post = Worker.prototype.postMessage;
+  Worker.prototype.postMessage = function (this: Worker, ...args: unknown[]) {
+    count("Worker.postMessage");
+    return (post as (...a: unknown[]) => void).apply(this, args);
+  } as typeof post;
+}
+
+/** Runs `n` ops from `callers` concurrent callers; returns the counts per op. */
+async function perOp(n: number, callers: number, op: () => Promise<unknown>) {
+  let left = callers * 8; // warm-up: sessions created, first-call costs paid
+  const caller = async () => {
+    while (left-- > 0) await op();
+  };
+  await Promise.all(Array.from({ length: callers }, caller));
+  counts.clear();
+  left = n;
+  await Promise.all(Array.from({ length: callers }, caller));
+  return [...counts].map(([name, c]) => `${name} ${(c / n).toFixed(2)}`).join(", ");
+}
+
+async function adapterCounts(engine: "async" | "workers", kind: "aes" | "ecdsa", n: number) {
+  const { adapter, tokenLabel, pin, payload } = need();
+  const hsm = await adapter.openHsm({ tokenLabel, pin, engine, pool: { max: 4, min: 4 } });
+  try {
+    const key = await hsm.use((s) => findKey(s, kind));
+    countCalls(await hsm.use((s) => s.module.pkcs11));
+    const op = kind === "aes"
+      ? () => hsm.ops.encrypt(key, payload)
+      : () => hsm.ops.sign(key, payload);
+    return [await perOp(n, 1, op), await perOp(n, 32, op)];
+  } finally {
+    await hsm.close();
+  }
+}
+
+async function handWrittenCounts(kind: "aes" | "ecdsa", n: number) {
+  const setup = rawSetup(kind);
+  const m = openRawModule(setup, 1);
+  try {
+    countCalls(m.p);
+    const op = handWrittenOp(setup, m, []);
+    return [await perOp(n, 1, () => op(m.sessions[0], 0))];
+  } finally {
+    m.close();
+  }
+}
+
+/**
+ * A layer between hand-written code and the adapter: the core `Pool` (no validate) lending 4 raw
+ * sessions to the scenario's callers, each op the hand-written one. What the pool alone costs.
+ */
+const poolOverRaw: Contender = {
+  name: "Pool + raw sessions ×4",
+  description: "core Pool, max 4, over raw pkcs11js sessions; hand-written op",
+  ours: true,
+  open(s) {
+    const { op: kind, concurrency } = s as HsmScenario;
+    const setup = rawSetup(kind);
+    const m = openRawModule(setup, 4);
+    const op = handWrittenOp(setup, m, []);
+    let next = 0;
+    const pool = new Pool<number>({ max: 4, create: () => Promise.resolve(next++) });
+    const run = () => pool.use((slot) => op(m.sessions[slot], slot));
+    return Promise.resolve({
+      trial: (ms: number) => runCallers(concurrency, ms, run, true),
+      close: async () => {
+        await pool.close();
+        m.close();
+      },
+    });
+  },
+};
+
+/** µs per synchronous `C_GetSessionInfo` (what the pool's validate makes per acquire). */
+function sessionInfoUs(): number {
+  const m = openRawModule(rawSetup("aes"), 1);
+  try {
+    const t0 = performance.now();
+    for (let i = 0; i < 20_000; i++) m.p.C_GetSessionInfo(m.sessions[0]);
+    return (performance.now() - t0) * 1000 / 20_000;
+  } finally {
+    m.close();
+  }
+}
+
+/** Alternating slices of the given contenders; ops/s and CPU µs per op. */
+async function timed(
+  kind: "aes" | "ecdsa",
+  callers: number,
+  slices: number,
+  sliceMs: number,
+  only?: string,
+) {
+  const scenario: HsmScenario = { id: "x", label: "x", concurrency: callers, op: kind };
+  const lineup = [
+    pooled("async", 4),
+    // Experiment: the same without the pool's validate (one C_GetSessionInfo) on every acquire.
+    pooled("async", 4, undefined, { validateAfterMs: Infinity }),
+    pooled("workers", 4),
+    poolOverRaw,
+    handWrittenAsync,
+  ]
+    .filter((c) => !only || c.name === only);
+  const tally = lineup.map(() => ({ ops: 0, ms: 0, cpuUs: 0 }));
+  for (let slice = 0; slice < slices; slice++) {
+    for (let i = 0; i < lineup.length; i++) {
+      const k = (i + slice) % lineup.length;
+      // Opened per slice, as in the benchmark: each path owns the module while it runs.
+      const inst: ContenderInstance = await lineup[k].open(scenario);
+      try {
+        const before = process.cpuUsage();
+        const trial = await inst.trial(sliceMs);
+        const used = process.cpuUsage(before);
+        tally[k].ops += trial.ops;
+        tally[k].ms += trial.elapsedMs;
+        tally[k].cpuUs += used.user + used.system;
+      } finally {
+        await inst.close();
+      }
+    }
+  }
+  return lineup.map((c, k) => {
+    const t = tally[k];
+    return `| ${kind} | ${callers} | ${c.name} | ${t.ops} | ${
+      Math.round(t.ops / (t.ms / 1000))
+    } | ${(t.cpuUs / t.ops).toFixed(1)} |`;
+  });
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      ops: { type: "string", default: "2000" },
+      slices: { type: "string", default: "6" },
+      "slice-ms": { type: "string", default: "500" },
+      only: { type: "string" },
+      kind: { type: "string", default: "aes" },
+      callers: { type: "string", default: "32" },
+    },
+  });
+  const n = Number(values.ops);
+  const cleanup = await hsmBenchmark.prepare!();
+  try {
+    if (values.only) {
+      const kind = values.kind as "aes" | "ecdsa";
+      const callers = Number(values.callers);
+      const slices = Number(values.slices), sliceMs = Number(values["slice-ms"]);
+      console.log((await timed(kind, callers, slices, sliceMs, values.only)).join("\n"));
+      return;
+    }
+    console.log(
+      `sync C_GetSessionInfo: ${sessionInfoUs().toFixed(2)} µs per call (20,000 calls)\n`,
+    );
+    countGlobalHandOffs();
+    console.log("| op | path | calls per operation, 1 caller | calls per operation, 32 callers |");
+    console.log("|---|---|---|---|");
+    for (const kind of ["aes", "ecdsa"] as const) {
+      for (const engine of ["async", "workers"] as const) {
+        const [one, many] = await adapterCounts(engine, kind, n);
+        console.log(`| ${kind} | adapter "${engine}" ×4 | ${one} | ${many} |`);
+      }
+      const [one] = await handWrittenCounts(kind, n);
+      console.log(`| ${kind} | hand-written *Async | ${one} | (same per op) |`);
+    }
+    console.log("\n| op | callers | path | ops | ops/s | CPU µs/op (all threads) |");
+    console.log("|---|---:|---|---:|---:|---:|");
+    for (const kind of ["aes", "ecdsa"] as const) {
+      for (const callers of [1, 32]) {
+        const rows = await timed(kind, callers, Number(values.slices), Number(values["slice-ms"]));
+        console.log(rows.join("\n"));
+      }
+    }
+  } finally {
+    await cleanup();
+  }
+}
+
+if (import.meta.main) await main();
