@@ -79,12 +79,17 @@ Deno.test("postgres pool strategies", async (t) => {
     "persistent per context (PersistentConnectionPool): nested calls share, separate tasks do not",
     async () => {
       await using pg = open(perContext(4));
+      // Each task holds its connection until both have one, so they surely overlap
+      // (a timed overlap does not: on a busy machine one task may finish first).
+      let holding = 0;
+      const { promise: bothHolding, resolve } = Promise.withResolvers<void>();
       const [a, b] = await Promise.all([0, 1].map(() =>
         pg.use(async () => {
           const outer = await pid(pg);
           const inner = await pid(pg);
           assert.equal(inner, outer, "the same connection throughout one task");
-          await new Promise((r) => setTimeout(r, 20)); // overlap the two tasks
+          if (++holding === 2) resolve();
+          await bothHolding;
           return outer;
         })
       ));
