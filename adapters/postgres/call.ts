@@ -62,11 +62,11 @@ async function lendLive<T>(
   const early = signal === undefined ? undefined : Promise.withResolvers<never>();
   const run = early === undefined
     ? (conn: PgConnection, s: AbortSignal) => {
-      if (conn.closed) throw new StaleConnection(conn);
+      if (conn.unusable) throw new StaleConnection(conn);
       return fn(conn, s);
     }
     : (conn: PgConnection, s: AbortSignal) => {
-      if (conn.closed) throw new StaleConnection(conn);
+      if (conn.unusable) throw new StaleConnection(conn);
       return abortable(conn, fn, s, early.reject);
     };
   let stale: PgConnection | undefined;
@@ -79,7 +79,7 @@ async function lendLive<T>(
     } catch (error) {
       if (!(error instanceof StaleConnection)) throw error;
       // A nested call (reentrant pool) is handed its outer call's connection again: give up.
-      if (error.conn === stale) throw error.conn.closed;
+      if (error.conn === stale) throw error.conn.unusable;
       stale = error.conn;
     }
   }

@@ -47,6 +47,31 @@ export const RESET_SESSION_SQL = [
 ].join("; ");
 
 /**
+ * The same cleaning, sent without waiting for its answer: it goes out ahead of the next
+ * borrower's first statement (one write, no round trip of its own). It runs in a transaction
+ * block that a failure leaves aborted, so nothing pipelined behind a failed cleaning can run on
+ * the unclean session: the server refuses it until a `ROLLBACK`, and the connection is discarded.
+ * It cannot deallocate SQL-level prepared statements (that takes their names first); when one
+ * exists it fails on purpose (division by zero). The adapter cleans with
+ * {@link RESET_SESSION_SQL}, awaited, after a lease whose statements completed a `PREPARE`.
+ */
+export const PIPELINED_RESET_SQL = [
+  "begin",
+  "close all",
+  "set session authorization default",
+  "reset all",
+  "unlisten *",
+  "discard temp",
+  "discard sequences",
+  "select pg_catalog.pg_advisory_unlock_all(), 1 / (not exists (select from " +
+  "pg_catalog.pg_prepared_statements where from_sql))::int",
+  "commit",
+].join("; ");
+
+/** SQLSTATE of {@link PIPELINED_RESET_SQL}'s failure on purpose: SQL-level prepared statements. */
+export const PREPARED_LEFT_SQLSTATE = "22012";
+
+/**
  * What marks a statement as one that may change session state: a statement (or line) starting
  * with `SET`/`RESET` (so also `SET ROLE`, `SET SESSION AUTHORIZATION`), `LISTEN`, `PREPARE`,
  * `DECLARE`, `DISCARD`, `LOAD`, `DO` or `CALL`; anywhere: `set_config`, `temp`/`temporary`,
