@@ -17,7 +17,8 @@
  * - `"always"` (default): after every lease that ran a statement, the session is made as clean
  *   as a new connection's: settings (`SET`, `SET ROLE`, `SET SESSION AUTHORIZATION`,
  *   `set_config`), temporary tables, advisory locks, `LISTEN`, cursors, SQL-level prepared
- *   statements, sequence state. One round trip per lease.
+ *   statements, sequence state. Pipelined ahead of the next borrower's first statement (no
+ *   round trip of its own, see {@link PIPELINED_RESET_SQL}), but server work on every lease.
  * - `"when-needed"`: the same, but only after a lease whose SQL text may change the session
  *   (see {@link mayChangeSession}), that used postgres.js's `sql.begin`/`sql.reserve` (whose
  *   statements it does not see), or during which the server reported a changed setting; a lease
