@@ -221,9 +221,15 @@ export class PgConnection {
   /** Sends the cleaning without waiting: a failure marks the connection unusable. */
   #cleanPipelined(): void {
     this.#sockets.watcher.forget(1); // the cleaning's own ReadyForQuery is not the borrower's
-    this.#sql.unsafe(PIPELINED_RESET_SQL).then(undefined, (error) => {
-      this.#resetFailure = error;
-    });
+    const cleaning = this.#sql.unsafe(PIPELINED_RESET_SQL);
+    // Noted as the driver rejects it, before it handles the answers to what was pipelined behind.
+    const internals = cleaning as unknown as QueryInternals;
+    const reject = internals.reject;
+    internals.reject = (error) => {
+      this.#resetFailure ??= error;
+      reject(error);
+    };
+    cleaning.then(undefined, () => {});
   }
 
   /** Rolls back and/or cleans, awaited: after a transaction left open, or a `PREPARE`. */
