@@ -1,7 +1,8 @@
 /**
  * How one call borrows a connection: never one known to be unusable (closed, or its cleaning
- * failed), ended by its signal or its `deadlineMs` whether or not the server answers, and the connection of an ended
- * call is given up (its statement cancelled on the server, its socket cut), never lent again.
+ * failed), ended by its signal or its `deadlineMs` whether or not the server answers, and the
+ * connection of an ended call is given up (its statement cancelled on the server, its socket
+ * cut), never lent again.
  *
  * @module
  */
