@@ -69,11 +69,7 @@ export class PgConnection {
   /** Cancel requests sent, settled when the server closed their socket (or it timed out). */
   readonly #cancels: Promise<void>[] = [];
   readonly #reset: SessionReset;
-  /**
-   * Whether the cleaning is pipelined. Not with `prepare: false`, the setting for PgBouncer in
-   * transaction mode: PgBouncer 1.18 dropped every connection when a transaction block in a
-   * simple query was followed, in the same write, by an extended-protocol statement.
-   */
+  /** Not with `prepare: false` (PgBouncer's setting; PgBouncer 1.18 failed on it: README). */
   readonly #pipelineReset: boolean;
   /** A statement that may change the session ran since the last reset. */
   #changedSession = false;
@@ -223,8 +219,7 @@ export class PgConnection {
     this.#sockets.watcher.forget(1); // the cleaning's own ReadyForQuery is not the borrower's
     const cleaning = this.#sql.unsafe(PIPELINED_RESET_SQL);
     // Noted as the driver rejects it, before it handles the answers to what was pipelined behind.
-    const internals = cleaning as unknown as QueryInternals;
-    const reject = internals.reject;
+    const internals = cleaning as unknown as QueryInternals, reject = internals.reject;
     internals.reject = (error) => {
       this.#resetFailure ??= error;
       reject(error);
