@@ -1,7 +1,8 @@
 /**
- * How one call borrows a connection: never one whose socket is known to be closed, ended by its
- * signal or its `deadlineMs` whether or not the server answers, and the connection of an ended
- * call is given up (its statement cancelled on the server, its socket cut), never lent again.
+ * How one call borrows a connection: never one known to be unusable (closed, or its cleaning
+ * failed), ended by its signal or its `deadlineMs` whether or not the server answers, and the
+ * connection of an ended call is given up (its statement cancelled on the server, its socket
+ * cut), never lent again.
  *
  * @module
  */
@@ -62,11 +63,11 @@ async function lendLive<T>(
   const early = signal === undefined ? undefined : Promise.withResolvers<never>();
   const run = early === undefined
     ? (conn: PgConnection, s: AbortSignal) => {
-      if (conn.closed) throw new StaleConnection(conn);
+      if (conn.unusable) throw new StaleConnection(conn);
       return fn(conn, s);
     }
     : (conn: PgConnection, s: AbortSignal) => {
-      if (conn.closed) throw new StaleConnection(conn);
+      if (conn.unusable) throw new StaleConnection(conn);
       return abortable(conn, fn, s, early.reject);
     };
   let stale: PgConnection | undefined;
@@ -79,7 +80,7 @@ async function lendLive<T>(
     } catch (error) {
       if (!(error instanceof StaleConnection)) throw error;
       // A nested call (reentrant pool) is handed its outer call's connection again: give up.
-      if (error.conn === stale) throw error.conn.closed;
+      if (error.conn === stale) throw error.conn.unusable;
       stale = error.conn;
     }
   }

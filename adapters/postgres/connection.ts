@@ -15,7 +15,13 @@
  */
 import postgres from "postgres";
 import { connectError, errorCode, PostgresConnectionError, type Target } from "./errors.ts";
-import { mayChangeSession, RESET_SESSION_SQL, type SessionReset } from "./session_reset.ts";
+import {
+  mayChangeSession,
+  PIPELINED_RESET_SQL,
+  PREPARED_LEFT_SQLSTATE,
+  RESET_SESSION_SQL,
+  type SessionReset,
+} from "./session_reset.ts";
 import { ConnectionSockets, type SocketFactory, TX_FAILED, TX_OPEN, TX_UNKNOWN } from "./wire.ts";
 import type { TxStatus } from "./wire.ts";
 
@@ -63,8 +69,12 @@ export class PgConnection {
   /** Cancel requests sent, settled when the server closed their socket (or it timed out). */
   readonly #cancels: Promise<void>[] = [];
   readonly #reset: SessionReset;
+  /** Not with `prepare: false` (PgBouncer's setting; PgBouncer 1.18 failed on it: README). */
+  readonly #pipelineReset: boolean;
   /** A statement that may change the session ran since the last reset. */
   #changedSession = false;
+  /** Why the last pipelined cleaning failed: the connection must not run anything more. */
+  #resetFailure: unknown;
 
   private constructor(
     url: string | undefined,
@@ -72,6 +82,7 @@ export class PgConnection {
     reset: SessionReset,
   ) {
     this.#reset = reset;
+    this.#pipelineReset = driver.prepare !== false;
     this.#sockets = new ConnectionSockets((driver as { socket?: SocketFactory }).socket);
     const options = {
       onnotice: () => {},
@@ -130,9 +141,21 @@ export class PgConnection {
       (status === TX_UNKNOWN && this.transactionDepth > 0);
   }
 
+  /**
+   * Why it must not be lent, if it must not: its socket closed, or the cleaning after its last
+   * lease failed (then the server refuses its statements until the pool destroys it).
+   */
+  get unusable(): Error | undefined {
+    if (this.closed !== undefined) return this.closed;
+    if (this.#resetFailure !== undefined) return this.#resetFailedError(this.#resetFailure);
+    return undefined;
+  }
+
   /** Runs SQL of the adapter's own (not counted as the borrower's). */
   run(text: string): Promise<import("postgres").RowList<import("postgres").Row[]>> {
-    return this.#sql.unsafe(text);
+    return this.#sql.unsafe(text).catch((error) => {
+      throw this.#explain(error);
+    });
   }
 
   /**
@@ -142,7 +165,7 @@ export class PgConnection {
    * for a server that may be unreachable. A failed ping resolves `false` rather than rejecting.
    */
   async ping(signal?: AbortSignal): Promise<boolean> {
-    if (this.closed || this.cancelRequested) return false;
+    if (this.closed || this.cancelRequested || this.#resetFailure !== undefined) return false;
     const giveUp = () => this.abandon();
     signal?.addEventListener("abort", giveUp, { once: true });
     try {
@@ -157,11 +180,15 @@ export class PgConnection {
   /**
    * Readies it for the next borrower: rolls back a transaction left open or failed (known from
    * ReadyForQuery, so nothing to do costs nothing) and cleans the session per the `reset` policy.
-   * Throws (so the pool destroys it) when it is closed, cancelled or still running a statement.
+   * From a clean transaction state the cleaning is pipelined (see {@link PIPELINED_RESET_SQL}):
+   * sent now, answered ahead of the next borrower's first statement, and a failure discards the
+   * connection before any statement of that borrower runs. Throws (so the pool destroys it) when
+   * it is closed, cancelled, its last cleaning failed, or it is still running a statement.
    */
-  async reset(): Promise<void> {
+  reset(): Promise<void> | void {
     if (this.closed) throw this.closed;
     if (this.cancelRequested) throw this.#unusable("a statement on it was cancelled");
+    if (this.#resetFailure !== undefined) throw this.#resetFailedError(this.#resetFailure);
     for (const query of this.#running) {
       if (query.executed) {
         this.cancelRunning();
@@ -177,14 +204,34 @@ export class PgConnection {
     const clean = this.#reset === "always"
       ? ran
       : this.#reset === "when-needed" && (this.#changedSession || watcher.parameterChanges > 0);
+    const prepared = watcher.prepares > 0;
     this.#changedSession = false;
     this.transactionDepth = 0;
     this.transactionError = undefined;
+    if (!rollback && !clean) return watcher.forget();
+    if (!rollback && !prepared && this.#pipelineReset) return this.#cleanPipelined();
     watcher.forget();
-    if (!rollback && !clean) return;
+    return this.#cleanNow(rollback, clean);
+  }
+
+  /** Sends the cleaning without waiting: a failure marks the connection unusable. */
+  #cleanPipelined(): void {
+    this.#sockets.watcher.forget(1); // the cleaning's own ReadyForQuery is not the borrower's
+    const cleaning = this.#sql.unsafe(PIPELINED_RESET_SQL);
+    // Noted as the driver rejects it, before it handles the answers to what was pipelined behind.
+    const internals = cleaning as unknown as QueryInternals, reject = internals.reject;
+    internals.reject = (error) => {
+      this.#resetFailure ??= error;
+      reject(error);
+    };
+    cleaning.then(undefined, () => {});
+  }
+
+  /** Rolls back and/or cleans, awaited: after a transaction left open, or a `PREPARE`. */
+  async #cleanNow(rollback: boolean, clean: boolean): Promise<void> {
     if (!clean) await this.#sql`rollback`;
     else await this.#cleanSession(rollback);
-    watcher.forget();
+    this.#sockets.watcher.forget();
   }
 
   /** Rolls back (if asked) and cleans the session in one round trip, plus one per `PREPARE`. */
@@ -288,6 +335,7 @@ export class PgConnection {
   }
 
   #track(query: QueryInternals): void {
+    if (this.#resetFailure !== undefined) throw this.#resetFailedError(this.#resetFailure);
     const { resolve, reject } = query;
     this.#running.add(query);
     query.resolve = (result) => {
@@ -301,8 +349,25 @@ export class PgConnection {
     };
   }
 
-  /** Driver errors about the socket become one clear {@link PostgresConnectionError}. */
+  #resetFailedError(cause: unknown): PostgresConnectionError {
+    const why = errorCode(cause) === PREPARED_LEFT_SQLSTATE
+      ? "found prepared statements made with SQL PREPARE where the adapter could not see it " +
+        "(inside a server function)"
+      : "failed (see cause)";
+    return new PostgresConnectionError(
+      `PostgreSQL connection #${this.id}: cleaning the session after its last lease ${why}, so ` +
+        "no statement runs on it any more; it is discarded, retry on another",
+      "RESET_FAILED",
+      { cause },
+    );
+  }
+
+  /**
+   * Driver errors about the socket become one clear {@link PostgresConnectionError}, and so does
+   * every error after a failed cleaning (the server refused the statement).
+   */
   #explain(error: unknown): unknown {
+    if (this.#resetFailure !== undefined) return this.#resetFailedError(this.#resetFailure);
     if (!isDriverClosed(error)) return error;
     if (this.closed) {
       return new PostgresConnectionError(this.closed.message, this.closed.code, { cause: error });

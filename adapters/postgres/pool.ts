@@ -90,7 +90,7 @@ export class PostgresPool implements AsyncDisposable {
       validate: (conn, signal) => conn.ping(signal),
       reset: (conn) => conn.reset(),
       isFatal: (error, conn) =>
-        conn.closed !== undefined || conn.cancelRequested || isConnectionFailure(error),
+        conn.unusable !== undefined || conn.cancelRequested || isConnectionFailure(error),
       isPermanent: isPermanentConnectError,
     });
   }
@@ -116,8 +116,8 @@ export class PostgresPool implements AsyncDisposable {
   async acquire(options?: CallOptions): Promise<Lease<PgConnection>> {
     while (true) {
       const lease = await this.pool.acquire(options);
-      if (!lease.resource.closed) return lease;
-      await lease.destroy("connection closed");
+      if (!lease.resource.unusable) return lease;
+      await lease.destroy("connection unusable");
     }
   }
 

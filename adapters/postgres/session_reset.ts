@@ -17,7 +17,8 @@
  * - `"always"` (default): after every lease that ran a statement, the session is made as clean
  *   as a new connection's: settings (`SET`, `SET ROLE`, `SET SESSION AUTHORIZATION`,
  *   `set_config`), temporary tables, advisory locks, `LISTEN`, cursors, SQL-level prepared
- *   statements, sequence state. One round trip per lease.
+ *   statements, sequence state. Pipelined ahead of the next borrower's first statement (no
+ *   round trip of its own, see {@link PIPELINED_RESET_SQL}), but server work on every lease.
  * - `"when-needed"`: the same, but only after a lease whose SQL text may change the session
  *   (see {@link mayChangeSession}), that used postgres.js's `sql.begin`/`sql.reserve` (whose
  *   statements it does not see), or during which the server reported a changed setting; a lease
@@ -45,6 +46,31 @@ export const RESET_SESSION_SQL = [
   "discard sequences",
   "select name from pg_catalog.pg_prepared_statements where from_sql",
 ].join("; ");
+
+/**
+ * The same cleaning, sent without waiting for its answer: it goes out ahead of the next
+ * borrower's first statement (one write, no round trip of its own). It runs in a transaction
+ * block that a failure leaves aborted, so nothing pipelined behind a failed cleaning can run on
+ * the unclean session: the server refuses it until a `ROLLBACK`, and the connection is discarded.
+ * It cannot deallocate SQL-level prepared statements (that takes their names first); when one
+ * exists it fails on purpose (division by zero). The adapter cleans with
+ * {@link RESET_SESSION_SQL}, awaited, after a lease whose statements completed a `PREPARE`.
+ */
+export const PIPELINED_RESET_SQL = [
+  "begin",
+  "close all",
+  "set session authorization default",
+  "reset all",
+  "unlisten *",
+  "discard temp",
+  "discard sequences",
+  "select pg_catalog.pg_advisory_unlock_all(), 1 / (not exists (select from " +
+  "pg_catalog.pg_prepared_statements where from_sql))::int",
+  "commit",
+].join("; ");
+
+/** SQLSTATE of {@link PIPELINED_RESET_SQL}'s failure on purpose: SQL-level prepared statements. */
+export const PREPARED_LEFT_SQLSTATE = "22012";
 
 /**
  * What marks a statement as one that may change session state: a statement (or line) starting

@@ -30,6 +30,10 @@ export const TX_UNKNOWN: TxStatus = "unknown";
 
 const READY_FOR_QUERY = 0x5a; // 'Z'
 const PARAMETER_STATUS = 0x53; // 'S'
+const COMMAND_COMPLETE = 0x43; // 'C'
+/** The body length of CommandComplete `PREPARE\0`; the first body byte then tells it apart. */
+const PREPARE_TAG_LENGTH = 8;
+const LETTER_P = 0x50;
 const STATUS: Record<number, TxStatus> = { 0x49: TX_IDLE, 0x54: TX_OPEN, 0x45: TX_FAILED };
 
 /**
@@ -43,10 +47,13 @@ export class ReadyForQueryWatcher {
   readies = 0;
   /** ParameterStatus messages since {@link ReadyForQueryWatcher.forget}: reported settings changed. */
   parameterChanges = 0;
+  /** `PREPARE` statements completed since {@link ReadyForQueryWatcher.forget} (top level only). */
+  prepares = 0;
   readonly #header = new Uint8Array(5);
   #headerBytes = 0;
   #bodyLeft = 0;
   #statusNext = false;
+  #tagNext = false;
 
   /** Feeds bytes received from the server, in order. */
   readonly feed = (chunk: Uint8Array): void => {
@@ -56,6 +63,9 @@ export class ReadyForQueryWatcher {
         if (this.#statusNext) {
           this.status = STATUS[chunk[i]] ?? TX_UNKNOWN;
           this.#statusNext = false;
+        } else if (this.#tagNext) {
+          if (chunk[i] === LETTER_P) this.prepares++;
+          this.#tagNext = false;
         }
         const n = Math.min(this.#bodyLeft, chunk.length - i);
         i += n;
@@ -71,13 +81,18 @@ export class ReadyForQueryWatcher {
       this.#statusNext = h[0] === READY_FOR_QUERY && this.#bodyLeft === 1;
       if (this.#statusNext) this.readies++;
       else if (h[0] === PARAMETER_STATUS) this.parameterChanges++;
+      else this.#tagNext = h[0] === COMMAND_COMPLETE && this.#bodyLeft === PREPARE_TAG_LENGTH;
     }
   };
 
-  /** Starts counting anew (the status stays). */
-  forget(): void {
-    this.readies = 0;
+  /**
+   * Starts counting anew (the status stays). `ownReadies`: ReadyForQuery messages still to come
+   * for the adapter's own statements already sent (a pipelined reset), not counted as ran.
+   */
+  forget(ownReadies = 0): void {
+    this.readies = -ownReadies;
     this.parameterChanges = 0;
+    this.prepares = 0;
   }
 }
 

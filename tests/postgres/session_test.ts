@@ -128,6 +128,26 @@ Deno.test("postgres session reset", async (t) => {
   });
 
   await t.step(
+    "a prepared statement made inside a server function never reaches the next borrower: the connection is discarded",
+    async () => {
+      await using pg = open(db);
+      const see = (sql: PostgresClient) =>
+        sql<{ name: string }[]>`select name from pg_prepared_statements where from_sql`;
+      await pg.use((sql) =>
+        sql`do $$ begin execute 'prepare hidden_statement as select 1'; end $$`
+      );
+      // Pipelined behind the failed cleaning (RESET_FAILED), or lent another connection.
+      const next = await pg.use(see).then((rows) => rows.map((r) => r.name), (e) => e.code);
+      assert.ok(
+        next === "RESET_FAILED" || (Array.isArray(next) && next.length === 0),
+        `the next borrower saw ${JSON.stringify(next)}`,
+      );
+      assert.deepEqual((await pg.use(see)).map((r) => r.name), []);
+      assert.equal(pg.stats().created, 2, "the unclean connection was replaced");
+    },
+  );
+
+  await t.step(
     'reset "when-needed" adds no statement after a borrower that ran plain ones',
     async () => {
       const sent: string[] = [];
