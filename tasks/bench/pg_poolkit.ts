@@ -4,11 +4,10 @@
  * `Pool` over bare postgres.js connections with no adapter code at all
  * (where the adapter's own cost per statement shows).
  *
- * Extra adapter options are plain objects, so that an option the adapter
- * does not have yet (issue 10's session-reset policy) can be measured the
- * day it lands without this file naming it:
+ * Extra adapter options are plain objects, so that any setting can be
+ * measured from the command line without a code change:
  *
- *   BENCH_PG_POOLKIT='{"poolkit reset never": {"reset": "never"}}' deno task bench postgres
+ *   BENCH_PG_POOLKIT='{"poolkit unprepared": {"prepare": false}}' deno task bench postgres
  *
  * @module
  */

@@ -95,7 +95,11 @@ const SESSION_SCENARIO: PgScenario = {
   query: "session",
 };
 const scenarios = [...pgScenarios([1, 10, 50]), SESSION_SCENARIO];
-const variants = variantsFromEnv(need);
+/** The adapter with its other session-reset policies, so the default's cost shows beside them. */
+const resetPolicies = (["when-needed", "never"] as const).map((reset) =>
+  poolkitContender(need, `${POOLKIT} reset ${reset}`, { reset })
+);
+const variants = [...resetPolicies, ...variantsFromEnv(need)];
 const peers = [postgresJsPool, pgPool, noPool];
 const contenders = [ours, oursQuery, ...variants, bare, ...peers];
 
@@ -128,8 +132,8 @@ export const postgresBenchmark: Benchmark = {
     postgresBenchmark.notes!.push(
       `PostgreSQL ${c.serverVersion} at ${c.display}.`,
       `"${POOLKIT}" runs with the adapter's defaults; other settings of the adapter (a reset ` +
-        `policy, say) are measured as extra contenders named in ${VARIANTS_ENV} (JSON, ` +
-        `name → options).`,
+        `policy, say) are measured as extra contenders: "${POOLKIT} reset when-needed" and ` +
+        `"${POOLKIT} reset never" always, others named in ${VARIANTS_ENV} (JSON, name → options).`,
     );
     return async () => {
       ctx = undefined;
