@@ -3,7 +3,8 @@
  * With the worker engine they are queued and run in batches (see
  * `batch.ts`), each as one whole job on the worker (the AES-GCM IV and the
  * ECDSA hash are made there too); with the other engines each leases a
- * session of its own.
+ * session of its own; the default engine batches only under load (see
+ * `engine_auto.ts`).
  *
  * A key handle that turns out stale (SoftHSM renumbers private objects
  * when the token is logged in again) is found again by its `CKA_ID` and the
@@ -20,7 +21,7 @@ import { needBytes, needKind } from "./crypto.ts";
 import type { WireJob, WorkerEngine } from "./dispatch.ts";
 import { DIGEST, OPEN_GCM, SEAL_GCM, SIGN_SHA256, VERIFY_SHA256 } from "./dispatch_wire.ts";
 import type { CryptoEngine } from "./engine.ts";
-import { isStaleHandle } from "./errors.ts";
+import { isSessionGone, isStaleHandle } from "./errors.ts";
 import { checkSealed, GCM_IV_BYTES, GCM_TAG_BITS, gcmDecryptError, sealedLength } from "./gcm.ts";
 import type { HsmKey } from "./keys.ts";
 import type { HsmSession } from "./session.ts";
@@ -70,18 +71,39 @@ export type SessionUse = <T>(
 /** Finds a key again after its handle went stale. */
 export type KeyRefind = (key: HsmKey, options?: AcquireOptions) => Promise<HsmKey>;
 
-/** The ops of a handle: batched on the worker engine, one lease each otherwise. */
+/**
+ * The ops of a handle: batched on the worker engine, one lease each
+ * otherwise; on an engine that chooses by load, an op that finds no other
+ * in flight takes a lease (a lone caller has nothing to batch).
+ */
 export class Ops implements HsmOps {
+  readonly #pool: Pool<HsmSession>;
   readonly #runner: BatchRunner | undefined;
+  readonly #byLoad: boolean;
   readonly #use: SessionUse;
   readonly #refind: KeyRefind;
+  readonly #refusal: () => unknown;
+  /** Ops started and not finished, for the engines that choose by load. */
+  #active = 0;
 
-  /** Ops on `pool`'s sessions through `engine`. */
-  constructor(pool: Pool<HsmSession>, engine: CryptoEngine, use: SessionUse, refind: KeyRefind) {
+  /**
+   * Ops on `pool`'s sessions through `engine`. `refusal` is the handle's
+   * refused-PIN error, if any: what every failed op reports instead.
+   */
+  constructor(
+    pool: Pool<HsmSession>,
+    engine: CryptoEngine,
+    use: SessionUse,
+    refind: KeyRefind,
+    refusal: () => unknown,
+  ) {
     const workers = engine as WorkerEngine;
+    this.#pool = pool;
     this.#runner = workers.batching === true ? new BatchRunner(pool, workers) : undefined;
+    this.#byLoad = workers.byLoad === true;
     this.#use = use;
     this.#refind = refind;
+    this.#refusal = refusal;
   }
 
   /** Makes queued and future batched ops fail with `error` (the handle is closing). */
@@ -89,10 +111,15 @@ export class Ops implements HsmOps {
     this.#runner?.close(error);
   }
 
+  /** The batch runner for the next op, or undefined: a lease of its own. */
+  #batcher(): BatchRunner | undefined {
+    return this.#byLoad && this.#active === 0 ? undefined : this.#runner;
+  }
+
   /**
    * Runs one operation with `key`: on a leased session, or as a batch job.
-   * A stale key handle is found again by its `CKA_ID`, and the operation
-   * runs once more with it.
+   * A stale key handle is found again by its `CKA_ID`, and a session closed
+   * behind the pool's back is replaced: either way the operation runs again.
    */
   async #run<T>(
     key: HsmKey,
@@ -101,16 +128,43 @@ export class Ops implements HsmOps {
     job: (key: HsmKey) => WireJob,
     mapError?: (error: unknown) => unknown,
   ): Promise<T> {
-    const runner = this.#runner;
+    const refusal = this.#refusal(); // fail at once: no session is even asked for
+    if (refusal !== undefined) throw refusal;
+    const runner = this.#batcher();
     const once = (k: HsmKey) =>
       runner === undefined
         ? this.#use((s) => onSession(s, k), options)
         : runner.submit<T>(job(k), options, mapError);
+    this.#active++;
     try {
       return await once(key);
     } catch (error) {
-      if (!isStaleHandle(error)) throw error;
-      return await once(await this.#refind(key, options));
+      return await this.#again(error, key, options, once);
+    } finally {
+      this.#active--;
+    }
+  }
+
+  /** After a failed op: runs it again where that can help, else rethrows. */
+  async #again<T>(
+    error: unknown,
+    key: HsmKey,
+    options: AcquireOptions | undefined,
+    once: (key: HsmKey) => Promise<T>,
+  ): Promise<T> {
+    // Each closed session is destroyed when met (isFatal): after at most
+    // `max` of them the pool makes a new one, logged in again if need be.
+    let sessionsLeft = this.#pool.stats().max;
+    for (;;) {
+      const refusal = this.#refusal(); // the pool's CircuitOpenError would hide it
+      if (refusal !== undefined) throw refusal;
+      if (isStaleHandle(error)) return await once(await this.#refind(key, options));
+      if (!isSessionGone(error) || sessionsLeft-- <= 0) throw error;
+      try {
+        return await once(key);
+      } catch (next) {
+        error = next;
+      }
     }
   }
 
@@ -168,13 +222,23 @@ export class Ops implements HsmOps {
 
   async digest(data: Uint8Array, options?: AcquireOptions) {
     needBytes(data, "data");
-    if (this.#runner === undefined) return await this.#use((s) => s.digest(data), options);
-    return await this.#runner.submit<Uint8Array<ArrayBuffer>>({
-      kind: DIGEST,
-      mechanism: pkcs11js.CKM_SHA256,
-      key: null,
-      input: data,
-      outLength: 32,
-    }, options);
+    const refusal = this.#refusal();
+    if (refusal !== undefined) throw refusal;
+    const runner = this.#batcher();
+    if (runner === undefined) return await this.#use((s) => s.digest(data), options);
+    this.#active++;
+    try {
+      return await runner.submit<Uint8Array<ArrayBuffer>>({
+        kind: DIGEST,
+        mechanism: pkcs11js.CKM_SHA256,
+        key: null,
+        input: data,
+        outLength: 32,
+      }, options);
+    } catch (error) {
+      throw this.#refusal() ?? error;
+    } finally {
+      this.#active--;
+    }
   }
 }
