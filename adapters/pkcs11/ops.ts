@@ -3,8 +3,9 @@
  * With the worker engine they are queued and run in batches (see
  * `batch.ts`), each as one whole job on the worker (the AES-GCM IV and the
  * ECDSA hash are made there too); with the other engines each leases a
- * session of its own; the default engine batches only under load (see
- * `engine_auto.ts`).
+ * session of its own when it is alone, and under load runs on session
+ * loops (`session_loops.ts`: a lease per loop, not per operation); the
+ * default engine batches only under load (see `engine_auto.ts`).
  *
  * A key handle that turns out stale (SoftHSM renumbers private objects
  * when the token is logged in again) is found again by its `CKA_ID` and the
@@ -17,6 +18,7 @@ import pkcs11js from "pkcs11js";
 import type { Pool } from "../../mod.ts";
 import type { AcquireOptions } from "../../pool/types.ts";
 import { BatchRunner } from "./batch.ts";
+import { SessionLoops } from "./session_loops.ts";
 import { needBytes, needKind } from "./crypto.ts";
 import type { WireJob, WorkerEngine } from "./dispatch.ts";
 import { DIGEST, OPEN_GCM, SEAL_GCM, SIGN_SHA256, VERIFY_SHA256 } from "./dispatch_wire.ts";
@@ -72,13 +74,15 @@ export type SessionUse = <T>(
 export type KeyRefind = (key: HsmKey, options?: AcquireOptions) => Promise<HsmKey>;
 
 /**
- * The ops of a handle: batched on the worker engine, one lease each
- * otherwise; on an engine that chooses by load, an op that finds no other
- * in flight takes a lease (a lone caller has nothing to batch).
+ * The ops of a handle: an op that finds no other in flight takes a lease
+ * of its own (a lone caller has nothing to share), except on the
+ * `"workers"` engine, which always batches; under load, ops are batched
+ * onto worker threads, or run on session loops on the other engines.
  */
 export class Ops implements HsmOps {
   readonly #pool: Pool<HsmSession>;
   readonly #runner: BatchRunner | undefined;
+  readonly #loops: SessionLoops | undefined;
   readonly #byLoad: boolean;
   readonly #use: SessionUse;
   readonly #refind: KeyRefind;
@@ -99,8 +103,10 @@ export class Ops implements HsmOps {
   ) {
     const workers = engine as WorkerEngine;
     this.#pool = pool;
-    this.#runner = workers.batching === true ? new BatchRunner(pool, workers) : undefined;
-    this.#byLoad = workers.byLoad === true;
+    const batching = workers.batching === true;
+    this.#runner = batching ? new BatchRunner(pool, workers) : undefined;
+    this.#loops = batching ? undefined : new SessionLoops(pool);
+    this.#byLoad = !batching || workers.byLoad === true;
     this.#use = use;
     this.#refind = refind;
     this.#refusal = refusal;
@@ -109,11 +115,12 @@ export class Ops implements HsmOps {
   /** Makes queued and future batched ops fail with `error` (the handle is closing). */
   close(error: unknown): void {
     this.#runner?.close(error);
+    this.#loops?.close(error);
   }
 
-  /** The batch runner for the next op, or undefined: a lease of its own. */
-  #batcher(): BatchRunner | undefined {
-    return this.#byLoad && this.#active === 0 ? undefined : this.#runner;
+  /** Whether the next op takes a lease of its own: nothing else is in flight to share with. */
+  #alone(): boolean {
+    return this.#byLoad && this.#active === 0;
   }
 
   /**
@@ -130,11 +137,12 @@ export class Ops implements HsmOps {
   ): Promise<T> {
     const refusal = this.#refusal(); // fail at once: no session is even asked for
     if (refusal !== undefined) throw refusal;
-    const runner = this.#batcher();
-    const once = (k: HsmKey) =>
-      runner === undefined
-        ? this.#use((s) => onSession(s, k), options)
-        : runner.submit<T>(job(k), options, mapError);
+    const runner = this.#runner, loops = this.#loops;
+    const once = this.#alone()
+      ? (k: HsmKey) => this.#use((s) => onSession(s, k), options)
+      : loops !== undefined
+      ? (k: HsmKey) => loops.submit((s) => onSession(s, k), options)
+      : (k: HsmKey) => runner!.submit<T>(job(k), options, mapError);
     this.#active++;
     try {
       return await once(key);
@@ -224,10 +232,11 @@ export class Ops implements HsmOps {
     needBytes(data, "data");
     const refusal = this.#refusal();
     if (refusal !== undefined) throw refusal;
-    const runner = this.#batcher();
-    if (runner === undefined) return await this.#use((s) => s.digest(data), options);
+    const runner = this.#runner;
+    if (this.#alone()) return await this.#use((s) => s.digest(data), options);
     this.#active++;
     try {
+      if (runner === undefined) return await this.#loops!.submit((s) => s.digest(data), options);
       return await runner.submit<Uint8Array<ArrayBuffer>>({
         kind: DIGEST,
         mechanism: pkcs11js.CKM_SHA256,
