@@ -163,11 +163,14 @@ export class Ops implements HsmOps {
     // Each closed session is destroyed when met (isFatal): after at most
     // `max` of them the pool makes a new one, logged in again if need be.
     let sessionsLeft = this.#pool.stats().max;
+    let refound = false;
     for (;;) {
       const refusal = this.#refusal(); // the pool's CircuitOpenError would hide it
       if (refusal !== undefined) throw refusal;
-      if (isStaleHandle(error)) return await once(await this.#refind(key, options));
-      if (!isSessionGone(error) || sessionsLeft-- <= 0) throw error;
+      if (isStaleHandle(error) && !refound) {
+        key = await this.#refind(key, options);
+        refound = true;
+      } else if (!isSessionGone(error) || sessionsLeft-- <= 0) throw error;
       try {
         return await once(key);
       } catch (next) {
