@@ -9,7 +9,7 @@
  * threads: libuv's pool and the Workers included).
  *
  *   deno run -A tasks/bench/hsm_calls.ts [--ops 2000] [--slices 6] [--slice-ms 500]
- *     [--only NAME --kind aes|ecdsa --callers N]   (one path only: for `--cpu-prof`)
+ *     [--only NAME[,NAME...] --kind aes|ecdsa --callers N]   (some paths only: one for `--cpu-prof`)
  *
  * @module
  */
@@ -155,7 +155,7 @@ async function timed(
     poolOverRaw,
     handWrittenAsync,
   ]
-    .filter((c) => !only || c.name === only);
+    .filter((c) => !only || only.split(",").includes(c.name));
   const tally = lineup.map(() => ({ ops: 0, ms: 0, cpuUs: 0 }));
   for (let slice = 0; slice < slices; slice++) {
     for (let i = 0; i < lineup.length; i++) {
