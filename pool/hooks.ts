@@ -8,7 +8,9 @@ import { hookTimeoutError } from "./errors.ts";
  * itself never settles. When `parent` aborts (the pool closes) it rejects
  * at once with its reason. A hook that throws synchronously rejects too.
  * The deadline timer keeps the process alive (someone awaits the hook),
- * except for `background` work such as health checks.
+ * except for `background` work such as health checks. A hook that answers
+ * synchronously (a value, not a promise) needs no deadline: no timer and no
+ * listener are made for it.
  */
 export function callHook<T>(
   clock: Clock,
@@ -18,17 +20,35 @@ export function callHook<T>(
   parent?: AbortSignal,
   background = false,
 ): Promise<T> {
+  // One controller, aborted by the deadline or by `parent`: no AbortSignal.any per call.
   const controller = new AbortController();
-  const signal = parent === undefined
-    ? controller.signal
-    : AbortSignal.any([parent, controller.signal]);
-  let running: Promise<T>;
+  if (parent?.aborted) controller.abort(parent.reason);
+  let result: T | Promise<T>;
   try {
-    running = Promise.resolve(call(signal));
+    result = call(controller.signal);
   } catch (error) {
     return Promise.reject(error);
   }
-  if (ms === Infinity && parent === undefined) return running;
+  // A synchronous answer is in time by definition: no timer, no listener.
+  if (!isThenable(result)) return Promise.resolve(result);
+  if (ms === Infinity && parent === undefined) return Promise.resolve(result);
+  return bounded(clock, hook, ms, result, controller, parent, background);
+}
+
+function isThenable<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
+}
+
+/** The deadline and the parent's abort around a hook that answered with a promise. */
+function bounded<T>(
+  clock: Clock,
+  hook: string,
+  ms: number,
+  running: Promise<T>,
+  controller: AbortController,
+  parent: AbortSignal | undefined,
+  background: boolean,
+): Promise<T> {
   const { promise, resolve, reject } = Promise.withResolvers<T>();
   const expire = () => {
     const error = hookTimeoutError(hook, ms);
@@ -36,13 +56,17 @@ export function callHook<T>(
     reject(error);
   };
   const timer = ms === Infinity ? undefined : clock.setTimeout(expire, ms, background);
-  const onParentAbort = () => reject(parent!.reason);
-  parent?.addEventListener("abort", onParentAbort, { once: true });
+  const onParentAbort = () => {
+    controller.abort(parent!.reason);
+    reject(parent!.reason);
+  };
+  if (parent?.aborted) reject(parent.reason);
+  else parent?.addEventListener("abort", onParentAbort, { once: true });
   const settled = () => {
     clock.clearTimeout(timer);
     parent?.removeEventListener("abort", onParentAbort);
   };
-  running.then(
+  Promise.resolve(running).then(
     (value) => (settled(), resolve(value)),
     (error) => (settled(), reject(error)),
   );

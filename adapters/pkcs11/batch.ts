@@ -18,19 +18,15 @@
  *
  * @module
  */
-import { type Lease, type Pool, PoolClosedError, PoolTimeoutError } from "../../mod.ts";
+import { type Lease, type Pool, PoolClosedError } from "../../mod.ts";
 import type { AcquireOptions } from "../../pool/types.ts";
 import type { WireJob, WireResult, WorkerEngine } from "./dispatch.ts";
 import { isSessionFatal } from "./errors.ts";
+import { boundWait, type QueuedJob } from "./queue_wait.ts";
 import type { HsmSession } from "./session.ts";
 
 /** A queued operation: the job, and what to do with its result. */
-interface BatchJob extends WireJob {
-  /** Turns the worker's result into the caller's value (or error); called once. */
-  settle(result: WireResult): void;
-  /** Set when the caller gave up (signal, timeout) before the job was sent. */
-  cancelled?: boolean;
-}
+interface BatchJob extends WireJob, QueuedJob<WireResult> {}
 
 /** Most operations in one batch. */
 const MAX_BATCH = 256;
@@ -85,7 +81,7 @@ export class BatchRunner {
     else if (options?.signal?.aborted) queued.settle({ ok: false, error: options.signal.reason });
     else {
       if (options?.signal !== undefined || options?.timeoutMs !== undefined) {
-        this.#bound(queued, options);
+        boundWait(queued, options, this.#pool, (error): WireResult => ({ ok: false, error }));
       }
       this.#queue.push(queued);
       if (!this.#kickScheduled) {
@@ -94,35 +90,6 @@ export class BatchRunner {
       }
     }
     return promise;
-  }
-
-  /** Makes the job give up at the caller's deadline or signal, unless it was sent by then. */
-  #bound(job: BatchJob, { signal, timeoutMs }: AcquireOptions): void {
-    const started = performance.now();
-    const settle = job.settle;
-    const giveUp = (error: unknown) => {
-      job.cancelled = true;
-      job.settle({ ok: false, error });
-    };
-    const onAbort = () => giveUp(signal!.reason);
-    const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
-      const waited = Math.round(performance.now() - started);
-      const { size, inUse, idle, pending } = this.#pool.stats();
-      giveUp(
-        new PoolTimeoutError(
-          `Pool '${this.#pool.name}': no session for the operation within ${waited} ms ` +
-            `(size ${size}, in use ${inUse}, idle ${idle}, waiting ${pending})`,
-          waited,
-        ),
-      );
-    }, timeoutMs);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    job.settle = (result) => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-      job.settle = () => {};
-      settle(result);
-    };
   }
 
   readonly #scheduledKick = (): void => {

@@ -18,7 +18,6 @@ import {
   GCM_IV_BYTES,
   gcmDecryptError,
   gcmMechanism,
-  joinSealed,
   sealedLength,
   splitSealed,
 } from "./gcm.ts";
@@ -50,15 +49,14 @@ export async function aesGcmEncrypt(
 ): Promise<Uint8Array<ArrayBuffer>> {
   needKind(key, "aes", "aesGcmEncrypt");
   needBytes(plaintext, "plaintext");
-  const iv = crypto.getRandomValues(new Uint8Array(GCM_IV_BYTES));
-  const body = await engine.encrypt(
-    session,
-    gcmMechanism(iv, aad),
-    key.handle,
-    plaintext,
-    sealedLength(plaintext.length) - GCM_IV_BYTES,
-  );
-  return joinSealed(iv, body);
+  // One buffer: the IV in front, the engine writes `ciphertext ‖ tag` behind it.
+  const sealed = new Uint8Array(sealedLength(plaintext.length));
+  const iv = crypto.getRandomValues(sealed.subarray(0, GCM_IV_BYTES));
+  const body = sealed.subarray(GCM_IV_BYTES);
+  const mechanism = gcmMechanism(iv, aad);
+  const out = await engine.encrypt(session, mechanism, key.handle, plaintext, body.length, body);
+  if (out.buffer !== sealed.buffer) sealed.set(out, GCM_IV_BYTES); // an engine that made its own
+  return sealed;
 }
 
 /**

@@ -64,6 +64,11 @@ export interface WorkerEngineOptions {
 export interface WorkerEngine extends CryptoEngine {
   /** Calls on one session may be queued together: they run in order on one thread. */
   readonly batching: true;
+  /**
+   * Whether `hsm.ops` batches only under load: an operation that finds no
+   * other in flight runs through the engine's own calls instead.
+   */
+  readonly byLoad?: boolean;
   /** Worker threads. */
   readonly threads: number;
   /**

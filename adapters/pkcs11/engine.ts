@@ -11,13 +11,18 @@ import { CKR } from "./ckr.ts";
 import { toHsmError } from "./errors.ts";
 import type { SessionHandle } from "./handle.ts";
 
-/** One single-part call with bytes out: `*Init`, then `C_Encrypt`/`C_Decrypt`/`C_Sign`. */
+/**
+ * One single-part call with bytes out: `*Init`, then `C_Encrypt`/`C_Decrypt`/`C_Sign`.
+ * `out`, when given (`outLength` bytes), is where the engine may write the
+ * result (then it returns a view of it); an engine may also ignore it.
+ */
 export type BytesCall = (
   session: SessionHandle,
   mechanism: pkcs11js.Mechanism,
   key: Buffer,
   input: Uint8Array,
   outLength: number,
+  out?: Uint8Array<ArrayBuffer>,
 ) => Promise<Uint8Array<ArrayBuffer>>;
 
 /** A single-part PKCS#11 crypto call: `*Init` then one `C_Encrypt`/`C_Sign`/... */

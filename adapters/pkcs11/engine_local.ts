@@ -38,7 +38,8 @@ const STEPS = {
 const inFlight = new Set<unknown>();
 const activity = new SessionActivity();
 
-async function held<T>(
+/** Keeps `buffers` and the session busy until `call` settles; errors become HsmErrors. */
+function held<T>(
   session: SessionHandle,
   buffers: unknown[],
   call: Promise<T>,
@@ -46,27 +47,28 @@ async function held<T>(
 ): Promise<T> {
   inFlight.add(buffers);
   activity.begin(session);
-  try {
-    return await call;
-  } catch (error) {
-    throw toHsmError(error, operation);
-  } finally {
+  const done = () => {
     inFlight.delete(buffers);
     activity.end(session);
-  }
+  };
+  return call.then((value) => (done(), value), (error) => {
+    done();
+    throw toHsmError(error, operation);
+  });
 }
 
 function asyncBytes(step: keyof typeof STEPS): BytesCall {
   const [initName, name] = STEPS[step];
   const asyncName = `${name}Async` as const;
-  return (session, mechanism, key, input, outLength) => {
+  return (session, mechanism, key, input, outLength, out) => {
     const { pkcs11 } = session.module;
     const handle = session.handle;
     init(pkcs11, initName, handle, mechanism, key);
     const inBuf = asBuffer(input);
-    const outBuf = new Uint8Array(outLength);
+    const outBuf = out ?? new Uint8Array(outLength);
     const call = pkcs11[asyncName](handle, inBuf, asBuffer(outBuf));
-    return held(session, [inBuf, outBuf, mechanism], call, name).then(asBytes);
+    // The result is a view of outBuf of the length the module wrote.
+    return held(session, [inBuf, outBuf, mechanism], call.then(asBytes), name);
   };
 }
 
@@ -101,7 +103,7 @@ export const asyncEngine: CryptoEngine = {
     const inBuf = asBuffer(input);
     const outBuf = new Uint8Array(outLength);
     const call = pkcs11.C_DigestAsync(handle, inBuf, asBuffer(outBuf));
-    return held(session, [inBuf, outBuf, mechanism], call, "C_Digest").then(asBytes);
+    return held(session, [inBuf, outBuf, mechanism], call.then(asBytes), "C_Digest");
   },
   settled: (session) => activity.settled(session),
 };
@@ -114,17 +116,18 @@ function syncCall<T>(operation: string, fn: () => T): Promise<T> {
   }
 }
 
-function out(outLength: number): Buffer {
-  return asBuffer(new Uint8Array(outLength));
+function outBuffer(outLength: number, out?: Uint8Array): Buffer {
+  return asBuffer(out ?? new Uint8Array(outLength));
 }
 
 function syncBytes(step: keyof typeof STEPS): BytesCall {
   const [initName, name] = STEPS[step];
-  return (session, mechanism, key, input, outLength) => {
+  return (session, mechanism, key, input, outLength, out) => {
     const pkcs11: pkcs11js.PKCS11 = session.module.pkcs11;
     const handle = session.handle;
     init(pkcs11, initName, handle, mechanism, key);
-    return syncCall(name, () => asBytes(pkcs11[name](handle, asBuffer(input), out(outLength))));
+    const output = outBuffer(outLength, out);
+    return syncCall(name, () => asBytes(pkcs11[name](handle, asBuffer(input), output)));
   };
 }
 
@@ -150,7 +153,7 @@ export const syncEngine: CryptoEngine = {
     const handle = session.handle;
     return syncCall("C_Digest", () => {
       pkcs11.C_DigestInit(handle, mechanism);
-      return asBytes(pkcs11.C_Digest(handle, asBuffer(input), out(outLength)));
+      return asBytes(pkcs11.C_Digest(handle, asBuffer(input), outBuffer(outLength)));
     });
   },
 };

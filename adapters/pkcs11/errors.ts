@@ -174,6 +174,16 @@ export function isSessionFatal(error: unknown): boolean {
   return code !== undefined && SESSION_FATAL_CODES.has(code);
 }
 
+/**
+ * Whether an error says the session itself was closed (by someone else, or
+ * with the token's other sessions): the operation never ran, and may run
+ * again on another session.
+ */
+export function isSessionGone(error: unknown): boolean {
+  const code = errorCode(error);
+  return code === CKR.SESSION_HANDLE_INVALID || code === CKR.SESSION_CLOSED;
+}
+
 /** Whether an error says a key's object handle is not (or no longer) valid. */
 export function isStaleHandle(error: unknown): boolean {
   const code = errorCode(error);

@@ -23,14 +23,19 @@ export function sealedLength(plaintextLength: number): number {
   return GCM_IV_BYTES + plaintextLength + GCM_TAG_BYTES;
 }
 
+/** A Buffer over the same bytes (no copy). */
+function view(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+}
+
 /** The `CKM_AES_GCM` mechanism for this IV and AAD (an empty AAD is none). */
 export function gcmMechanism(iv: Uint8Array, aad: Uint8Array | undefined): pkcs11js.Mechanism {
   return {
     mechanism: pkcs11js.CKM_AES_GCM,
     parameter: {
       type: pkcs11js.CK_PARAMS_AES_GCM,
-      iv: Buffer.isBuffer(iv) ? iv : Buffer.from(iv),
-      aad: aad && aad.length > 0 ? Buffer.from(aad) : undefined,
+      iv: view(iv),
+      aad: aad && aad.length > 0 ? view(aad) : undefined,
       tagBits: GCM_TAG_BITS,
     } as pkcs11js.IParams,
   };
@@ -53,14 +58,6 @@ export function checkSealed(sealed: unknown): asserts sealed is Uint8Array {
 /** The IV and the `ciphertext ‖ tag` body of a sealed message (views, no copy). */
 export function splitSealed(sealed: Uint8Array): { iv: Uint8Array; body: Uint8Array } {
   return { iv: sealed.subarray(0, GCM_IV_BYTES), body: sealed.subarray(GCM_IV_BYTES) };
-}
-
-/** `IV ‖ body`: the sealed message from its IV and the `ciphertext ‖ tag` body. */
-export function joinSealed(iv: Uint8Array, body: Uint8Array): Uint8Array<ArrayBuffer> {
-  const sealed = new Uint8Array(iv.length + body.length);
-  sealed.set(iv);
-  sealed.set(body, iv.length);
-  return sealed;
 }
 
 /**

@@ -77,6 +77,10 @@ function sessionPool(name: string, options: OpenHsmOptions, src: SessionSource):
   return new Pool<HsmSession>({
     name,
     max: 4,
+    // Validate only a session idle for a second (HikariCP's alive-bypass window): under load a
+    // C_GetSessionInfo per acquire waits on SoftHSM's locks; a session that died while busy is
+    // caught by isFatal, and the ops run again on another (ops.ts).
+    validateAfterMs: 1000,
     ...options.pool,
     // Synchronous up to C_Login: creates started together see the first one's refusal.
     create: () => {
@@ -168,7 +172,8 @@ export class Hsm implements AsyncDisposable {
     const use = <T>(fn: (s: HsmSession) => T | Promise<T>, o?: AcquireOptions) => this.use(fn, o);
     const login = this.#login;
     this.#keys = new KeyCache(use, options.keyCacheMs ?? 1000, () => login.token.generation);
-    this.ops = this.#ops = new Ops(this.pool, this.#engine, use, (key, o) => this.#refind(key, o));
+    const refind = (key: HsmKey, o?: AcquireOptions) => this.#refind(key, o);
+    this.ops = this.#ops = new Ops(this.pool, this.#engine, use, refind, () => login.refusal);
   }
 
   /**

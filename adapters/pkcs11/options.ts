@@ -6,6 +6,7 @@
 import type { PoolSettings } from "../../pool/types.ts";
 import { checkThreads, createWorkerEngine } from "./dispatch.ts";
 import type { CryptoEngine } from "./engine.ts";
+import { createAutoEngine } from "./engine_auto.ts";
 import { asyncEngine, syncEngine } from "./engine_local.ts";
 import type { HsmSession } from "./session.ts";
 
@@ -28,14 +29,15 @@ export interface OpenHsmOptions {
   /** Pool sizing and timing (`max` default 4). */
   pool?: HsmPoolOptions;
   /**
-   * How crypto calls run: `"async"` (default: pkcs11js's `*Async` calls on
-   * libuv's thread pool, the event loop stays free), `"workers"` (batches of
-   * synchronous calls on Deno Workers, see `dispatch.ts`: the fastest under
-   * concurrency), `"sync"` (on the calling thread: fastest for one caller,
-   * but it blocks the event loop), or your own {@link CryptoEngine}.
+   * How crypto calls run: `"auto"` (default: chooses by load, see
+   * `engine_auto.ts`), `"async"` (pkcs11js's `*Async` calls on libuv's
+   * thread pool, the event loop stays free), `"workers"` (batches of
+   * synchronous calls on Deno Workers, see `dispatch.ts`), `"sync"` (on the
+   * calling thread: it blocks the event loop), or your own
+   * {@link CryptoEngine}.
    */
-  engine?: "async" | "sync" | "workers" | CryptoEngine;
-  /** Threads of the `"workers"` engine. Default: cores minus one, from 1 to 4. */
+  engine?: "auto" | "async" | "sync" | "workers" | CryptoEngine;
+  /** Threads of the `"workers"` and `"auto"` engines. Default: cores minus one, from 1 to 4. */
   workerThreads?: number;
   /**
    * How long `Hsm.encrypt` and `Hsm.decrypt` keep token keys found by label
@@ -52,14 +54,16 @@ export function checkOptions(options: OpenHsmOptions): void {
     throw new TypeError("openHsm needs a pin (for example from PKCS11_PIN)");
   }
   const engine = options.engine;
-  const named = engine === undefined || engine === "async" || engine === "sync" ||
-    engine === "workers";
+  const named = engine === undefined || engine === "auto" || engine === "async" ||
+    engine === "sync" || engine === "workers";
   if (!named && !(typeof engine === "object" && typeof engine?.encrypt === "function")) {
     throw new TypeError(
-      `engine must be "async", "sync", "workers" or a CryptoEngine, got ${String(engine)}`,
+      `engine must be "auto", "async", "sync", "workers" or a CryptoEngine, got ${String(engine)}`,
     );
   }
-  if (engine === "workers") checkThreads(options.workerThreads);
+  if (engine === undefined || engine === "auto" || engine === "workers") {
+    checkThreads(options.workerThreads);
+  }
   const ttl = options.keyCacheMs;
   if (ttl !== undefined && !(ttl >= 0)) {
     throw new RangeError(`keyCacheMs must be 0 or more, got ${ttl}`);
@@ -72,10 +76,13 @@ export function makeEngine(
   library: string,
 ): { engine: CryptoEngine; close?: () => Promise<void> } {
   const engine = options.engine;
-  if (engine === undefined || engine === "async") return { engine: asyncEngine };
+  if (engine === "async") return { engine: asyncEngine };
   if (engine === "sync") return { engine: syncEngine };
-  if (engine === "workers") {
-    const workers = createWorkerEngine({ library, threads: options.workerThreads });
+  if (engine === undefined || engine === "auto" || engine === "workers") {
+    const threads = options.workerThreads;
+    const workers = engine === "workers"
+      ? createWorkerEngine({ library, threads })
+      : createAutoEngine({ library, threads });
     return { engine: workers, close: () => workers.close() };
   }
   return { engine };

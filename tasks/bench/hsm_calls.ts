@@ -9,7 +9,7 @@
  * threads: libuv's pool and the Workers included).
  *
  *   deno run -A tasks/bench/hsm_calls.ts [--ops 2000] [--slices 6] [--slice-ms 500]
- *     [--only NAME --kind aes|ecdsa --callers N]   (one path only: for `--cpu-prof`)
+ *     [--only NAME[,NAME...] --kind aes|ecdsa --callers N]   (some paths only: one for `--cpu-prof`)
  *
  * @module
  */
@@ -68,7 +68,11 @@ async function perOp(n: number, callers: number, op: () => Promise<unknown>) {
   return [...counts].map(([name, c]) => `${name} ${(c / n).toFixed(2)}`).join(", ");
 }
 
-async function adapterCounts(engine: "async" | "workers", kind: "aes" | "ecdsa", n: number) {
+async function adapterCounts(
+  engine: "auto" | "async" | "workers",
+  kind: "aes" | "ecdsa",
+  n: number,
+) {
   const { adapter, tokenLabel, pin, payload } = need();
   const hsm = await adapter.openHsm({ tokenLabel, pin, engine, pool: { max: 4, min: 4 } });
   try {
@@ -143,14 +147,15 @@ async function timed(
 ) {
   const scenario: HsmScenario = { id: "x", label: "x", concurrency: callers, op: kind };
   const lineup = [
+    pooled("default", 4),
     pooled("async", 4),
-    // Experiment: the same without the pool's validate (one C_GetSessionInfo) on every acquire.
-    pooled("async", 4, undefined, { validateAfterMs: Infinity }),
+    // Experiment: validate (one C_GetSessionInfo) on every acquire, as before the 1 s default.
+    pooled("async", 4, undefined, { validateAfterMs: 0 }),
     pooled("workers", 4),
     poolOverRaw,
     handWrittenAsync,
   ]
-    .filter((c) => !only || c.name === only);
+    .filter((c) => !only || only.split(",").includes(c.name));
   const tally = lineup.map(() => ({ ops: 0, ms: 0, cpuUs: 0 }));
   for (let slice = 0; slice < slices; slice++) {
     for (let i = 0; i < lineup.length; i++) {
@@ -206,7 +211,7 @@ async function main(): Promise<void> {
     console.log("| op | path | calls per operation, 1 caller | calls per operation, 32 callers |");
     console.log("|---|---|---|---|");
     for (const kind of ["aes", "ecdsa"] as const) {
-      for (const engine of ["async", "workers"] as const) {
+      for (const engine of ["auto", "async", "workers"] as const) {
         const [one, many] = await adapterCounts(engine, kind, n);
         console.log(`| ${kind} | adapter "${engine}" ×4 | ${one} | ${many} |`);
       }

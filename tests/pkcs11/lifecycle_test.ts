@@ -86,7 +86,7 @@ Deno.test("a closed handle refuses new work", async () => {
   await assert.rejects(() => t.hsm.use(() => 1), /clos/i);
 });
 
-for (const engine of ["async", "workers"] as const) {
+for (const engine of ["auto", "async", "workers"] as const) {
   Deno.test(`${engine} engine: openHsm with bad pool options rejects and holds nothing`, async () => {
     await using env = await provisionSoftHsm({ temporary: true });
     await assert.rejects(

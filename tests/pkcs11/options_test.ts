@@ -1,6 +1,6 @@
 /**
  * Every option a type accepts is honoured: `signal` and `timeoutMs` of
- * `encrypt`, `decrypt` and `ops` on both engines, and explicit options win
+ * `encrypt`, `decrypt` and `ops` on every engine, and explicit options win
  * over the environment.
  */
 import assert from "node:assert/strict";
@@ -11,7 +11,7 @@ import { openTestHsm } from "./fixture.ts";
 
 const data = new TextEncoder().encode("bounded");
 
-for (const engine of ["async", "workers"] as const) {
+for (const engine of ["auto", "async", "workers"] as const) {
   Deno.test(`${engine} engine: encrypt and decrypt reject an already-aborted signal with its reason`, async () => {
     await using t = await openTestHsm({ engine, workerThreads: 1 });
     await t.hsm.use((s) => s.generateAesKey({ label: "k" }));

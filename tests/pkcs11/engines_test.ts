@@ -1,0 +1,61 @@
+/**
+ * How `hsm.ops` use sessions on each engine: a lone caller's op leases a
+ * session of its own, concurrent ops share leased sessions (session loops,
+ * or worker batches), and ops under load come through sessions closed
+ * behind the pool's back.
+ */
+import assert from "node:assert/strict";
+import { openTestHsm, OtherBinding } from "./fixture.ts";
+
+const text = (s: string) => new TextEncoder().encode(s);
+
+Deno.test("the default engine is the one that chooses by load", async () => {
+  await using t = await openTestHsm();
+  assert.equal(t.hsm.stats().engine, "auto");
+});
+
+for (const engine of ["auto", "async", "sync"] as const) {
+  Deno.test(`${engine} engine: a lone caller's op leases a session of its own`, async () => {
+    await using t = await openTestHsm({ engine });
+    const key = await t.hsm.use((s) => s.generateAesKey({ label: "k" }));
+    for (let i = 0; i < 5; i++) {
+      const before = t.hsm.stats().acquired;
+      const sealed = await t.hsm.ops.encrypt(key, text(`m${i}`));
+      assert.equal(t.hsm.stats().acquired - before, 1, "one lease for the op");
+      assert.deepEqual(await t.hsm.ops.decrypt(key, sealed), text(`m${i}`));
+    }
+  });
+}
+
+for (const engine of ["auto", "async", "sync", "workers"] as const) {
+  Deno.test(`${engine} engine: concurrent ops share leased sessions instead of a lease each`, async () => {
+    await using t = await openTestHsm({ engine, workerThreads: 1, pool: { max: 4 } });
+    const key = await t.hsm.use((s) => s.generateAesKey({ label: "k" }));
+    const before = t.hsm.stats().acquired;
+    const sealed = await Promise.all(
+      Array.from({ length: 64 }, (_, i) => t.hsm.ops.encrypt(key, text(`m${i}`))),
+    );
+    const leases = t.hsm.stats().acquired - before;
+    assert.ok(leases <= 16, `${leases} leases for 64 concurrent ops`);
+    const opened = await Promise.all(sealed.map((s) => t.hsm.ops.decrypt(key, s)));
+    opened.forEach((plain, i) => assert.deepEqual(plain, text(`m${i}`)));
+    assert.equal(t.hsm.stats().inUse, 0, "every lease went back");
+  });
+
+  Deno.test(`${engine} engine: ops under load come through sessions closed behind the pool's back`, async () => {
+    await using t = await openTestHsm({ engine, workerThreads: 1, pool: { max: 2 } });
+    const key = await t.hsm.use((s) => s.generateAesKey({ label: "k" }));
+    await Promise.all(Array.from({ length: 16 }, () => t.hsm.ops.encrypt(key, text("warm"))));
+    {
+      using other = new OtherBinding(t.env.library);
+      other.pkcs11.C_CloseAllSessions(other.slot(t.env.tokenLabel)); // also the login anchor
+    }
+    const sealed = await Promise.all(
+      Array.from({ length: 16 }, (_, i) => t.hsm.ops.encrypt(key, text(`after ${i}`))),
+    );
+    for (const [i, s] of sealed.entries()) {
+      assert.deepEqual(await t.hsm.ops.decrypt(key, s), text(`after ${i}`));
+    }
+    assert.equal(t.hsm.stats().loginAttempts, 2, "the token was logged in again once");
+  });
+}
