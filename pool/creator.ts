@@ -20,6 +20,9 @@ export interface CreatorHost<R> {
  * Makes resources (HikariCP's `PoolEntryCreator`): starts creates, records
  * their timings, and decides how fast to try again when they fail.
  *
+ * The first create runs alone (so does the first after `invalidate()`):
+ * until one has succeeded, nothing says the backend accepts us, and a
+ * wrong password or PIN must reach it once, not `max` times at once.
  * While creates succeed, as many run at once as callers need. After a
  * failure the backend is treated as down: at most one create is in flight
  * (a probe), retried after a jittered backoff capped at one second, so a
@@ -37,6 +40,8 @@ export class Creator<R> {
   #epoch = 0;
   /** The pending retry or probe, if any. */
   #timer: Timer | undefined = undefined;
+  /** Whether a create has succeeded (since the start or the last `reset()`). */
+  #proven = false;
 
   constructor(
     readonly inventory: Inventory<R>,
@@ -74,6 +79,9 @@ export class Creator<R> {
       if (this.breaker.permanent && !this.host.hasWaiters()) return;
       if (this.creating > 0 || !this.#allowProbe(now)) return;
       n = 1;
+    } else if (!this.#proven) {
+      if (this.creating > 0) return; // the first create is under way: wait for its answer
+      n = 1;
     }
     while (n-- > 0) this.#start(now);
   }
@@ -88,6 +96,7 @@ export class Creator<R> {
     this.inventory.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#epoch++;
+    this.#proven = false;
     if (this.breaker.reset()) this.#breakerEvent(undefined);
   }
 
@@ -122,6 +131,7 @@ export class Creator<R> {
   #succeeded(resource: R, startedAt: number): void {
     this.creating--;
     const now = this.#record(startedAt, true);
+    this.#proven = true;
     if (this.breaker.recordSuccess()) this.#breakerEvent(undefined);
     this.inventory.clock.clearTimeout(this.#timer);
     this.#timer = undefined;

@@ -36,6 +36,8 @@ export interface FaultProxy extends AsyncDisposable {
   readonly mode: FaultMode;
   /** Client connections open now. */
   readonly connections: number;
+  /** Client connections accepted since the start (what the server was asked for, at the wire). */
+  readonly accepted: number;
   /** Switches the mode; `reset` closes every open connection at once. */
   setMode(mode: FaultMode): void;
   /** Closes the listener and every connection, and waits until all are closed. */
@@ -79,6 +81,7 @@ class Proxy implements FaultProxy {
   /** Resolved while the mode is `pass`; replaced by a pending one while it is not. */
   #open = Promise.withResolvers<void>();
   #closing: Promise<void> | undefined;
+  #accepted = 0;
 
   constructor(target: number, mode: FaultMode) {
     this.#target = target;
@@ -96,6 +99,10 @@ class Proxy implements FaultProxy {
 
   get connections(): number {
     return this.#pairs.size;
+  }
+
+  get accepted(): number {
+    return this.#accepted;
   }
 
   setMode(mode: FaultMode): void {
@@ -129,6 +136,7 @@ class Proxy implements FaultProxy {
 
   async #accept(): Promise<void> {
     for await (const client of this.#listener) {
+      this.#accepted++;
       const pair = new Pair(client);
       if (this.#mode === "reset" || this.#closing) {
         pair.close();

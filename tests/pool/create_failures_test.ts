@@ -55,9 +55,10 @@ Deno.test("a short outage is invisible: failed creates are retried inside the ca
 Deno.test("creates failing at the same moment count as one failure, not as failures in a row", async () => {
   using clock = fakeClock();
   const factory = new FakeFactory();
+  await using pool = new Pool({ ...factory, breaker: { threshold: 5 } });
+  await (await pool.acquire()).destroy(); // a create has succeeded: later ones run side by side
   factory.failWith = new Error("connection refused");
   factory.holdCreates();
-  await using pool = new Pool({ ...factory, breaker: { threshold: 5 } });
   const outcomes = Array.from(
     { length: 10 },
     () => pool.acquire({ timeoutMs: 60_000 }).catch((e) => e),
@@ -318,4 +319,35 @@ Deno.test("after a permanent failure the top-up to min never probes on its own; 
   await using lease = await pool.acquire();
   assert.equal(lease.resource.id, 1); // the probe the caller's acquire started
   assert.equal(pool.stats().breaker, "closed");
+});
+
+Deno.test("until a create has succeeded, one runs at a time: a backend that refuses is asked once", async () => {
+  using clock = fakeClock();
+  const factory = new FakeFactory();
+  factory.failWith = new Error("password authentication failed");
+  factory.holdCreates();
+  await using pool = new Pool({ ...factory, max: 10, isPermanent: () => true });
+  const outcomes = Array.from({ length: 10 }, () => pool.acquire().catch((e) => e));
+  await clock.advance(0);
+  assert.equal(factory.heldCreates, 1, "one create, not max at once");
+  factory.releaseCreates();
+  await clock.advance(10);
+  for (const outcome of await Promise.all(outcomes)) assert.ok(outcome instanceof CircuitOpenError);
+  assert.equal(pool.stats().createErrors, 1);
+});
+
+Deno.test("once the first create has succeeded, the rest of a burst is created side by side", async () => {
+  using clock = fakeClock();
+  const factory = new FakeFactory();
+  factory.holdCreates();
+  await using pool = new Pool({ ...factory, max: 10 });
+  const leases = Array.from({ length: 5 }, () => pool.acquire());
+  await clock.advance(0);
+  assert.equal(factory.heldCreates, 1);
+  factory.releaseCreates();
+  factory.holdCreates(); // hold the next ones, to count them
+  await clock.advance(0);
+  assert.equal(factory.heldCreates, 4, "the other four callers' creates start together");
+  factory.releaseCreates();
+  for (const lease of await Promise.all(leases)) await lease.release();
 });

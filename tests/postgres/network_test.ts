@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  CircuitOpenError,
   createPostgresPool,
   PostgresDeadlineError,
   type PostgresPool,
@@ -153,4 +154,26 @@ Deno.test("postgres network faults and deadlines", async (t) => {
     );
     assert.equal(row.ok, 1, "a statement longer than timeoutMs still completes");
   });
+  await t.step(
+    "a wrong password costs one connection attempt at the wire, whatever the pool size and the load",
+    async () => {
+      await using proxy = await startFaultProxy({ port: db.port });
+      const url = new URL(through(proxy.port));
+      url.password = `wrong-${crypto.randomUUID()}`;
+      await using pg = createPostgresPool({ url: url.href, pool: { max: 10 } }); // default breaker
+      const failures: unknown[] = [];
+      const started = performance.now();
+      // 50 callers keep asking for 1.5 s, well inside the default 5 s cooldown.
+      await Promise.all(Array.from({ length: 50 }, async () => {
+        while (performance.now() - started < 1_500) {
+          await pg.query`select 1`.then(() => assert.fail("connected"), (e) => failures.push(e));
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      }));
+      assert.equal(proxy.accepted, 1, "one connection attempt reached the server");
+      assert.ok(failures.length > 50, `${failures.length} calls failed fast`);
+      assert.ok(failures.every((e) => e instanceof CircuitOpenError), String(failures.at(-1)));
+      assert.match(String((failures.at(-1) as Error).message), /password authentication failed/);
+    },
+  );
 });
