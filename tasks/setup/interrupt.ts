@@ -57,25 +57,23 @@ const onFatal = (event: Event) => {
 export function onInterrupt(cleanup: () => Promise<void>, cleanupSync?: () => void): () => void {
   const guard: Guard = { cleanup, cleanupSync };
   guards.add(guard);
-  if (!listening) {
-    listening = true;
-    for (const [signal, handler] of Object.entries(handlers)) {
-      Deno.addSignalListener(signal as EndSignal, handler);
-    }
-    globalThis.addEventListener("unload", onUnload);
-    globalThis.addEventListener("error", onFatal);
-    globalThis.addEventListener("unhandledrejection", onFatal);
-  }
+  if (!listening) listen(true);
   return () => {
     guards.delete(guard);
-    if (guards.size === 0 && listening) {
-      listening = false;
-      for (const [signal, handler] of Object.entries(handlers)) {
-        Deno.removeSignalListener(signal as EndSignal, handler);
-      }
-      globalThis.removeEventListener("unload", onUnload);
-      globalThis.removeEventListener("error", onFatal);
-      globalThis.removeEventListener("unhandledrejection", onFatal);
-    }
+    if (guards.size === 0 && listening) listen(false);
   };
+}
+
+/** Starts (or stops) listening for every way the process can end. */
+function listen(on: boolean): void {
+  listening = on;
+  for (const [signal, handler] of Object.entries(handlers)) {
+    if (on) Deno.addSignalListener(signal as EndSignal, handler);
+    else Deno.removeSignalListener(signal as EndSignal, handler);
+  }
+  const events = { unload: onUnload, error: onFatal, unhandledrejection: onFatal };
+  for (const [type, listener] of Object.entries(events)) {
+    if (on) globalThis.addEventListener(type, listener as EventListener);
+    else globalThis.removeEventListener(type, listener as EventListener);
+  }
 }

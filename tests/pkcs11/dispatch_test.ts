@@ -5,7 +5,35 @@
  */
 import assert from "node:assert/strict";
 import { PoolClosedError } from "../../mod.ts";
+import type { Hsm, HsmKey } from "../../adapters/pkcs11/mod.ts";
 import { openTestHsm, timerGapsDuring } from "./fixture.ts";
+
+/**
+ * Runs `callers` loops of `hsm.ops.encrypt` until each one fails; once `warmUp` operations have
+ * succeeded, calls `stop`. Resolves with the error each loop ended on.
+ */
+async function encryptUntilStopped(
+  hsm: Hsm,
+  key: HsmKey,
+  callers: number,
+  warmUp: number,
+  stop: () => Promise<void>,
+): Promise<unknown[]> {
+  let done = 0;
+  const loops = Array.from({ length: callers }, async () => {
+    for (;;) {
+      try {
+        await hsm.ops.encrypt(key, new Uint8Array(256));
+        done++;
+      } catch (error) {
+        return error;
+      }
+    }
+  });
+  while (done < warmUp) await new Promise((resolve) => setTimeout(resolve, 1));
+  await stop();
+  return await Promise.all(loops);
+}
 
 const text = (s: string) => new TextEncoder().encode(s);
 
@@ -152,20 +180,7 @@ Deno.test("close() under a steady stream of batched operations finishes, and lat
   const t = await openTestHsm({ engine: "workers", workerThreads: 1, pool: { max: 2 } });
   try {
     const key = await t.hsm.use((s) => s.generateAesKey({ label: "k", token: false }));
-    let done = 0;
-    const callers = Array.from({ length: 16 }, async () => {
-      for (;;) {
-        try {
-          await t.hsm.ops.encrypt(key, new Uint8Array(256));
-          done++;
-        } catch (error) {
-          return error;
-        }
-      }
-    });
-    while (done < 200) await new Promise((resolve) => setTimeout(resolve, 1));
-    await t.hsm.close();
-    const errors = await Promise.all(callers);
+    const errors = await encryptUntilStopped(t.hsm, key, 16, 200, () => t.hsm.close());
     assert.ok(errors.every((e) => e instanceof PoolClosedError), String(errors[0]));
     assert.equal(t.hsm.stats().state, "closed");
   } finally {
@@ -199,20 +214,13 @@ Deno.test("a forced pool close under batched load fails the calls and never cras
   const t = await openTestHsm({ engine: "workers", workerThreads: 1, pool: { max: 2 } });
   try {
     const key = await t.hsm.use((s) => s.generateAesKey({ label: "k" }));
-    let done = 0;
-    const callers = Array.from({ length: 600 }, async () => {
-      for (;;) {
-        try {
-          await t.hsm.ops.encrypt(key, new Uint8Array(256));
-          done++;
-        } catch (error) {
-          return error;
-        }
-      }
-    });
-    while (done < 2000) await new Promise((resolve) => setTimeout(resolve, 1));
-    await t.hsm.pool.close({ timeoutMs: 1 });
-    const errors = await Promise.all(callers);
+    const errors = await encryptUntilStopped(
+      t.hsm,
+      key,
+      600,
+      2000,
+      () => t.hsm.pool.close({ timeoutMs: 1 }),
+    );
     assert.ok(
       errors.every((e) => e instanceof Error),
       String(errors.find((e) => !(e instanceof Error))),
