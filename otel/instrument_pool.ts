@@ -8,13 +8,12 @@
 import {
   type Attributes,
   type BatchObservableResult,
-  type Histogram,
+  type Counter,
   type Meter,
   metrics,
   type Observable,
 } from "@opentelemetry/api";
-import type { PoolStats } from "../pool/types.ts";
-import type { PoolTracker } from "../pool/tracker.ts";
+import type { HistogramSnapshot, PoolStats } from "../pool/types.ts";
 import {
   CONNECTION_COUNT,
   CONNECTION_IDLE_MAX,
@@ -29,7 +28,9 @@ import {
   USE_TIME,
   WAIT_TIME,
 } from "./conventions.ts";
-import { TimingBuffer } from "./timing_buffer.ts";
+import { HistogramDelta } from "./histogram_delta.ts";
+import type { HistogramSpec, Recorder, RecordingJob } from "./recording_job.ts";
+import { recorderForGlobalProvider } from "./recording_thread.ts";
 
 /**
  * The meter (instrumentation scope) name. The meter comes from the global
@@ -41,20 +42,25 @@ export const METER_NAME = "@poolkit/pool";
 
 /** What {@link instrumentPool} needs of a pool: a `Pool`, `hsm.pool`, `postgresPool.pool`. */
 export interface InstrumentablePool {
-  /** A snapshot of the pool, read at each metrics collection. */
+  /** A snapshot of the pool, read at each metrics collection and every {@link FLUSH_EVERY_MS}. */
   stats(): PoolStats;
-  /** Reports each create, acquire, release and timeout; returns the detach function. */
-  track(tracker: PoolTracker): () => void;
 }
 
 /** What {@link instrumentPool} returns; `using` it stops recording at the end of the block. */
 export interface PoolInstrumentation extends Disposable {
   /**
-   * Records the buffered waits and uses now (done anyway at each metrics
-   * collection and at exit).
+   * Records the waits, uses, creates and timeouts counted since the last
+   * flush now (done anyway at each metrics collection, every
+   * {@link FLUSH_EVERY_MS} and at exit).
    */
   flush(): void;
-  /** Stops recording (idempotent): flushes, detaches from the pool, removes the callbacks. */
+  /**
+   * Resolves once everything flushed so far is in the histograms (with
+   * `OTEL_DENO=true` they are recorded on a thread of their own; see
+   * `recording_thread.ts`), or after a bounded wait.
+   */
+  settled(): Promise<void>;
+  /** Stops recording (idempotent): flushes, then removes the timer and the callbacks. */
   stop(): void;
 }
 
@@ -68,6 +74,14 @@ export interface InstrumentPoolOptions {
 }
 
 /**
+ * How often the timings counted since the last flush are recorded, besides
+ * each collection: often enough that one flush stays short (in Deno 2.9 a
+ * recorded value costs about 0.3–0.7 µs, so 10,000 acquires a second make
+ * about 2–4 ms of recording every 250 ms), on an unref'd timer.
+ */
+export const FLUSH_EVERY_MS = 250;
+
+/**
  * Records the metrics of `pool` through `@opentelemetry/api`, named as
  * OpenTelemetry's semantic conventions name a client connection pool's, all
  * with `db.client.connection.pool.name`:
@@ -76,14 +90,17 @@ export interface InstrumentPoolOptions {
  *   `db.client.connection.idle.max`, `db.client.connection.idle.min`,
  *   `db.client.connection.max` (`{connection}`) and
  *   `db.client.connection.pending_requests` (`{request}`): read from `stats()`
- *   when metrics are collected, at no cost in between;
+ *   when metrics are collected;
  * - `db.client.connection.timeouts` (`{timeout}`, counter);
  * - `db.client.connection.create_time`, `db.client.connection.wait_time` and
  *   `db.client.connection.use_time` (histograms in `s`, with the buckets of
- *   the pool's Prometheus histograms). Waits and uses are buffered per bucket
- *   on the hot path and recorded off it: at each collection, at exit, and
- *   from a timer once 4096 are waiting (see `timing_buffer.ts`); the
- *   exported histograms are exact.
+ *   the pool's Prometheus histograms).
+ *
+ * Nothing is added to the acquire/release path: the pool already counts
+ * every wait, use, create and timeout for `stats()` and Prometheus, and
+ * what they gained is recorded off that path, at each collection, every
+ * {@link FLUSH_EVERY_MS} and at exit (see `histogram_delta.ts`). The
+ * exported histograms are exact: count, sum, buckets, min and max.
  *
  * Call it once per pool. With Deno's built-in OpenTelemetry
  * (`OTEL_DENO=true`) nothing else is needed.
@@ -99,7 +116,7 @@ export interface InstrumentPoolOptions {
  *
  * @param pool The pool (or an adapter's `pool`).
  * @param options The pool name.
- * @returns A handle to flush the buffered timings now, or stop recording.
+ * @returns A handle to flush now, or stop recording.
  * @throws {TypeError} When the pool name is empty.
  */
 export function instrumentPool(
@@ -116,96 +133,99 @@ export function instrumentPool(
   }
   const meter = metrics.getMeter(METER_NAME);
   const attributes: Attributes = { [POOL_NAME]: poolName };
-  const recorder = new TimingRecorder(meter, attributes, first);
-  const gauges = observeStats(meter, pool, attributes, () => recorder.flush());
-  const untrack = pool.track(recorder);
-  const onUnload = () => recorder.flush();
+  const recorder = recorderForGlobalProvider();
+  const poolRecorder = new PoolRecorder(meter, attributes, first, recorder);
+  const flush = (stats = pool.stats()) => poolRecorder.flush(stats);
+  const gauges = observeStats(meter, attributes, () => {
+    const stats = pool.stats();
+    flush(stats);
+    return { stats, recorded: recorder.settled() };
+  });
+  const timer = setInterval(() => flush(), FLUSH_EVERY_MS);
+  Deno.unrefTimer(timer);
+  const onUnload = () => {
+    flush();
+    recorder.settleNow();
+  };
   globalThis.addEventListener("unload", onUnload);
   let stopped = false;
   const stop = () => {
     if (stopped) return;
     stopped = true;
-    untrack();
+    clearInterval(timer);
     gauges.stop();
     globalThis.removeEventListener("unload", onUnload);
-    recorder.flush();
+    flush();
   };
-  return { flush: () => recorder.flush(), stop, [Symbol.dispose]: stop };
+  return {
+    flush: () => flush(),
+    settled: () => recorder.settled(),
+    stop,
+    [Symbol.dispose]: stop,
+  };
 }
 
-function histogram(meter: Meter, c: InstrumentConvention, boundsMs: readonly number[]) {
-  return meter.createHistogram(c.name, {
+function histogramSpec(c: InstrumentConvention, boundsMs: readonly number[]): HistogramSpec {
+  return {
+    meter: METER_NAME,
+    name: c.name,
     unit: c.unit,
     description: c.description,
-    advice: { explicitBucketBoundaries: boundsMs.filter(Number.isFinite).map((ms) => ms / 1000) },
-  });
+    boundsS: boundsMs.filter(Number.isFinite).map((ms) => ms / 1000),
+  };
 }
 
-/**
- * Buffered timings are recorded at each collection, or sooner once this many
- * are waiting (from a timer, off the acquire path): at about 0.5 µs per value
- * in Deno 2.9, that bounds one flush to a few milliseconds of event loop.
- */
-const FLUSH_EVERY = 4096;
-
-/** The pool's tracker: counts timings on the hot path, records them on flush. */
-class TimingRecorder implements PoolTracker {
+/** Hands what the pool's own counters gained since the last flush to the recorder. */
+class PoolRecorder {
   readonly #attributes: Attributes;
-  readonly #createTime: Histogram;
-  readonly #waitTime: Histogram;
-  readonly #useTime: Histogram;
-  readonly #timeouts;
-  readonly #waits: TimingBuffer;
-  readonly #uses: TimingBuffer;
-  #buffered = 0;
+  readonly #recorder: Recorder;
+  readonly #histograms: {
+    spec: HistogramSpec;
+    delta: HistogramDelta;
+    of: (s: PoolStats) => HistogramSnapshot;
+  }[];
+  readonly #timeouts: Counter;
+  #timedOut = 0;
 
-  constructor(meter: Meter, attributes: Attributes, stats: PoolStats) {
+  constructor(meter: Meter, attributes: Attributes, stats: PoolStats, recorder: Recorder) {
     this.#attributes = attributes;
-    this.#createTime = histogram(meter, CREATE_TIME, stats.createTimeHistogram.bucketsMs);
-    this.#waitTime = histogram(meter, WAIT_TIME, stats.acquireWaitHistogram.bucketsMs);
-    this.#useTime = histogram(meter, USE_TIME, stats.useTimeHistogram.bucketsMs);
+    this.#recorder = recorder;
+    const make = (c: InstrumentConvention, of: (s: PoolStats) => HistogramSnapshot) => ({
+      spec: histogramSpec(c, of(stats).bucketsMs),
+      delta: new HistogramDelta(),
+      of,
+    });
+    this.#histograms = [
+      make(CREATE_TIME, (s) => s.createTimeHistogram),
+      make(WAIT_TIME, (s) => s.acquireWaitHistogram),
+      make(USE_TIME, (s) => s.useTimeHistogram),
+    ];
     this.#timeouts = meter.createCounter(CONNECTION_TIMEOUTS.name, {
       unit: CONNECTION_TIMEOUTS.unit,
       description: CONNECTION_TIMEOUTS.description,
     });
-    this.#waits = new TimingBuffer(stats.acquireWaitHistogram.bucketsMs.filter(Number.isFinite));
-    this.#uses = new TimingBuffer(stats.useTimeHistogram.bucketsMs.filter(Number.isFinite));
   }
 
-  // Creates and timeouts are rare and slow already: recorded at once.
-  created(ms: number, _ok: boolean): void {
-    this.#createTime.record(ms / 1000, this.#attributes);
-  }
-  acquired(waitedMs: number): void {
-    this.#waits.add(waitedMs);
-    if (++this.#buffered === FLUSH_EVERY) this.#flushSoon();
-  }
-  released(heldMs: number): void {
-    this.#uses.add(heldMs);
-    if (++this.#buffered === FLUSH_EVERY) this.#flushSoon();
-  }
-  timedOut(): void {
-    this.#timeouts.add(1, this.#attributes);
-  }
-
-  /** Records the buffered waits and uses. */
-  flush(): void {
-    this.#buffered = 0;
-    this.#waits.flushTo(this.#waitTime, this.#attributes);
-    this.#uses.flushTo(this.#useTime, this.#attributes);
-  }
-
-  #flushSoon(): void {
-    Deno.unrefTimer(setTimeout(() => this.flush(), 0));
+  /** Hands over the growth since the last flush, as read in `stats`. */
+  flush(stats: PoolStats): void {
+    const jobs: RecordingJob[] = [];
+    for (const h of this.#histograms) {
+      const plan = h.delta.next(h.of(stats));
+      if (plan.length > 0) jobs.push({ spec: h.spec, attributes: this.#attributes, plan });
+    }
+    this.#recorder.record(jobs);
+    if (stats.timedOut > this.#timedOut) {
+      this.#timeouts.add(stats.timedOut - this.#timedOut, this.#attributes);
+      this.#timedOut = stats.timedOut;
+    }
   }
 }
 
 /** The observable instruments, read from `stats()` at each collection. */
 function observeStats(
   meter: Meter,
-  pool: InstrumentablePool,
   attributes: Attributes,
-  beforeObserving: () => void,
+  collect: () => { stats: PoolStats; recorded: Promise<void> },
 ): { stop(): void } {
   const upDown = (c: InstrumentConvention) =>
     meter.createObservableUpDownCounter(c.name, { unit: c.unit, description: c.description });
@@ -217,15 +237,16 @@ function observeStats(
   const idle = { ...attributes, [CONNECTION_STATE]: "idle" };
   const used = { ...attributes, [CONNECTION_STATE]: "used" };
   const observables: Observable[] = [count, idleMax, idleMin, max, pending];
+  // Returns once the histograms hold what the pool counted: the collection waits for it.
   const callback = (result: BatchObservableResult) => {
-    beforeObserving();
-    const s = pool.stats();
+    const { stats: s, recorded } = collect();
     result.observe(count, s.idle, idle);
     result.observe(count, s.inUse, used);
     result.observe(idleMax, s.maxIdle, attributes);
     result.observe(idleMin, s.min, attributes);
     result.observe(max, s.max, attributes);
     result.observe(pending, s.pending, attributes);
+    return recorded;
   };
   meter.addBatchObservableCallback(callback, observables);
   return { stop: () => meter.removeBatchObservableCallback(callback, observables) };

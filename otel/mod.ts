@@ -16,6 +16,7 @@
  * @module
  */
 export {
+  FLUSH_EVERY_MS,
   type InstrumentablePool,
   instrumentPool,
   type InstrumentPoolOptions,

@@ -201,6 +201,15 @@ export interface HistogramSnapshot {
   count: number;
   /** Their sum (ms). */
   sumMs: number;
+  /**
+   * The sum per bucket (ms), not cumulative: one entry per bound, then one
+   * for the durations above the last bound.
+   */
+  sumsMs: number[];
+  /** The shortest (ms); 0 while `count` is 0. */
+  minMs: number;
+  /** The longest (ms); 0 while `count` is 0. */
+  maxMs: number;
 }
 
 /** What happens in a pool, as seen by `events()`. */

@@ -21,30 +21,45 @@ const WINDOW = 1024; // recent waits kept for percentiles; a power of two
 
 /**
  * A cumulative duration histogram since the start (the shape Prometheus
- * wants): a bucket count per bound, the count and the sum.
+ * wants): a bucket count per bound, the count and the sum; also the sum per
+ * bucket and the min and max, so that an exporter can replay it exactly
+ * (OpenTelemetry's histograms carry min and max).
  */
 export class DurationHistogram {
-  #perBucket = new Array<number>(WAIT_BUCKETS_MS.length).fill(0);
+  // Per bucket, the last one above every bound: count and sum.
+  readonly #perBucket = new Float64Array(WAIT_BUCKETS_MS.length + 1);
+  readonly #sumPerBucket = new Float64Array(WAIT_BUCKETS_MS.length + 1);
   #count = 0;
   #sumMs = 0;
+  #minMs = Infinity;
+  #maxMs = -Infinity;
 
   /** Records one duration. */
   record(ms: number): void {
     this.#count++;
     this.#sumMs += ms;
-    for (let i = 0; i < WAIT_BUCKETS_MS.length; i++) {
-      if (ms <= WAIT_BUCKETS_MS[i]) {
-        this.#perBucket[i]++;
-        return;
-      }
-    }
+    if (ms < this.#minMs) this.#minMs = ms;
+    if (ms > this.#maxMs) this.#maxMs = ms;
+    let i = 0;
+    while (i < WAIT_BUCKETS_MS.length && ms > WAIT_BUCKETS_MS[i]) i++;
+    this.#perBucket[i]++;
+    this.#sumPerBucket[i] += ms;
   }
 
   /** The cumulative histogram since the start. */
   snapshot(): HistogramSnapshot {
     let running = 0;
-    const counts = this.#perBucket.map((c) => (running += c));
-    return { bucketsMs: WAIT_BUCKETS_MS, counts, count: this.#count, sumMs: this.#sumMs };
+    const counts = WAIT_BUCKETS_MS.map((_, i) => (running += this.#perBucket[i]));
+    const empty = this.#count === 0;
+    return {
+      bucketsMs: WAIT_BUCKETS_MS,
+      counts,
+      count: this.#count,
+      sumMs: this.#sumMs,
+      sumsMs: Array.from(this.#sumPerBucket),
+      minMs: empty ? 0 : this.#minMs,
+      maxMs: empty ? 0 : this.#maxMs,
+    };
   }
 }
 

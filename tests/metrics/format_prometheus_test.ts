@@ -1,10 +1,18 @@
 import assert from "node:assert/strict";
 import { formatPrometheus, PROMETHEUS_CONTENT_TYPE } from "../../pool/metrics.ts";
-import type { PoolStats } from "../../pool/types.ts";
+import type { HistogramSnapshot, PoolStats } from "../../pool/types.ts";
 import { type Family, parseExposition } from "./prometheus_text.ts";
 import { hasPromtool, promtoolCheckMetrics } from "./promtool.ts";
 
 /** A hand-made snapshot; every counter has a distinct value so mix-ups show. */
+/** A snapshot with these bounds, cumulative counts and sum (the Prometheus format reads no more). */
+function histogram(bucketsMs: number[], counts: number[], sumMs: number): HistogramSnapshot {
+  const count = counts.at(-1) ?? 0;
+  const sumsMs = [...bucketsMs.map(() => 0), 0];
+  sumsMs[0] = sumMs;
+  return { bucketsMs, counts, count, sumMs, sumsMs, minMs: 0, maxMs: 0 };
+}
+
 function stats(overrides: Partial<PoolStats> = {}): PoolStats {
   return {
     name: "hsm",
@@ -33,9 +41,12 @@ function stats(overrides: Partial<PoolStats> = {}): PoolStats {
       counts: [60, 70, 80, 90, 100, 101],
       count: 101,
       sumMs: 1234.5,
+      sumsMs: [20, 40, 100, 200, 500, 374.5, 0],
+      minMs: 0.1,
+      maxMs: 900,
     },
-    createTimeHistogram: { bucketsMs: [1, 10], counts: [1, 2], count: 2, sumMs: 7 },
-    useTimeHistogram: { bucketsMs: [1, 10], counts: [50, 99], count: 99, sumMs: 300 },
+    createTimeHistogram: histogram([1, 10], [1, 2], 7),
+    useTimeHistogram: histogram([1, 10], [50, 99], 300),
     ...overrides,
   };
 }
@@ -131,7 +142,7 @@ Deno.test("create time and use time are histograms in seconds, like acquire wait
 
 Deno.test("a histogram whose last bucket is Infinity gets a single +Inf bucket", () => {
   const s = stats({
-    acquireWaitHistogram: { bucketsMs: [1, Infinity], counts: [1, 2], count: 2, sumMs: 3 },
+    acquireWaitHistogram: histogram([1, Infinity], [1, 2], 3),
   });
   const h = parseExposition(formatPrometheus([s])).get("pool_acquire_wait_seconds")!;
   assert.deepEqual(

@@ -1,47 +1,57 @@
 import assert from "node:assert/strict";
 import { Pool } from "../../mod.ts";
-import type { PoolTracker } from "../../pool/tracker.ts";
-import { instrumentPool } from "../../otel/mod.ts";
+import { FLUSH_EVERY_MS, instrumentPool } from "../../otel/mod.ts";
 
-/** A real pool whose `track()` calls are counted. */
-function countedPool(name = "counted") {
-  const pool = new Pool({ name, create: () => Promise.resolve({}), max: 1 });
-  const attached = new Set<PoolTracker>();
-  const track = pool.track.bind(pool);
-  pool.track = (tracker) => {
-    attached.add(tracker);
-    const untrack = track(tracker);
-    return () => {
-      attached.delete(tracker);
-      untrack();
-    };
-  };
-  return { pool, attached };
+function smallPool(name = "small") {
+  return new Pool({ name, create: () => Promise.resolve({}), max: 1 });
 }
 
-Deno.test("instrumentPool attaches one tracker, and stop() detaches it once", async () => {
-  const { pool, attached } = countedPool();
-  const otel = instrumentPool(pool);
-  assert.equal(attached.size, 1);
+/** A pool whose `stats()` reads are counted: the flush timer reads them. */
+function countedPool() {
+  const pool = smallPool("counted");
+  const counted = { reads: 0, stats: () => (counted.reads++, pool.stats()) };
+  return { pool, counted };
+}
+
+Deno.test("after stop() the pool is no longer read, and a second stop() does nothing", async () => {
+  const { pool, counted } = countedPool();
+  const otel = instrumentPool(counted);
   await pool.use(() => {});
   otel.stop();
   otel.stop();
-  assert.equal(attached.size, 0);
+  const reads = counted.reads;
+  // Two timer periods: a timer left running would have read the pool by then (an unref'd
+  // timer escapes Deno's op sanitizer, hence the wait). It cannot fail falsely: lateness only
+  // lets a leak go unseen.
+  await new Promise((resolve) => setTimeout(resolve, 2 * FLUSH_EVERY_MS));
+  assert.equal(counted.reads, reads);
   await pool.close();
 });
 
 Deno.test("`using` the instrumentation stops it at the end of the block", async () => {
-  const { pool, attached } = countedPool();
+  const pool = smallPool();
   {
     using _otel = instrumentPool(pool);
-    assert.equal(attached.size, 1);
+    await pool.use(() => {});
   }
-  assert.equal(attached.size, 0);
+  await pool.close();
+});
+
+Deno.test("instrumenting adds no tracker to the acquire/release path", async () => {
+  const pool = smallPool();
+  let tracked = 0;
+  pool.track = () => {
+    tracked++;
+    return () => {};
+  };
+  using _otel = instrumentPool(pool);
+  await pool.use(() => {});
+  assert.equal(tracked, 0);
   await pool.close();
 });
 
 Deno.test("an empty pool name is a TypeError that says how to fix it", async () => {
-  const { pool } = countedPool();
+  const pool = smallPool();
   assert.throws(
     () => instrumentPool(pool, { poolName: "" }),
     (e: unknown) =>

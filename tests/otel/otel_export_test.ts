@@ -3,6 +3,7 @@ import { type MetricPoint, OtlpReceiver } from "./otlp_receiver.ts";
 
 const PROGRAM = new URL("./fixtures/known_work.ts", import.meta.url).pathname;
 const TIMINGS_THEN_EXIT = new URL("./fixtures/timings_then_exit.ts", import.meta.url).pathname;
+const OFF_EVENT_LOOP = new URL("./fixtures/records_off_event_loop.ts", import.meta.url).pathname;
 const POOL = { "db.client.connection.pool.name": "otel-e2e" };
 
 /** Runs the known-work program against a fresh receiver; `read` gets the export. */
@@ -173,4 +174,25 @@ Deno.test("many timings are exported once each, whether flushed by their timer o
   assert.equal(wait.count, 10_000);
   assert.equal(use.count, 10_000);
   assert.equal(wait.bucketCounts!.reduce((a, b) => a + b, 0), 10_000);
+});
+
+Deno.test("with Deno's exporter, the histograms are recorded off the event loop's thread, exactly", async () => {
+  await using receiver = OtlpReceiver.start();
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", OFF_EVENT_LOOP, "2000"],
+    env: receiver.env(60_000),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(code, 0, new TextDecoder().decode(stderr));
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(stdout)), { recordedHere: 0 });
+  await receiver.waitFor(
+    () => receiver.latest("db.client.connection.use_time").length > 0,
+    10_000,
+    "use_time",
+  );
+  const pool = { "db.client.connection.pool.name": "off-loop" };
+  assert.equal(only(receiver, "db.client.connection.wait_time", pool).count, 2000);
+  assert.equal(only(receiver, "db.client.connection.use_time", pool).count, 2000);
+  assert.equal(only(receiver, "db.client.connection.create_time", pool).count, 1);
 });
