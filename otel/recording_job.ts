@@ -5,8 +5,8 @@
  * @module
  */
 
-import type { Attributes } from "@opentelemetry/api";
-import type { RecordingPlan } from "./histogram_delta.ts";
+import { type Attributes, type Histogram, metrics } from "@opentelemetry/api";
+import { type RecordingPlan, replay } from "./histogram_delta.ts";
 
 /** A histogram instrument, as data: the meter it belongs to and how it is created. */
 export interface HistogramSpec {
@@ -40,4 +40,30 @@ export interface Recorder {
   settled(): Promise<void>;
   /** Blocks until every job handed over so far is recorded, for at most a bounded time (exit). */
   settleNow(): void;
+}
+
+/**
+ * Records jobs through the global meter provider of the thread it runs on,
+ * creating each histogram once.
+ */
+export class JobReplayer {
+  readonly #histograms = new Map<string, Histogram>();
+
+  /** Records every value of `jobs`, in order. */
+  replay(jobs: readonly RecordingJob[]): void {
+    for (const job of jobs) replay(job.plan, this.#histogramFor(job.spec), job.attributes);
+  }
+
+  #histogramFor(spec: HistogramSpec): Histogram {
+    let histogram = this.#histograms.get(spec.name);
+    if (histogram === undefined) {
+      histogram = metrics.getMeter(spec.meter).createHistogram(spec.name, {
+        unit: spec.unit,
+        description: spec.description,
+        advice: { explicitBucketBoundaries: spec.boundsS },
+      });
+      this.#histograms.set(spec.name, histogram);
+    }
+    return histogram;
+  }
 }

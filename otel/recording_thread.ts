@@ -10,10 +10,9 @@
  * @module
  */
 
-import { type Histogram, metrics } from "@opentelemetry/api";
+import { metrics } from "@opentelemetry/api";
 import { Worker } from "node:worker_threads";
-import { replay } from "./histogram_delta.ts";
-import type { Recorder, RecordingJob } from "./recording_job.ts";
+import { JobReplayer, type Recorder, type RecordingJob } from "./recording_job.ts";
 
 /** How long a collection waits for the recording thread before exporting what it has. */
 const SETTLE_WAIT_MS = 1_000;
@@ -22,11 +21,11 @@ const SETTLE_AT_EXIT_MS = 2_000;
 
 /** Records on this thread, through the global meter provider. */
 export class LocalRecorder implements Recorder {
-  readonly #histograms = new Map<string, Histogram>();
+  readonly #replayer = new JobReplayer();
 
   /** {@inheritDoc Recorder.record} */
   record(jobs: RecordingJob[]): void {
-    for (const job of jobs) replay(job.plan, this.#histogramFor(job), job.attributes);
+    this.#replayer.replay(jobs);
   }
   /** {@inheritDoc Recorder.settled} */
   settled(): Promise<void> {
@@ -34,19 +33,6 @@ export class LocalRecorder implements Recorder {
   }
   /** {@inheritDoc Recorder.settleNow} */
   settleNow(): void {}
-
-  #histogramFor({ spec }: RecordingJob): Histogram {
-    let histogram = this.#histograms.get(spec.name);
-    if (histogram === undefined) {
-      histogram = metrics.getMeter(spec.meter).createHistogram(spec.name, {
-        unit: spec.unit,
-        description: spec.description,
-        advice: { explicitBucketBoundaries: spec.boundsS },
-      });
-      this.#histograms.set(spec.name, histogram);
-    }
-    return histogram;
-  }
 }
 
 /**

@@ -7,25 +7,10 @@
  * @module
  */
 
-import { type Histogram, metrics } from "@opentelemetry/api";
 import { parentPort } from "node:worker_threads";
-import { replay } from "./histogram_delta.ts";
-import type { RecordingJob } from "./recording_job.ts";
+import { JobReplayer, type RecordingJob } from "./recording_job.ts";
 
-const histograms = new Map<string, Histogram>();
-
-function histogramFor({ spec }: RecordingJob): Histogram {
-  let histogram = histograms.get(spec.name);
-  if (histogram === undefined) {
-    histogram = metrics.getMeter(spec.meter).createHistogram(spec.name, {
-      unit: spec.unit,
-      description: spec.description,
-      advice: { explicitBucketBoundaries: spec.boundsS },
-    });
-    histograms.set(spec.name, histogram);
-  }
-  return histogram;
-}
+const replayer = new JobReplayer();
 
 let done: Int32Array | undefined;
 
@@ -36,7 +21,7 @@ parentPort!.on(
       done = new Int32Array(message.done);
       return;
     }
-    for (const job of message.jobs) replay(job.plan, histogramFor(job), job.attributes);
+    replayer.replay(message.jobs);
     Atomics.store(done!, 0, message.seq);
     Atomics.notify(done!, 0);
     parentPort!.postMessage(message.seq);
