@@ -163,7 +163,7 @@ async function timingsAtExit(n: number) {
   };
 }
 
-Deno.test("timings buffered just before exit are exported at exit", async () => {
+Deno.test("timings counted just before exit are exported at exit", async () => {
   const { wait, use } = await timingsAtExit(3);
   assert.equal(wait.count, 3);
   assert.equal(use.count, 3);
