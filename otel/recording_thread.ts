@@ -5,7 +5,8 @@
  * with the rest, and the 0.3–0.7 µs that each `Histogram.record()` costs in
  * Deno 2.9 is not spent on the event loop (pino moves its log transports off
  * the main thread for the same reason). With any other meter provider (an
- * SDK set up in this thread, or the no-op one), on this thread.
+ * SDK set up in this thread, or the no-op one), or when the thread cannot
+ * start (no `--allow-read` for its module), on this thread.
  *
  * @module
  */
@@ -115,7 +116,7 @@ export class ThreadRecorder implements Recorder {
   }
 }
 
-let shared: ThreadRecorder | undefined;
+let shared: Recorder | undefined;
 
 /** Whether the global meter provider is Deno's built-in one (`OTEL_DENO=true`). */
 function denoExporterIsGlobal(): boolean {
@@ -130,5 +131,13 @@ function denoExporterIsGlobal(): boolean {
  */
 export function recorderForGlobalProvider(): Recorder {
   if (!denoExporterIsGlobal()) return new LocalRecorder();
-  return (shared ??= new ThreadRecorder());
+  if (shared === undefined) {
+    try {
+      shared = new ThreadRecorder();
+    } catch {
+      // No thread without read access to its module (`--allow-read`): record here instead.
+      shared = new LocalRecorder();
+    }
+  }
+  return shared;
 }
