@@ -20,7 +20,8 @@ export interface CreatorHost<R> {
  * Makes resources (HikariCP's `PoolEntryCreator`): starts creates, records
  * their timings, and decides how fast to try again when they fail.
  *
- * The first create runs alone (so does the first after `invalidate()`):
+ * The first create runs alone (so does the first after `invalidate()`, and
+ * the first while the pool holds no resource, as after a server restart):
  * until one has succeeded, nothing says the backend accepts us, and a
  * wrong password or PIN must reach it once, not `max` times at once.
  * While creates succeed, as many run at once as callers need. After a
@@ -79,7 +80,9 @@ export class Creator<R> {
       if (this.breaker.permanent && !this.host.hasWaiters()) return;
       if (this.creating > 0 || !this.#allowProbe(now)) return;
       n = 1;
-    } else if (!this.#proven) {
+    } else if (!this.#proven || inventory.all.size === 0) {
+      // Nothing shows the backend takes us now (no create has succeeded yet, or every resource
+      // is gone, as after a restart or a password change): the first create runs alone.
       if (this.creating > 0) return; // the first create is under way: wait for its answer
       n = 1;
     }

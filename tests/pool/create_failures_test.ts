@@ -56,22 +56,24 @@ Deno.test("creates failing at the same moment count as one failure, not as failu
   using clock = fakeClock();
   const factory = new FakeFactory();
   await using pool = new Pool({ ...factory, breaker: { threshold: 5 } });
-  await (await pool.acquire()).destroy(); // a create has succeeded: later ones run side by side
+  // A create has succeeded and its resource is alive: later creates run side by side.
+  const held = await pool.acquire();
   factory.failWith = new Error("connection refused");
   factory.holdCreates();
   const outcomes = Array.from(
-    { length: 10 },
+    { length: 9 },
     () => pool.acquire({ timeoutMs: 60_000 }).catch((e) => e),
   );
   await clock.advance(0);
-  assert.equal(factory.heldCreates, 10);
+  assert.equal(factory.heldCreates, 9);
   factory.releaseCreates();
   await clock.advance(10);
-  assert.equal(pool.stats().createErrors, 10);
+  assert.equal(pool.stats().createErrors, 9);
   assert.equal(pool.stats().breaker, "closed");
   factory.failWith = undefined;
   await clock.advance(100);
   for (const lease of await Promise.all(outcomes)) await lease.release();
+  await held.release();
 });
 
 Deno.test("while creates fail, at most one is in flight whatever the number of callers", async () => {
@@ -350,4 +352,23 @@ Deno.test("once the first create has succeeded, the rest of a burst is created s
   assert.equal(factory.heldCreates, 4, "the other four callers' creates start together");
   factory.releaseCreates();
   for (const lease of await Promise.all(leases)) await lease.release();
+});
+
+Deno.test("once every resource is gone, the next create runs alone again until one succeeds", async () => {
+  using clock = fakeClock();
+  const factory = new FakeFactory();
+  await using pool = new Pool({ ...factory, max: 10 });
+  const first = await Promise.all(Array.from({ length: 3 }, () => pool.acquire()));
+  for (const lease of first) await lease.destroy("the server restarted"); // the pool is empty
+  factory.failWith = new Error("password authentication failed");
+  factory.holdCreates();
+  const outcomes = Array.from(
+    { length: 10 },
+    () => pool.acquire({ timeoutMs: 50 }).catch((e) => e),
+  );
+  await clock.advance(0);
+  assert.equal(factory.heldCreates, 1, "one attempt, not ten at once");
+  factory.releaseCreates();
+  await clock.advance(100);
+  await Promise.all(outcomes);
 });
