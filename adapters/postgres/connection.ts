@@ -151,6 +151,25 @@ export class PgConnection {
     return undefined;
   }
 
+  /**
+   * The driver without statement tracking, for one-shot statements that share a lease (see
+   * one_shot.ts): their batch counts what is in flight, and such a statement is never aborted
+   * on its own nor changes the session. Pass their errors through {@link PgConnection.explain}.
+   * Throws once the cleaning after the last lease failed.
+   */
+  get untracked(): PostgresClient {
+    if (this.#resetFailure !== undefined) throw this.#resetFailedError(this.#resetFailure);
+    return this.#sql;
+  }
+
+  /**
+   * A driver error as the adapter reports it: socket failures become one clear
+   * {@link PostgresConnectionError}, and so does every error after a failed cleaning.
+   */
+  explain(error: unknown): unknown {
+    return this.#explain(error);
+  }
+
   /** Runs SQL of the adapter's own (not counted as the borrower's). */
   run(text: string): Promise<import("postgres").RowList<import("postgres").Row[]>> {
     return this.#sql.unsafe(text).catch((error) => {

@@ -67,7 +67,6 @@ class Batch {
   waiting: Waiting[] = [];
   /** A connection failure seen by one of its statements: destroy, do not lend again. */
   fatal: unknown;
-  drainScheduled = false;
 }
 
 /** What the batches need from the pool. */
@@ -84,6 +83,7 @@ export class OneShotBatches {
   readonly #host: BatchHost;
   readonly #depth: number;
   readonly #maxLeases: number;
+  #sweepScheduled = false;
 
   /** `depth`: statements per lease; `maxLeases`: how many batches may exist before joining. */
   constructor(host: BatchHost, depth: number, maxLeases: number) {
@@ -148,9 +148,10 @@ export class OneShotBatches {
   }
 
   #send<T>(batch: Batch, statement: Statement<T>): Promise<T> {
+    const conn = batch.lease!.resource;
     let sent: Promise<T>;
     try {
-      sent = statement(batch.lease!.resource.client);
+      sent = statement(conn.untracked);
     } catch (error) {
       this.#finished(batch, error);
       return Promise.reject(error);
@@ -158,8 +159,9 @@ export class OneShotBatches {
     return sent.then(
       (result) => (this.#finished(batch, undefined), result),
       (error) => {
-        this.#finished(batch, error);
-        throw error;
+        const explained = conn.explain(error);
+        this.#finished(batch, explained);
+        throw explained;
       },
     );
   }
@@ -171,14 +173,21 @@ export class OneShotBatches {
     }
     if (--batch.inFlight > 0) return;
     if (batch.accepted >= this.#depth || batch.fatal !== undefined) return this.#end(batch);
-    // Drained for now: a caller that sends its next statement in this turn joins again.
-    if (batch.drainScheduled) return;
-    batch.drainScheduled = true;
-    setImmediate(() => {
-      batch.drainScheduled = false;
-      if (batch.inFlight === 0) this.#end(batch);
-    });
+    // Drained for now: a caller that sends its next statement in this turn joins again. One
+    // sweep per turn ends whatever is still drained then.
+    if (this.#sweepScheduled) return;
+    this.#sweepScheduled = true;
+    setImmediate(this.#sweep);
   }
+
+  readonly #sweep = (): void => {
+    this.#sweepScheduled = false;
+    const live = this.#live;
+    for (let i = live.length - 1; i >= 0; i--) {
+      const batch = live[i];
+      if (batch.lease !== undefined && batch.inFlight === 0) this.#end(batch);
+    }
+  };
 
   /** The lease ends: the pool resets the connection (once for the batch) or destroys it. */
   #end(batch: Batch): void {
