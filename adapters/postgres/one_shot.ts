@@ -18,8 +18,11 @@ import type { Lease } from "../../mod.ts";
 import type { PgConnection, PostgresClient } from "./connection.ts";
 import { mayChangeSession } from "./session_reset.ts";
 
-/** Default of the `oneShotBatch` option: how many one-shot statements one lease may carry. */
-export const DEFAULT_ONE_SHOT_BATCH = 32;
+/**
+ * Default of the `oneShotBatch` option: how many one-shot statements one lease may carry. The
+ * same as postgres.js's `max_pipeline` default; measured against 32 in tasks/bench/FINDINGS.md.
+ */
+export const DEFAULT_ONE_SHOT_BATCH = 100;
 
 /** A statement (or line) that opens, ends or marks a transaction: never shared. */
 const TRANSACTION_CONTROL =

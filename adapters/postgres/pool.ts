@@ -46,7 +46,7 @@ export interface PostgresPoolOptions extends DriverOptions {
   /**
    * How many one-shot `query()` statements (outside `use()`/`transaction()`, without call
    * options) may share one lease, pipelined on its connection; the `reset` then runs once per
-   * lease. Only statements that cannot change the session or a transaction share. Default 32;
+   * lease. Only statements that cannot change the session or a transaction share. Default 100;
    * `1`: each one-shot has a lease of its own.
    */
   oneShotBatch?: number;
