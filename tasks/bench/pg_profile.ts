@@ -39,7 +39,7 @@ const CONTENDERS: Contender[] = [
   poolkitContender(need, POOLKIT_QUERY, {}, "query"),
   poolkitContender(need, `${POOLKIT_QUERY} oneShotBatch 1`, { oneShotBatch: 1 }, "query"),
   poolkitContender(need, `${POOLKIT_QUERY} reset never`, { reset: "never" }, "query"),
-  poolkitContender(need, `${POOLKIT_QUERY} oneShotBatch 100`, { oneShotBatch: 100 }, "query"),
+  poolkitContender(need, `${POOLKIT_QUERY} oneShotBatch 32`, { oneShotBatch: 32 }, "query"),
   poolkitContender(need, "poolkit reset when-needed", { reset: "when-needed" }),
   poolkitContender(need, "poolkit reset never", { reset: "never" }),
   barePoolContender(need),
