@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { AsyncLocalStorage } from "node:async_hooks";
 import type { AcquireOptions, Pool } from "../../mod.ts";
 import type { PgConnection } from "./connection.ts";
 import { PostgresDeadlineError } from "./errors.ts";
@@ -23,6 +24,27 @@ export interface CallOptions extends AcquireOptions {
 /** What a call runs on the borrowed connection. */
 export type OnConnection<T> = (conn: PgConnection, signal: AbortSignal) => T | Promise<T>;
 
+/**
+ * The connection of the call running in an async context, while it runs: a nested call (the
+ * adapter's `reentrant`) joins it. The adapter keeps this itself rather than the core pool, so
+ * that a one-shot `query()` can tell whether it is nested without taking a lease.
+ */
+export interface CallFrame {
+  readonly conn: PgConnection;
+  active: boolean;
+}
+
+/** Where the running call's {@link CallFrame} is kept; `undefined` when not reentrant. */
+export type CallContext = AsyncLocalStorage<CallFrame> | undefined;
+
+/** The connection of the call this code runs inside, if any (reentrant pools only). */
+export function outerConnection(context: CallContext): PgConnection | undefined {
+  const frame = context?.getStore();
+  return frame?.active ? frame.conn : undefined;
+}
+
+const NEVER_ABORTED = new AbortController().signal;
+
 /** Thrown inside the pool's `use()` when it lent a connection already known to be closed. */
 class StaleConnection {
   constructor(readonly conn: PgConnection) {}
@@ -31,11 +53,12 @@ class StaleConnection {
 /** Runs `fn` on a borrowed connection, honouring `options.signal` and `options.deadlineMs`. */
 export function call<T>(
   pool: Pool<PgConnection>,
+  context: CallContext,
   fn: OnConnection<T>,
   options: CallOptions | undefined,
 ): Promise<T> {
   const deadlineMs = options?.deadlineMs;
-  if (deadlineMs === undefined) return lendLive(pool, fn, options);
+  if (deadlineMs === undefined) return lendLive(pool, context, fn, options);
   if (typeof deadlineMs !== "number" || !(deadlineMs >= 0)) {
     return Promise.reject(
       new TypeError(`deadlineMs must be a number of milliseconds >= 0, got ${deadlineMs}`),
@@ -46,7 +69,7 @@ export function call<T>(
   const signal = options?.signal === undefined
     ? deadline.signal
     : AbortSignal.any([options.signal, deadline.signal]);
-  return lendLive(pool, fn, { ...options, signal }).finally(() => clearTimeout(timer));
+  return lendLive(pool, context, fn, { ...options, signal }).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -56,20 +79,21 @@ export function call<T>(
  */
 async function lendLive<T>(
   pool: Pool<PgConnection>,
+  context: CallContext,
   fn: OnConnection<T>,
   options: AcquireOptions | undefined,
 ): Promise<T> {
   const signal = options?.signal;
+  const outer = outerConnection(context);
+  if (outer !== undefined) return await joinOuter(outer, fn, signal);
   const early = signal === undefined ? undefined : Promise.withResolvers<never>();
-  const run = early === undefined
-    ? (conn: PgConnection, s: AbortSignal) => {
-      if (conn.unusable) throw new StaleConnection(conn);
-      return fn(conn, s);
-    }
-    : (conn: PgConnection, s: AbortSignal) => {
-      if (conn.unusable) throw new StaleConnection(conn);
-      return abortable(conn, fn, s, early.reject);
-    };
+  const body: OnConnection<T> = early === undefined
+    ? fn
+    : (conn, s) => abortable(conn, fn, s, early.reject);
+  const run = (conn: PgConnection, s: AbortSignal) => {
+    if (conn.unusable) throw new StaleConnection(conn);
+    return context === undefined ? body(conn, s) : enter(context, conn, body, s);
+  };
   let stale: PgConnection | undefined;
   while (true) {
     const used = pool.use(run, options);
@@ -79,10 +103,35 @@ async function lendLive<T>(
       return await Promise.race([used, early.promise]);
     } catch (error) {
       if (!(error instanceof StaleConnection)) throw error;
-      // A nested call (reentrant pool) is handed its outer call's connection again: give up.
-      if (error.conn === stale) throw error.conn.unusable;
+      if (error.conn === stale) throw error.conn.unusable; // lent the same one again: give up
       stale = error.conn;
     }
+  }
+}
+
+/** A nested call: runs on its outer call's connection, unless that one became unusable. */
+async function joinOuter<T>(
+  conn: PgConnection,
+  fn: OnConnection<T>,
+  signal: AbortSignal | undefined,
+): Promise<T> {
+  if (conn.unusable) throw conn.unusable;
+  if (signal === undefined) return await fn(conn, NEVER_ABORTED);
+  return await abortable(conn, fn, signal, () => {});
+}
+
+/** Runs `fn` with `conn` as the connection nested calls join, until it settles. */
+async function enter<T>(
+  context: AsyncLocalStorage<CallFrame>,
+  conn: PgConnection,
+  fn: OnConnection<T>,
+  signal: AbortSignal,
+): Promise<T> {
+  const frame: CallFrame = { conn, active: true };
+  try {
+    return await context.run(frame, fn, conn, signal);
+  } finally {
+    frame.active = false;
   }
 }
 

@@ -14,11 +14,18 @@
  * @module
  */
 import postgres from "postgres";
-import { connectError, errorCode, PostgresConnectionError, type Target } from "./errors.ts";
+import {
+  connectError,
+  connectionLostError,
+  discardedError,
+  isDriverClosed,
+  PostgresConnectionError,
+  resetFailedError,
+  type Target,
+} from "./errors.ts";
 import {
   mayChangeSession,
   PIPELINED_RESET_SQL,
-  PREPARED_LEFT_SQLSTATE,
   RESET_SESSION_SQL,
   type SessionReset,
 } from "./session_reset.ts";
@@ -43,6 +50,13 @@ interface QueryInternals {
   resolve: (result: unknown) => void;
   reject: (error: unknown) => void;
   canceller: ((query: unknown) => Promise<void>) | null;
+}
+
+/** A query while {@link PgConnection} tracks it: its own settle functions, and whose it is. */
+interface TrackedQuery extends QueryInternals {
+  poolkitConnection: PgConnection;
+  poolkitResolve: (result: unknown) => void;
+  poolkitReject: (error: unknown) => void;
 }
 
 let nextId = 1;
@@ -147,14 +161,25 @@ export class PgConnection {
    */
   get unusable(): Error | undefined {
     if (this.closed !== undefined) return this.closed;
-    if (this.#resetFailure !== undefined) return this.#resetFailedError(this.#resetFailure);
+    if (this.#resetFailure !== undefined) return resetFailedError(this.id, this.#resetFailure);
     return undefined;
+  }
+
+  /**
+   * The driver without statement tracking, for one-shot statements that share a lease (see
+   * one_shot.ts): their batch counts what is in flight, and such a statement is never aborted
+   * on its own nor changes the session. Pass their errors through {@link PgConnection.explain}.
+   * Throws once the cleaning after the last lease failed.
+   */
+  get untracked(): PostgresClient {
+    if (this.#resetFailure !== undefined) throw resetFailedError(this.id, this.#resetFailure);
+    return this.#sql;
   }
 
   /** Runs SQL of the adapter's own (not counted as the borrower's). */
   run(text: string): Promise<import("postgres").RowList<import("postgres").Row[]>> {
     return this.#sql.unsafe(text).catch((error) => {
-      throw this.#explain(error);
+      throw this.explain(error);
     });
   }
 
@@ -187,15 +212,17 @@ export class PgConnection {
    */
   reset(): Promise<void> | void {
     if (this.closed) throw this.closed;
-    if (this.cancelRequested) throw this.#unusable("a statement on it was cancelled");
-    if (this.#resetFailure !== undefined) throw this.#resetFailedError(this.#resetFailure);
-    for (const query of this.#running) {
-      if (query.executed) {
-        this.cancelRunning();
-        throw this.#unusable("it was released while a statement was still running");
+    if (this.cancelRequested) throw discardedError(this.id, "a statement on it was cancelled");
+    if (this.#resetFailure !== undefined) throw resetFailedError(this.id, this.#resetFailure);
+    if (this.#running.size !== 0) {
+      for (const query of this.#running) {
+        if (query.executed) {
+          this.cancelRunning();
+          throw discardedError(this.id, "it was released while a statement was still running");
+        }
       }
+      this.#running.clear(); // what is left never ran (fragments, unawaited queries)
     }
-    this.#running.clear(); // what is left never ran (fragments, unawaited queries)
     const watcher = this.#sockets.watcher;
     const watched = this.txStatus !== TX_UNKNOWN;
     // Unwatched (TLS), statements may run unseen (postgres.js's sql.begin scope): assume some did.
@@ -277,13 +304,6 @@ export class PgConnection {
     await this.#sql.end({ timeout: 0 });
   }
 
-  #unusable(why: string): PostgresConnectionError {
-    return new PostgresConnectionError(
-      `PostgreSQL connection #${this.id}: ${why}; it is discarded, not reused`,
-      "CANCELLED",
-    );
-  }
-
   #onClose(): void {
     if (this.closed) return;
     this.closed = new PostgresConnectionError(
@@ -334,64 +354,45 @@ export class PgConnection {
     });
   }
 
+  /**
+   * Notes a statement as running until it settles. The driver calls `query.resolve(...)` and
+   * `query.reject(...)` as methods, so two shared functions replace them (no closures per
+   * statement); the originals and this connection ride on the query object.
+   */
   #track(query: QueryInternals): void {
-    if (this.#resetFailure !== undefined) throw this.#resetFailedError(this.#resetFailure);
-    const { resolve, reject } = query;
+    if (this.#resetFailure !== undefined) throw resetFailedError(this.id, this.#resetFailure);
+    const tracked = query as TrackedQuery;
+    tracked.poolkitConnection = this;
+    tracked.poolkitResolve = query.resolve;
+    tracked.poolkitReject = query.reject;
     this.#running.add(query);
-    query.resolve = (result) => {
-      this.#running.delete(query);
-      resolve(result);
-    };
-    query.reject = (error) => {
-      this.#running.delete(query);
-      this.transactionError ??= error;
-      reject(this.#explain(error));
-    };
+    query.resolve = PgConnection.#settledWith;
+    query.reject = PgConnection.#failedWith;
   }
 
-  #resetFailedError(cause: unknown): PostgresConnectionError {
-    const why = errorCode(cause) === PREPARED_LEFT_SQLSTATE
-      ? "found prepared statements made with SQL PREPARE where the adapter could not see it " +
-        "(inside a server function)"
-      : "failed (see cause)";
-    return new PostgresConnectionError(
-      `PostgreSQL connection #${this.id}: cleaning the session after its last lease ${why}, so ` +
-        "no statement runs on it any more; it is discarded, retry on another",
-      "RESET_FAILED",
-      { cause },
-    );
+  static #settledWith(this: TrackedQuery, result: unknown): void {
+    this.poolkitConnection.#running.delete(this);
+    this.poolkitResolve(result);
+  }
+
+  static #failedWith(this: TrackedQuery, error: unknown): void {
+    const conn = this.poolkitConnection;
+    conn.#running.delete(this);
+    conn.transactionError ??= error;
+    this.poolkitReject(conn.explain(error));
   }
 
   /**
-   * Driver errors about the socket become one clear {@link PostgresConnectionError}, and so does
-   * every error after a failed cleaning (the server refused the statement).
+   * A driver error as the adapter reports it: socket failures become one clear
+   * {@link PostgresConnectionError}, and so does every error after a failed cleaning (the server
+   * refused the statement).
    */
-  #explain(error: unknown): unknown {
-    if (this.#resetFailure !== undefined) return this.#resetFailedError(this.#resetFailure);
+  explain(error: unknown): unknown {
+    if (this.#resetFailure !== undefined) return resetFailedError(this.id, this.#resetFailure);
     if (!isDriverClosed(error)) return error;
     if (this.closed) {
       return new PostgresConnectionError(this.closed.message, this.closed.code, { cause: error });
     }
-    return new PostgresConnectionError(
-      `PostgreSQL connection #${this.id} (backend pid ${this.pid}) was lost ` +
-        `[${errorCode(error)}]: the server closed it, restarted, or the network failed. ` +
-        "The pool discards it; retry on another.",
-      errorCode(error),
-      { cause: error },
-    );
+    return connectionLostError(this.id, this.pid, error);
   }
-}
-
-/** The driver's own "the socket is gone" codes, and the socket errors behind them. */
-const DRIVER_CLOSED = new Set([
-  "CONNECTION_ENDED",
-  "CONNECTION_CLOSED",
-  "CONNECTION_DESTROYED",
-  "ECONNRESET",
-  "EPIPE",
-  "ETIMEDOUT",
-]);
-
-function isDriverClosed(error: unknown): boolean {
-  return DRIVER_CLOSED.has(errorCode(error));
 }

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { PREPARED_LEFT_SQLSTATE } from "./session_reset.ts";
+
 /** A connection to PostgreSQL could not be opened, or was lost while in use. */
 export class PostgresConnectionError extends Error {
   /** The driver's or the server's code: `28P01`, `ECONNREFUSED`, `CONNECTION_CLOSED`, ... */
@@ -155,5 +157,56 @@ export function connectError(error: unknown, target: Target): PostgresConnection
     `cannot connect to PostgreSQL as ${describeTarget(target)}: ${reason} [${code}]${hint}`,
     code,
     { cause: error },
+  );
+}
+
+/** The driver's own "the socket is gone" codes, and the socket errors behind them. */
+const DRIVER_CLOSED = new Set([
+  "CONNECTION_ENDED",
+  "CONNECTION_CLOSED",
+  "CONNECTION_DESTROYED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+]);
+
+/** Whether the driver says the connection's socket is gone. */
+export function isDriverClosed(error: unknown): boolean {
+  return DRIVER_CLOSED.has(errorCode(error));
+}
+
+/** Connection `id` was lost (`error`, from the driver): one clear error, retry on another. */
+export function connectionLostError(
+  id: number,
+  pid: number,
+  error: unknown,
+): PostgresConnectionError {
+  return new PostgresConnectionError(
+    `PostgreSQL connection #${id} (backend pid ${pid}) was lost [${errorCode(error)}]: the ` +
+      "server closed it, restarted, or the network failed. The pool discards it; retry on another.",
+    errorCode(error),
+    { cause: error },
+  );
+}
+
+/** Connection `id` is given up for `why` (a cancelled statement, say): never reused. */
+export function discardedError(id: number, why: string): PostgresConnectionError {
+  return new PostgresConnectionError(
+    `PostgreSQL connection #${id}: ${why}; it is discarded, not reused`,
+    "CANCELLED",
+  );
+}
+
+/** Cleaning connection `id` after its last lease failed (`cause`): nothing runs on it any more. */
+export function resetFailedError(id: number, cause: unknown): PostgresConnectionError {
+  const why = errorCode(cause) === PREPARED_LEFT_SQLSTATE
+    ? "found prepared statements made with SQL PREPARE where the adapter could not see it " +
+      "(inside a server function)"
+    : "failed (see cause)";
+  return new PostgresConnectionError(
+    `PostgreSQL connection #${id}: cleaning the session after its last lease ${why}, so ` +
+      "no statement runs on it any more; it is discarded, retry on another",
+    "RESET_FAILED",
+    { cause },
   );
 }

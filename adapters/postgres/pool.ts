@@ -5,12 +5,20 @@
  *
  * @module
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import type postgres from "postgres";
 import { Pool } from "../../mod.ts";
 import type { CloseOptions, Lease, PoolSettings, PoolStats } from "../../mod.ts";
-import { call, type CallOptions } from "./call.ts";
+import {
+  call,
+  type CallContext,
+  type CallFrame,
+  type CallOptions,
+  outerConnection,
+} from "./call.ts";
 import { type DriverOptions, PgConnection, type PostgresClient } from "./connection.ts";
 import { isConnectionFailure, isPermanentConnectError, type Target } from "./errors.ts";
+import { DEFAULT_ONE_SHOT_BATCH, mayShare, OneShotBatches, templateMayShare } from "./one_shot.ts";
 import { checkSessionReset, type SessionReset } from "./session_reset.ts";
 import { beginStatement, runTransaction } from "./transaction.ts";
 
@@ -35,6 +43,13 @@ export interface PostgresPoolOptions extends DriverOptions {
    * back, whatever this says.
    */
   reset?: SessionReset;
+  /**
+   * How many one-shot `query()` statements (outside `use()`/`transaction()`, without call
+   * options) may share one lease, pipelined on its connection; the `reset` then runs once per
+   * lease. Only statements that cannot change the session or a transaction share. Default 100;
+   * `1`: each one-shot has a lease of its own.
+   */
+  oneShotBatch?: number;
 }
 
 /** Options of {@link PostgresPool.transaction}. */
@@ -65,10 +80,14 @@ export class PostgresPool implements AsyncDisposable {
   /** The underlying generic pool: for `events()`, `resize()`, `invalidate()`. */
   readonly pool: Pool<PgConnection>;
   readonly #prepare: boolean;
+  /** The running call per async context (reentrancy), kept here rather than in the core pool. */
+  readonly #context: CallContext;
+  /** One-shot statements sharing leases; `undefined` with `oneShotBatch: 1`. */
+  readonly #batches: OneShotBatches | undefined;
 
   /** Prefer {@link createPostgresPool}; this is the same. */
   constructor(options: PostgresPoolOptions = {}) {
-    const { url: givenUrl, pool: settings, reset: givenReset, ...driver } = options;
+    const { url: givenUrl, pool: settings, reset: givenReset, oneShotBatch, ...driver } = options;
     const url = givenUrl ?? Deno.env.get("DATABASE_URL");
     if (url === undefined && driver.host === undefined) {
       throw new TypeError(
@@ -77,14 +96,16 @@ export class PostgresPool implements AsyncDisposable {
       );
     }
     const reset = checkSessionReset(givenReset);
+    const depth = checkOneShotBatch(oneShotBatch);
     const target = targetOf(url, driver);
     const driverOptions: DriverOptions = { connect_timeout: 10, ...driver };
     this.#prepare = driver.prepare !== false;
+    this.#context = (settings?.reentrant ?? true) ? new AsyncLocalStorage<CallFrame>() : undefined;
     this.pool = new Pool<PgConnection>({
       name: "postgres",
-      reentrant: true,
       validateAfterMs: 1_000,
       ...settings,
+      reentrant: false, // the adapter keeps the nesting context itself (see call.ts)
       create: (signal) => PgConnection.open(url, driverOptions, target, reset, signal),
       destroy: (conn) => conn.close(),
       validate: (conn, signal) => conn.ping(signal),
@@ -93,6 +114,15 @@ export class PostgresPool implements AsyncDisposable {
         conn.unusable !== undefined || conn.cancelRequested || isConnectionFailure(error),
       isPermanent: isPermanentConnectError,
     });
+    this.#batches = depth === 1 ? undefined : new OneShotBatches(
+      {
+        acquire: () => this.acquire(),
+        isFatal: (error, conn) =>
+          conn.unusable !== undefined || conn.cancelRequested || isConnectionFailure(error),
+      },
+      depth,
+      this.pool.stats().max,
+    );
   }
 
   /**
@@ -105,7 +135,7 @@ export class PostgresPool implements AsyncDisposable {
     fn: (sql: PostgresClient, signal: AbortSignal) => T | Promise<T>,
     options?: CallOptions,
   ): Promise<T> {
-    return call(this.pool, (conn, signal) => fn(conn.client, signal), options);
+    return call(this.pool, this.#context, (conn, signal) => fn(conn.client, signal), options);
   }
 
   /**
@@ -133,7 +163,12 @@ export class PostgresPool implements AsyncDisposable {
     options?: TransactionOptions,
   ): Promise<T> {
     const begin = beginStatement(options);
-    return call(this.pool, (conn, signal) => runTransaction(conn, begin, fn, signal), options);
+    return call(
+      this.pool,
+      this.#context,
+      (conn, signal) => runTransaction(conn, begin, fn, signal),
+      options,
+    );
   }
 
   /**
@@ -159,7 +194,11 @@ export class PostgresPool implements AsyncDisposable {
         return Promise.reject(error);
       }
     }
-    return this.use((sql) => sql(first, ...(rest as postgres.ParameterOrFragment<never>[])));
+    const values = rest as postgres.ParameterOrFragment<never>[];
+    if (this.#shares() && templateMayShare(first, values)) {
+      return this.#batches!.run((sql) => sql(first, ...values));
+    }
+    return this.use((sql) => sql(first, ...values));
   }
 
   /**
@@ -199,15 +238,29 @@ export class PostgresPool implements AsyncDisposable {
       );
     }
     checkCallOptions("query(text, params, options)", options);
+    const values = (params ?? []) as postgres.ParameterOrJSON<never>[];
     // Text queries are prepared like tagged ones (postgres.js's unsafe() would not by default).
-    return this.use(
-      (sql) =>
-        sql.unsafe(text, (params ?? []) as postgres.ParameterOrJSON<never>[], {
-          prepare: this.#prepare,
-        }),
-      options as CallOptions | undefined,
-    );
+    const statement = (sql: PostgresClient) => sql.unsafe(text, values, { prepare: this.#prepare });
+    if (options === undefined && this.#shares() && mayShare(text)) {
+      return this.#batches!.run(statement);
+    }
+    return this.use(statement, options as CallOptions | undefined);
   }
+
+  /** Whether a one-shot may join a batch: batching is on and no call runs in this context. */
+  #shares(): boolean {
+    return this.#batches !== undefined && outerConnection(this.#context) === undefined;
+  }
+}
+
+function checkOneShotBatch(value: unknown): number {
+  if (value === undefined) return DEFAULT_ONE_SHOT_BATCH;
+  if (typeof value === "number" && Number.isInteger(value) && value >= 1) return value;
+  throw new TypeError(
+    `createPostgresPool: oneShotBatch must be an integer >= 1 (1: no sharing), got ${
+      describeValue(value)
+    }`,
+  );
 }
 
 function checkCallOptions(where: string, options: unknown): void {

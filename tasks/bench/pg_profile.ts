@@ -37,6 +37,11 @@ function driver(name: string, open: (s: PgScenario) => Promise<ContenderInstance
 const CONTENDERS: Contender[] = [
   poolkitContender(need),
   poolkitContender(need, POOLKIT_QUERY, {}, "query"),
+  poolkitContender(need, `${POOLKIT_QUERY} oneShotBatch 1`, { oneShotBatch: 1 }, "query"),
+  poolkitContender(need, `${POOLKIT_QUERY} reset never`, { reset: "never" }, "query"),
+  poolkitContender(need, `${POOLKIT_QUERY} oneShotBatch 32`, { oneShotBatch: 32 }, "query"),
+  poolkitContender(need, "poolkit reset when-needed", { reset: "when-needed" }),
+  poolkitContender(need, "poolkit reset never", { reset: "never" }),
   barePoolContender(need),
   barePoolContender(need, true),
   driver("postgres.js pool", (s) => openPostgresJs(need(), s)),
