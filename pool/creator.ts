@@ -20,10 +20,11 @@ export interface CreatorHost<R> {
  * Makes resources (HikariCP's `PoolEntryCreator`): starts creates, records
  * their timings, and decides how fast to try again when they fail.
  *
- * The first create runs alone (so does the first after `invalidate()`, and
- * the first while the pool holds no resource, as after a server restart):
- * until one has succeeded, nothing says the backend accepts us, and a
- * wrong password or PIN must reach it once, not `max` times at once.
+ * The first create runs alone, and so does the first after `invalidate()`,
+ * after a resource turned out broken, or while the pool holds no resource
+ * (as after a server restart, or a password change that ended every
+ * connection): until one has succeeded, nothing says the backend accepts us,
+ * and a wrong password or PIN must reach it once, not `max` times at once.
  * While creates succeed, as many run at once as callers need. After a
  * failure the backend is treated as down: at most one create is in flight
  * (a probe), retried after a jittered backoff capped at one second, so a
@@ -101,6 +102,14 @@ export class Creator<R> {
     this.#epoch++;
     this.#proven = false;
     if (this.breaker.reset()) this.#breakerEvent(undefined);
+  }
+
+  /**
+   * A resource turned out broken (its holder destroyed it, or it failed its validation or
+   * reset): until the next create succeeds, creates run one at a time again.
+   */
+  doubt(): void {
+    this.#proven = false;
   }
 
   /** The pool closes: no more retries. */

@@ -331,6 +331,7 @@ export class Pool<R> implements AsyncDisposable {
   // ---- what the creator and the checks report -----------------------------------
 
   #checked(entry: Entry<R>, valid: boolean): void {
+    if (!valid) this.#creator.doubt();
     const now = this.#clock.now();
     this.#lender.checked(entry, valid, now);
     this.#dispatch(now);
@@ -348,6 +349,7 @@ export class Pool<R> implements AsyncDisposable {
     const heldMs = now - entry.acquiredAt;
     this.#useTimes.record(heldMs);
     inv.tracker?.released(heldMs);
+    if (!reuse) this.#creator.doubt(); // its holder found it broken
     const retire = reuse ? inv.retireReason(entry, now) : reason;
     if (retire !== undefined) {
       const destroyed = inv.destroy(entry, retire);
@@ -375,6 +377,7 @@ export class Pool<R> implements AsyncDisposable {
   async #resetThenReturn(entry: Entry<R>): Promise<void> {
     const inv = this.#inv;
     if (!await inv.reset(entry)) {
+      this.#creator.doubt();
       const destroyed = inv.destroy(entry, "reset failed");
       this.#dispatch(this.#clock.now());
       return destroyed;

@@ -170,7 +170,8 @@ class Proxy implements FaultProxy {
       while (true) {
         await this.#open.promise;
         const n = await from.read(buffer);
-        if (n === null || this.#closing) return;
+        if (this.#closing) return;
+        if (n === null) return await to.closeWrite(); // pass the end on, as a real path does
         await this.#open.promise; // read during pass, the mode changed: hold it
         let written = 0;
         while (written < n) written += await to.write(buffer.subarray(written, n));

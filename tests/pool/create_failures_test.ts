@@ -372,3 +372,20 @@ Deno.test("once every resource is gone, the next create runs alone again until o
   await clock.advance(100);
   await Promise.all(outcomes);
 });
+
+Deno.test("after a holder destroys a broken resource, the next create runs alone until one succeeds", async () => {
+  using clock = fakeClock();
+  const factory = new FakeFactory();
+  await using pool = new Pool({ ...factory, max: 10 });
+  const alive = await pool.acquire(); // stays alive: the pool is not empty
+  await (await pool.acquire()).destroy("the connection broke");
+  factory.failWith = new Error("password authentication failed");
+  factory.holdCreates();
+  const outcomes = Array.from({ length: 9 }, () => pool.acquire({ timeoutMs: 50 }).catch((e) => e));
+  await clock.advance(0);
+  assert.equal(factory.heldCreates, 1, "one attempt, not nine at once");
+  factory.releaseCreates();
+  await clock.advance(100);
+  await Promise.all(outcomes);
+  await alive.release();
+});

@@ -176,4 +176,43 @@ Deno.test("postgres network faults and deadlines", async (t) => {
       assert.match(String((failures.at(-1) as Error).message), /password authentication failed/);
     },
   );
+  await t.step(
+    "a password changed while the pool runs costs one attempt at the wire once its connections end",
+    async () => {
+      const role = `rotating_${crypto.randomUUID().slice(0, 8)}`;
+      await db.admin.unsafe(`create role ${role} login password 'first-password'`);
+      try {
+        await using proxy = await startFaultProxy({ port: db.port });
+        const url = new URL(through(proxy.port));
+        url.username = role;
+        url.password = "first-password";
+        await using pg = createPostgresPool({ url: url.href, pool: { max: 10 } });
+        await Promise.all(
+          Array.from({ length: 10 }, () => pg.use((sql) => sql`select pg_sleep(0.05)`)),
+        );
+        assert.equal(pg.stats().size, 10);
+        await db.admin.unsafe(`alter role ${role} password 'second-password'`);
+        await db
+          .admin`select pg_terminate_backend(pid) from pg_stat_activity where usename = ${role}`;
+        await eventually("every backend of the role is gone", async () => {
+          const [{ n }] = await db.admin<{ n: number }[]>`
+            select count(*)::int as n from pg_stat_activity where usename = ${role}`;
+          return n === 0;
+        });
+        const before = proxy.accepted;
+        const started = performance.now();
+        const failures: unknown[] = [];
+        await Promise.all(Array.from({ length: 50 }, async () => {
+          while (performance.now() - started < 1_500) {
+            await pg.query`select 1`.then(() => assert.fail("connected"), (e) => failures.push(e));
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+        }));
+        assert.equal(proxy.accepted - before, 1, "one connection attempt with the old password");
+        assert.match(String((failures.at(-1) as Error).message), /password authentication failed/);
+      } finally {
+        await db.admin.unsafe(`drop role if exists ${role}`);
+      }
+    },
+  );
 });
