@@ -1,7 +1,7 @@
 /**
  * Evidence for issue 13: what each path makes per operation. Counts the
- * calls into pkcs11js (by name; `*Async` ones are hand-offs to libuv's
- * thread pool), `crypto.getRandomValues` calls (the AES-GCM IV) and
+ * calls into pkcs11js's native binding (by name; `*Callback` ones, which
+ * pkcs11js's `*Async` calls end in, are hand-offs to libuv's thread pool), `crypto.getRandomValues` calls (the AES-GCM IV) and
  * messages posted to Workers, per AES-GCM encrypt and ECDSA sign, for the
  * adapter's engines and for hand-written pkcs11js `*Async` code. Then runs
  * the paths in alternating slices with 1 caller and with 32 callers (4
@@ -29,21 +29,34 @@ type Counts = Map<string, number>;
 const counts: Counts = new Map();
 const count = (name: string) => counts.set(name, (counts.get(name) ?? 0) + 1);
 
-/** Wraps every `C_*` method of a pkcs11js instance (own properties, `*Async` included). */
-function countCalls(p: object): void {
-  const target = p as Record<string, unknown>;
-  for (const key of Object.keys(target)) {
-    const fn = target[key];
+/**
+ * Counts every call of the binding's native `C_*` methods (pkcs11js's wrappers, its `*Async`
+ * and the adapter's direct calls all end there: `C_EncryptAsync` counts as
+ * `C_EncryptCallback`). Instances made while it is on capture the counting methods, so it is on
+ * only while the counted paths are opened and run; returns the function that turns it off.
+ */
+function countNativeCalls(): () => void {
+  const { pkcs11js } = need();
+  const native = Object.getPrototypeOf(pkcs11js.PKCS11.prototype) as Record<string, unknown>;
+  const saved = new Map<string, unknown>();
+  for (const key of Object.getOwnPropertyNames(native)) {
+    const fn = native[key];
     if (!key.startsWith("C_") || typeof fn !== "function") continue;
-    target[key] = function (this: unknown, ...args: unknown[]) {
+    saved.set(key, fn);
+    native[key] = function (this: unknown, ...args: unknown[]) {
       count(key);
       return (fn as (...a: unknown[]) => unknown).apply(this, args);
     };
   }
+  return () => {
+    for (const [key, fn] of saved) native[key] = fn;
+  };
 }
 
-function countGlobalHandOffs(): void {
-  const random = crypto.getRandomValues.bind(crypto) as (a: unknown) => unknown;
+/** Counts IVs drawn and messages posted to Workers; returns the function that stops it. */
+function countGlobalHandOffs(): () => void {
+  const original = crypto.getRandomValues;
+  const random = original.bind(crypto) as (a: unknown) => unknown;
   crypto.getRandomValues = ((array: unknown) => {
     count("crypto.getRandomValues");
     return random(array);
@@ -53,6 +66,10 @@ function countGlobalHandOffs(): void {
     count("Worker.postMessage");
     return (post as (...a: unknown[]) => void).apply(this, args);
   } as typeof post;
+  return () => {
+    crypto.getRandomValues = original;
+    Worker.prototype.postMessage = post;
+  };
 }
 
 /** Runs `n` ops from `callers` concurrent callers; returns the counts per op. */
@@ -77,7 +94,6 @@ async function adapterCounts(
   const hsm = await adapter.openHsm({ tokenLabel, pin, engine, pool: { max: 4, min: 4 } });
   try {
     const key = await hsm.use((s) => findKey(s, kind));
-    countCalls(await hsm.use((s) => s.module.pkcs11));
     const op = kind === "aes"
       ? () => hsm.ops.encrypt(key, payload)
       : () => hsm.ops.sign(key, payload);
@@ -91,7 +107,6 @@ async function handWrittenCounts(kind: "aes" | "ecdsa", n: number) {
   const setup = rawSetup(kind);
   const m = openRawModule(setup, 1);
   try {
-    countCalls(m.p);
     const op = handWrittenOp(setup, m, []);
     return [await perOp(n, 1, () => op(m.sessions[0], 0))];
   } finally {
@@ -207,16 +222,24 @@ async function main(): Promise<void> {
     console.log(
       `sync C_GetSessionInfo: ${sessionInfoUs().toFixed(2)} µs per call (20,000 calls)\n`,
     );
-    countGlobalHandOffs();
-    console.log("| op | path | calls per operation, 1 caller | calls per operation, 32 callers |");
-    console.log("|---|---|---|---|");
-    for (const kind of ["aes", "ecdsa"] as const) {
-      for (const engine of ["auto", "async", "workers"] as const) {
-        const [one, many] = await adapterCounts(engine, kind, n);
-        console.log(`| ${kind} | adapter "${engine}" ×4 | ${one} | ${many} |`);
+    const restoreGlobals = countGlobalHandOffs();
+    const stopCounting = countNativeCalls();
+    try {
+      console.log(
+        "| op | path | calls per operation, 1 caller | calls per operation, 32 callers |",
+      );
+      console.log("|---|---|---|---|");
+      for (const kind of ["aes", "ecdsa"] as const) {
+        for (const engine of ["auto", "async", "workers"] as const) {
+          const [one, many] = await adapterCounts(engine, kind, n);
+          console.log(`| ${kind} | adapter "${engine}" ×4 | ${one} | ${many} |`);
+        }
+        const [one] = await handWrittenCounts(kind, n);
+        console.log(`| ${kind} | hand-written *Async | ${one} | (same per op) |`);
       }
-      const [one] = await handWrittenCounts(kind, n);
-      console.log(`| ${kind} | hand-written *Async | ${one} | (same per op) |`);
+    } finally {
+      stopCounting();
+      restoreGlobals();
     }
     console.log("\n| op | callers | path | ops | ops/s | CPU µs/op (all threads) |");
     console.log("|---|---:|---|---:|---:|---:|");
