@@ -13,6 +13,7 @@
  * @module
  */
 import { checkThreads, createWorkerEngine, type WorkerEngine } from "./dispatch.ts";
+import { inlineWhenFast } from "./engine_inline.ts";
 import { asyncEngine } from "./engine_local.ts";
 import { HsmError } from "./errors.ts";
 import type { SessionHandle } from "./handle.ts";
@@ -40,9 +41,9 @@ export function createAutoEngine(options: AutoEngineOptions): WorkerEngine {
     batching: true,
     byLoad: true,
     threads,
-    encrypt: asyncEngine.encrypt,
-    decrypt: asyncEngine.decrypt,
-    sign: asyncEngine.sign,
+    encrypt: inlineWhenFast("encrypt"),
+    decrypt: inlineWhenFast("decrypt"),
+    sign: inlineWhenFast("sign"),
     verify: asyncEngine.verify,
     digest: asyncEngine.digest,
     runBatch(session, jobs, done) {

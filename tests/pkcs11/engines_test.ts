@@ -5,13 +5,34 @@
  * behind the pool's back.
  */
 import assert from "node:assert/strict";
-import { openTestHsm, OtherBinding } from "./fixture.ts";
+import { openTestHsm, OtherBinding, timerGapsDuring } from "./fixture.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 
 Deno.test("the default engine is the one that chooses by load", async () => {
   await using t = await openTestHsm();
   assert.equal(t.hsm.stats().engine, "auto");
+});
+
+Deno.test("auto engine: a lone caller awaiting op after op still lets timers fire", async () => {
+  // Fast calls of a lone caller run on this thread and answer at once: the loop must still turn.
+  await using t = await openTestHsm();
+  const key = await t.hsm.use((s) => s.generateAesKey({ label: "k" }));
+  const pair = await t.hsm.use((s) => s.generateEcKeyPair({ label: "k" }));
+  const started = performance.now();
+  const { ticks, worstGapMs } = await timerGapsDuring(async () => {
+    for (let i = 0; performance.now() - started < 300; i++) {
+      await (i % 2 === 0
+        ? t.hsm.ops.encrypt(key, new Uint8Array(1024))
+        : t.hsm.ops.sign(pair.privateKey, new Uint8Array(64)));
+    }
+  });
+  const elapsed = performance.now() - started;
+  assert.ok(ticks > 0, "the timer fired while the ops ran");
+  assert.ok(
+    worstGapMs < elapsed / 2,
+    `worst gap ${worstGapMs.toFixed(1)} of ${elapsed.toFixed(1)} ms`,
+  );
 });
 
 for (const engine of ["auto", "async", "sync"] as const) {
