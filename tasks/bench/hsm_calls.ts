@@ -18,7 +18,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import type { ContenderInstance } from "./benchmark.ts";
 import { hsmBenchmark, type HsmScenario, need, pooled, rawSetup } from "./hsm.ts";
-import { findKey, handWrittenAsync } from "./hsm.ts";
+import { findKey, handWrittenAsync, rawLoop } from "./hsm.ts";
 import { handWrittenOp } from "./hsm_handwritten.ts";
 import { openRawModule } from "./hsm_raw.ts";
 import { Pool } from "../../mod.ts";
@@ -167,8 +167,12 @@ async function timed(
     // Experiment: validate (one C_GetSessionInfo) on every acquire, as before the 1 s default.
     pooled("async", 4, undefined, { validateAfterMs: 0 }),
     pooled("workers", 4),
+    // Experiments (run with --only): a worker thread per core, and the raw loop itself.
+    pooled("workers", 4, 2),
+    pooled("default", 4, 2),
     poolOverRaw,
     handWrittenAsync,
+    rawLoop,
   ]
     .filter((c) => !only || only.split(",").includes(c.name));
   const tally = lineup.map(() => ({ ops: 0, ms: 0, cpuUs: 0 }));
