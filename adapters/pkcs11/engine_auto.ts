@@ -2,13 +2,16 @@
  * {@link createAutoEngine}: the default engine, which chooses by load.
  *
  * Measured with `tasks/bench/hsm_calls.ts` (see `tasks/bench/FINDINGS.md`):
- * a lone caller is served best by pkcs11js's `*Async` calls (one hand-off
- * per operation, nothing to batch), while under concurrency the worker
- * engine's batches cost the least CPU per operation (about 16 operations
- * per message at 32 callers). So session calls (`hsm.use`) and an operation
- * of `hsm.ops` that finds no other in flight take the `*Async` path; the
- * others are batched onto worker threads. The threads start with the first
- * batch: a handle that never sees concurrency never starts one.
+ * a lone caller is served best on this thread (nothing to batch, and a
+ * hand-off to another thread costs more than SoftHSM's whole call: see
+ * `engine_inline.ts`, which sends slow calls and slow modules to libuv's
+ * thread pool instead), while under concurrency the worker engine's
+ * batches cost the least CPU per operation (about 16 operations per message
+ * at 32 callers) and keep every PKCS#11 call, `*Init` included, off the
+ * event loop's thread. So session calls (`hsm.use`) and an operation of
+ * `hsm.ops` that finds no other in flight take the first path; the others
+ * are batched onto worker threads. The threads start with the first batch:
+ * a handle that never sees concurrency never starts one.
  *
  * @module
  */
@@ -27,9 +30,10 @@ export interface AutoEngineOptions {
 }
 
 /**
- * The engine `openHsm()` uses when none is named: `*Async` calls for a
- * lone operation, batches on worker threads (started on first need) under
- * concurrency. Close it to end the threads.
+ * The engine `openHsm()` uses when none is named: a lone operation's call
+ * on this thread while the module proves fast (else `*Async`), batches on
+ * worker threads (started on first need) under concurrency. Close it to end
+ * the threads.
  */
 export function createAutoEngine(options: AutoEngineOptions): WorkerEngine {
   const threads = checkThreads(options.threads);
