@@ -10,10 +10,14 @@
  *
  *   deno run -A tasks/bench/hsm_calls.ts [--ops 2000] [--slices 6] [--slice-ms 500]
  *     [--only NAME[,NAME...] --kind aes|ecdsa --callers N]   (some paths only: one for `--cpu-prof`)
+ *     [--init-call]   (only the µs of a synchronous `*Init` and call)
  *
  * @module
  */
 
+import type { Buffer } from "node:buffer";
+import type Pkcs11jsTypes from "pkcs11js";
+import { createHash } from "node:crypto";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import type { ContenderInstance } from "./benchmark.ts";
@@ -152,6 +156,48 @@ function sessionInfoUs(): number {
   }
 }
 
+/**
+ * p50 and p99 µs of a synchronous `*Init` and of the synchronous call after it, on one session
+ * (3,000 of each, after 200 to warm up): what a lone operation costs the calling thread when its
+ * call runs there, and how the inline engine's 100 µs bound compares.
+ */
+function initAndCallUs(kind: "aes" | "ecdsa"): string {
+  const setup = rawSetup(kind);
+  const m = openRawModule(setup, 1);
+  try {
+    const { pkcs11js } = setup;
+    const [session, p] = [m.sessions[0], m.p];
+    const iv = new Uint8Array(12), out = new Uint8Array(2048);
+    const data = kind === "aes"
+      ? setup.payload
+      : createHash("sha256").update(setup.payload).digest();
+    const gcm = { type: pkcs11js.CK_PARAMS_AES_GCM, iv, tagBits: 128 } as Pkcs11jsTypes.IParams;
+    const init = kind === "aes"
+      ? () => p.C_EncryptInit(session, { mechanism: pkcs11js.CKM_AES_GCM, parameter: gcm }, m.key)
+      : () => p.C_SignInit(session, { mechanism: pkcs11js.CKM_ECDSA }, m.key);
+    const call = kind === "aes"
+      ? () => p.C_Encrypt(session, data as Buffer, out as Buffer)
+      : () => p.C_Sign(session, data as Buffer, out as Buffer);
+    const inits: number[] = [], calls: number[] = [];
+    for (let i = 0; i < 3200; i++) {
+      const t0 = performance.now();
+      init();
+      const t1 = performance.now();
+      call();
+      if (i >= 200) inits.push((t1 - t0) * 1000), calls.push((performance.now() - t1) * 1000);
+    }
+    const q = (a: number[], f: number) => a.sort((x, y) => x - y)[Math.floor(a.length * f)];
+    const over = (a: number[]) => a.filter((us) => us >= 100).length;
+    return `${kind}: *Init p50 ${q(inits, 0.5).toFixed(1)} µs, p99 ${
+      q(inits, 0.99).toFixed(1)
+    } µs` +
+      ` (${over(inits)} of 3000 ≥ 100 µs); call p50 ${q(calls, 0.5).toFixed(1)} µs, p99 ` +
+      `${q(calls, 0.99).toFixed(1)} µs (${over(calls)} ≥ 100 µs)`;
+  } finally {
+    m.close();
+  }
+}
+
 /** Alternating slices of the given contenders; ops/s and CPU µs per op. */
 async function timed(
   kind: "aes" | "ecdsa",
@@ -211,6 +257,7 @@ async function main(): Promise<void> {
       only: { type: "string" },
       kind: { type: "string", default: "aes" },
       callers: { type: "string", default: "32" },
+      "init-call": { type: "boolean", default: false },
     },
   });
   const n = Number(values.ops);
@@ -223,9 +270,10 @@ async function main(): Promise<void> {
       console.log((await timed(kind, callers, slices, sliceMs, values.only)).join("\n"));
       return;
     }
-    console.log(
-      `sync C_GetSessionInfo: ${sessionInfoUs().toFixed(2)} µs per call (20,000 calls)\n`,
-    );
+    console.log(`sync C_GetSessionInfo: ${sessionInfoUs().toFixed(2)} µs per call (20,000 calls)`);
+    for (const kind of ["aes", "ecdsa"] as const) console.log(`sync ${initAndCallUs(kind)}`);
+    console.log("");
+    if (values["init-call"]) return;
     const restoreGlobals = countGlobalHandOffs();
     const stopCounting = countNativeCalls();
     try {
