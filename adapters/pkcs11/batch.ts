@@ -134,9 +134,16 @@ export class BatchRunner {
     return r.lease !== undefined && r.lease.active && !r.ended && r.fatal === undefined;
   }
 
-  /** Hands out what waits; starts a runner where there is room. */
+  /**
+   * Hands out what waits; starts a runner where there is room. With more
+   * than one job waiting, another runner starts (up to one per thread)
+   * even if the ones there could take it all: when calls wait on a wire
+   * (a network HSM), a runner's batches run one call at a time, and only
+   * more runners overlap the waits.
+   */
   #kick(): void {
     if (this.#pending() === 0) return;
+    const more = this.#pending() > 1 && this.#runners.size < this.#maxWorkerRunners;
     let slots = 0;
     for (const r of this.#runners) if (this.#usable(r)) slots += PIPELINE - r.inFlight;
     for (const runner of this.#runners) {
@@ -149,7 +156,7 @@ export class BatchRunner {
         if (jobs.length > 0) this.#send(runner, jobs);
       }
     }
-    if (this.#pending() > 0 && this.#runners.size < this.#maxWorkerRunners) this.#start();
+    if ((more || this.#pending() > 0) && this.#runners.size < this.#maxWorkerRunners) this.#start();
   }
 
   #start(): void {

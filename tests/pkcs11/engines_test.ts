@@ -80,3 +80,19 @@ for (const engine of ["auto", "async", "sync", "workers"] as const) {
     assert.equal(t.hsm.stats().loginAttempts, 2, "the token was logged in again once");
   });
 }
+
+Deno.test("workers engine: concurrent ops run on a session per worker thread", async () => {
+  // Calls that wait on a wire overlap only across threads: the work must not stay on one runner.
+  await using t = await openTestHsm({ engine: "workers", workerThreads: 2, pool: { max: 4 } });
+  const key = await t.hsm.use((s) => s.generateAesKey({ label: "k" }));
+  let most = 0;
+  const probe = setInterval(() => (most = Math.max(most, t.hsm.stats().inUse)), 1);
+  try {
+    for (let round = 0; round < 20 && most < 2; round++) {
+      await Promise.all(Array.from({ length: 64 }, () => t.hsm.ops.encrypt(key, text("x"))));
+    }
+  } finally {
+    clearInterval(probe);
+  }
+  assert.equal(most, 2, "one leased session per thread, never more");
+});
