@@ -11,6 +11,7 @@
  *   deno run -A tasks/bench/hsm_calls.ts [--ops 2000] [--slices 6] [--slice-ms 500]
  *     [--only NAME[,NAME...] --kind aes|ecdsa --callers N]   (some paths only: one for `--cpu-prof`)
  *     [--init-call]   (only the µs of a synchronous `*Init` and call)
+ *     [--slow-us N]   (with --only: every `*Init` and crypto call waits N µs, as on a network HSM)
  *
  * @module
  */
@@ -28,6 +29,7 @@ import { openRawModule } from "./hsm_raw.ts";
 import { Pool } from "../../mod.ts";
 import type { Contender } from "./benchmark.ts";
 import { runCallers } from "./workers.ts";
+import { EventLoopMonitor } from "./event_loop_monitor.ts";
 
 type Counts = Map<string, number>;
 const counts: Counts = new Map();
@@ -216,12 +218,13 @@ async function timed(
     // Experiments (run with --only): a worker thread per core, and the raw loop itself.
     pooled("workers", 4, 2),
     pooled("default", 4, 2),
+    pooled("workers", 4, 4),
     poolOverRaw,
     handWrittenAsync,
     rawLoop,
   ]
     .filter((c) => !only || only.split(",").includes(c.name));
-  const tally = lineup.map(() => ({ ops: 0, ms: 0, cpuUs: 0 }));
+  const tally = lineup.map(() => ({ ops: 0, ms: 0, cpuUs: 0, late: [] as number[] }));
   for (let slice = 0; slice < slices; slice++) {
     for (let i = 0; i < lineup.length; i++) {
       const k = (i + slice) % lineup.length;
@@ -229,7 +232,10 @@ async function timed(
       const inst: ContenderInstance = await lineup[k].open(scenario);
       try {
         const before = process.cpuUsage();
+        const monitor = new EventLoopMonitor();
+        monitor.start();
         const trial = await inst.trial(sliceMs);
+        tally[k].late.push(...monitor.stop());
         const used = process.cpuUsage(before);
         tally[k].ops += trial.ops;
         tally[k].ms += trial.elapsedMs;
@@ -241,10 +247,33 @@ async function timed(
   }
   return lineup.map((c, k) => {
     const t = tally[k];
+    const lateP99 = t.late.sort((a, b) => a - b)[Math.floor(t.late.length * 0.99)] ?? NaN;
     return `| ${kind} | ${callers} | ${c.name} | ${t.ops} | ${
       Math.round(t.ops / (t.ms / 1000))
-    } | ${(t.cpuUs / t.ops).toFixed(1)} |`;
+    } | ${(t.cpuUs / t.ops).toFixed(1)} | ${lateP99.toFixed(2)} |`;
   });
+}
+
+/**
+ * Experiment: every path of this run goes through `native/slow_pkcs11.c`, a module that forwards
+ * to SoftHSM and makes each `*Init` and crypto call wait `us` µs first (a network HSM's round
+ * trip, without using a CPU). Builds it with gcc into `.local/bench/`.
+ */
+async function useSlowModule(us: number): Promise<void> {
+  const env = need();
+  const here = new URL(".", import.meta.url).pathname;
+  const out = new URL("../../.local/bench/slow_pkcs11.so", import.meta.url).pathname;
+  await Deno.mkdir(new URL("../../.local/bench/", import.meta.url), { recursive: true });
+  const headers = new URL("../../node_modules/pkcs11js/includes/pkcs11", import.meta.url).pathname;
+  const gcc = await new Deno.Command("gcc", {
+    args: ["-O2", "-shared", "-fPIC", "-I", headers, "-o", out, `${here}native/slow_pkcs11.c`],
+  }).output();
+  if (!gcc.success) throw new Error(`gcc failed: ${new TextDecoder().decode(gcc.stderr)}`);
+  Deno.env.set("SLOW_PKCS11_MODULE", env.library);
+  Deno.env.set("SLOW_PKCS11_DELAY_US", String(us));
+  Deno.env.set("PKCS11_MODULE", out); // the adapter's default module
+  env.library = out; // the raw contenders'
+  console.log(`every *Init and crypto call waits ${us} µs first (${out} in front of SoftHSM)`);
 }
 
 async function main(): Promise<void> {
@@ -258,11 +287,13 @@ async function main(): Promise<void> {
       kind: { type: "string", default: "aes" },
       callers: { type: "string", default: "32" },
       "init-call": { type: "boolean", default: false },
+      "slow-us": { type: "string" },
     },
   });
   const n = Number(values.ops);
   const cleanup = await hsmBenchmark.prepare!();
   try {
+    if (values["slow-us"]) await useSlowModule(Number(values["slow-us"]));
     if (values.only) {
       const kind = values.kind as "aes" | "ecdsa";
       const callers = Number(values.callers);
@@ -293,8 +324,10 @@ async function main(): Promise<void> {
       stopCounting();
       restoreGlobals();
     }
-    console.log("\n| op | callers | path | ops | ops/s | CPU µs/op (all threads) |");
-    console.log("|---|---:|---|---:|---:|---:|");
+    console.log(
+      "\n| op | callers | path | ops | ops/s | CPU µs/op (all threads) | timer late p99 ms |",
+    );
+    console.log("|---|---:|---|---:|---:|---:|---:|");
     for (const kind of ["aes", "ecdsa"] as const) {
       for (const callers of [1, 32]) {
         const rows = await timed(kind, callers, Number(values.slices), Number(values["slice-ms"]));
