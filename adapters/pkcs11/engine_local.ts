@@ -30,6 +30,14 @@ export const STEPS = {
 
 type BytesName = "C_Encrypt" | "C_Decrypt" | "C_Sign" | "C_Digest";
 
+/** The binding's thread-pool variant of each call. */
+const CALLBACK = {
+  C_Encrypt: "C_EncryptCallback",
+  C_Decrypt: "C_DecryptCallback",
+  C_Sign: "C_SignCallback",
+  C_Digest: "C_DigestCallback",
+} as const;
+
 /** Sessions with a call on libuv's thread pool: a session is not closed under its call. */
 const activity = new SessionActivity();
 
@@ -62,7 +70,7 @@ export function callAsync(
       void input; // held by this closure until the call completes
     };
     try {
-      NATIVE[`${name}Callback`].call(pkcs11, handle, nonNull(input), out, done);
+      NATIVE[CALLBACK[name]].call(pkcs11, handle, nonNull(input), out, done);
     } catch (error) {
       return reject(toHsmError(error, name));
     }
