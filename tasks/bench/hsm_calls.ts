@@ -209,21 +209,18 @@ async function timed(
   only?: string,
 ) {
   const scenario: HsmScenario = { id: "x", label: "x", concurrency: callers, op: kind };
-  const lineup = [
+  const usual = [
     pooled("default", 4),
     pooled("async", 4),
     // Experiment: validate (one C_GetSessionInfo) on every acquire, as before the 1 s default.
     pooled("async", 4, undefined, { validateAfterMs: 0 }),
     pooled("workers", 4),
-    // Experiments (run with --only): a worker thread per core, and the raw loop itself.
-    pooled("workers", 4, 2),
-    pooled("default", 4, 2),
-    pooled("workers", 4, 4),
     poolOverRaw,
     handWrittenAsync,
-    rawLoop,
-  ]
-    .filter((c) => !only || only.split(",").includes(c.name));
+  ];
+  // Only with --only: more worker threads, and the raw loop itself.
+  const more = [pooled("workers", 4, 2), pooled("default", 4, 2), pooled("workers", 4, 4), rawLoop];
+  const lineup = only ? [...usual, ...more].filter((c) => only.split(",").includes(c.name)) : usual;
   const tally = lineup.map(() => ({ ops: 0, ms: 0, cpuUs: 0, late: [] as number[] }));
   for (let slice = 0; slice < slices; slice++) {
     for (let i = 0; i < lineup.length; i++) {
