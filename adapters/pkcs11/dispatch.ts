@@ -72,6 +72,11 @@ export interface WorkerEngine extends CryptoEngine {
   /** Worker threads. */
   readonly threads: number;
   /**
+   * Adds worker threads up to `threads` in all (nothing once closed).
+   * Present only where the engine may choose its thread count itself.
+   */
+  grow?(threads: number): void;
+  /**
    * Runs `jobs` on `session` in order, on one thread, as one message; calls
    * `done` with every result (in job order) when the batch is back.
    */
@@ -116,18 +121,30 @@ interface Affinity {
 const DRAIN_LIMIT_MS = 10_000;
 
 class Workers implements WorkerEngine {
-  readonly name: string;
   readonly batching = true;
-  readonly threads: number;
+  readonly #library: string;
   readonly #threads: Thread[] = [];
   readonly #affinity = new WeakMap<SessionHandle, Affinity>();
   readonly #activity = new SessionActivity();
   #closed = false;
 
   constructor(options: WorkerEngineOptions) {
-    this.threads = checkThreads(options.threads);
-    this.name = `workers(${this.threads})`;
-    for (let i = 0; i < this.threads; i++) this.#threads.push(new Thread(options.library));
+    this.#library = options.library;
+    this.grow(checkThreads(options.threads));
+  }
+
+  get name(): string {
+    return `workers(${this.#threads.length})`;
+  }
+
+  get threads(): number {
+    return this.#threads.length;
+  }
+
+  grow(threads: number): void {
+    if (this.#closed) return;
+    const count = Math.min(threads, 64);
+    while (this.#threads.length < count) this.#threads.push(new Thread(this.#library));
   }
 
   /**

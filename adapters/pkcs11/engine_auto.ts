@@ -25,7 +25,11 @@ import type { SessionHandle } from "./handle.ts";
 export interface AutoEngineOptions {
   /** The module's path (each worker loads its own binding). */
   library: string;
-  /** Worker threads for batches. Default: the number of cores minus one, from 1 to 4. */
+  /**
+   * Worker threads for batches. Default: the number of cores minus one,
+   * from 1 to 4, and up to the pool's `max` (at most 4) once batched calls
+   * turn out to wait rather than compute (see `batch.ts`).
+   */
   threads?: number;
 }
 
@@ -40,11 +44,13 @@ export function createAutoEngine(options: AutoEngineOptions): WorkerEngine {
   let workers: WorkerEngine | undefined;
   let closed = false;
   const started = () => workers ??= createWorkerEngine({ library: options.library, threads });
-  return {
+  const engine: WorkerEngine = {
     name: "auto",
     batching: true,
     byLoad: true,
-    threads,
+    get threads() {
+      return workers?.threads ?? threads;
+    },
     encrypt: inlineWhenFast("encrypt"),
     decrypt: inlineWhenFast("decrypt"),
     sign: inlineWhenFast("sign"),
@@ -66,4 +72,9 @@ export function createAutoEngine(options: AutoEngineOptions): WorkerEngine {
       await workers?.close();
     },
   };
+  // Unless told how many, it adds threads when batched calls turn out to wait (batch.ts).
+  if (options.threads === undefined) {
+    engine.grow = (count) => closed || started().grow!(count);
+  }
+  return engine;
 }

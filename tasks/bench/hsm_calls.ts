@@ -26,6 +26,7 @@ import { hsmBenchmark, type HsmScenario, need, pooled, rawSetup } from "./hsm.ts
 import { findKey, handWrittenAsync, rawLoop } from "./hsm.ts";
 import { handWrittenOp } from "./hsm_handwritten.ts";
 import { openRawModule } from "./hsm_raw.ts";
+import { useSlowModule } from "./hsm_slow_module.ts";
 import { Pool } from "../../mod.ts";
 import type { Contender } from "./benchmark.ts";
 import { runCallers } from "./workers.ts";
@@ -252,22 +253,12 @@ async function timed(
 }
 
 /**
- * Experiment: every path of this run goes through `native/slow_pkcs11.c`, a module that forwards
- * to SoftHSM and makes each `*Init` and crypto call wait `us` µs first (a network HSM's round
- * trip, without using a CPU). Builds it with gcc into `.local/bench/`.
+ * Experiment: every path of this run goes through `native/slow_pkcs11.c` (see
+ * `hsm_slow_module.ts`), whose `*Init` and crypto calls wait `us` µs first.
  */
-async function useSlowModule(us: number): Promise<void> {
+async function slowDown(us: number): Promise<void> {
   const env = need();
-  const here = new URL(".", import.meta.url).pathname;
-  const out = new URL("../../.local/bench/slow_pkcs11.so", import.meta.url).pathname;
-  await Deno.mkdir(new URL("../../.local/bench/", import.meta.url), { recursive: true });
-  const headers = new URL("../../node_modules/pkcs11js/includes/pkcs11", import.meta.url).pathname;
-  const gcc = await new Deno.Command("gcc", {
-    args: ["-O2", "-shared", "-fPIC", "-I", headers, "-o", out, `${here}native/slow_pkcs11.c`],
-  }).output();
-  if (!gcc.success) throw new Error(`gcc failed: ${new TextDecoder().decode(gcc.stderr)}`);
-  Deno.env.set("SLOW_PKCS11_MODULE", env.library);
-  Deno.env.set("SLOW_PKCS11_DELAY_US", String(us));
+  const out = await useSlowModule(env.library, us);
   Deno.env.set("PKCS11_MODULE", out); // the adapter's default module
   env.library = out; // the raw contenders'
   console.log(`every *Init and crypto call waits ${us} µs first (${out} in front of SoftHSM)`);
@@ -290,7 +281,7 @@ async function main(): Promise<void> {
   const n = Number(values.ops);
   const cleanup = await hsmBenchmark.prepare!();
   try {
-    if (values["slow-us"]) await useSlowModule(Number(values["slow-us"]));
+    if (values["slow-us"]) await slowDown(Number(values["slow-us"]));
     if (values.only) {
       const kind = values.kind as "aes" | "ecdsa";
       const callers = Number(values.callers);

@@ -5,7 +5,9 @@
  * behind the pool's back.
  */
 import assert from "node:assert/strict";
-import { openTestHsm, OtherBinding, timerGapsDuring } from "./fixture.ts";
+import { findPkcs11Module } from "../../adapters/pkcs11/library.ts";
+import { useSlowModule } from "../../tasks/bench/hsm_slow_module.ts";
+import { openTestHsm, OtherBinding, type TestHsm, timerGapsDuring } from "./fixture.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 
@@ -81,18 +83,35 @@ for (const engine of ["auto", "async", "sync", "workers"] as const) {
   });
 }
 
-Deno.test("workers engine: concurrent ops run on a session per worker thread", async () => {
-  // Calls that wait on a wire overlap only across threads: the work must not stay on one runner.
-  await using t = await openTestHsm({ engine: "workers", workerThreads: 2, pool: { max: 4 } });
+/** The most sessions in use at once while rounds of 64 concurrent encrypts run (up to 20). */
+async function mostInUse(t: TestHsm, enough: number): Promise<number> {
   const key = await t.hsm.use((s) => s.generateAesKey({ label: "k" }));
   let most = 0;
   const probe = setInterval(() => (most = Math.max(most, t.hsm.stats().inUse)), 1);
   try {
-    for (let round = 0; round < 20 && most < 2; round++) {
+    for (let round = 0; round < 20 && most < enough; round++) {
       await Promise.all(Array.from({ length: 64 }, () => t.hsm.ops.encrypt(key, text("x"))));
     }
   } finally {
     clearInterval(probe);
   }
-  assert.equal(most, 2, "one leased session per thread, never more");
+  return most;
+}
+
+Deno.test("workers engine: concurrent ops run on a session per worker thread", async () => {
+  // Calls that wait on a wire overlap only across threads: the work must not stay on one runner.
+  await using t = await openTestHsm({ engine: "workers", workerThreads: 2, pool: { max: 4 } });
+  assert.equal(await mostInUse(t, 2), 2, "one leased session per thread, never more");
+});
+
+Deno.test("auto engine: batched calls that wait on a wire get a worker thread per session", async () => {
+  // A module whose every *Init and crypto call waits 1 ms, as over a network.
+  const library = await useSlowModule(findPkcs11Module(), 1000);
+  try {
+    await using t = await openTestHsm({ library, pool: { max: 4 } });
+    assert.equal(await mostInUse(t, 4), 4, "a session (and a thread) for each of max sessions");
+  } finally {
+    Deno.env.delete("SLOW_PKCS11_MODULE");
+    Deno.env.delete("SLOW_PKCS11_DELAY_US");
+  }
 });
