@@ -56,7 +56,11 @@ export type { WireJob, WireResult };
 export interface WorkerEngineOptions {
   /** The module's path (each worker loads its own binding). */
   library: string;
-  /** Worker threads. Default: the number of cores minus one, from 1 to 4. */
+  /**
+   * Worker threads. Default: the number of cores minus one, from 1 to 4,
+   * and up to a thread per pooled session (at most 4) once batched calls
+   * turn out to wait rather than compute (see `batch.ts`).
+   */
   threads?: number;
 }
 
@@ -128,9 +132,13 @@ class Workers implements WorkerEngine {
   readonly #activity = new SessionActivity();
   #closed = false;
 
+  /** Only when not told how many threads: the batch runner grows it once calls turn out to wait. */
+  readonly grow?: (threads: number) => void;
+
   constructor(options: WorkerEngineOptions) {
     this.#library = options.library;
-    this.grow(checkThreads(options.threads));
+    this.#add(checkThreads(options.threads));
+    if (options.threads === undefined) this.grow = (threads) => this.#add(threads);
   }
 
   get name(): string {
@@ -141,7 +149,7 @@ class Workers implements WorkerEngine {
     return this.#threads.length;
   }
 
-  grow(threads: number): void {
+  #add(threads: number): void {
     if (this.#closed) return;
     const count = Math.min(threads, 64);
     while (this.#threads.length < count) this.#threads.push(new Thread(this.#library));

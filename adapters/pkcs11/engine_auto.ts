@@ -43,7 +43,8 @@ export function createAutoEngine(options: AutoEngineOptions): WorkerEngine {
   const threads = checkThreads(options.threads);
   let workers: WorkerEngine | undefined;
   let closed = false;
-  const started = () => workers ??= createWorkerEngine({ library: options.library, threads });
+  const started = () =>
+    workers ??= createWorkerEngine({ library: options.library, threads: options.threads });
   const engine: WorkerEngine = {
     name: "auto",
     batching: true,
@@ -74,7 +75,7 @@ export function createAutoEngine(options: AutoEngineOptions): WorkerEngine {
   };
   // Unless told how many, it adds threads when batched calls turn out to wait (batch.ts).
   if (options.threads === undefined) {
-    engine.grow = (count) => closed || started().grow!(count);
+    engine.grow = (count) => closed || started().grow?.(count);
   }
   return engine;
 }

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { findPkcs11Module } from "../../adapters/pkcs11/library.ts";
+import type { OpenHsmOptions } from "../../adapters/pkcs11/mod.ts";
 import { useSlowModule } from "../../tasks/bench/hsm_slow_module.ts";
 import { openTestHsm, OtherBinding, type TestHsm, timerGapsDuring } from "./fixture.ts";
 
@@ -104,14 +105,23 @@ Deno.test("workers engine: concurrent ops run on a session per worker thread", a
   assert.equal(await mostInUse(t, 2), 2, "one leased session per thread, never more");
 });
 
-Deno.test("auto engine: batched calls that wait on a wire get a worker thread per session", async () => {
-  // A module whose every *Init and crypto call waits 1 ms, as over a network.
+/** Opens a handle on a module whose every `*Init` and crypto call waits 1 ms, as over a network. */
+async function openSlowHsm(options: Partial<OpenHsmOptions>): Promise<TestHsm> {
   const library = await useSlowModule(findPkcs11Module(), 1000);
   try {
-    await using t = await openTestHsm({ library, pool: { max: 4 } });
-    assert.equal(await mostInUse(t, 4), 4, "a session (and a thread) for each of max sessions");
+    return await openTestHsm({ library, ...options });
   } finally {
     Deno.env.delete("SLOW_PKCS11_MODULE");
     Deno.env.delete("SLOW_PKCS11_DELAY_US");
   }
+}
+
+Deno.test("auto engine: batched calls that wait on a wire get a worker thread per session", async () => {
+  await using t = await openSlowHsm({ pool: { max: 4 } });
+  assert.equal(await mostInUse(t, 4), 4, "a session (and a thread) for each of max sessions");
+});
+
+Deno.test("workers engine: an explicit workerThreads stays as it is when calls wait", async () => {
+  await using t = await openSlowHsm({ engine: "workers", workerThreads: 1, pool: { max: 4 } });
+  assert.equal(await mostInUse(t, 2), 1, "one thread, one session, as configured");
 });
