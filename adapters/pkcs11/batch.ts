@@ -32,6 +32,15 @@ interface BatchJob extends WireJob, QueuedJob<WireResult> {}
 const MAX_BATCH = 256;
 /** Batches a worker runner keeps in flight on its session. */
 const PIPELINE = 2;
+/**
+ * Jobs that take this long each, on average, wait rather than compute
+ * (SoftHSM's take 20–90 µs; a network HSM's take two round trips): then an
+ * engine that may choose its thread count gets a thread per session, up to
+ * {@link MOST_WAITING_THREADS}, since waits overlap only across threads.
+ */
+const WAITING_JOB_US = 300;
+/** The most threads a runner asks for when jobs wait. */
+const MOST_WAITING_THREADS = 4;
 
 interface Runner {
   lease: Lease<HsmSession> | undefined;
@@ -45,7 +54,9 @@ interface Runner {
 export class BatchRunner {
   readonly #pool: Pool<HsmSession>;
   readonly #engine: WorkerEngine;
-  readonly #maxWorkerRunners: number;
+  #maxWorkerRunners: number;
+  /** Moving average of a job's time on its thread (µs), while the engine may still grow. */
+  #jobUs = 0;
   readonly #queue: BatchJob[] = [];
   #head = 0;
   readonly #runners = new Set<Runner>();
@@ -134,11 +145,23 @@ export class BatchRunner {
     return r.lease !== undefined && r.lease.active && !r.ended && r.fatal === undefined;
   }
 
-  /** Hands out what waits; starts a runner where there is room. */
+  /**
+   * Hands out what waits, and starts runners (up to one per thread, one
+   * per waiting job). Runners still waiting for their lease, and those
+   * started now, count for their share: a burst spreads over all of them
+   * instead of filling the first runner's batches. When calls wait on a
+   * wire (a network HSM), a runner's batches run one call at a time, and
+   * only more runners overlap the waits.
+   */
   #kick(): void {
     if (this.#pending() === 0) return;
-    let slots = 0;
-    for (const r of this.#runners) if (this.#usable(r)) slots += PIPELINE - r.inFlight;
+    const wanted = Math.min(this.#maxWorkerRunners, this.#pending());
+    const starting = Math.max(0, wanted - this.#runners.size);
+    let slots = starting * PIPELINE;
+    for (const r of this.#runners) {
+      if (this.#usable(r)) slots += PIPELINE - r.inFlight;
+      else if (r.lease === undefined) slots += PIPELINE;
+    }
     for (const runner of this.#runners) {
       // A lease a forced close took back: the runner is done once its batches are.
       if (runner.lease?.active === false && runner.inFlight === 0) this.#end(runner);
@@ -149,7 +172,7 @@ export class BatchRunner {
         if (jobs.length > 0) this.#send(runner, jobs);
       }
     }
-    if (this.#pending() > 0 && this.#runners.size < this.#maxWorkerRunners) this.#start();
+    for (let i = 0; i < starting; i++) this.#start();
   }
 
   #start(): void {
@@ -185,10 +208,22 @@ export class BatchRunner {
       return;
     }
     runner.inFlight++;
-    this.#engine.runBatch(session, jobs, (results) => {
+    this.#engine.runBatch(session, jobs, (results, busyUs) => {
       runner.inFlight--;
+      if (this.#engine.grow !== undefined) this.#timed(busyUs / jobs.length);
       this.#finish(runner, jobs, results);
     });
+  }
+
+  /** Notes a batch's time per job; grows the engine once jobs turn out to wait. */
+  #timed(jobUs: number): void {
+    this.#jobUs += (jobUs - this.#jobUs) / 8;
+    if (this.#jobUs < WAITING_JOB_US) return;
+    const max = this.#pool.stats().max;
+    const wanted = Math.min(max, MOST_WAITING_THREADS);
+    if (this.#engine.threads >= wanted) return;
+    this.#engine.grow!(wanted);
+    this.#maxWorkerRunners = Math.max(1, Math.min(this.#engine.threads, max));
   }
 
   #finish(runner: Runner, jobs: BatchJob[], results: WireResult[]): void {

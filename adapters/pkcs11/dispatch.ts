@@ -56,7 +56,11 @@ export type { WireJob, WireResult };
 export interface WorkerEngineOptions {
   /** The module's path (each worker loads its own binding). */
   library: string;
-  /** Worker threads. Default: the number of cores minus one, from 1 to 4. */
+  /**
+   * Worker threads. Default: the number of cores minus one, from 1 to 4,
+   * and up to a thread per pooled session (at most 4) once batched calls
+   * turn out to wait rather than compute (see `batch.ts`).
+   */
   threads?: number;
 }
 
@@ -71,6 +75,11 @@ export interface WorkerEngine extends CryptoEngine {
   readonly byLoad?: boolean;
   /** Worker threads. */
   readonly threads: number;
+  /**
+   * Adds worker threads up to `threads` in all (nothing once closed).
+   * Present only where the engine may choose its thread count itself.
+   */
+  grow?(threads: number): void;
   /**
    * Runs `jobs` on `session` in order, on one thread, as one message; calls
    * `done` with every result (in job order) when the batch is back.
@@ -116,18 +125,34 @@ interface Affinity {
 const DRAIN_LIMIT_MS = 10_000;
 
 class Workers implements WorkerEngine {
-  readonly name: string;
   readonly batching = true;
-  readonly threads: number;
+  readonly #library: string;
   readonly #threads: Thread[] = [];
   readonly #affinity = new WeakMap<SessionHandle, Affinity>();
   readonly #activity = new SessionActivity();
   #closed = false;
 
+  /** Only when not told how many threads: the batch runner grows it once calls turn out to wait. */
+  readonly grow?: (threads: number) => void;
+
   constructor(options: WorkerEngineOptions) {
-    this.threads = checkThreads(options.threads);
-    this.name = `workers(${this.threads})`;
-    for (let i = 0; i < this.threads; i++) this.#threads.push(new Thread(options.library));
+    this.#library = options.library;
+    this.#add(checkThreads(options.threads));
+    if (options.threads === undefined) this.grow = (threads) => this.#add(threads);
+  }
+
+  get name(): string {
+    return `workers(${this.#threads.length})`;
+  }
+
+  get threads(): number {
+    return this.#threads.length;
+  }
+
+  #add(threads: number): void {
+    if (this.#closed) return;
+    const count = Math.min(threads, 64);
+    while (this.#threads.length < count) this.#threads.push(new Thread(this.#library));
   }
 
   /**

@@ -31,21 +31,13 @@ import {
 } from "./dispatch_wire.ts";
 import { isBadSignature } from "./engine.ts";
 import { GCM_IV_BYTES as IV_BYTES, splitSealed } from "./gcm.ts";
+import { NATIVE, nativeCode } from "./native.ts";
 
 const EMPTY = Buffer.alloc(1).subarray(0, 0); // zero-length but not a NULL pointer
 
-/**
- * The binding's native methods, without pkcs11js's JavaScript wrappers
- * (which add a closure call, and a Buffer view of each output): this loop is
- * the hot path. Their errors carry "CKR_NAME:code" in the message.
- */
-// deno-lint-ignore no-explicit-any
-const N: any = Object.getPrototypeOf(pkcs11js.PKCS11.prototype);
-
-function codeOf(error: unknown): number {
-  const m = /CKR_\w+:(\d+)/.exec(String((error as Error)?.message));
-  return m ? Number(m[1]) : 0;
-}
+// The binding's native methods (native.ts): this loop is the hot path.
+const N = NATIVE;
+const codeOf = nativeCode;
 
 /** What a whole-operation AES-GCM job works on. */
 interface GcmCall {

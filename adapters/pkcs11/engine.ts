@@ -5,11 +5,12 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
+import type { Buffer } from "node:buffer";
 import type pkcs11js from "pkcs11js";
 import { CKR } from "./ckr.ts";
 import { toHsmError } from "./errors.ts";
 import type { SessionHandle } from "./handle.ts";
+import { NATIVE } from "./native.ts";
 
 /**
  * One single-part call with bytes out: `*Init`, then `C_Encrypt`/`C_Decrypt`/`C_Sign`.
@@ -64,12 +65,14 @@ export interface CryptoEngine {
  * a call on it.
  */
 export class SessionActivity {
-  readonly #running = new WeakMap<SessionHandle, { calls: number; idle: (() => void)[] }>();
+  // An entry stays for the session's life (a WeakMap: it goes with the session), so a call
+  // allocates nothing; the waiters' list exists only while someone waits.
+  readonly #running = new WeakMap<SessionHandle, { calls: number; idle?: (() => void)[] }>();
 
   /** Counts `calls` more calls of `session` as running. */
   begin(session: SessionHandle, calls = 1): void {
     const entry = this.#running.get(session);
-    if (entry === undefined) this.#running.set(session, { calls, idle: [] });
+    if (entry === undefined) this.#running.set(session, { calls });
     else entry.calls += calls;
   }
 
@@ -77,36 +80,20 @@ export class SessionActivity {
   end(session: SessionHandle, calls = 1): void {
     const entry = this.#running.get(session);
     if (entry === undefined || (entry.calls -= calls) > 0) return;
-    this.#running.delete(session);
-    for (const resolve of entry.idle) resolve();
+    const idle = entry.idle;
+    if (idle === undefined) return;
+    entry.idle = undefined;
+    for (const resolve of idle) resolve();
   }
 
   /** Resolves once no call of `session` is running. */
   settled(session: SessionHandle): Promise<void> {
     const entry = this.#running.get(session);
-    if (entry === undefined) return Promise.resolve();
+    if (entry === undefined || entry.calls <= 0) return Promise.resolve();
     const { promise, resolve } = Promise.withResolvers<void>();
-    entry.idle.push(resolve);
+    (entry.idle ??= []).push(resolve);
     return promise;
   }
-}
-
-const NON_NULL_EMPTY = Buffer.alloc(1).subarray(0, 0);
-
-/**
- * A Buffer view of bytes, without copying. An empty input becomes a
- * zero-length view of a real allocation: a truly empty buffer reaches the
- * module as a NULL pointer, which SoftHSM rejects with `CKR_ARGUMENTS_BAD`
- * (and then leaves the operation active).
- */
-export function asBuffer(bytes: Uint8Array): Buffer {
-  if (bytes.length === 0) return NON_NULL_EMPTY;
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-}
-
-/** A plain Uint8Array view of a Buffer result, without copying. */
-export function asBytes(buffer: Uint8Array): Uint8Array<ArrayBuffer> {
-  return new Uint8Array(buffer.buffer as ArrayBuffer, buffer.byteOffset, buffer.length);
 }
 
 /** Whether an error from `C_Verify` just means "this signature does not match". */
@@ -115,8 +102,8 @@ export function isBadSignature(code: number | undefined): boolean {
 }
 
 /**
- * Runs `*Init` synchronously (it is a few microseconds), then the call.
- * Shared by the engines that run on the calling thread's module binding.
+ * Runs `*Init` synchronously (pkcs11js has no async `*Init`). Shared by the
+ * engines that run on the calling thread's module binding.
  */
 export function init(
   pkcs11: pkcs11js.PKCS11,
@@ -126,7 +113,7 @@ export function init(
   key: Buffer,
 ): void {
   try {
-    pkcs11[fn](handle, mechanism, key);
+    NATIVE[fn].call(pkcs11, handle, mechanism, key);
   } catch (error) {
     throw toHsmError(error, fn);
   }

@@ -1,18 +1,17 @@
 /**
  * The two engines that call the module from this thread's binding:
- * {@link asyncEngine} runs each call on libuv's thread pool through
- * pkcs11js's `*Async` variants (the event loop stays free, but each call
- * costs 60-80 µs of hand-off), {@link syncEngine} calls the module right
- * here (fastest per call, but blocks the event loop for its duration).
+ * {@link asyncEngine} runs each call on libuv's thread pool, as pkcs11js's
+ * `*Async` variants do but through the binding's native `*Callback`
+ * methods, without pkcs11js's wrappers (the event loop stays free, but each
+ * call costs a hand-off to another thread and back), {@link syncEngine}
+ * calls the module right here (fastest per call, but blocks the event loop
+ * for its duration). Both call `*Init` synchronously: pkcs11js has no other.
  *
  * @module
  */
-import type { Buffer } from "node:buffer";
 import type pkcs11js from "pkcs11js";
 import { toHsmError } from "./errors.ts";
 import {
-  asBuffer,
-  asBytes,
   type BytesCall,
   type CryptoEngine,
   init,
@@ -20,55 +19,71 @@ import {
   SessionActivity,
 } from "./engine.ts";
 import type { SessionHandle } from "./handle.ts";
+import { NATIVE, type NativeDone, nonNull } from "./native.ts";
 
 /** The `*Init` function and the call of each bytes-out operation. */
-const STEPS = {
+export const STEPS = {
   encrypt: ["C_EncryptInit", "C_Encrypt"],
   decrypt: ["C_DecryptInit", "C_Decrypt"],
   sign: ["C_SignInit", "C_Sign"],
 } as const;
 
-/**
- * pkcs11js's async calls keep raw pointers to their input and output
- * buffers without holding a reference to them: a buffer collected while the
- * call runs on another thread is memory corruption. Every buffer of an
- * in-flight call stays in this set until the call completes; and the
- * session is counted as busy, so it is not closed under the call.
- */
-const inFlight = new Set<unknown>();
+type BytesName = "C_Encrypt" | "C_Decrypt" | "C_Sign" | "C_Digest";
+
+/** The binding's thread-pool variant of each call. */
+const CALLBACK = {
+  C_Encrypt: "C_EncryptCallback",
+  C_Decrypt: "C_DecryptCallback",
+  C_Sign: "C_SignCallback",
+  C_Digest: "C_DigestCallback",
+} as const;
+
+/** Sessions with a call on libuv's thread pool: a session is not closed under its call. */
 const activity = new SessionActivity();
 
-/** Keeps `buffers` and the session busy until `call` settles; errors become HsmErrors. */
-function held<T>(
+/** The first `length` bytes of `out` (itself when it was filled): no copy, no new buffer. */
+export function filled(out: Uint8Array<ArrayBuffer>, length: number): Uint8Array<ArrayBuffer> {
+  return length === out.length ? out : out.subarray(0, length);
+}
+
+/**
+ * `name` (`C_Encrypt`, ...) on libuv's thread pool, through the binding's
+ * native `*Callback` method: one promise and one callback per call.
+ * pkcs11js hands raw pointers to `input` and `out` to the other thread
+ * without keeping them alive; the binding keeps a reference to `done` until
+ * it runs, and `done` refers to both buffers: they cannot be collected
+ * while the call runs.
+ */
+export function callAsync(
   session: SessionHandle,
-  buffers: unknown[],
-  call: Promise<T>,
-  operation: string,
-): Promise<T> {
-  inFlight.add(buffers);
-  activity.begin(session);
-  const done = () => {
-    inFlight.delete(buffers);
-    activity.end(session);
-  };
-  return call.then((value) => (done(), value), (error) => {
-    done();
-    throw toHsmError(error, operation);
+  handle: Uint8Array,
+  name: BytesName,
+  input: Uint8Array,
+  out: Uint8Array<ArrayBuffer>,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const { pkcs11 } = session.module;
+  return new Promise((resolve, reject) => {
+    const done: NativeDone = (error, length) => {
+      activity.end(session);
+      if (error !== null) reject(toHsmError(error, name));
+      else resolve(filled(out, length as number));
+      void input; // held by this closure until the call completes
+    };
+    try {
+      NATIVE[CALLBACK[name]].call(pkcs11, handle, nonNull(input), out, done);
+    } catch (error) {
+      return reject(toHsmError(error, name));
+    }
+    activity.begin(session);
   });
 }
 
 function asyncBytes(step: keyof typeof STEPS): BytesCall {
   const [initName, name] = STEPS[step];
-  const asyncName = `${name}Async` as const;
   return (session, mechanism, key, input, outLength, out) => {
-    const { pkcs11 } = session.module;
     const handle = session.handle;
-    init(pkcs11, initName, handle, mechanism, key);
-    const inBuf = asBuffer(input);
-    const outBuf = out ?? new Uint8Array(outLength);
-    const call = pkcs11[asyncName](handle, inBuf, asBuffer(outBuf));
-    // The result is a view of outBuf of the length the module wrote.
-    return held(session, [inBuf, outBuf, mechanism], call.then(asBytes), name);
+    init(session.module.pkcs11, initName, handle, mechanism, key);
+    return callAsync(session, handle, name, input, out ?? new Uint8Array(outLength));
   };
 }
 
@@ -78,32 +93,35 @@ export const asyncEngine: CryptoEngine = {
   encrypt: asyncBytes("encrypt"),
   decrypt: asyncBytes("decrypt"),
   sign: asyncBytes("sign"),
-  async verify(session, mechanism, key, input, signature) {
+  verify(session, mechanism, key, input, signature) {
     const { pkcs11 } = session.module;
     const handle = session.handle;
     init(pkcs11, "C_VerifyInit", handle, mechanism, key);
-    const inBuf = asBuffer(input);
-    const sigBuf = asBuffer(signature);
-    const call = pkcs11.C_VerifyAsync(handle, inBuf, sigBuf);
-    try {
-      return await held(session, [inBuf, sigBuf, mechanism], call, "C_Verify");
-    } catch (error) {
-      if (isBadSignature(toHsmError(error, "C_Verify").code)) return false;
-      throw error;
-    }
+    return new Promise((resolve, reject) => {
+      const done: NativeDone = (error) => {
+        activity.end(session);
+        if (error === null) return resolve(true);
+        const wrapped = toHsmError(error, "C_Verify");
+        if (isBadSignature(wrapped.code)) resolve(false);
+        else reject(wrapped);
+        void [input, signature]; // held by this closure until the call completes
+      };
+      try {
+        NATIVE.C_VerifyCallback.call(pkcs11, handle, nonNull(input), nonNull(signature), done);
+      } catch (error) {
+        return reject(toHsmError(error, "C_Verify"));
+      }
+      activity.begin(session);
+    });
   },
   digest(session, mechanism, input, outLength) {
-    const { pkcs11 } = session.module;
     const handle = session.handle;
     try {
-      pkcs11.C_DigestInit(handle, mechanism);
+      NATIVE.C_DigestInit.call(session.module.pkcs11, handle, mechanism);
     } catch (error) {
-      throw toHsmError(error, "C_DigestInit");
+      return Promise.reject(toHsmError(error, "C_DigestInit"));
     }
-    const inBuf = asBuffer(input);
-    const outBuf = new Uint8Array(outLength);
-    const call = pkcs11.C_DigestAsync(handle, inBuf, asBuffer(outBuf));
-    return held(session, [inBuf, outBuf, mechanism], call.then(asBytes), "C_Digest");
+    return callAsync(session, handle, "C_Digest", input, new Uint8Array(outLength));
   },
   settled: (session) => activity.settled(session),
 };
@@ -116,18 +134,17 @@ function syncCall<T>(operation: string, fn: () => T): Promise<T> {
   }
 }
 
-function outBuffer(outLength: number, out?: Uint8Array): Buffer {
-  return asBuffer(out ?? new Uint8Array(outLength));
-}
-
 function syncBytes(step: keyof typeof STEPS): BytesCall {
   const [initName, name] = STEPS[step];
   return (session, mechanism, key, input, outLength, out) => {
     const pkcs11: pkcs11js.PKCS11 = session.module.pkcs11;
     const handle = session.handle;
     init(pkcs11, initName, handle, mechanism, key);
-    const output = outBuffer(outLength, out);
-    return syncCall(name, () => asBytes(pkcs11[name](handle, asBuffer(input), output)));
+    const output = out ?? new Uint8Array(outLength);
+    return syncCall(
+      name,
+      () => filled(output, NATIVE[name].call(pkcs11, handle, nonNull(input), output)),
+    );
   };
 }
 
@@ -142,7 +159,9 @@ export const syncEngine: CryptoEngine = {
     const handle = session.handle;
     init(pkcs11, "C_VerifyInit", handle, mechanism, key);
     try {
-      return Promise.resolve(pkcs11.C_Verify(handle, asBuffer(input), asBuffer(signature)));
+      return Promise.resolve(
+        NATIVE.C_Verify.call(pkcs11, handle, nonNull(input), nonNull(signature)),
+      );
     } catch (error) {
       const wrapped = toHsmError(error, "C_Verify");
       return isBadSignature(wrapped.code) ? Promise.resolve(false) : Promise.reject(wrapped);
@@ -152,8 +171,9 @@ export const syncEngine: CryptoEngine = {
     const { pkcs11 } = session.module;
     const handle = session.handle;
     return syncCall("C_Digest", () => {
-      pkcs11.C_DigestInit(handle, mechanism);
-      return asBytes(pkcs11.C_Digest(handle, asBuffer(input), outBuffer(outLength)));
+      NATIVE.C_DigestInit.call(pkcs11, handle, mechanism);
+      const output = new Uint8Array(outLength);
+      return filled(output, NATIVE.C_Digest.call(pkcs11, handle, nonNull(input), output));
     });
   },
 };

@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
 import pkcs11js from "pkcs11js";
 import { CKR } from "./ckr.ts";
 import { HsmError } from "./errors.ts";
@@ -23,19 +22,17 @@ export function sealedLength(plaintextLength: number): number {
   return GCM_IV_BYTES + plaintextLength + GCM_TAG_BYTES;
 }
 
-/** A Buffer over the same bytes (no copy). */
-function view(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-}
-
-/** The `CKM_AES_GCM` mechanism for this IV and AAD (an empty AAD is none). */
+/**
+ * The `CKM_AES_GCM` mechanism for this IV and AAD (an empty AAD is none).
+ * The binding takes any `Uint8Array` (`napi_is_buffer`): no Buffer views.
+ */
 export function gcmMechanism(iv: Uint8Array, aad: Uint8Array | undefined): pkcs11js.Mechanism {
   return {
     mechanism: pkcs11js.CKM_AES_GCM,
     parameter: {
       type: pkcs11js.CK_PARAMS_AES_GCM,
-      iv: view(iv),
-      aad: aad && aad.length > 0 ? view(aad) : undefined,
+      iv,
+      aad: aad && aad.length > 0 ? aad : undefined,
       tagBits: GCM_TAG_BITS,
     } as pkcs11js.IParams,
   };

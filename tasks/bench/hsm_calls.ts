@@ -1,7 +1,7 @@
 /**
  * Evidence for issue 13: what each path makes per operation. Counts the
- * calls into pkcs11js (by name; `*Async` ones are hand-offs to libuv's
- * thread pool), `crypto.getRandomValues` calls (the AES-GCM IV) and
+ * calls into pkcs11js's native binding (by name; `*Callback` ones, which
+ * pkcs11js's `*Async` calls end in, are hand-offs to libuv's thread pool), `crypto.getRandomValues` calls (the AES-GCM IV) and
  * messages posted to Workers, per AES-GCM encrypt and ECDSA sign, for the
  * adapter's engines and for hand-written pkcs11js `*Async` code. Then runs
  * the paths in alternating slices with 1 caller and with 32 callers (4
@@ -10,40 +10,60 @@
  *
  *   deno run -A tasks/bench/hsm_calls.ts [--ops 2000] [--slices 6] [--slice-ms 500]
  *     [--only NAME[,NAME...] --kind aes|ecdsa --callers N]   (some paths only: one for `--cpu-prof`)
+ *     [--init-call]   (only the µs of a synchronous `*Init` and call)
+ *     [--slow-us N]   (with --only: every `*Init` and crypto call waits N µs, as on a network HSM)
  *
  * @module
  */
 
+import type { Buffer } from "node:buffer";
+import type Pkcs11jsTypes from "pkcs11js";
+import { createHash } from "node:crypto";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import type { ContenderInstance } from "./benchmark.ts";
 import { hsmBenchmark, type HsmScenario, need, pooled, rawSetup } from "./hsm.ts";
-import { findKey, handWrittenAsync } from "./hsm.ts";
+import { findKey, handWrittenAsync, rawLoop } from "./hsm.ts";
 import { handWrittenOp } from "./hsm_handwritten.ts";
 import { openRawModule } from "./hsm_raw.ts";
+import { useSlowModule } from "./hsm_slow_module.ts";
 import { Pool } from "../../mod.ts";
 import type { Contender } from "./benchmark.ts";
 import { runCallers } from "./workers.ts";
+import { EventLoopMonitor } from "./event_loop_monitor.ts";
 
 type Counts = Map<string, number>;
 const counts: Counts = new Map();
 const count = (name: string) => counts.set(name, (counts.get(name) ?? 0) + 1);
 
-/** Wraps every `C_*` method of a pkcs11js instance (own properties, `*Async` included). */
-function countCalls(p: object): void {
-  const target = p as Record<string, unknown>;
-  for (const key of Object.keys(target)) {
-    const fn = target[key];
+/**
+ * Counts every call of the binding's native `C_*` methods (pkcs11js's wrappers, its `*Async`
+ * and the adapter's direct calls all end there: `C_EncryptAsync` counts as
+ * `C_EncryptCallback`). Instances made while it is on capture the counting methods, so it is on
+ * only while the counted paths are opened and run; returns the function that turns it off.
+ */
+function countNativeCalls(): () => void {
+  const { pkcs11js } = need();
+  const native = Object.getPrototypeOf(pkcs11js.PKCS11.prototype) as Record<string, unknown>;
+  const saved = new Map<string, unknown>();
+  for (const key of Object.getOwnPropertyNames(native)) {
+    const fn = native[key];
     if (!key.startsWith("C_") || typeof fn !== "function") continue;
-    target[key] = function (this: unknown, ...args: unknown[]) {
+    saved.set(key, fn);
+    native[key] = function (this: unknown, ...args: unknown[]) {
       count(key);
       return (fn as (...a: unknown[]) => unknown).apply(this, args);
     };
   }
+  return () => {
+    for (const [key, fn] of saved) native[key] = fn;
+  };
 }
 
-function countGlobalHandOffs(): void {
-  const random = crypto.getRandomValues.bind(crypto) as (a: unknown) => unknown;
+/** Counts IVs drawn and messages posted to Workers; returns the function that stops it. */
+function countGlobalHandOffs(): () => void {
+  const original = crypto.getRandomValues;
+  const random = original.bind(crypto) as (a: unknown) => unknown;
   crypto.getRandomValues = ((array: unknown) => {
     count("crypto.getRandomValues");
     return random(array);
@@ -53,6 +73,10 @@ function countGlobalHandOffs(): void {
     count("Worker.postMessage");
     return (post as (...a: unknown[]) => void).apply(this, args);
   } as typeof post;
+  return () => {
+    crypto.getRandomValues = original;
+    Worker.prototype.postMessage = post;
+  };
 }
 
 /** Runs `n` ops from `callers` concurrent callers; returns the counts per op. */
@@ -77,7 +101,6 @@ async function adapterCounts(
   const hsm = await adapter.openHsm({ tokenLabel, pin, engine, pool: { max: 4, min: 4 } });
   try {
     const key = await hsm.use((s) => findKey(s, kind));
-    countCalls(await hsm.use((s) => s.module.pkcs11));
     const op = kind === "aes"
       ? () => hsm.ops.encrypt(key, payload)
       : () => hsm.ops.sign(key, payload);
@@ -91,7 +114,6 @@ async function handWrittenCounts(kind: "aes" | "ecdsa", n: number) {
   const setup = rawSetup(kind);
   const m = openRawModule(setup, 1);
   try {
-    countCalls(m.p);
     const op = handWrittenOp(setup, m, []);
     return [await perOp(n, 1, () => op(m.sessions[0], 0))];
   } finally {
@@ -137,6 +159,48 @@ function sessionInfoUs(): number {
   }
 }
 
+/**
+ * p50 and p99 µs of a synchronous `*Init` and of the synchronous call after it, on one session
+ * (3,000 of each, after 200 to warm up): what a lone operation costs the calling thread when its
+ * call runs there, and how the inline engine's 100 µs bound compares.
+ */
+function initAndCallUs(kind: "aes" | "ecdsa"): string {
+  const setup = rawSetup(kind);
+  const m = openRawModule(setup, 1);
+  try {
+    const { pkcs11js } = setup;
+    const [session, p] = [m.sessions[0], m.p];
+    const iv = new Uint8Array(12), out = new Uint8Array(2048);
+    const data = kind === "aes"
+      ? setup.payload
+      : createHash("sha256").update(setup.payload).digest();
+    const gcm = { type: pkcs11js.CK_PARAMS_AES_GCM, iv, tagBits: 128 } as Pkcs11jsTypes.IParams;
+    const init = kind === "aes"
+      ? () => p.C_EncryptInit(session, { mechanism: pkcs11js.CKM_AES_GCM, parameter: gcm }, m.key)
+      : () => p.C_SignInit(session, { mechanism: pkcs11js.CKM_ECDSA }, m.key);
+    const call = kind === "aes"
+      ? () => p.C_Encrypt(session, data as Buffer, out as Buffer)
+      : () => p.C_Sign(session, data as Buffer, out as Buffer);
+    const inits: number[] = [], calls: number[] = [];
+    for (let i = 0; i < 3200; i++) {
+      const t0 = performance.now();
+      init();
+      const t1 = performance.now();
+      call();
+      if (i >= 200) inits.push((t1 - t0) * 1000), calls.push((performance.now() - t1) * 1000);
+    }
+    const q = (a: number[], f: number) => a.sort((x, y) => x - y)[Math.floor(a.length * f)];
+    const over = (a: number[]) => a.filter((us) => us >= 100).length;
+    return `${kind}: *Init p50 ${q(inits, 0.5).toFixed(1)} µs, p99 ${
+      q(inits, 0.99).toFixed(1)
+    } µs` +
+      ` (${over(inits)} of 3000 ≥ 100 µs); call p50 ${q(calls, 0.5).toFixed(1)} µs, p99 ` +
+      `${q(calls, 0.99).toFixed(1)} µs (${over(calls)} ≥ 100 µs)`;
+  } finally {
+    m.close();
+  }
+}
+
 /** Alternating slices of the given contenders; ops/s and CPU µs per op. */
 async function timed(
   kind: "aes" | "ecdsa",
@@ -146,7 +210,7 @@ async function timed(
   only?: string,
 ) {
   const scenario: HsmScenario = { id: "x", label: "x", concurrency: callers, op: kind };
-  const lineup = [
+  const usual = [
     pooled("default", 4),
     pooled("async", 4),
     // Experiment: validate (one C_GetSessionInfo) on every acquire, as before the 1 s default.
@@ -154,9 +218,11 @@ async function timed(
     pooled("workers", 4),
     poolOverRaw,
     handWrittenAsync,
-  ]
-    .filter((c) => !only || only.split(",").includes(c.name));
-  const tally = lineup.map(() => ({ ops: 0, ms: 0, cpuUs: 0 }));
+  ];
+  // Only with --only: more worker threads, and the raw loop itself.
+  const more = [pooled("workers", 4, 2), pooled("default", 4, 2), pooled("workers", 4, 4), rawLoop];
+  const lineup = only ? [...usual, ...more].filter((c) => only.split(",").includes(c.name)) : usual;
+  const tally = lineup.map(() => ({ ops: 0, ms: 0, cpuUs: 0, late: [] as number[] }));
   for (let slice = 0; slice < slices; slice++) {
     for (let i = 0; i < lineup.length; i++) {
       const k = (i + slice) % lineup.length;
@@ -164,7 +230,10 @@ async function timed(
       const inst: ContenderInstance = await lineup[k].open(scenario);
       try {
         const before = process.cpuUsage();
+        const monitor = new EventLoopMonitor();
+        monitor.start();
         const trial = await inst.trial(sliceMs);
+        tally[k].late.push(...monitor.stop());
         const used = process.cpuUsage(before);
         tally[k].ops += trial.ops;
         tally[k].ms += trial.elapsedMs;
@@ -176,10 +245,23 @@ async function timed(
   }
   return lineup.map((c, k) => {
     const t = tally[k];
+    const lateP99 = t.late.sort((a, b) => a - b)[Math.floor(t.late.length * 0.99)] ?? NaN;
     return `| ${kind} | ${callers} | ${c.name} | ${t.ops} | ${
       Math.round(t.ops / (t.ms / 1000))
-    } | ${(t.cpuUs / t.ops).toFixed(1)} |`;
+    } | ${(t.cpuUs / t.ops).toFixed(1)} | ${lateP99.toFixed(2)} |`;
   });
+}
+
+/**
+ * Experiment: every path of this run goes through `native/slow_pkcs11.c` (see
+ * `hsm_slow_module.ts`), whose `*Init` and crypto calls wait `us` µs first.
+ */
+async function slowDown(us: number): Promise<void> {
+  const env = need();
+  const out = await useSlowModule(env.library, us);
+  Deno.env.set("PKCS11_MODULE", out); // the adapter's default module
+  env.library = out; // the raw contenders'
+  console.log(`every *Init and crypto call waits ${us} µs first (${out} in front of SoftHSM)`);
 }
 
 async function main(): Promise<void> {
@@ -192,11 +274,14 @@ async function main(): Promise<void> {
       only: { type: "string" },
       kind: { type: "string", default: "aes" },
       callers: { type: "string", default: "32" },
+      "init-call": { type: "boolean", default: false },
+      "slow-us": { type: "string" },
     },
   });
   const n = Number(values.ops);
   const cleanup = await hsmBenchmark.prepare!();
   try {
+    if (values["slow-us"]) await slowDown(Number(values["slow-us"]));
     if (values.only) {
       const kind = values.kind as "aes" | "ecdsa";
       const callers = Number(values.callers);
@@ -204,22 +289,33 @@ async function main(): Promise<void> {
       console.log((await timed(kind, callers, slices, sliceMs, values.only)).join("\n"));
       return;
     }
-    console.log(
-      `sync C_GetSessionInfo: ${sessionInfoUs().toFixed(2)} µs per call (20,000 calls)\n`,
-    );
-    countGlobalHandOffs();
-    console.log("| op | path | calls per operation, 1 caller | calls per operation, 32 callers |");
-    console.log("|---|---|---|---|");
-    for (const kind of ["aes", "ecdsa"] as const) {
-      for (const engine of ["auto", "async", "workers"] as const) {
-        const [one, many] = await adapterCounts(engine, kind, n);
-        console.log(`| ${kind} | adapter "${engine}" ×4 | ${one} | ${many} |`);
+    console.log(`sync C_GetSessionInfo: ${sessionInfoUs().toFixed(2)} µs per call (20,000 calls)`);
+    for (const kind of ["aes", "ecdsa"] as const) console.log(`sync ${initAndCallUs(kind)}`);
+    console.log("");
+    if (values["init-call"]) return;
+    const restoreGlobals = countGlobalHandOffs();
+    const stopCounting = countNativeCalls();
+    try {
+      console.log(
+        "| op | path | calls per operation, 1 caller | calls per operation, 32 callers |",
+      );
+      console.log("|---|---|---|---|");
+      for (const kind of ["aes", "ecdsa"] as const) {
+        for (const engine of ["auto", "async", "workers"] as const) {
+          const [one, many] = await adapterCounts(engine, kind, n);
+          console.log(`| ${kind} | adapter "${engine}" ×4 | ${one} | ${many} |`);
+        }
+        const [one] = await handWrittenCounts(kind, n);
+        console.log(`| ${kind} | hand-written *Async | ${one} | (same per op) |`);
       }
-      const [one] = await handWrittenCounts(kind, n);
-      console.log(`| ${kind} | hand-written *Async | ${one} | (same per op) |`);
+    } finally {
+      stopCounting();
+      restoreGlobals();
     }
-    console.log("\n| op | callers | path | ops | ops/s | CPU µs/op (all threads) |");
-    console.log("|---|---:|---|---:|---:|---:|");
+    console.log(
+      "\n| op | callers | path | ops | ops/s | CPU µs/op (all threads) | timer late p99 ms |",
+    );
+    console.log("|---|---:|---|---:|---:|---:|---:|");
     for (const kind of ["aes", "ecdsa"] as const) {
       for (const callers of [1, 32]) {
         const rows = await timed(kind, callers, Number(values.slices), Number(values["slice-ms"]));
