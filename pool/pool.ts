@@ -9,14 +9,8 @@ import { Inventory } from "./inventory.ts";
 import type { Lease } from "./lease.ts";
 import { type GiveBack, Lender } from "./lender.ts";
 import { mapWithPool } from "./map.ts";
-import {
-  badTimeout,
-  count,
-  duration,
-  resizedBounds,
-  type ResolvedOptions,
-  resolveOptions,
-} from "./options.ts";
+import { badTimeout, count, duration, resizedBounds, resolveOptions } from "./options.ts";
+import type { ResolvedOptions } from "./options.ts";
 import { type PoolTracker, trackerList, trackerOf } from "./tracker.ts";
 import type {
   AcquireOptions,

@@ -141,13 +141,16 @@ Deno.test("exactly the nine conventional pool metrics are exported", async () =>
   });
 });
 
-/** Runs `timings_then_exit.ts n` to its end; returns its last wait_time and use_time points. */
-async function timingsAtExit(n: number) {
+/**
+ * Runs `fixture` with `args` to its end, collected only at exit; returns what it printed and
+ * the exported histograms of the pool named `poolName`.
+ */
+async function histogramsAtExit(fixture: string, args: string[], poolName: string) {
   await using receiver = OtlpReceiver.start();
-  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", TIMINGS_THEN_EXIT, String(n)],
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...args.slice(0, -1), fixture, args.at(-1)!],
     env: receiver.env(60_000), // no periodic collection: only the exit flush
-    stdout: "null",
+    stdout: "piped",
     stderr: "piped",
   }).output();
   assert.equal(code, 0, new TextDecoder().decode(stderr));
@@ -156,12 +159,18 @@ async function timingsAtExit(n: number) {
     10_000,
     "use_time",
   );
-  const pool = { "db.client.connection.pool.name": "timings" };
+  const pool = { "db.client.connection.pool.name": poolName };
   return {
+    printed: new TextDecoder().decode(stdout),
     wait: only(receiver, "db.client.connection.wait_time", pool),
     use: only(receiver, "db.client.connection.use_time", pool),
+    create: only(receiver, "db.client.connection.create_time", pool),
   };
 }
+
+/** Runs `timings_then_exit.ts n` to its end; returns its wait_time and use_time points. */
+const timingsAtExit = (n: number) =>
+  histogramsAtExit(TIMINGS_THEN_EXIT, ["-A", String(n)], "timings");
 
 Deno.test("timings counted just before exit are exported at exit", async () => {
   const { wait, use } = await timingsAtExit(3);
@@ -176,28 +185,15 @@ Deno.test("many timings are exported once each, whether flushed by their timer o
   assert.equal(wait.bucketCounts!.reduce((a, b) => a + b, 0), 10_000);
 });
 
-/** Runs `records_off_event_loop.ts` with `permissions`; returns its output and its export. */
+/** Runs `records_off_event_loop.ts` with `permissions`; what it counted, and its export. */
 async function leasesCountedOnTheEventLoop(permissions: string[]) {
-  await using receiver = OtlpReceiver.start();
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...permissions, OFF_EVENT_LOOP, "2000"],
-    env: receiver.env(60_000),
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(code, 0, new TextDecoder().decode(stderr));
-  await receiver.waitFor(
-    () => receiver.latest("db.client.connection.use_time").length > 0,
-    10_000,
-    "use_time",
+  const { printed, wait, use, create } = await histogramsAtExit(
+    OFF_EVENT_LOOP,
+    [...permissions, "2000"],
+    "off-loop",
   );
-  const pool = { "db.client.connection.pool.name": "off-loop" };
-  return {
-    ...JSON.parse(new TextDecoder().decode(stdout)) as { recordedHere: number },
-    wait: only(receiver, "db.client.connection.wait_time", pool).count,
-    use: only(receiver, "db.client.connection.use_time", pool).count,
-    create: only(receiver, "db.client.connection.create_time", pool).count,
-  };
+  const { recordedHere } = JSON.parse(printed) as { recordedHere: number };
+  return { recordedHere, wait: wait.count, use: use.count, create: create.count };
 }
 
 Deno.test("with Deno's exporter, the histograms are recorded off the event loop's thread, exactly", async () => {

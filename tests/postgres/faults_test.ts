@@ -14,19 +14,7 @@ import {
 } from "../../adapters/postgres/mod.ts";
 import { OrderDao } from "../../tasks/orders/order_dao.ts";
 import { type Database, startDatabase } from "../../tasks/setup/postgres.ts";
-import { appName, eventually } from "./target.ts";
-
-/** Opens `n` connections at once (each caller holds its own until all have one). */
-async function warm(pg: PostgresPool, n: number): Promise<void> {
-  let arrived = 0;
-  const { promise: all, resolve } = Promise.withResolvers<void>();
-  await Promise.all(Array.from({ length: n }, () =>
-    pg.use(async (sql) => {
-      await sql`select 1`;
-      if (++arrived === n) resolve();
-      await all;
-    })));
-}
+import { appName, eventually, warm } from "./target.ts";
 
 /** Terminates every server connection of `app` and waits until they are gone. */
 async function terminateAll(db: Database, app: string): Promise<number> {

@@ -14,7 +14,7 @@ import {
 } from "../../adapters/postgres/mod.ts";
 import { startFaultProxy } from "../../tasks/setup/fault_proxy.ts";
 import { type Database, startDatabase } from "../../tasks/setup/postgres.ts";
-import { appName, eventually } from "./target.ts";
+import { appName, eventually, warm } from "./target.ts";
 
 /** Statements of `app` running on the server now. */
 async function running(db: Database, app: string): Promise<number> {
@@ -187,9 +187,7 @@ Deno.test("postgres network faults and deadlines", async (t) => {
         url.username = role;
         url.password = "first-password";
         await using pg = createPostgresPool({ url: url.href, pool: { max: 10 } });
-        await Promise.all(
-          Array.from({ length: 10 }, () => pg.use((sql) => sql`select pg_sleep(0.05)`)),
-        );
+        await warm(pg, 10);
         assert.equal(pg.stats().size, 10);
         await db.admin.unsafe(`alter role ${role} password 'second-password'`);
         await db

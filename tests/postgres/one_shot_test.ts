@@ -13,23 +13,12 @@ import {
   type PostgresPoolOptions,
 } from "../../adapters/postgres/mod.ts";
 import { type Database, startDatabase } from "../../tasks/setup/postgres.ts";
+import { warm } from "./target.ts";
 
 type Pid = { pid: number }[];
 
 function open(db: Database, options: Omit<PostgresPoolOptions, "url"> = {}) {
   return createPostgresPool({ url: db.url, pool: { max: 10 }, ...options });
-}
-
-/** Opens `n` connections (each caller holds its own until all have one), so that they exist. */
-async function warm(pg: PostgresPool, n: number): Promise<void> {
-  let arrived = 0;
-  const { promise: all, resolve } = Promise.withResolvers<void>();
-  await Promise.all(Array.from({ length: n }, () =>
-    pg.use(async (sql) => {
-      await sql`select 1`;
-      if (++arrived === n) resolve();
-      await all;
-    })));
 }
 
 function distinct(pids: Pid[]): number {

@@ -7,7 +7,7 @@
  */
 import type { Database } from "../../tasks/setup/postgres.ts";
 import type { PgBouncer } from "../../tasks/setup/pgbouncer.ts";
-import type { PostgresPoolOptions } from "../../adapters/postgres/mod.ts";
+import type { PostgresPool, PostgresPoolOptions } from "../../adapters/postgres/mod.ts";
 
 /** A place to run the adapter suite. */
 export interface Target {
@@ -73,4 +73,16 @@ export async function eventually(
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`never happened within ${timeoutMs} ms: ${what}`);
+}
+
+/** Opens `n` connections at once (each caller holds its own until all have one), so that they exist. */
+export async function warm(pg: PostgresPool, n: number): Promise<void> {
+  let arrived = 0;
+  const { promise: all, resolve } = Promise.withResolvers<void>();
+  await Promise.all(Array.from({ length: n }, () =>
+    pg.use(async (sql) => {
+      await sql`select 1`;
+      if (++arrived === n) resolve();
+      await all;
+    })));
 }
