@@ -10,7 +10,6 @@ import {
   createPostgresPool,
   type PgConnection,
   type PoolSettings,
-  type PostgresPool,
 } from "../../adapters/postgres/mod.ts";
 import { OrderDao } from "../../tasks/orders/order_dao.ts";
 import { type Database, startDatabase } from "../../tasks/setup/postgres.ts";

@@ -7,11 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import {
-  createPostgresPool,
-  type PostgresPool,
-  type PostgresPoolOptions,
-} from "../../adapters/postgres/mod.ts";
+import { createPostgresPool, type PostgresPoolOptions } from "../../adapters/postgres/mod.ts";
 import { type Database, startDatabase } from "../../tasks/setup/postgres.ts";
 import { warm } from "./target.ts";
 
