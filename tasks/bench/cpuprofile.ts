@@ -8,7 +8,8 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { exitOnUsageError, UsageError } from "./cli.ts";
+import { toolArgs, wholeNumber } from "./tool_args.ts";
 
 interface ProfileNode {
   id: number;
@@ -50,17 +51,21 @@ function selfTimes(p: Profile): Map<number, number> {
   return self;
 }
 
+const USAGE = "usage: deno run -A tasks/bench/cpuprofile.ts FILE.cpuprofile [--ops N] [--top 20]";
+
 function main(): void {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = toolArgs({
     args: Deno.args,
     allowPositionals: true,
     options: { ops: { type: "string" }, top: { type: "string", default: "20" } },
-  });
+  }, USAGE);
   if (positionals.length !== 1) {
-    throw new TypeError("usage: cpuprofile.ts FILE.cpuprofile [--ops N] [--top 20]");
+    return exitOnUsageError(
+      new UsageError(`give one profile, got ${positionals.length}\n${USAGE}`),
+    );
   }
   const p: Profile = JSON.parse(Deno.readTextFileSync(positionals[0]));
-  const ops = values.ops ? Number(values.ops) : undefined;
+  const ops = values.ops ? wholeNumber(values.ops, "--ops", USAGE) : undefined;
   const self = selfTimes(p);
   const byArea = new Map<string, number>();
   const byFn = new Map<string, number>();
@@ -91,7 +96,10 @@ function main(): void {
   console.log(`| area ${head}\n|---${rule}`);
   for (const [area, us] of [...byArea].sort((a, b) => b[1] - a[1])) console.log(row(area, us));
   console.log(`\n| function (self time) ${head}\n|---${rule}`);
-  const top = [...byFn].sort((a, b) => b[1] - a[1]).slice(0, Number(values.top));
+  const top = [...byFn].sort((a, b) => b[1] - a[1]).slice(
+    0,
+    wholeNumber(values.top, "--top", USAGE),
+  );
   for (const [fn, us] of top) console.log(row(fn.replaceAll("|", "\\|"), us));
 }
 

@@ -20,7 +20,7 @@ import type { Buffer } from "node:buffer";
 import type Pkcs11jsTypes from "pkcs11js";
 import { createHash } from "node:crypto";
 import process from "node:process";
-import { parseArgs } from "node:util";
+import { choice, toolArgs, wholeNumber } from "./tool_args.ts";
 import type { ContenderInstance } from "./benchmark.ts";
 import { hsmBenchmark, type HsmScenario, need, pooled, rawSetup } from "./hsm.ts";
 import { findKey, handWrittenAsync, rawLoop } from "./hsm.ts";
@@ -264,8 +264,11 @@ async function slowDown(us: number): Promise<void> {
   console.log(`every *Init and crypto call waits ${us} µs first (${out} in front of SoftHSM)`);
 }
 
+const USAGE = "usage: deno run -A tasks/bench/hsm_calls.ts [--ops 2000] [--slices 6] " +
+  "[--slice-ms 500] [--only NAME[,NAME...] --kind aes|ecdsa --callers N] [--init-call] [--slow-us N]";
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = toolArgs({
     args: Deno.args,
     options: {
       ops: { type: "string", default: "2000" },
@@ -277,15 +280,16 @@ async function main(): Promise<void> {
       "init-call": { type: "boolean", default: false },
       "slow-us": { type: "string" },
     },
-  });
-  const n = Number(values.ops);
+  }, USAGE);
+  const n = wholeNumber(values.ops, "--ops", USAGE);
+  const slices = wholeNumber(values.slices, "--slices", USAGE);
+  const sliceMs = wholeNumber(values["slice-ms"], "--slice-ms", USAGE);
+  const callers = wholeNumber(values.callers, "--callers", USAGE);
+  const kind = choice(values.kind, "--kind", ["aes", "ecdsa"], USAGE);
   const cleanup = await hsmBenchmark.prepare!();
   try {
-    if (values["slow-us"]) await slowDown(Number(values["slow-us"]));
+    if (values["slow-us"]) await slowDown(wholeNumber(values["slow-us"], "--slow-us", USAGE));
     if (values.only) {
-      const kind = values.kind as "aes" | "ecdsa";
-      const callers = Number(values.callers);
-      const slices = Number(values.slices), sliceMs = Number(values["slice-ms"]);
       console.log((await timed(kind, callers, slices, sliceMs, values.only)).join("\n"));
       return;
     }
@@ -318,7 +322,7 @@ async function main(): Promise<void> {
     console.log("|---|---:|---|---:|---:|---:|---:|");
     for (const kind of ["aes", "ecdsa"] as const) {
       for (const callers of [1, 32]) {
-        const rows = await timed(kind, callers, Number(values.slices), Number(values["slice-ms"]));
+        const rows = await timed(kind, callers, slices, sliceMs);
         console.log(rows.join("\n"));
       }
     }

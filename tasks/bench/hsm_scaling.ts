@@ -15,7 +15,7 @@
  */
 
 import process from "node:process";
-import { parseArgs } from "node:util";
+import { choice, toolArgs, wholeNumber } from "./tool_args.ts";
 import { hsmBenchmark, need, rawSetup } from "./hsm.ts";
 import { openRawLoop, openRawModule, type RawLoopSetup } from "./hsm_raw.ts";
 
@@ -79,8 +79,11 @@ type Layout = {
   cpu: "here" | "children";
 };
 
+const USAGE = "usage: deno run -A tasks/bench/hsm_scaling.ts [--kind aes|ecdsa] [--n 2] " +
+  "[--slices 4] [--slice-ms 1000]";
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = toolArgs({
     args: Deno.args,
     options: {
       child: { type: "string" },
@@ -89,16 +92,19 @@ async function main(): Promise<void> {
       slices: { type: "string", default: "4" },
       "slice-ms": { type: "string", default: "1000" },
     },
-  });
+  }, USAGE);
   if (values.child) {
     console.log(JSON.stringify(await runLoop(JSON.parse(values.child) as LoopSpec)));
     return;
   }
-  const n = Number(values.n), kind = values.kind as "aes" | "ecdsa";
+  const n = wholeNumber(values.n, "--n", USAGE);
+  const kind = choice(values.kind, "--kind", ["aes", "ecdsa"], USAGE);
+  const slices = wholeNumber(values.slices, "--slices", USAGE);
+  const sliceMs = wholeNumber(values["slice-ms"], "--slice-ms", USAGE);
   const cleanup = await hsmBenchmark.prepare!();
   try {
     const { pkcs11js: _, ...setup } = rawSetup(kind);
-    const spec: LoopSpec = { ...setup, payload: need().payload, ms: Number(values["slice-ms"]) };
+    const spec: LoopSpec = { ...setup, payload: need().payload, ms: sliceMs };
     // Holds the module initialised and the token logged in, so no thread finalises it under another.
     const anchor = openRawModule(rawSetup(kind), 1);
     const layouts: Layout[] = [
@@ -109,7 +115,7 @@ async function main(): Promise<void> {
     ];
     const tally = layouts.map(() => ({ ops: 0, opsPerSec: 0, cpuUs: 0 }));
     try {
-      for (let slice = 0; slice < Number(values.slices); slice++) {
+      for (let slice = 0; slice < slices; slice++) {
         for (let i = 0; i < layouts.length; i++) {
           const k = (i + slice) % layouts.length;
           const before = process.cpuUsage();
@@ -125,7 +131,6 @@ async function main(): Promise<void> {
     } finally {
       anchor.close();
     }
-    const slices = Number(values.slices);
     console.log(`| ${kind} | layout | ops | ops/s (sum of loops, mean of slices) | CPU µs/op |`);
     console.log("|---|---|---:|---:|---:|");
     layouts.forEach((layout, k) => {

@@ -17,7 +17,7 @@
 
 import net from "node:net";
 import process from "node:process";
-import { parseArgs } from "node:util";
+import { choice, toolArgs, wholeNumber } from "./tool_args.ts";
 import type { Contender, ContenderInstance } from "./benchmark.ts";
 import { acquirePgContext, type PgContext } from "./pg_context.ts";
 import { openPgPool, openPostgresJs, type PgQuery, type PgScenario } from "./pg_drivers.ts";
@@ -90,8 +90,11 @@ async function alternate(
   return tally;
 }
 
+const USAGE = "usage: deno run -A tasks/bench/pg_profile.ts [--query select1|insert] " +
+  "[--callers 50] [--slices 8] [--slice-ms 500] [CONTENDER...]";
+
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = toolArgs({
     args: Deno.args,
     allowPositionals: true,
     options: {
@@ -100,15 +103,19 @@ async function main(): Promise<void> {
       slices: { type: "string", default: "8" },
       "slice-ms": { type: "string", default: "500" },
     },
-  });
+  }, USAGE);
+  const query: PgQuery = choice(values.query, "--query", ["select1", "insert"], USAGE);
   const names = positionals.length ? positionals : CONTENDERS.map((c) => c.name);
   const chosen = names.map((n) => {
     const c = CONTENDERS.find((x) => x.name === n);
-    if (!c) throw new Error(`unknown contender "${n}"; known: ${CONTENDERS.map((x) => x.name)}`);
+    if (!c) {
+      throw new Error(
+        `unknown contender "${n}"; known: ${CONTENDERS.map((x) => x.name)}\n${USAGE}`,
+      );
+    }
     return c;
   });
-  const concurrency = Number(values.callers);
-  const query = values.query as PgQuery;
+  const concurrency = wholeNumber(values.callers, "--callers", USAGE);
   const scenario: PgScenario = { id: "profile", label: "profile", concurrency, query };
   const { ctx: c, release } = await acquirePgContext((l) => console.error(`  ${l}`));
   ctx = c;
@@ -116,7 +123,8 @@ async function main(): Promise<void> {
   try {
     for (const contender of chosen) open.push(await contender.open(scenario));
     for (const inst of open) await inst.trial(300); // warm-up
-    const slices = Number(values.slices), sliceMs = Number(values["slice-ms"]);
+    const slices = wholeNumber(values.slices, "--slices", USAGE);
+    const sliceMs = wholeNumber(values["slice-ms"], "--slice-ms", USAGE);
     const tally = await alternate(open, slices, sliceMs);
     console.log(`${query}, ${concurrency} callers, ${slices} alternating slices of ${sliceMs} ms`);
     console.log(

@@ -11,8 +11,12 @@
 import postgres from "postgres";
 import { PIPELINED_RESET_SQL } from "../../adapters/postgres/session_reset.ts";
 import { startDatabase } from "../setup/postgres.ts";
+import { toolArgs, wholeNumber } from "./tool_args.ts";
 
-const n = Number(Deno.args[0] ?? 1500);
+const USAGE =
+  "usage: deno run -A tasks/bench/pg_reset_cost.ts [N]   (N sends per variant, default 1500)";
+const { positionals } = toolArgs({ args: Deno.args, allowPositionals: true, options: {} }, USAGE);
+const n = wholeNumber(positionals[0] ?? 1500, "N", USAGE);
 await using db = await startDatabase();
 const sql = postgres(db.url, { max: 1, onnotice: () => {} });
 try {

@@ -77,3 +77,25 @@ Deno.test("pg_profile.ts gives CPU and socket writes per query of each contender
     );
   }
 });
+
+Deno.test("every evidence tool answers a bad argument with what was wrong and its usage, exit 2", async () => {
+  const tools = [
+    ["hsm_calls.ts", "--callers", "many"],
+    ["hsm_scaling.ts", "--kind", "rsa"],
+    ["pg_profile.ts", "--bogus"],
+    ["pg_reset_cost.ts", "abc"],
+    ["cpuprofile.ts"],
+  ];
+  for (const [tool, ...args] of tools) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `tasks/bench/${tool}`, ...args],
+      cwd: root,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 2, `${tool} ${args.join(" ")}: exit ${out.code}\n${stderr}`);
+    assert.match(stderr, new RegExp(`usage: deno run -A tasks/bench/${tool.replace(".", "\\.")}`));
+    assert.doesNotMatch(stderr, /\n\s+at /, `${tool}: a stack trace`);
+  }
+});
