@@ -40,6 +40,7 @@ const CONTENDERS: Contender[] = [
   poolkitContender(need, `${POOLKIT_QUERY} oneShotBatch 1`, { oneShotBatch: 1 }, "query"),
   poolkitContender(need, `${POOLKIT_QUERY} reset never`, { reset: "never" }, "query"),
   poolkitContender(need, `${POOLKIT_QUERY} oneShotBatch 32`, { oneShotBatch: 32 }, "query"),
+  poolkitContender(need, `${POOLKIT_QUERY} oneShotBatch 1000`, { oneShotBatch: 1000 }, "query"),
   poolkitContender(need, "poolkit reset when-needed", { reset: "when-needed" }),
   poolkitContender(need, "poolkit reset never", { reset: "never" }),
   barePoolContender(need),
