@@ -231,7 +231,7 @@ export function findKeys(
 ): HsmKey[] {
   checkLabel(label);
   const handles = findHandles(session, [
-    ...KIND_TEMPLATE[kind],
+    ...kindTemplate(kind),
     { type: pkcs11js.CKA_LABEL, value: label },
     ...(tokenOnly ? [{ type: pkcs11js.CKA_TOKEN, value: true }] : []),
   ]);
@@ -245,6 +245,17 @@ export function findKeys(
  */
 export function pickRandom(keys: readonly HsmKey[]): HsmKey | undefined {
   return keys.length === 0 ? undefined : keys[Math.floor(Math.random() * keys.length)];
+}
+
+/** The template that finds keys of `kind`; a TypeError naming the kinds for anything else. */
+function kindTemplate(kind: HsmKeyKind): pkcs11js.Template {
+  const template = Object.hasOwn(KIND_TEMPLATE, kind) ? KIND_TEMPLATE[kind] : undefined;
+  if (template === undefined) {
+    throw new TypeError(
+      `key kind must be "aes", "ec-private" or "ec-public", got ${JSON.stringify(kind)}`,
+    );
+  }
+  return template;
 }
 
 /** One key picked at random among those of this kind with this label, or `undefined`. */
@@ -272,7 +283,7 @@ export function findKeyById(
 ): HsmKey | undefined {
   checkKeyId(id);
   const [handle] = findHandles(session, [
-    ...KIND_TEMPLATE[kind],
+    ...kindTemplate(kind),
     { type: pkcs11js.CKA_ID, value: Buffer.from(id, "hex") },
     ...(tokenOnly ? [{ type: pkcs11js.CKA_TOKEN, value: true }] : []),
   ]);

@@ -44,6 +44,24 @@ Deno.test("the random key lookup gives undefined for an unknown label", async ()
   assert.equal(await t.hsm.use((s) => s.findRandomKey("nope")), undefined);
 });
 
+Deno.test("a key lookup with an unknown kind names the kinds there are", async () => {
+  await using t = await openTestHsm();
+  await t.hsm.use((s) => {
+    for (
+      const find of [
+        () => s.findKeys("orders", "ec" as never),
+        () => s.findRandomKey("orders", "rsa" as never),
+        () => s.findKeyById("00ff", "toString" as never),
+      ]
+    ) {
+      assert.throws(find, {
+        name: "TypeError",
+        message: /key kind must be "aes", "ec-private" or "ec-public", got "\w+"/,
+      });
+    }
+  });
+});
+
 Deno.test("a token key made in one session works in another session", async () => {
   await using t = await openTestHsm({ pool: { max: 2 } });
   const lease1 = await t.hsm.acquire();
