@@ -2,8 +2,8 @@
  * Evidence for issue 14, lever 3: what the pipelined session reset (`reset: "always"`) costs
  * per round trip, and which part of it. One postgres.js connection (`max: 1`) to a throwaway
  * cluster, holding `--held` of postgres.js's own prepared statements as an application would (the
- * check renders each one); each variant is sent back to back (awaited) N times, rounds
- * alternating, the last two printed.
+ * check lists them all; its cost turned out not to grow with them); each variant is sent back to
+ * back (awaited) N times, rounds alternating, the last two printed.
  *
  *   deno run -A tasks/bench/pg_reset_cost.ts [--held 20] [N]
  *
