@@ -13,7 +13,7 @@
  * @module
  */
 export { Pool } from "./pool/pool.ts";
-export { Lease } from "./pool/lease.ts";
+export { Lease } from "./pool/entry.ts";
 export {
   CircuitOpenError,
   PoolClosedError,
@@ -28,4 +28,3 @@ export {
   type PrometheusOptions,
 } from "./pool/metrics.ts";
 export * from "./pool/types.ts";
-export type { PoolTracker } from "./pool/tracker.ts";

@@ -1,15 +1,8 @@
 /**
  * The pool's time source: a monotonic clock and the timers that go with it,
- * behind one small interface so tests can drive time by hand.
- *
- * Elapsed time is measured on `performance.now()`, which never steps when
- * the wall clock does (NTP, a suspended VM, an operator's `date -s`). It
- * costs about 0.1 µs in Deno, twice `Date.now()`, and the acquire/release
- * cycle needs two timestamps, so the pool reads it less often rather than
- * switching to a cheaper clock that would be wrong: at most once per public
- * call (the value is passed down), at most once per millisecond, and not
- * at all for the lending of an idle resource in the same event-loop turn
- * as a previous read ({@link recentNow}).
+ * behind one small interface so that tests can drive time by hand. Each pool
+ * is given its clock when it is made; nothing about time is kept in module
+ * state.
  *
  * @module
  */
@@ -21,12 +14,6 @@ export type Timer = ReturnType<typeof setTimeout>;
 export interface Clock {
   /** Milliseconds on a monotonic time line (arbitrary origin). */
   now(): number;
-  /**
-   * The time as last read in the current event-loop turn (at most about
-   * 1 ms old across turns), or a fresh read: for stamps that tolerate that,
-   * such as when an idle resource was lent.
-   */
-  recent(): number;
   /** Calls `fn` once after `ms`. An unref'd timer does not keep the process alive. */
   setTimeout(fn: () => void, ms: number, unref: boolean): Timer;
   /** Cancels a timer; `undefined` is ignored. */
@@ -35,64 +22,12 @@ export interface Clock {
   refTimer(timer: Timer, ref: boolean): void;
 }
 
-let lastWallMs = NaN;
-let lastMonoMs = 0;
-/** Whether `lastMonoMs` was read since the turn ticker last ran. */
-let turnFresh = false;
-let ticker: ReturnType<typeof setInterval> | undefined;
-let quietTicks = 0;
-/** The ticker stops after this many ticks without a read (the pools went quiet). */
-const QUIET_TICKS = 50;
-
 /**
- * `performance.now()`, read at most once per wall-clock millisecond: within
- * the same `Date.now()` millisecond the last monotonic value is returned
- * (at most about 1 ms old, the resolution the pool works at). Every value
- * comes from the monotonic clock; the wall clock only says whether a
- * millisecond has passed, so a step of it, either way, just causes a fresh
- * read and can neither stall nor rush the pool's time.
+ * The real clock: `performance.now()`, which never steps when the wall clock
+ * does (NTP, a suspended VM, `date -s`), and the platform's timers.
  */
-export function monotonicNow(): number {
-  const wall = Date.now();
-  if (!turnFresh) startTurn();
-  if (wall === lastWallMs) return lastMonoMs;
-  lastWallMs = wall;
-  const mono = performance.now();
-  return mono > lastMonoMs ? (lastMonoMs = mono) : lastMonoMs;
-}
-
-/**
- * The last {@link monotonicNow} value if it was read in this event-loop
- * turn (a 1 ms ticker ends turns while the pools are busy), else a fresh
- * read. Free on the acquire fast path right after a release, the common
- * case; never older than the current turn plus a millisecond.
- */
-export function recentNow(): number {
-  return turnFresh ? lastMonoMs : monotonicNow();
-}
-
-function startTurn(): void {
-  turnFresh = true;
-  quietTicks = 0;
-  if (ticker !== undefined) return;
-  ticker = setInterval(endTurn, 1);
-  Deno.unrefTimer(ticker);
-}
-
-function endTurn(): void {
-  if (turnFresh) {
-    turnFresh = false;
-    quietTicks = 0;
-  } else if (++quietTicks >= QUIET_TICKS) {
-    clearInterval(ticker);
-    ticker = undefined;
-  }
-}
-
-/** The real clock: {@link monotonicNow} and the platform's timers. */
 export const systemClock: Clock = {
-  now: monotonicNow,
-  recent: recentNow,
+  now: () => performance.now(),
   setTimeout(fn, ms, unref) {
     const timer = setTimeout(fn, ms);
     if (unref) Deno.unrefTimer(timer);
@@ -107,19 +42,15 @@ export const systemClock: Clock = {
   },
 };
 
-let current: Clock = systemClock;
-
-/** The clock new pools take (the system clock unless a test swapped it). */
-export function poolClock(): Clock {
-  return current;
-}
-
 /**
- * Test seam: pools created from now on use `clock`, until the returned
- * function is called. Not part of the package's public API.
+ * The key of the internal pool option that gives a pool another clock (the
+ * tests' hand-driven one). A symbol, so it is no option a user can misspell
+ * or meet in the documented options; not exported from the package.
  */
-export function usePoolClock(clock: Clock): () => void {
-  const previous = current;
-  current = clock;
-  return () => void (current = previous);
+export const CLOCK: unique symbol = Symbol("poolkit.clock");
+
+/** Pool options as the pool reads them: the documented ones plus the clock seam. */
+export interface WithClock {
+  /** The clock the pool runs on; default {@link systemClock}. */
+  [CLOCK]?: Clock;
 }

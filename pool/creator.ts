@@ -1,37 +1,140 @@
-import { backoffDelayMs } from "./backoff.ts";
-import { CircuitBreaker } from "./breaker.ts";
 import type { Timer } from "./clock.ts";
 import type { FailureSummary } from "./errors.ts";
-import type { Inventory } from "./inventory.ts";
+import type { Inventory, PoolLoop } from "./inventory.ts";
+import type { BreakerState } from "./types.ts";
 
-/** What the creator tells its pool. */
-export interface CreatorHost<R> {
-  /** A create succeeded: place the resource (a waiter, idle, or destroy if closing). */
-  created(resource: R, now: number): void;
-  /** A create failed; `opened`: the breaker just opened, fail the waiters fast. */
-  failed(error: unknown, now: number, opened: boolean): void;
-  /** A retry or probe is due: decide again what to do. */
-  wake(): void;
-  /** Whether a caller waits (only then does a retry timer keep the process alive). */
-  hasWaiters(): boolean;
+// ---- backoff ----------------------------------------------------------------------------
+
+/** First retry delay after a failed `create`, before jitter. */
+export const BACKOFF_BASE_MS = 100;
+/**
+ * No retry waits longer than this, so a backend that comes back is used
+ * within about a second (HikariCP and psycopg_pool retry on the same scale).
+ */
+export const BACKOFF_CAP_MS = 1_000;
+/**
+ * A create that succeeded this recently proves that the backend takes us;
+ * without such proof creates run one at a time (see {@link Creator}).
+ */
+export const PROOF_FRESH_MS = 5_000;
+
+/**
+ * The delay before retry number `attempt` (1-based): exponential from
+ * {@link BACKOFF_BASE_MS}, capped at {@link BACKOFF_CAP_MS}, with jitter that
+ * keeps between half and all of it, so pools restarting together spread out.
+ */
+export function backoffDelayMs(attempt: number, random: () => number = Math.random): number {
+  const exponential = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, attempt - 1));
+  return exponential * (0.5 + random() / 2);
 }
+
+// ---- circuit breaker --------------------------------------------------------------------
+/**
+ * The circuit breaker on `create`: counts failures in a row and opens after
+ * `threshold` of them, or at once for a permanent one. While open, callers
+ * fail fast and the pool probes the backend on a schedule: one create every
+ * `cooldownMs / threshold` (so a failing backend sees at most `threshold`
+ * attempts per cooldown), or after the whole `cooldownMs` when the failure
+ * was permanent. A probe in flight is `half-open`: its success closes the
+ * breaker, its failure opens it again.
+ *
+ * A disabled breaker has an infinite threshold: it never opens on counted
+ * failures (which still drive the retry backoff), only on permanent ones.
+ */
+export class CircuitBreaker {
+  /** Current state. */
+  state: BreakerState = "closed";
+  /** Counted create failures since the last success. */
+  failures = 0;
+  /** The most recent create failure, kept as the `cause` of the errors callers get. */
+  lastError: unknown = undefined;
+  /** Whether the most recent failure was permanent (`isPermanent`). */
+  permanent = false;
+  #nextProbeAt = 0;
+
+  /** `threshold` failures in a row open it; it probes `threshold` times per `cooldownMs`. */
+  constructor(readonly threshold: number, readonly cooldownMs: number) {}
+
+  /** Records a successful create; returns true if that closed the breaker. */
+  recordSuccess(): boolean {
+    this.failures = 0;
+    this.lastError = undefined;
+    this.permanent = false;
+    if (this.state === "closed") return false;
+    this.state = "closed";
+    return true;
+  }
+
+  /**
+   * Records a failed create. `counted` is false for a create that was
+   * already running when an earlier one failed: it is the same outage, not
+   * another failure in a row. Returns true if the breaker (re)opened.
+   */
+  recordFailure(error: unknown, now: number, counted: boolean, permanent: boolean): boolean {
+    this.lastError = error;
+    if (!counted && !permanent) return false;
+    this.failures++;
+    this.permanent = permanent;
+    const opens = permanent || this.state === "half-open" || this.failures >= this.threshold;
+    if (!opens) return false;
+    this.state = "open";
+    const interval = permanent ? this.cooldownMs : this.cooldownMs / this.threshold;
+    this.#nextProbeAt = now + interval;
+    return true;
+  }
+
+  /** Whether an acquire must fail now: open, and the next probe is not due yet. */
+  rejects(now: number): boolean {
+    return this.state === "open" && now < this.#nextProbeAt;
+  }
+
+  /** Whether creates are limited to one at a time (the backend is failing). */
+  get failing(): boolean {
+    return this.failures > 0 || this.state !== "closed";
+  }
+
+  /**
+   * Whether a create may start now. When the next probe is due this moves
+   * the breaker to half-open and allows exactly one.
+   */
+  allowCreate(now: number): boolean {
+    if (this.state === "closed") return true;
+    if (this.state === "half-open" || this.rejects(now)) return false;
+    this.state = "half-open";
+    return true;
+  }
+
+  /** Milliseconds until the next probe may run (0 when not open). */
+  retryAfterMs(now: number): number {
+    if (this.state !== "open") return 0;
+    return Math.max(0, Math.ceil(this.#nextProbeAt - now));
+  }
+
+  /** Forgets every failure (the user fixed the cause): closed, and creates may start at once. */
+  reset(): boolean {
+    const wasClosed = this.state === "closed";
+    this.recordSuccess();
+    return !wasClosed;
+  }
+}
+
+// ---- the creator ------------------------------------------------------------------------
 
 /**
  * Makes resources (HikariCP's `PoolEntryCreator`): starts creates, records
  * their timings, and decides how fast to try again when they fail.
  *
- * The first create runs alone, and so does the first after `invalidate()`,
- * after a resource turned out broken, or while the pool holds no resource
- * (as after a server restart, or a password change that ended every
- * connection): until one has succeeded, nothing says the backend accepts us,
- * and a wrong password or PIN must reach it once, not `max` times at once.
- * While creates succeed, as many run at once as callers need. After a
- * failure the backend is treated as down: at most one create is in flight
- * (a probe), retried after a jittered backoff capped at one second, so a
- * backend that comes back is used within about a second and a failing one
- * sees one attempt at a time whatever `max` and the number of callers.
- * Creates that were already running when the first one failed belong to
- * the same outage: their failures do not count towards the breaker.
+ * Creates run as many at once as callers need only while the pool has fresh
+ * proof that creating works: a create succeeded within {@link PROOF_FRESH_MS}
+ * and none has failed or been found broken since. Without that proof (at the
+ * start, after a quiet spell, after `invalidate()`, after a resource turned
+ * out broken, after a failure) one create runs alone until one succeeds, so a
+ * rotated password, a wrong PIN or a full server (`too many clients`) sees one
+ * attempt at a time whatever `max` and the number of callers. Failed attempts
+ * are retried after a jittered backoff capped at one second; the breaker
+ * opens after `threshold` failures in a row. Creates that were already
+ * running when the first one failed belong to the same outage: their
+ * failures do not count towards the breaker.
  */
 export class Creator<R> {
   /** Creates under way. */
@@ -42,13 +145,13 @@ export class Creator<R> {
   #epoch = 0;
   /** The pending retry or probe, if any. */
   #timer: Timer | undefined = undefined;
-  /** Whether a create has succeeded (since the start or the last `reset()`). */
-  #proven = false;
+  /** When a create last succeeded, if nothing has cast doubt on it since. */
+  #provenAt = -Infinity;
 
   constructor(
     readonly inventory: Inventory<R>,
     readonly shutdown: AbortSignal,
-    readonly host: CreatorHost<R>,
+    readonly loop: PoolLoop<R>,
   ) {
     const { breakerThreshold, breakerCooldownMs } = inventory.opts;
     this.breaker = new CircuitBreaker(breakerThreshold, breakerCooldownMs);
@@ -65,26 +168,29 @@ export class Creator<R> {
     return this.breaker.retryAfterMs(now);
   }
 
-  /** Whether the breaker fails callers fast now. */
+  /** Whether the breaker fails callers fast now (when nothing else can serve them). */
   rejects(now: number): boolean {
     return this.breaker.rejects(now);
   }
 
-  /** Starts up to `wanted` creates: as many as `max`, the backoff and the breaker allow. */
-  grow(wanted: number, now: number): void {
+  /**
+   * Starts up to `wanted` creates: as many as `max`, the backoff and the
+   * breaker allow. `forCaller`: someone waits for them (else it is the
+   * top-up to `min`).
+   */
+  grow(wanted: number, now: number, forCaller: boolean): void {
     const inventory = this.inventory;
     let n = Math.min(wanted, inventory.opts.max - inventory.all.size - this.creating);
     if (n <= 0 || this.#timer !== undefined) return;
     if (this.breaker.failing) {
       // After a permanent failure only a caller's request probes, never the top-up to min:
       // an HSM may lock its PIN after a few wrong tries.
-      if (this.breaker.permanent && !this.host.hasWaiters()) return;
+      if (this.breaker.permanent && !forCaller) return;
       if (this.creating > 0 || !this.#allowProbe(now)) return;
       n = 1;
-    } else if (!this.#proven || inventory.all.size === 0) {
-      // Nothing shows the backend takes us now (no create has succeeded yet, or every resource
-      // is gone, as after a restart or a password change): the first create runs alone.
-      if (this.creating > 0) return; // the first create is under way: wait for its answer
+    } else if (now - this.#provenAt > PROOF_FRESH_MS || inventory.all.size === 0) {
+      // Nothing shows that the backend takes us now: one create, alone, until one succeeds.
+      if (this.creating > 0) return;
       n = 1;
     }
     while (n-- > 0) this.#start(now);
@@ -97,10 +203,9 @@ export class Creator<R> {
 
   /** Forgets every failure (`pool.invalidate()`): the next create may start at once. */
   reset(): void {
-    this.inventory.clock.clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.stop();
     this.#epoch++;
-    this.#proven = false;
+    this.#provenAt = -Infinity;
     if (this.breaker.reset()) this.#breakerEvent(undefined);
   }
 
@@ -109,7 +214,7 @@ export class Creator<R> {
    * reset): until the next create succeeds, creates run one at a time again.
    */
   doubt(): void {
-    this.#proven = false;
+    this.#provenAt = -Infinity;
   }
 
   /** The pool closes: no more retries. */
@@ -143,11 +248,10 @@ export class Creator<R> {
   #succeeded(resource: R, startedAt: number): void {
     this.creating--;
     const now = this.#record(startedAt, true);
-    this.#proven = true;
+    this.#provenAt = now;
     if (this.breaker.recordSuccess()) this.#breakerEvent(undefined);
-    this.inventory.clock.clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.host.created(resource, now);
+    this.stop();
+    this.loop.created(resource, now);
   }
 
   #failed(error: unknown, startedAt: number, epoch: number): void {
@@ -156,7 +260,8 @@ export class Creator<R> {
     const inventory = this.inventory;
     inventory.counters.createErrors++;
     if (inventory.events.active) inventory.events.emit({ type: "createError", error });
-    if (inventory.state !== "open") return this.host.wake();
+    if (inventory.state !== "open") return this.loop.dispatch(now);
+    this.#provenAt = -Infinity;
     const counted = epoch === this.#epoch;
     if (counted) this.#epoch++;
     const opened = this.breaker.recordFailure(error, now, counted, this.#isPermanent(error));
@@ -166,7 +271,7 @@ export class Creator<R> {
     } else if (this.creating === 0 && this.breaker.state === "closed") {
       this.#arm(backoffDelayMs(this.breaker.failures));
     }
-    this.host.failed(error, now, opened);
+    this.loop.createFailed(error, now, opened);
   }
 
   #record(startedAt: number, ok: boolean): number {
@@ -190,12 +295,12 @@ export class Creator<R> {
   #arm(ms: number): void {
     const clock = this.inventory.clock;
     clock.clearTimeout(this.#timer);
-    this.#timer = clock.setTimeout(this.#due, ms, !this.host.hasWaiters());
+    this.#timer = clock.setTimeout(this.#due, ms, !this.loop.hasWaiters());
   }
 
   #due = (): void => {
     this.#timer = undefined;
-    this.host.wake();
+    this.loop.dispatch(this.inventory.clock.now());
   };
 
   #breakerEvent(cause: unknown): void {

@@ -1,24 +1,17 @@
 import type { Timer } from "./clock.ts";
 import { CHECKING, type Entry, IDLE } from "./entry.ts";
-import type { Inventory } from "./inventory.ts";
+import type { Inventory, PoolLoop } from "./inventory.ts";
 import type { ResolvedOptions } from "./options.ts";
 
 /** Background health checks in flight at once: the other idle resources stay lendable. */
 export const HEALTH_CHECKS_AT_ONCE = 2;
-
-/** What the housekeeper needs from its pool. */
-export interface HousekeeperHost<R> {
-  /** Decide what happens next (serve waiters, top up to min). */
-  dispatch(now: number): void;
-  /** A background check finished: place the entry (idle, a waiter) or destroy it. */
-  checked(entry: Entry<R>, valid: boolean): void;
-}
 
 /**
  * The pool's background jobs (HikariCP's `HouseKeeper`), run by one unref'd
  * timer, so an idle open pool never keeps the process alive:
  * retire expired and invalidated idle resources, evict those idle too long,
  * check the health of idle ones a few at a time, and report leaked leases.
+ * It is the only timer of an open pool that nobody waits on.
  */
 export class Housekeeper<R> {
   #timer: Timer | undefined = undefined;
@@ -28,7 +21,7 @@ export class Housekeeper<R> {
   constructor(
     readonly inventory: Inventory<R>,
     readonly shutdown: AbortSignal,
-    readonly host: HousekeeperHost<R>,
+    readonly loop: PoolLoop<R>,
   ) {
     this.#periodMs = housekeepingPeriodMs(inventory.opts);
     this.#schedule();
@@ -46,7 +39,7 @@ export class Housekeeper<R> {
     this.retireIdle(now);
     this.checkHealth(now);
     this.scanLeaks(now);
-    this.host.dispatch(now);
+    this.loop.dispatch(now);
   }
 
   /** Job: destroys idle resources past their lifetime, invalidated, or idle too long above min. */
@@ -79,13 +72,17 @@ export class Housekeeper<R> {
       this.#checking++;
       inventory.validate(entry, this.shutdown, true).then((valid) => {
         this.#checking--;
-        this.host.checked(entry, valid);
+        this.loop.checked(entry, valid);
         if (inventory.state === "open") this.checkHealth(inventory.clock.now());
       });
     }
   }
 
-  /** Job: reports each lease held longer than `leakDetectionMs`, once per lease. */
+  /**
+   * Job: reports each lease held longer than `leakDetectionMs`, once per
+   * lease: a `leak` event, or, when nobody listens to events, a warning on
+   * the console with the acquire-site stack (as HikariCP logs it).
+   */
   scanLeaks(now: number): void {
     const inventory = this.inventory;
     const leakMs = inventory.opts.leakDetectionMs;
@@ -96,14 +93,15 @@ export class Housekeeper<R> {
       }
       entry.leakReported = true;
       inventory.counters.leaks++;
+      const heldMs = now - entry.acquiredAt;
+      const stack = entry.acquireSite ?? "";
       if (inventory.events.active) {
-        const stack = entry.acquireSite ?? "";
-        inventory.events.emit({
-          type: "leak",
-          id: entry.id,
-          heldMs: now - entry.acquiredAt,
-          stack,
-        });
+        inventory.events.emit({ type: "leak", id: entry.id, heldMs, stack });
+      } else {
+        console.warn(
+          `Pool '${inventory.opts.name}': resource ${entry.id} has been lent for ` +
+            `${Math.round(heldMs)} ms (leakDetectionMs ${leakMs}), possibly leaked; ${stack}`,
+        );
       }
     }
   }

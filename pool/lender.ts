@@ -1,4 +1,5 @@
-import { type Entry, REMOVED, VALIDATING } from "./entry.ts";
+import type { Clock, Timer } from "./clock.ts";
+import { type Entry, Lease, type LeaseOwner, REMOVED, VALIDATING } from "./entry.ts";
 import {
   circuitOpenError,
   closedError,
@@ -7,10 +8,8 @@ import {
   type PoolClosedError,
   timeoutError,
 } from "./errors.ts";
-import type { Inventory } from "./inventory.ts";
-import { Lease, type LeaseOwner } from "./lease.ts";
-import { WaitStats } from "./wait_stats.ts";
-import { WaitQueue } from "./waiters.ts";
+import { Deque, type Inventory } from "./inventory.ts";
+import { WaitStats } from "./metrics.ts";
 
 /** What the lender needs to know about creation: whether to fail fast, and why. */
 export interface CreationView {
@@ -55,7 +54,11 @@ export class Lender<R> {
     this.waiters = new WaitQueue({
       timeoutError: (timeoutMs, waitedMs) => this.timeoutError("resource", timeoutMs, waitedMs),
       gaveUp: (reason, waitedMs) => {
-        if (reason === "abort") return void inv.counters.aborted++;
+        if (reason === "abort") {
+          inv.counters.aborted++;
+          if (inv.events.active) inv.events.emit({ type: "abort", waitedMs });
+          return;
+        }
         inv.counters.timedOut++;
         inv.tracker?.timedOut();
         if (inv.events.active) inv.events.emit({ type: "timeout", waitedMs });
@@ -80,15 +83,15 @@ export class Lender<R> {
 
   /**
    * Queues a caller for a resource, unless too many wait already
-   * (`PoolOverloadedError`) or the breaker fails callers fast and nothing
-   * is idle (`CircuitOpenError`).
+   * (`PoolOverloadedError`) or the breaker fails callers fast and no
+   * resource exists that could serve it (`CircuitOpenError`).
    */
   enqueue(now: number, signal: AbortSignal | undefined, timeoutMs: number, site?: string) {
     const maxWaiting = this.inventory.opts.maxWaiting;
     if (this.waiters.length >= maxWaiting) {
       return Promise.reject(overloadedError(this.snapshot(), maxWaiting));
     }
-    if (this.failures.rejects(now) && this.inventory.idle.length === 0) {
+    if (this.failures.rejects(now) && this.inventory.all.size === 0) {
       return Promise.reject(this.circuitOpenError(now));
     }
     const waiting = this.waiters.wait(now, signal, timeoutMs, site);
@@ -131,11 +134,27 @@ export class Lender<R> {
     else this.place(entry, now);
   }
 
-  /** A create failed: an `error` event if nobody waits; waiters fail fast if the breaker opened. */
+  /**
+   * A create failed. With no caller of `acquire()` waiting it was the
+   * top-up to `min`, background work: an `error` event (whether or not
+   * someone awaits `ready()`). If the breaker opened, the callers of
+   * `ready()` fail fast, and so do the acquires unless resources exist that
+   * may still come back to them within their own deadline.
+   */
   createFailed(error: unknown, now: number, opened: boolean): void {
-    // A top-up to min: nobody else would hear of it.
-    if (!this.anyoneWaits) this.inventory.backgroundError("create", error);
-    if (opened) this.rejectAll(() => this.circuitOpenError(now));
+    if (this.waiters.length === 0) this.inventory.backgroundError("create", error);
+    if (opened) this.failFastIfNothingServes(now, true);
+  }
+
+  /**
+   * While the breaker fails callers fast: rejects the waiting acquires with
+   * `CircuitOpenError` when no resource exists that could serve them
+   * (`ready` too: the callers of `ready()`, who need creates).
+   */
+  failFastIfNothingServes(now: number, ready: boolean): void {
+    if (!this.failures.rejects(now)) return;
+    if (ready) this.readyWaiters.rejectAll(() => this.circuitOpenError(now));
+    if (this.inventory.all.size === 0) this.waiters.rejectAll(() => this.circuitOpenError(now));
   }
 
   /** Places an entry that is free: to the first unserved waiter, else idle. */
@@ -205,5 +224,154 @@ export class Lender<R> {
   /** The pool is closing or closed. */
   closedError(): PoolClosedError {
     return closedError(this.inventory.opts.name, this.inventory.state);
+  }
+}
+
+// ---- the queue of waiting callers ---------------------------------------------------------
+
+/** setTimeout fires at once past this (a 32-bit delay). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A caller waiting in a {@link WaitQueue}. It is in the queue exactly while it waits. */
+export class Waiter<T> {
+  /** The caller's promise. */
+  readonly promise: Promise<T>;
+  /** Settles the caller's promise with what it waited for. */
+  readonly resolve: (value: T) => void;
+  /** Settles the caller's promise with an error. */
+  readonly reject: (error: unknown) => void;
+
+  /** Made by {@link WaitQueue.wait} only. */
+  constructor(
+    readonly queue: WaitQueue<T>,
+    /** When the wait began (the pool's clock, ms). */
+    readonly startedAt: number,
+    /** How long it may wait, as the caller set it (ms; Infinity: forever). */
+    readonly timeoutMs: number,
+    /** When it gives up (same clock; Infinity: never). */
+    readonly deadline: number,
+    readonly signal: AbortSignal | undefined,
+    /** The caller's stack, when leak detection wants it. */
+    readonly site: string | undefined,
+  ) {
+    ({ promise: this.promise, resolve: this.resolve, reject: this.reject } = Promise
+      .withResolvers<T>());
+  }
+
+  /** The abort listener: the waiter itself, so no closure is made per wait. */
+  handleEvent(): void {
+    this.queue.abandon(this);
+  }
+}
+
+/** How a queue tells its owner that a caller gave up. */
+export interface WaitQueueOwner {
+  /** The error for a caller whose deadline (`timeoutMs` after it began) passed. */
+  timeoutError(timeoutMs: number, waitedMs: number): Error;
+  /** Called once per caller that leaves by timeout or abort. */
+  gaveUp(reason: "timeout" | "abort", waitedMs: number): void;
+}
+
+/**
+ * A FIFO queue of callers, each with its own deadline and an optional
+ * AbortSignal. A caller leaves the queue at once when either passes;
+ * {@link WaitQueue.next} takes the longest waiting one out in the same tick
+ * that its owner hands it a value, so an aborted caller never receives one.
+ *
+ * The deadlines share one timer, armed for the earliest of them: with the
+ * pool's default timeout they arrive in queue order, so a busy pool with a
+ * hundred waiters arms no timer per caller. The timer exists only while
+ * someone waits, so only a waiting caller keeps the process alive.
+ */
+export class WaitQueue<T> {
+  #waiters = new Deque<Waiter<T>>();
+  #timer: Timer | undefined = undefined;
+  #timerAt = Infinity;
+
+  /** Reports give-ups to `owner`; deadlines run on `clock`. */
+  constructor(readonly owner: WaitQueueOwner, readonly clock: Clock) {}
+
+  /** Callers waiting now. */
+  get length(): number {
+    return this.#waiters.length;
+  }
+
+  /** Queues a caller; resolves when its owner serves it. */
+  wait(
+    startedAt: number,
+    signal: AbortSignal | undefined,
+    timeoutMs: number,
+    site?: string,
+  ): Promise<T> {
+    const deadline = startedAt + timeoutMs;
+    const waiter = new Waiter(this, startedAt, timeoutMs, deadline, signal, site);
+    signal?.addEventListener("abort", waiter, { once: true });
+    this.#waiters.push(waiter);
+    if (deadline < this.#timerAt) this.#arm(deadline);
+    return waiter.promise;
+  }
+
+  /** Takes the longest waiting caller out of the queue, to be served now. */
+  next(): Waiter<T> | undefined {
+    const waiter = this.#waiters.shift();
+    if (waiter !== undefined) this.#forget(waiter);
+    if (this.#waiters.length === 0) this.#disarm();
+    return waiter;
+  }
+
+  /** Rejects every waiting caller with the error `makeError` returns. */
+  rejectAll(makeError: () => unknown): void {
+    for (let waiter = this.next(); waiter !== undefined; waiter = this.next()) {
+      waiter.reject(makeError());
+    }
+  }
+
+  /** The caller's signal aborted: it leaves with `signal.reason`. */
+  abandon(waiter: Waiter<T>): void {
+    if (!this.#waiters.remove(waiter)) return;
+    this.#forget(waiter);
+    if (this.#waiters.length === 0) this.#disarm();
+    this.owner.gaveUp("abort", this.clock.now() - waiter.startedAt);
+    waiter.reject(waiter.signal?.reason);
+  }
+
+  /** The timer fired: every caller whose deadline passed leaves; re-arm for the rest. */
+  #expire = (): void => {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    const now = this.clock.now();
+    const expired: Waiter<T>[] = [];
+    let earliest = Infinity;
+    for (const waiter of this.#waiters) {
+      if (waiter.deadline <= now) expired.push(waiter);
+      else earliest = Math.min(earliest, waiter.deadline);
+    }
+    for (const waiter of expired) {
+      this.#waiters.remove(waiter);
+      this.#forget(waiter);
+    }
+    if (earliest !== Infinity) this.#arm(earliest);
+    for (const waiter of expired) {
+      this.owner.gaveUp("timeout", now - waiter.startedAt);
+      waiter.reject(this.owner.timeoutError(waiter.timeoutMs, now - waiter.startedAt));
+    }
+  };
+
+  #arm(at: number): void {
+    this.clock.clearTimeout(this.#timer);
+    this.#timerAt = at;
+    const ms = Math.min(MAX_TIMER_MS, Math.max(0, at - this.clock.now())); // longer ones re-arm
+    this.#timer = this.clock.setTimeout(this.#expire, ms, false);
+  }
+
+  #disarm(): void {
+    if (this.#timer === undefined) return;
+    this.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+  }
+
+  #forget(waiter: Waiter<T>): void {
+    waiter.signal?.removeEventListener("abort", waiter);
   }
 }

@@ -1,5 +1,7 @@
 /**
- * Prometheus metrics for pools: turns {@link PoolStats} snapshots into the
+ * What a pool measures and how it is exported. The pool records durations
+ * in {@link DurationHistogram}s and hands timings to trackers as they happen
+ * (`pool.track()`); {@link formatPrometheus} turns {@link PoolStats} snapshots into the
  * text exposition format (version 0.0.4), so any HTTP server can serve them
  * on `/metrics`. It only reads `stats()`, so it works with a `Pool` or with
  * anything else that has a `stats()` method returning {@link PoolStats}.
@@ -20,7 +22,13 @@
  * @module
  */
 
-import type { BreakerState, HistogramSnapshot, PoolState, PoolStats } from "./types.ts";
+import type {
+  BreakerState,
+  HistogramSnapshot,
+  PoolState,
+  PoolStats,
+  PoolTracker,
+} from "./types.ts";
 
 /** The `Content-Type` of the text that {@link formatPrometheus} returns. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -304,4 +312,156 @@ function number(n: number): string {
   if (n === Infinity) return "+Inf";
   if (n === -Infinity) return "-Inf";
   return String(n);
+}
+
+// ---- durations ---------------------------------------------------------------------------
+
+/** Histogram bucket bounds for acquire wait, create time and use time, in milliseconds. */
+export const WAIT_BUCKETS_MS: readonly number[] = [
+  1,
+  5,
+  10,
+  25,
+  50,
+  100,
+  250,
+  500,
+  1_000,
+  2_500,
+  5_000,
+  10_000,
+  30_000,
+];
+
+/** Milliseconds rounded to the microsecond: what `stats()` reports of a duration. */
+export function roundMs(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+const WINDOW = 1024; // recent waits kept for percentiles; a power of two
+
+/**
+ * A cumulative duration histogram since the start (the shape Prometheus
+ * wants): a bucket count per bound, the count and the sum; also the sum per
+ * bucket and the min and max, so that an exporter can replay it exactly
+ * (OpenTelemetry's histograms carry min and max).
+ */
+export class DurationHistogram {
+  // Per bucket, the last one above every bound: count and sum.
+  readonly #perBucket = new Float64Array(WAIT_BUCKETS_MS.length + 1);
+  readonly #sumPerBucket = new Float64Array(WAIT_BUCKETS_MS.length + 1);
+  #count = 0;
+  #sumMs = 0;
+  #minMs = Infinity;
+  #maxMs = -Infinity;
+
+  /** Records one duration. */
+  record(ms: number): void {
+    this.#count++;
+    this.#sumMs += ms;
+    if (ms < this.#minMs) this.#minMs = ms;
+    if (ms > this.#maxMs) this.#maxMs = ms;
+    let i = 0;
+    while (i < WAIT_BUCKETS_MS.length && ms > WAIT_BUCKETS_MS[i]) i++;
+    this.#perBucket[i]++;
+    this.#sumPerBucket[i] += ms;
+  }
+
+  /** The cumulative histogram since the start, durations rounded to the microsecond. */
+  snapshot(): HistogramSnapshot {
+    let running = 0;
+    const counts = WAIT_BUCKETS_MS.map((_, i) => (running += this.#perBucket[i]));
+    const empty = this.#count === 0;
+    return {
+      bucketsMs: WAIT_BUCKETS_MS,
+      counts,
+      count: this.#count,
+      sumMs: roundMs(this.#sumMs),
+      sumsMs: Array.from(this.#sumPerBucket, roundMs),
+      minMs: empty ? 0 : roundMs(this.#minMs),
+      maxMs: empty ? 0 : roundMs(this.#maxMs),
+    };
+  }
+}
+
+/**
+ * Records how long each acquire waited: a window of the recent waits for
+ * percentiles and a cumulative histogram since the start for metrics.
+ * Recording is a few array writes, cheap enough for the acquire fast path.
+ */
+export class WaitStats {
+  #recent = new Float64Array(WINDOW);
+  #count = 0;
+  readonly #histogram = new DurationHistogram();
+
+  /** Records one acquire's wait. */
+  record(ms: number): void {
+    this.#recent[this.#count & (WINDOW - 1)] = ms;
+    this.#count++;
+    this.#histogram.record(ms);
+  }
+
+  /** p50, p99 and max over the recent window. */
+  percentiles(): { p50: number; p99: number; max: number } {
+    const n = Math.min(this.#count, WINDOW);
+    if (n === 0) return { p50: 0, p99: 0, max: 0 };
+    const sorted = this.#recent.slice(0, n).sort();
+    const at = (q: number) => roundMs(sorted[Math.min(n - 1, Math.ceil(q * n) - 1)]);
+    return { p50: at(0.5), p99: at(0.99), max: roundMs(sorted[n - 1]) };
+  }
+
+  /** The cumulative histogram since the start. */
+  histogram(): HistogramSnapshot {
+    return this.#histogram.snapshot();
+  }
+}
+
+// ---- trackers: timings as they happen ---------------------------------------------------
+
+/** A tracker's per-call methods, all present: what the pool calls on its hot path. */
+export type Timings = Required<Pick<PoolTracker, "created" | "acquired" | "released" | "timedOut">>;
+
+const TIMINGS = ["created", "acquired", "released", "timedOut"] as const;
+
+/** Fans each call out to the trackers that have a method for it. */
+class TimingsFanOut implements Timings {
+  readonly #created: Timings["created"][];
+  readonly #acquired: Timings["acquired"][];
+  readonly #released: Timings["released"][];
+  readonly #timedOut: Timings["timedOut"][];
+
+  constructor(trackers: readonly PoolTracker[]) {
+    this.#created = trackers.filter((t) => t.created).map((t) => t.created!.bind(t));
+    this.#acquired = trackers.filter((t) => t.acquired).map((t) => t.acquired!.bind(t));
+    this.#released = trackers.filter((t) => t.released).map((t) => t.released!.bind(t));
+    this.#timedOut = trackers.filter((t) => t.timedOut).map((t) => t.timedOut!.bind(t));
+  }
+  created(ms: number, ok: boolean): void {
+    for (const f of this.#created) f(ms, ok);
+  }
+  acquired(waitedMs: number): void {
+    for (const f of this.#acquired) f(waitedMs);
+  }
+  released(heldMs: number): void {
+    for (const f of this.#released) f(heldMs);
+  }
+  timedOut(): void {
+    for (const f of this.#timedOut) f();
+  }
+}
+
+/**
+ * What the pool calls on its hot path for `trackers`: nothing when none of
+ * them wants a timing (as OpenTelemetry's, which only wants to hear of the
+ * close), the tracker itself when it is the only one and has every method,
+ * else a fan-out.
+ */
+export function timingsOf(trackers: readonly PoolTracker[]): Timings | undefined {
+  const timed = trackers.filter((t) => TIMINGS.some((name) => t[name] !== undefined));
+  if (timed.length === 0) return undefined;
+  const only = timed[0];
+  if (timed.length === 1 && TIMINGS.every((name) => only[name] !== undefined)) {
+    return only as Timings;
+  }
+  return new TimingsFanOut(timed);
 }

@@ -1,3 +1,11 @@
+/**
+ * Checks a pool's options, fills in the defaults, and names what is wrong
+ * when an option (or a per-call option) is not what it should be.
+ * {@link rejectUnknownOptions} is meant for any options object, adapters'
+ * included.
+ *
+ * @module
+ */
 import type { PoolOptions } from "./types.ts";
 
 /** Pool options with every default filled in and every value checked. */
@@ -55,6 +63,7 @@ export function resolveOptions<R>(options: PoolOptions<R>): ResolvedOptions {
         typeof options.create,
     );
   }
+  rejectUnknownOptions("Pool", options, POOL_OPTIONS);
   for (const hook of ["destroy", "validate", "reset", "isFatal", "isPermanent"] as const) {
     if (options[hook] !== undefined && typeof options[hook] !== "function") {
       throw new TypeError(`Pool option '${hook}' must be a function, got ${typeof options[hook]}`);
@@ -78,6 +87,7 @@ export function resolveOptions<R>(options: PoolOptions<R>): ResolvedOptions {
       `Pool option 'breaker' must be { threshold?, cooldownMs? } or false, got ${breaker}`,
     );
   }
+  if (breaker) rejectUnknownOptions("Pool option 'breaker'", breaker, BREAKER_OPTIONS);
   const order = options.order ?? "lifo";
   if (order !== "lifo" && order !== "fifo") {
     throw new RangeError(
@@ -125,14 +135,112 @@ export function resolveOptions<R>(options: PoolOptions<R>): ResolvedOptions {
   };
 }
 
+/** Every key of {@link PoolOptions}. */
+const POOL_OPTIONS: readonly (keyof PoolOptions<unknown>)[] = [
+  "create",
+  "destroy",
+  "validate",
+  "reset",
+  "isFatal",
+  "isPermanent",
+  "name",
+  "min",
+  "max",
+  "maxIdle",
+  "acquireTimeoutMs",
+  "idleTimeoutMs",
+  "maxLifetimeMs",
+  "maxUses",
+  "validateAfterMs",
+  "leakDetectionMs",
+  "healthCheckIntervalMs",
+  "hookTimeoutMs",
+  "breaker",
+  "order",
+  "reentrant",
+  "maxWaiting",
+];
+const BREAKER_OPTIONS = ["threshold", "cooldownMs"] as const;
+
+/**
+ * Throws a `TypeError` for the first own string key of `options` that is
+ * not in `known`, naming it and the nearest known option:
+ * `Pool: 'idleTimeout' is not an option; did you mean 'idleTimeoutMs'?`,
+ * or listing the options when none is near. A misspelled option is an
+ * error, never a silent default. `where` names whose options they are
+ * (`"Pool"`, `"close()"`). Symbol keys are ignored.
+ */
+export function rejectUnknownOptions(
+  where: string,
+  options: object,
+  known: readonly string[],
+): void {
+  for (const key of Object.keys(options)) {
+    if (known.includes(key)) continue;
+    const nearest = nearestName(key, known);
+    throw new TypeError(
+      `${where}: '${key}' is not an option; ` +
+        (nearest === undefined
+          ? `the options are ${known.map((k) => `'${k}'`).join(", ")}`
+          : `did you mean '${nearest}'?`),
+    );
+  }
+}
+
+/**
+ * The name in `known` closest to `name`: the fewest single-character edits
+ * (ignoring case), if it is close enough to be a likely misspelling (at
+ * most a third of the longer name's length, at least 2 edits allowed), or
+ * one of them begins with the other (`idleTimeout` for `idleTimeoutMs`).
+ */
+export function nearestName(name: string, known: readonly string[]): string | undefined {
+  const lower = name.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of known) {
+    const other = candidate.toLowerCase();
+    const prefix = other.startsWith(lower) || lower.startsWith(other);
+    const distance = prefix ? 0.5 : editDistance(lower, other);
+    const allowed = Math.max(2, Math.floor(Math.max(lower.length, other.length) / 3));
+    if (distance <= allowed && distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+/** Levenshtein distance: insertions, deletions and substitutions turning `a` into `b`. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, substitution);
+    }
+    previous = current;
+  }
+  return previous[b.length];
+}
+
+/** Whose option a value is, as messages name it: `Pool option`, `acquire() option`. */
+export type OptionOwner = "Pool" | `${string}()`;
+
 /** A whole number ≥ `least`, or `Infinity`. */
-export function count(option: string, value: unknown, fallback: number, least: number): number {
+export function count(
+  option: string,
+  value: unknown,
+  fallback: number,
+  least: number,
+  owner: OptionOwner = "Pool",
+): number {
   if (value === undefined) return fallback;
   if (
     typeof value !== "number" || !(Number.isInteger(value) || value === Infinity) || value < least
   ) {
     throw new RangeError(
-      `Pool option '${option}' must be a whole number ≥ ${least} (or Infinity), got ${
+      `${owner} option '${option}' must be a whole number ≥ ${least} (or Infinity), got ${
         typeof value === "string" ? JSON.stringify(value) : value
       }`,
     );
@@ -141,11 +249,16 @@ export function count(option: string, value: unknown, fallback: number, least: n
 }
 
 /** A duration in milliseconds: a number ≥ 0, or `Infinity`. */
-export function duration(option: string, value: unknown, fallback: number): number {
+export function duration(
+  option: string,
+  value: unknown,
+  fallback: number,
+  owner: OptionOwner = "Pool",
+): number {
   if (value === undefined) return fallback;
   if (typeof value !== "number" || Number.isNaN(value) || value < 0) {
     throw new RangeError(
-      `Pool option '${option}' must be a duration in milliseconds ≥ 0 (or Infinity), got ${
+      `${owner} option '${option}' must be a duration in milliseconds ≥ 0 (or Infinity), got ${
         typeof value === "string" ? JSON.stringify(value) : value
       }`,
     );
@@ -158,22 +271,30 @@ export function resizedBounds(
   opts: ResolvedOptions,
   bounds: { min?: number; max?: number },
 ): { min: number; max: number; maxIdle: number } {
-  const max = count("max", bounds.max, opts.max, 1);
-  const min = count("min", bounds.min, Math.min(opts.min, max), 0);
-  if (min > max) throw new RangeError(`Pool option 'min' (${min}) must not exceed 'max' (${max})`);
+  if (bounds === null || typeof bounds !== "object") {
+    throw new TypeError(`resize() takes { min?, max? }, got ${bounds}`);
+  }
+  rejectUnknownOptions("resize()", bounds, ["min", "max"]);
+  const max = count("max", bounds.max, opts.max, 1, "resize()");
+  const min = count("min", bounds.min, Math.min(opts.min, max), 0, "resize()");
+  if (min > max) {
+    throw new RangeError(`resize() option 'min' (${min}) must not exceed 'max' (${max})`);
+  }
   const maxIdle = opts.maxIdleExplicit ? Math.min(opts.maxIdle, max) : max;
   if (maxIdle < min) {
-    throw new RangeError(`Pool option 'min' (${min}) must not exceed 'maxIdle' (${maxIdle})`);
+    throw new RangeError(
+      `resize() option 'min' (${min}) must not exceed the pool's 'maxIdle' (${maxIdle})`,
+    );
   }
   return { min, max, maxIdle };
 }
 
-/** A caller's `timeoutMs`, checked: a `RangeError` naming it if it is not a duration. */
-export function badTimeout(value: unknown): RangeError {
+/** The `RangeError` for a caller's `timeoutMs` that is not a duration, naming the call. */
+export function badTimeout(value: unknown, owner: OptionOwner): RangeError {
   try {
-    duration("timeoutMs", value, 0);
+    duration("timeoutMs", value, 0, owner);
   } catch (error) {
     return error as RangeError;
   }
-  return new RangeError(`Pool option 'timeoutMs' is invalid: ${value}`);
+  return new RangeError(`${owner} option 'timeoutMs' is invalid: ${value}`);
 }

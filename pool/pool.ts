@@ -1,17 +1,22 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import { type Clock, poolClock } from "./clock.ts";
-import { Closing } from "./closing.ts";
+import { CLOCK, type Clock, systemClock, type Timer, type WithClock } from "./clock.ts";
 import { Creator } from "./creator.ts";
-import { type Entry, REMOVED } from "./entry.ts";
+import { type Entry, type Lease, REMOVED } from "./entry.ts";
 import { describeError } from "./errors.ts";
 import { Housekeeper } from "./housekeeper.ts";
-import { Inventory } from "./inventory.ts";
-import type { Lease } from "./lease.ts";
+import { Inventory, type PoolLoop } from "./inventory.ts";
 import { type GiveBack, Lender } from "./lender.ts";
 import { mapWithPool } from "./map.ts";
-import { badTimeout, count, duration, resizedBounds, resolveOptions } from "./options.ts";
+import { DurationHistogram, timingsOf } from "./metrics.ts";
+import {
+  badTimeout,
+  count,
+  duration,
+  rejectUnknownOptions,
+  resizedBounds,
+  resolveOptions,
+} from "./options.ts";
 import type { ResolvedOptions } from "./options.ts";
-import { type PoolTracker, trackerList, trackerOf } from "./tracker.ts";
 import type {
   AcquireOptions,
   CloseOptions,
@@ -20,9 +25,8 @@ import type {
   PoolEvent,
   PoolOptions,
   PoolStats,
+  PoolTracker,
 } from "./types.ts";
-import { poolStats } from "./stats.ts";
-import { DurationHistogram } from "./wait_stats.ts";
 
 const NEVER_ABORTED = new AbortController().signal;
 const DONE = Promise.resolve();
@@ -33,9 +37,14 @@ const DONE = Promise.resolve();
  *
  * The resources and counters live in an `Inventory`; callers wait in the
  * `Lender`; the `Creator` makes resources and handles their failures; the
- * `Housekeeper` runs the background jobs. After every change `#dispatch()`
- * matches idle resources to waiters and asks for creates, so there is one
- * place where the pool decides what to do next.
+ * `Housekeeper` runs the background jobs. They hand control back through
+ * one `PoolLoop`, and leases through their `LeaseOwner`. After every change
+ * `#dispatch()` matches idle resources to waiters and asks for creates, so
+ * there is one place where the pool decides what to do next.
+ *
+ * After `close()` resolves nothing of the pool runs or is scheduled; while
+ * it is open and nobody waits, its only timer is the housekeeping one,
+ * which does not keep the process alive.
  *
  * @example Lend a resource for the length of a block
  * ```ts
@@ -60,32 +69,34 @@ export class Pool<R> implements AsyncDisposable {
   readonly #useTimes = new DurationHistogram();
   readonly #context: AsyncLocalStorage<Lease<R>> | undefined;
   readonly #shutdown = new AbortController(); // the signal `create` and `validate` get
+  #trackers: readonly PoolTracker[] = [];
   #closing: Closing | undefined;
   #closed: Promise<void> | undefined;
 
-  /** Checks the options (throwing `TypeError`/`RangeError` naming the bad one) and starts the pool. */
+  /**
+   * Checks the options (throwing a `TypeError` or `RangeError` that names
+   * the bad or unknown one) and starts the pool.
+   */
   constructor(options: PoolOptions<R>) {
     this.#opts = resolveOptions(options);
-    this.#clock = poolClock();
-    const inv = this.#inv = new Inventory(this.#opts, options, this.#clock);
-    inv.onDestroyed = () => this.#finishCloseWhenDrained();
-    this.#context = this.#opts.reentrant ? new AsyncLocalStorage() : undefined;
-    const shutdown = this.#shutdown.signal;
-    this.#creator = new Creator(inv, shutdown, {
+    this.#clock = (options as WithClock)[CLOCK] ?? systemClock;
+    const loop: PoolLoop<R> = {
+      dispatch: (now) => this.#dispatch(now),
+      checked: (entry, valid) => this.#checked(entry, valid),
       created: (resource, now) => (this.#lender.placeCreated(resource, now), this.#dispatch(now)),
-      failed: (error, now, opened) => (
+      createFailed: (error, now, opened) => (
         this.#lender.createFailed(error, now, opened), this.#dispatch(now)
       ),
-      wake: () => this.#dispatch(this.#clock.now()),
       hasWaiters: () => this.#lender.anyoneWaits,
-    });
+    };
+    const inv = this.#inv = new Inventory(this.#opts, options, this.#clock, loop);
+    this.#context = this.#opts.reentrant ? new AsyncLocalStorage() : undefined;
+    const shutdown = this.#shutdown.signal;
+    this.#creator = new Creator(inv, shutdown, loop);
     const giveBack: GiveBack<R> = (entry, lease, reuse, reason) =>
       this.#giveBack(entry, lease, reuse, reason);
     this.#lender = new Lender(inv, giveBack, this.#creator);
-    this.#housekeeper = new Housekeeper(inv, shutdown, {
-      dispatch: (now) => this.#dispatch(now),
-      checked: (entry, valid) => this.#checked(entry, valid),
-    });
+    this.#housekeeper = new Housekeeper(inv, shutdown, loop);
     this.#dispatch(this.#clock.now());
   }
 
@@ -105,7 +116,12 @@ export class Pool<R> implements AsyncDisposable {
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
     try {
-      const timeoutMs = duration("timeoutMs", options?.timeoutMs, this.#opts.acquireTimeoutMs);
+      const timeoutMs = duration(
+        "timeoutMs",
+        options?.timeoutMs,
+        this.#opts.acquireTimeoutMs,
+        "ready()",
+      );
       return this.#lender.waitReady(this.#clock.now(), signal, timeoutMs);
     } catch (error) {
       return Promise.reject(error);
@@ -126,7 +142,7 @@ export class Pool<R> implements AsyncDisposable {
     if (inv.state !== "open") return Promise.reject(this.#lender.closedError());
     const timeoutMs = options?.timeoutMs;
     if (timeoutMs !== undefined && !(typeof timeoutMs === "number" && timeoutMs >= 0)) {
-      return Promise.reject(badTimeout(timeoutMs));
+      return Promise.reject(badTimeout(timeoutMs, "acquire()"));
     }
     const opts = this.#opts;
     const site = opts.leakDetectionMs > 0 ? acquireSite() : undefined;
@@ -136,7 +152,7 @@ export class Pool<R> implements AsyncDisposable {
     if (idle.length > 0 && this.#lender.waiters.length === 0) {
       const lifo = opts.order === "lifo";
       const entry = (lifo ? idle.last() : idle.peek())!;
-      const now = this.#clock.recent(); // usually the value the last release read
+      const now = this.#clock.now();
       if (inv.retireReason(entry, now) === undefined && !inv.needsValidation(entry, now)) {
         if (lifo) idle.pop();
         else idle.shift();
@@ -191,7 +207,7 @@ export class Pool<R> implements AsyncDisposable {
     options?: MapOptions,
   ): AsyncGenerator<U, void, undefined> {
     const limit = Math.min(
-      count("concurrency", options?.concurrency, this.#opts.max, 1),
+      count("concurrency", options?.concurrency, this.#opts.max, 1, "map()"),
       this.#opts.max,
     );
     return mapWithPool(this, items, fn, limit, options);
@@ -204,25 +220,52 @@ export class Pool<R> implements AsyncDisposable {
    * growing without bound.
    */
   events(options?: EventsOptions): AsyncIterableIterator<PoolEvent> {
-    const bufferSize = count("bufferSize", options?.bufferSize, 1024, 1);
+    const bufferSize = count("bufferSize", options?.bufferSize, 1024, 1, "events()");
     return this.#inv.events.subscribe(bufferSize, options?.signal);
   }
 
-  /** A snapshot of sizes, counters, breaker state and acquire wait times. */
+  /**
+   * A snapshot of sizes, counters, breaker state and acquire wait times.
+   * Durations are in milliseconds, rounded to the microsecond.
+   */
   stats(): PoolStats {
-    return poolStats(this.#inv, this.#lender, this.#creator, this.#useTimes);
+    const inv = this.#inv;
+    const lender = this.#lender;
+    const size = inv.all.size;
+    const idle = inv.idle.length;
+    return {
+      name: inv.opts.name,
+      state: inv.state,
+      min: inv.opts.min,
+      max: inv.opts.max,
+      maxIdle: inv.opts.maxIdle,
+      size,
+      idle,
+      inUse: size - idle,
+      pending: lender.waiters.length,
+      creating: this.#creator.creating,
+      ...inv.counters,
+      breaker: this.#creator.breaker.state,
+      acquireWaitMs: lender.waits.percentiles(),
+      acquireWaitHistogram: lender.waits.histogram(),
+      createTimeHistogram: inv.createTimes.snapshot(),
+      useTimeHistogram: this.#useTimes.snapshot(),
+    };
   }
 
   /**
    * Reports every create, acquire, release and timeout to `tracker` as it
-   * happens (an exporter such as OpenTelemetry uses this). Returns a
-   * function that stops the reports.
+   * happens, and the pool's close (an exporter such as OpenTelemetry uses
+   * this). Returns a function that stops the reports.
    */
   track(tracker: PoolTracker): () => void {
-    const inv = this.#inv;
-    inv.tracker = trackerOf([...trackerList(inv.tracker), tracker]);
-    return () =>
-      void (inv.tracker = trackerOf(trackerList(inv.tracker).filter((t) => t !== tracker)));
+    this.#setTrackers([...this.#trackers, tracker]);
+    return () => this.#setTrackers(this.#trackers.filter((t) => t !== tracker));
+  }
+
+  #setTrackers(trackers: readonly PoolTracker[]): void {
+    this.#trackers = trackers;
+    this.#inv.tracker = timingsOf(trackers);
   }
 
   /**
@@ -230,6 +273,7 @@ export class Pool<R> implements AsyncDisposable {
    * idle extras now and busy extras when they come back.
    */
   resize(bounds: { min?: number; max?: number }): void {
+    if (this.#inv.state !== "open") throw this.#lender.closedError();
     const { min, max, maxIdle } = resizedBounds(this.#opts, bounds);
     Object.assign(this.#opts, { min, max, maxIdle });
     const inv = this.#inv;
@@ -260,7 +304,10 @@ export class Pool<R> implements AsyncDisposable {
    */
   close(options?: CloseOptions): Promise<void> {
     if (this.#closed !== undefined) return this.#closed;
-    const timeoutMs = duration("timeoutMs", options?.timeoutMs, Infinity);
+    if (options !== undefined && options !== null) {
+      rejectUnknownOptions("close()", options, ["timeoutMs"]);
+    }
+    const timeoutMs = duration("timeoutMs", options?.timeoutMs, Infinity, "close()");
     const inv = this.#inv;
     inv.state = "closing";
     this.#housekeeper.stop();
@@ -272,7 +319,15 @@ export class Pool<R> implements AsyncDisposable {
       for (const entry of [...inv.all]) inv.destroy(entry, "close timed out");
     });
     this.#closed = closing.done.then(() => {
+      if (closing.forced) inv.abandonDestroys();
       inv.state = "closed";
+      for (const tracker of this.#trackers) {
+        try {
+          tracker.closed?.();
+        } catch (error) {
+          inv.backgroundError("tracker", error);
+        }
+      }
       inv.events.emit({ type: "close" });
       inv.events.close();
     });
@@ -304,6 +359,7 @@ export class Pool<R> implements AsyncDisposable {
     const inv = this.#inv;
     if (inv.state !== "open") return this.#finishCloseWhenDrained();
     const lender = this.#lender;
+    if (inv.all.size === 0) lender.failFastIfNothingServes(now, false);
     // Serve waiters from idle. Entries under validation are already promised to a waiter.
     while (lender.unserved > 0 && inv.idle.length > 0) {
       const entry = inv.takeIdle()!;
@@ -318,7 +374,7 @@ export class Pool<R> implements AsyncDisposable {
     // Grow: for waiters nobody is serving yet, then up to min.
     const creating = this.#creator.creating;
     const wanted = Math.max(lender.unserved - creating, opts.min - inv.all.size - creating);
-    if (wanted > 0) this.#creator.grow(wanted, now);
+    if (wanted > 0) this.#creator.grow(wanted, now, lender.anyoneWaits);
     lender.resolveReady();
   }
 
@@ -386,6 +442,46 @@ export class Pool<R> implements AsyncDisposable {
     const inv = this.#inv;
     const drained = inv.all.size === 0 && this.#creator.creating === 0;
     this.#closing?.finish(drained && inv.destroying.size === 0);
+  }
+}
+
+/**
+ * The end of `close()`: resolves once the pool has drained, or at the
+ * caller's deadline whatever is still running (leases, hooks). Knows
+ * nothing of resources; the pool says when it drained.
+ */
+class Closing {
+  /** Resolves when the close is done. */
+  readonly done: Promise<void>;
+  #resolve: (() => void) | undefined;
+  #timer: Timer | undefined;
+  /** Whether the deadline passed (what is still out was destroyed). */
+  forced = false;
+
+  /** Starts the clock on `timeoutMs`; at the deadline `onDeadline` runs, then it resolves. */
+  constructor(readonly clock: Clock, timeoutMs: number, onDeadline: () => void) {
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.done = promise;
+    this.#resolve = resolve;
+    if (timeoutMs === Infinity) return;
+    this.#timer = clock.setTimeout(
+      () => {
+        this.forced = true;
+        onDeadline();
+        this.finish(true);
+      },
+      timeoutMs,
+      false,
+    );
+  }
+
+  /** Resolves `done` if the pool `drained` or the deadline passed. Idempotent. */
+  finish(drained: boolean): void {
+    if (this.#resolve === undefined || !(drained || this.forced)) return;
+    this.clock.clearTimeout(this.#timer);
+    const resolve = this.#resolve;
+    this.#resolve = undefined;
+    resolve();
   }
 }
 

@@ -13,7 +13,7 @@ export interface ResourceFactory<R> {
    * (the pool closed); a resource that arrives anyway is kept or destroyed,
    * never lost.
    */
-  create: (signal: AbortSignal) => Promise<R>;
+  create: (signal: AbortSignal) => R | Promise<R>;
   /** Disposes of a resource for good. Errors become `error` events. */
   destroy?: (resource: R) => void | Promise<void>;
   /**
@@ -220,8 +220,29 @@ export type PoolEvent =
   | { type: "acquire"; id: number; waitedMs: number }
   | { type: "release"; id: number }
   | { type: "timeout"; waitedMs: number }
+  | { type: "abort"; waitedMs: number }
   | { type: "leak"; id: number; heldMs: number; stack: string }
   | { type: "breaker"; state: BreakerState; cause?: unknown }
   | { type: "error"; during: string; error: unknown }
   | { type: "resize"; min: number; max: number }
   | { type: "close" };
+
+/**
+ * Receives a pool's timings as they happen (HikariCP's `IMetricsTracker`):
+ * what an exporter such as OpenTelemetry needs that a `stats()` snapshot
+ * cannot give. Attach one with `pool.track(tracker)`; every method is
+ * optional. The per-call ones run on the acquire/release path, so keep them
+ * to a few arithmetic operations.
+ */
+export interface PoolTracker {
+  /** A `create` settled after `ms` milliseconds; `ok` is false when it failed. */
+  created?(ms: number, ok: boolean): void;
+  /** A caller got a lease after waiting `waitedMs` (0 when one was idle). */
+  acquired?(waitedMs: number): void;
+  /** A lease ended after being held `heldMs`. */
+  released?(heldMs: number): void;
+  /** An acquire gave up at its deadline. */
+  timedOut?(): void;
+  /** The pool closed (its `close()` is about to resolve): the last call a tracker gets. */
+  closed?(): void;
+}

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { HistogramDelta, replay } from "../../otel/histogram_delta.ts";
-import { DurationHistogram, WAIT_BUCKETS_MS } from "../../pool/wait_stats.ts";
+import { DurationHistogram, WAIT_BUCKETS_MS } from "../../pool/metrics.ts";
 
 /** An OpenTelemetry-like histogram that keeps every recorded value (seconds) and its attributes. */
 function sink() {

@@ -5,7 +5,7 @@ import { fakeClock } from "./fake_clock.ts";
 
 Deno.test("an idle resource is lent again instead of creating a new one", async () => {
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, max: 3 });
+  await using pool = new Pool({ ...factory.hooks, max: 3 });
   const first = await pool.acquire();
   const id = first.resource.id;
   await first.release();
@@ -17,7 +17,7 @@ Deno.test("an idle resource is lent again instead of creating a new one", async 
 Deno.test("never more than max resources are alive or being created", async () => {
   const factory = new FakeFactory();
   factory.createDelayMs = 2;
-  await using pool = new Pool({ ...factory, max: 3 });
+  await using pool = new Pool({ ...factory.hooks, max: 3 });
   let peak = 0;
   await Promise.all(Array.from({ length: 40 }, () =>
     pool.use(async () => {
@@ -31,7 +31,7 @@ Deno.test("never more than max resources are alive or being created", async () =
 
 Deno.test("waiters are served in the order they arrived", async () => {
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, max: 1 });
+  await using pool = new Pool({ ...factory.hooks, max: 1 });
   const held = await pool.acquire();
   const order: number[] = [];
   const waits = [1, 2, 3, 4].map((n) =>
@@ -47,7 +47,7 @@ Deno.test("waiters are served in the order they arrived", async () => {
 
 Deno.test("a new caller does not overtake callers already waiting", async () => {
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, max: 1 });
+  await using pool = new Pool({ ...factory.hooks, max: 1 });
   const held = await pool.acquire();
   const waiting = pool.acquire();
   await held.release(); // goes to the waiter, not to idle
@@ -57,13 +57,13 @@ Deno.test("a new caller does not overtake callers already waiting", async () => 
 });
 
 Deno.test("an already aborted signal rejects with its reason, unchanged", async () => {
-  await using pool = new Pool({ ...new FakeFactory() });
+  await using pool = new Pool({ ...new FakeFactory().hooks });
   const reason = new Error("caller gave up");
   await assert.rejects(pool.acquire({ signal: AbortSignal.abort(reason) }), (e) => e === reason);
 });
 
 Deno.test("an aborted waiter leaves the queue at once with the signal's reason", async () => {
-  await using pool = new Pool({ ...new FakeFactory(), max: 1 });
+  await using pool = new Pool({ ...new FakeFactory().hooks, max: 1 });
   await using _held = await pool.acquire();
   const controller = new AbortController();
   const waiting = pool.acquire({ signal: controller.signal });
@@ -78,7 +78,7 @@ Deno.test("an aborted waiter leaves the queue at once with the signal's reason",
 
 Deno.test("a waiter aborted in the same tick as a release never receives the resource", async () => {
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, max: 1 });
+  await using pool = new Pool({ ...factory.hooks, max: 1 });
   const held = await pool.acquire();
   const controller = new AbortController();
   const aborted = pool.acquire({ signal: controller.signal });
@@ -94,8 +94,8 @@ Deno.test("a waiter aborted in the same tick as a release never receives the res
 });
 
 Deno.test("a timed-out acquire names the deadline the caller set, then the wait and the pool's numbers", async () => {
-  using clock = fakeClock();
-  await using pool = new Pool({ ...new FakeFactory(), max: 1, name: "db" });
+  const clock = fakeClock();
+  await using pool = clock.pool({ ...new FakeFactory().hooks, max: 1, name: "db" });
   await using _held = await pool.acquire();
   const outcome = pool.acquire({ timeoutMs: 150 }).catch((e) => e);
   await clock.advance(152);
@@ -111,8 +111,8 @@ Deno.test("a timed-out acquire names the deadline the caller set, then the wait 
 });
 
 Deno.test("acquireTimeoutMs is the deadline a timeout error names", async () => {
-  using clock = fakeClock();
-  await using pool = new Pool({ ...new FakeFactory(), max: 1, acquireTimeoutMs: 150 });
+  const clock = fakeClock();
+  await using pool = clock.pool({ ...new FakeFactory().hooks, max: 1, acquireTimeoutMs: 150 });
   await using _held = await pool.acquire();
   const outcome = pool.acquire().catch((e) => e);
   await clock.advance(200);
@@ -120,7 +120,7 @@ Deno.test("acquireTimeoutMs is the deadline a timeout error names", async () => 
 });
 
 Deno.test("a bad timeoutMs is refused the same way whether or not a resource is idle", async () => {
-  await using pool = new Pool({ ...new FakeFactory(), max: 1 });
+  await using pool = new Pool({ ...new FakeFactory().hooks, max: 1 });
   await (await pool.acquire()).release();
   assert.equal(pool.stats().idle, 1);
   await assert.rejects(pool.acquire({ timeoutMs: -5 }), RangeError);
@@ -133,7 +133,7 @@ Deno.test("a bad timeoutMs is refused the same way whether or not a resource is 
 Deno.test("a resource created for a waiter that left goes to the next waiter", async () => {
   const factory = new FakeFactory();
   factory.holdCreates();
-  await using pool = new Pool({ ...factory, max: 1 });
+  await using pool = new Pool({ ...factory.hooks, max: 1 });
   const controller = new AbortController();
   const first = pool.acquire({ signal: controller.signal });
   await settle();
@@ -151,7 +151,7 @@ Deno.test("a resource created for a waiter that left goes to the next waiter", a
 Deno.test("a resource created after every waiter left is kept idle, not dropped", async () => {
   const factory = new FakeFactory();
   factory.holdCreates();
-  await using pool = new Pool({ ...factory, max: 1 });
+  await using pool = new Pool({ ...factory.hooks, max: 1 });
   await assert.rejects(pool.acquire({ timeoutMs: 10 }), PoolTimeoutError);
   factory.releaseCreates();
   await settle();
@@ -160,7 +160,7 @@ Deno.test("a resource created after every waiter left is kept idle, not dropped"
 });
 
 Deno.test("maxWaiting refuses an acquire beyond the limit at once", async () => {
-  await using pool = new Pool({ ...new FakeFactory(), max: 1, maxWaiting: 2 });
+  await using pool = new Pool({ ...new FakeFactory().hooks, max: 1, maxWaiting: 2 });
   const held = await pool.acquire();
   const waiting = [pool.acquire(), pool.acquire()];
   const error = await pool.acquire().catch((e) => e);
@@ -174,7 +174,7 @@ Deno.test("maxWaiting refuses an acquire beyond the limit at once", async () => 
 });
 
 Deno.test("the resource of an ended lease cannot be used", async () => {
-  await using pool = new Pool({ ...new FakeFactory() });
+  await using pool = new Pool({ ...new FakeFactory().hooks });
   const lease = await pool.acquire();
   await lease.release();
   assert.throws(() => lease.resource, PoolError);
@@ -182,7 +182,7 @@ Deno.test("the resource of an ended lease cannot be used", async () => {
 });
 
 Deno.test("release is idempotent", async () => {
-  await using pool = new Pool({ ...new FakeFactory() });
+  await using pool = new Pool({ ...new FakeFactory().hooks });
   const lease = await pool.acquire();
   await lease.release();
   await lease.release();
@@ -192,7 +192,7 @@ Deno.test("release is idempotent", async () => {
 });
 
 Deno.test("await using releases the lease at the end of the block", async () => {
-  await using pool = new Pool({ ...new FakeFactory() });
+  await using pool = new Pool({ ...new FakeFactory().hooks });
   {
     await using lease = await pool.acquire();
     assert.equal(lease.resource.id, 1);
@@ -202,7 +202,7 @@ Deno.test("await using releases the lease at the end of the block", async () => 
 });
 
 Deno.test("using (sync dispose) releases without waiting", async () => {
-  await using pool = new Pool({ ...new FakeFactory() });
+  await using pool = new Pool({ ...new FakeFactory().hooks });
   {
     using _lease = await pool.acquire();
   }
@@ -211,7 +211,7 @@ Deno.test("using (sync dispose) releases without waiting", async () => {
 
 Deno.test("lease.destroy() discards the resource and the next acquire gets a new one", async () => {
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory });
+  await using pool = new Pool({ ...factory.hooks });
   const lease = await pool.acquire();
   await lease.destroy("broken socket");
   assert.equal(factory.made[0].alive, false);
@@ -220,7 +220,7 @@ Deno.test("lease.destroy() discards the resource and the next acquire gets a new
 });
 
 Deno.test("stats count acquires and releases and report wait percentiles", async () => {
-  await using pool = new Pool({ ...new FakeFactory() });
+  await using pool = new Pool({ ...new FakeFactory().hooks });
   for (let i = 0; i < 5; i++) await (await pool.acquire()).release();
   const stats = pool.stats();
   assert.equal(stats.acquired, 5);

@@ -3,7 +3,7 @@ import { Pool, PoolClosedError } from "../../mod.ts";
 import { delay, FakeFactory, settle } from "./fake.ts";
 
 Deno.test("close() rejects waiting callers with PoolClosedError", async () => {
-  const pool = new Pool({ ...new FakeFactory(), max: 1 });
+  const pool = new Pool({ ...new FakeFactory().hooks, max: 1 });
   const held = await pool.acquire();
   const waiting = pool.acquire();
   const closed = pool.close();
@@ -14,7 +14,7 @@ Deno.test("close() rejects waiting callers with PoolClosedError", async () => {
 
 Deno.test("close() waits for lent resources to come back, then destroys them", async () => {
   const factory = new FakeFactory();
-  const pool = new Pool({ ...factory });
+  const pool = new Pool({ ...factory.hooks });
   const lease = await pool.acquire();
   let closed = false;
   const closing = pool.close().then(() => closed = true);
@@ -29,7 +29,7 @@ Deno.test("close() waits for lent resources to come back, then destroys them", a
 
 Deno.test("close({ timeoutMs }) destroys what is still lent out and resolves", async () => {
   const factory = new FakeFactory();
-  const pool = new Pool({ ...factory });
+  const pool = new Pool({ ...factory.hooks });
   const lease = await pool.acquire();
   await pool.close({ timeoutMs: 20 });
   assert.equal(factory.made[0].alive, false);
@@ -40,7 +40,7 @@ Deno.test("close({ timeoutMs }) destroys what is still lent out and resolves", a
 
 Deno.test("after close every created resource has been destroyed", async () => {
   const factory = new FakeFactory();
-  const pool = new Pool({ ...factory, min: 2, max: 5 });
+  const pool = new Pool({ ...factory.hooks, min: 2, max: 5 });
   await Promise.all([1, 2, 3, 4].map(() => pool.use(() => delay(1))));
   await pool.close();
   const { created, destroyed } = pool.stats();
@@ -51,7 +51,7 @@ Deno.test("after close every created resource has been destroyed", async () => {
 Deno.test("a create that finishes during close is destroyed, and close waits for it", async () => {
   const factory = new FakeFactory();
   factory.holdCreates();
-  const pool = new Pool({ ...factory });
+  const pool = new Pool({ ...factory.hooks });
   const waiting = pool.acquire();
   await settle();
   const closing = pool.close();
@@ -63,7 +63,7 @@ Deno.test("a create that finishes during close is destroyed, and close waits for
 });
 
 Deno.test("close() is idempotent", async () => {
-  const pool = new Pool({ ...new FakeFactory() });
+  const pool = new Pool({ ...new FakeFactory().hooks });
   const first = pool.close();
   assert.equal(pool.close(), first);
   await first;
@@ -71,7 +71,7 @@ Deno.test("close() is idempotent", async () => {
 });
 
 Deno.test("acquire after close rejects with PoolClosedError", async () => {
-  const pool = new Pool({ ...new FakeFactory() });
+  const pool = new Pool({ ...new FakeFactory().hooks });
   await pool.close();
   await assert.rejects(pool.acquire(), PoolClosedError);
   await assert.rejects(pool.use(() => {}), PoolClosedError);
@@ -80,7 +80,7 @@ Deno.test("acquire after close rejects with PoolClosedError", async () => {
 Deno.test("await using closes the pool at the end of the block", async () => {
   const factory = new FakeFactory();
   {
-    await using pool = new Pool({ ...factory, min: 1 });
+    await using pool = new Pool({ ...factory.hooks, min: 1 });
     await pool.ready();
   }
   assert.equal(factory.alive, 0);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { CircuitOpenError, Pool, type PoolEvent, PoolTimeoutError } from "../../mod.ts";
-import { BACKOFF_CAP_MS, backoffDelayMs } from "../../pool/backoff.ts";
+import { CircuitOpenError, type Pool, type PoolEvent, PoolTimeoutError } from "../../mod.ts";
+import { BACKOFF_CAP_MS, backoffDelayMs } from "../../pool/creator.ts";
 import { fakeClock } from "./fake_clock.ts";
 import { FakeFactory } from "./fake.ts";
 
@@ -27,10 +27,10 @@ Deno.test("retry delays start at most 100 ms, double, and stop at one second", (
 });
 
 Deno.test("with the defaults a dead backend opens the breaker within about 1.5 s", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("connection refused");
-  await using pool = new Pool({ ...factory });
+  await using pool = clock.pool({ ...factory.hooks });
   const outcome = pool.acquire({ timeoutMs: 60_000 }).catch((e) => e);
   await clock.advance(1_500);
   assert.ok(await outcome instanceof CircuitOpenError);
@@ -38,10 +38,10 @@ Deno.test("with the defaults a dead backend opens the breaker within about 1.5 s
 });
 
 Deno.test("a short outage is invisible: failed creates are retried inside the caller's deadline", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("connection refused");
-  await using pool = new Pool({ ...factory });
+  await using pool = clock.pool({ ...factory.hooks });
   const waiting = pool.acquire({ timeoutMs: 10_000 });
   await clock.advance(150);
   assert.equal(factory.createCalls, 2);
@@ -53,9 +53,9 @@ Deno.test("a short outage is invisible: failed creates are retried inside the ca
 });
 
 Deno.test("creates failing at the same moment count as one failure, not as failures in a row", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, breaker: { threshold: 5 } });
+  await using pool = clock.pool({ ...factory.hooks, breaker: { threshold: 5 } });
   // A create has succeeded and its resource is alive: later creates run side by side.
   const held = await pool.acquire();
   factory.failWith = new Error("connection refused");
@@ -77,10 +77,10 @@ Deno.test("creates failing at the same moment count as one failure, not as failu
 });
 
 Deno.test("while creates fail, at most one is in flight whatever the number of callers", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("connection refused");
-  await using pool = new Pool({ ...factory, max: 10, breaker: false });
+  await using pool = clock.pool({ ...factory.hooks, max: 10, breaker: false });
   const outcomes = Array.from(
     { length: 50 },
     () => pool.acquire({ timeoutMs: 3_000 }).catch((e) => e),
@@ -101,10 +101,14 @@ Deno.test("while creates fail, at most one is in flight whatever the number of c
 });
 
 Deno.test("a failing backend sees at most threshold attempts per cooldown once the breaker is open", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("connection refused");
-  await using pool = new Pool({ ...factory, min: 2, breaker: { threshold: 5, cooldownMs: 5_000 } });
+  await using pool = clock.pool({
+    ...factory.hooks,
+    min: 2,
+    breaker: { threshold: 5, cooldownMs: 5_000 },
+  });
   await clock.advance(2_000);
   assert.equal(pool.stats().breaker, "open");
   const before = factory.createCalls;
@@ -114,10 +118,13 @@ Deno.test("a failing backend sees at most threshold attempts per cooldown once t
 });
 
 Deno.test("while the breaker is open, a new acquire fails at once without calling create", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("backend down");
-  await using pool = new Pool({ ...factory, breaker: { threshold: 2, cooldownMs: 60_000 } });
+  await using pool = clock.pool({
+    ...factory.hooks,
+    breaker: { threshold: 2, cooldownMs: 60_000 },
+  });
   const first = pool.acquire().catch((e) => e);
   await clock.advance(200);
   assert.ok(await first instanceof CircuitOpenError);
@@ -130,10 +137,10 @@ Deno.test("while the breaker is open, a new acquire fails at once without callin
 });
 
 Deno.test("a backend that comes back is used within a second of its return", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("backend down");
-  await using pool = new Pool({ ...factory, min: 1 });
+  await using pool = clock.pool({ ...factory.hooks, min: 1 });
   await clock.advance(10_000);
   assert.equal(pool.stats().breaker, "open");
   factory.failWith = undefined;
@@ -143,10 +150,10 @@ Deno.test("a backend that comes back is used within a second of its return", asy
 });
 
 Deno.test("a failed probe opens the breaker again and fails its waiters", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("backend down");
-  await using pool = new Pool({ ...factory, breaker: { threshold: 2, cooldownMs: 2_000 } });
+  await using pool = clock.pool({ ...factory.hooks, breaker: { threshold: 2, cooldownMs: 2_000 } });
   const first = pool.acquire().catch((e) => e);
   await clock.advance(200);
   assert.ok(await first instanceof CircuitOpenError);
@@ -160,10 +167,10 @@ Deno.test("a failed probe opens the breaker again and fails its waiters", async 
 });
 
 Deno.test("a permanent create failure opens the breaker at once, without a retry", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("CKR_PIN_INCORRECT");
-  await using pool = new Pool({ ...factory, isPermanent: () => true });
+  await using pool = clock.pool({ ...factory.hooks, isPermanent: () => true });
   const error = await pool.acquire({ timeoutMs: 60_000 }).catch((e) => e);
   assert.ok(error instanceof CircuitOpenError);
   assert.equal(factory.createCalls, 1);
@@ -172,10 +179,10 @@ Deno.test("a permanent create failure opens the breaker at once, without a retry
 });
 
 Deno.test("after a permanent failure every acquire fails at once until cooldownMs, then one probe runs", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("CKR_PIN_INCORRECT");
-  await using pool = new Pool({ ...factory, isPermanent: () => true });
+  await using pool = clock.pool({ ...factory.hooks, isPermanent: () => true });
   await pool.acquire().catch(() => {});
   for (let t = 0; t < 4_900; t += 700) {
     await clock.advance(700);
@@ -188,10 +195,10 @@ Deno.test("after a permanent failure every acquire fails at once until cooldownM
 });
 
 Deno.test("the CircuitOpenError of a permanent failure carries its message and says what to do", async () => {
-  using _clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("C_Login failed: CKR_PIN_INCORRECT");
-  await using pool = new Pool({ ...factory, name: "hsm", isPermanent: () => true });
+  await using pool = clock.pool({ ...factory.hooks, name: "hsm", isPermanent: () => true });
   const error = await pool.acquire().catch((e) => e);
   assert.ok(error instanceof CircuitOpenError);
   assert.match(error.message, /CKR_PIN_INCORRECT/);
@@ -201,10 +208,10 @@ Deno.test("the CircuitOpenError of a permanent failure carries its message and s
 });
 
 Deno.test("the CircuitOpenError of failures in a row carries the last failure's message", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("password authentication failed for user app");
-  await using pool = new Pool({ ...factory, breaker: { threshold: 1 } });
+  await using pool = clock.pool({ ...factory.hooks, breaker: { threshold: 1 } });
   const outcome = pool.acquire().catch((e) => e);
   await clock.advance(0);
   const error = await outcome;
@@ -213,10 +220,10 @@ Deno.test("the CircuitOpenError of failures in a row carries the last failure's 
 });
 
 Deno.test("invalidate() after a permanent failure lets the next acquire try at once", async () => {
-  using _clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("password authentication failed");
-  await using pool = new Pool({ ...factory, isPermanent: () => true });
+  await using pool = clock.pool({ ...factory.hooks, isPermanent: () => true });
   await assert.rejects(pool.acquire(), CircuitOpenError);
   factory.failWith = undefined; // the operator fixed the password
   pool.invalidate();
@@ -227,11 +234,11 @@ Deno.test("invalidate() after a permanent failure lets the next acquire try at o
 });
 
 Deno.test("a caller whose deadline passes gets PoolTimeoutError carrying the last create failure", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   const failure = new Error("password authentication failed for user app");
   factory.failWith = failure;
-  await using pool = new Pool({ ...factory, breaker: false });
+  await using pool = clock.pool({ ...factory.hooks, breaker: false });
   const outcome = pool.acquire({ timeoutMs: 80 }).catch((e) => e);
   await clock.advance(100);
   const error = await outcome;
@@ -241,10 +248,10 @@ Deno.test("a caller whose deadline passes gets PoolTimeoutError carrying the las
 });
 
 Deno.test("a failed create alone rejects nobody", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("down");
-  await using pool = new Pool({ ...factory, breaker: { threshold: 100 } });
+  await using pool = clock.pool({ ...factory.hooks, breaker: { threshold: 100 } });
   let settled = false;
   const waiting = pool.acquire({ timeoutMs: 10_000 }).finally(() => settled = true);
   await clock.advance(3_000);
@@ -255,10 +262,10 @@ Deno.test("a failed create alone rejects nobody", async () => {
 });
 
 Deno.test("a failed background create (top-up to min) is an error event and a counter", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("down");
-  await using pool = new Pool({ ...factory, min: 1, breaker: false });
+  await using pool = clock.pool({ ...factory.hooks, min: 1, breaker: false });
   const { events, stop } = record(pool);
   await clock.advance(0);
   await stop();
@@ -268,10 +275,13 @@ Deno.test("a failed background create (top-up to min) is an error event and a co
 });
 
 Deno.test("create failures are counted and streamed as events", async () => {
-  using _clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("nope");
-  await using pool = new Pool({ ...factory, breaker: { threshold: 1, cooldownMs: 60_000 } });
+  await using pool = clock.pool({
+    ...factory.hooks,
+    breaker: { threshold: 1, cooldownMs: 60_000 },
+  });
   const { events, stop } = record(pool);
   await assert.rejects(pool.acquire(), CircuitOpenError);
   await stop();
@@ -280,10 +290,10 @@ Deno.test("create failures are counted and streamed as events", async () => {
 });
 
 Deno.test("with breaker: false a permanent failure still fails callers fast for the default cooldown", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("password authentication failed");
-  await using pool = new Pool({ ...factory, breaker: false, isPermanent: () => true });
+  await using pool = clock.pool({ ...factory.hooks, breaker: false, isPermanent: () => true });
   await assert.rejects(pool.acquire(), CircuitOpenError);
   await clock.advance(4_000);
   await assert.rejects(pool.acquire(), CircuitOpenError);
@@ -291,11 +301,11 @@ Deno.test("with breaker: false a permanent failure still fails callers fast for 
 });
 
 Deno.test("an isPermanent that throws counts the failure as transient and reports the throw", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("down");
-  await using pool = new Pool({
-    ...factory,
+  await using pool = clock.pool({
+    ...factory.hooks,
     isPermanent: () => {
       throw new Error("classifier bug");
     },
@@ -309,10 +319,10 @@ Deno.test("an isPermanent that throws counts the failure as transient and report
 });
 
 Deno.test("after a permanent failure the top-up to min never probes on its own; a caller's acquire does", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("CKR_PIN_INCORRECT");
-  await using pool = new Pool({ ...factory, min: 2, isPermanent: () => true });
+  await using pool = clock.pool({ ...factory.hooks, min: 2, isPermanent: () => true });
   await clock.advance(0);
   const first = factory.createCalls; // the two creates of the first top-up ran together
   await clock.advance(60_000);
@@ -324,11 +334,11 @@ Deno.test("after a permanent failure the top-up to min never probes on its own; 
 });
 
 Deno.test("until a create has succeeded, one runs at a time: a backend that refuses is asked once", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("password authentication failed");
   factory.holdCreates();
-  await using pool = new Pool({ ...factory, max: 10, isPermanent: () => true });
+  await using pool = clock.pool({ ...factory.hooks, max: 10, isPermanent: () => true });
   const outcomes = Array.from({ length: 10 }, () => pool.acquire().catch((e) => e));
   await clock.advance(0);
   assert.equal(factory.heldCreates, 1, "one create, not max at once");
@@ -339,10 +349,10 @@ Deno.test("until a create has succeeded, one runs at a time: a backend that refu
 });
 
 Deno.test("once the first create has succeeded, the rest of a burst is created side by side", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   factory.holdCreates();
-  await using pool = new Pool({ ...factory, max: 10 });
+  await using pool = clock.pool({ ...factory.hooks, max: 10 });
   const leases = Array.from({ length: 5 }, () => pool.acquire());
   await clock.advance(0);
   assert.equal(factory.heldCreates, 1);
@@ -355,9 +365,9 @@ Deno.test("once the first create has succeeded, the rest of a burst is created s
 });
 
 Deno.test("once every resource is gone, the next create runs alone again until one succeeds", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, max: 10 });
+  await using pool = clock.pool({ ...factory.hooks, max: 10 });
   const first = await Promise.all(Array.from({ length: 3 }, () => pool.acquire()));
   for (const lease of first) await lease.destroy("the server restarted"); // the pool is empty
   factory.failWith = new Error("password authentication failed");
@@ -374,9 +384,9 @@ Deno.test("once every resource is gone, the next create runs alone again until o
 });
 
 Deno.test("after a holder destroys a broken resource, the next create runs alone until one succeeds", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, max: 10 });
+  await using pool = clock.pool({ ...factory.hooks, max: 10 });
   const alive = await pool.acquire(); // stays alive: the pool is not empty
   await (await pool.acquire()).destroy("the connection broke");
   factory.failWith = new Error("password authentication failed");

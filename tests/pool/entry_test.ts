@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { CHECKING, Entry, IDLE, IN_USE, REMOVED, VALIDATING } from "../../pool/entry.ts";
-import type { Lease } from "../../pool/lease.ts";
+import type { Lease } from "../../pool/entry.ts";
 
 const lease = {} as Lease<string>;
 const entry = () => new Entry(1, "resource", 0, Infinity, 0);

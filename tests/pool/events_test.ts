@@ -23,7 +23,7 @@ Deno.test("a for-await loop that breaks unsubscribes its stream", async () => {
 });
 
 Deno.test("a pool's stream ends once returned, whatever happens next", async () => {
-  await using pool = new Pool({ ...new FakeFactory() });
+  await using pool = new Pool({ ...new FakeFactory().hooks });
   const stream = pool.events();
   await stream.return?.();
   await pool.use(() => {});
@@ -31,7 +31,7 @@ Deno.test("a pool's stream ends once returned, whatever happens next", async () 
 });
 
 Deno.test("a stream whose signal aborts ends after its buffered events", async () => {
-  await using pool = new Pool({ ...new FakeFactory() });
+  await using pool = new Pool({ ...new FakeFactory().hooks });
   const controller = new AbortController();
   const stream = pool.events({ signal: controller.signal });
   await pool.use(() => {});

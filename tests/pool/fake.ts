@@ -37,6 +37,11 @@ export class FakeFactory {
     this.destroyed.push(resource);
   };
 
+  /** The pool options it supplies: `new Pool({ ...factory.hooks, max: 2 })`. */
+  get hooks(): { create: FakeFactory["create"]; destroy: FakeFactory["destroy"] } {
+    return { create: this.create, destroy: this.destroy };
+  }
+
   /** From now on creates wait until {@link FakeFactory.releaseCreates}. */
   holdCreates(): void {
     this.#holding = true;

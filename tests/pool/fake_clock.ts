@@ -1,10 +1,12 @@
 /**
  * A clock the pool tests drive by hand: time moves only in `advance()`, and
  * the timers due on the way fire in order, each followed by the promise
- * callbacks it causes. Install it with `using clock = fakeClock()` before
- * creating the pool; it restores the real clock at the end of the scope.
+ * callbacks it causes. `const clock = fakeClock()`, then `clock.pool(options)`
+ * makes a pool that runs on it (through the pool's internal clock option);
+ * other pools keep the real clock.
  */
-import { type Clock, type Timer, usePoolClock } from "../../pool/clock.ts";
+import { Pool, type PoolOptions } from "../../mod.ts";
+import { CLOCK, type Clock, type Timer, type WithClock } from "../../pool/clock.ts";
 
 interface FakeTimer {
   at: number;
@@ -13,21 +15,18 @@ interface FakeTimer {
 }
 
 /** A hand-driven {@link Clock}. */
-export class FakeClock implements Clock, Disposable {
+export class FakeClock implements Clock {
   #now = 1_000;
   #seq = 0;
   #timers = new Map<number, FakeTimer>();
-  #restore: () => void;
 
-  constructor() {
-    this.#restore = usePoolClock(this);
+  /** A pool on this clock. */
+  pool<R>(options: PoolOptions<R>): Pool<R> {
+    const withClock: PoolOptions<R> & WithClock = { ...options, [CLOCK]: this };
+    return new Pool(withClock);
   }
 
   now(): number {
-    return this.#now;
-  }
-
-  recent(): number {
     return this.#now;
   }
 
@@ -67,14 +66,9 @@ export class FakeClock implements Clock, Disposable {
     this.#now = target;
     await flush();
   }
-
-  /** Restores the real clock for pools created from now on. */
-  [Symbol.dispose](): void {
-    this.#restore();
-  }
 }
 
-/** Installs a fake clock for the pools created until it is disposed. */
+/** A new hand-driven clock at time 1000. */
 export function fakeClock(): FakeClock {
   return new FakeClock();
 }

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { Pool } from "../../mod.ts";
 import { HEALTH_CHECKS_AT_ONCE } from "../../pool/housekeeper.ts";
 import { FakeFactory, type FakeResource } from "./fake.ts";
 import { fakeClock } from "./fake_clock.ts";
@@ -16,10 +15,10 @@ function heldValidate() {
 }
 
 Deno.test("the health check validates idle resources in the background and replaces a broken one", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
-  await using pool = new Pool({
-    ...factory,
+  await using pool = clock.pool({
+    ...factory.hooks,
     min: 2,
     healthCheckIntervalMs: 1_000,
     validateAfterMs: 60_000,
@@ -33,11 +32,11 @@ Deno.test("the health check validates idle resources in the background and repla
 });
 
 Deno.test("the health check takes a few idle resources at a time, the longest unchecked first", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   const { checked, answers, validate } = heldValidate();
-  await using pool = new Pool({
-    ...factory,
+  await using pool = clock.pool({
+    ...factory.hooks,
     max: 6,
     healthCheckIntervalMs: 1_000,
     validateAfterMs: 60_000,
@@ -63,11 +62,11 @@ Deno.test("the health check takes a few idle resources at a time, the longest un
 });
 
 Deno.test("a caller never waits for a background check while another idle resource is ready", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   const { answers, validate } = heldValidate();
-  await using pool = new Pool({
-    ...factory,
+  await using pool = clock.pool({
+    ...factory.hooks,
     min: 4,
     healthCheckIntervalMs: 1_000,
     validateAfterMs: 60_000,
@@ -84,11 +83,11 @@ Deno.test("a caller never waits for a background check while another idle resour
 });
 
 Deno.test("a caller arriving while every idle resource is under check gets a new one", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   const { answers, validate } = heldValidate();
-  await using pool = new Pool({
-    ...factory,
+  await using pool = clock.pool({
+    ...factory.hooks,
     min: 1,
     healthCheckIntervalMs: 1_000,
     validateAfterMs: 60_000,

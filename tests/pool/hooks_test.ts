@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Pool, type PoolEvent, PoolTimeoutError } from "../../mod.ts";
+import { type Pool, type PoolEvent, PoolTimeoutError } from "../../mod.ts";
 import { FakeFactory, type FakeResource } from "./fake.ts";
 import { fakeClock } from "./fake_clock.ts";
 
@@ -17,8 +17,8 @@ function errorEvents<R>(pool: Pool<R>): { seen: PoolEvent[]; stop: () => Promise
 }
 
 Deno.test("close({ timeoutMs }) resolves by its deadline even when destroy never settles", async () => {
-  using clock = fakeClock();
-  const pool = new Pool({ create: () => Promise.resolve({}), destroy: never });
+  const clock = fakeClock();
+  const pool = clock.pool({ create: () => Promise.resolve({}), destroy: never });
   await pool.use(() => {});
   let closed = false;
   const closing = pool.close({ timeoutMs: 50 }).then(() => closed = true);
@@ -30,8 +30,12 @@ Deno.test("close({ timeoutMs }) resolves by its deadline even when destroy never
 });
 
 Deno.test("close() without a timeout stops waiting for a hung destroy after hookTimeoutMs", async () => {
-  using clock = fakeClock();
-  const pool = new Pool({ create: () => Promise.resolve({}), destroy: never, hookTimeoutMs: 300 });
+  const clock = fakeClock();
+  const pool = clock.pool({
+    create: () => Promise.resolve({}),
+    destroy: never,
+    hookTimeoutMs: 300,
+  });
   await pool.use(() => {});
   let closed = false;
   const closing = pool.close().then(() => closed = true);
@@ -43,8 +47,8 @@ Deno.test("close() without a timeout stops waiting for a hung destroy after hook
 });
 
 Deno.test("a destroy that never settles costs an error event and a counter, nothing else", async () => {
-  using clock = fakeClock();
-  await using pool = new Pool({ create: () => Promise.resolve({}), destroy: never });
+  const clock = fakeClock();
+  await using pool = clock.pool({ create: () => Promise.resolve({}), destroy: never });
   const { seen, stop } = errorEvents(pool);
   const lease = await pool.acquire();
   const destroyed = lease.destroy("broken");
@@ -58,9 +62,9 @@ Deno.test("a destroy that never settles costs an error event and a counter, noth
 });
 
 Deno.test("use() rethrows a fatal error without waiting for the broken resource's destroy", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
-  const pool = new Pool({ ...factory, destroy: never, isFatal: () => true });
+  const pool = clock.pool({ ...factory.hooks, destroy: never, isFatal: () => true });
   const failure = new Error("socket closed");
   await assert.rejects(
     pool.use(() => {
@@ -76,9 +80,9 @@ Deno.test("use() rethrows a fatal error without waiting for the broken resource'
 });
 
 Deno.test("a reset that never settles destroys the resource after hookTimeoutMs and the release resolves", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, reset: never, hookTimeoutMs: 1_000 });
+  await using pool = clock.pool({ ...factory.hooks, reset: never, hookTimeoutMs: 1_000 });
   const lease = await pool.acquire();
   let released = false;
   const releasing = lease.release().then(() => released = true);
@@ -91,10 +95,10 @@ Deno.test("a reset that never settles destroys the resource after hookTimeoutMs 
 });
 
 Deno.test("a validate that never answers counts as failed at hookTimeoutMs; the caller gets another", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
-  await using pool = new Pool({
-    ...factory,
+  await using pool = clock.pool({
+    ...factory.hooks,
     validate: (r: FakeResource) => r.broken ? never() : true,
   });
   await (await pool.acquire()).release();
@@ -107,9 +111,9 @@ Deno.test("a validate that never answers counts as failed at hookTimeoutMs; the 
 });
 
 Deno.test("the validate signal aborts when its deadline passes", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   let seen: AbortSignal | undefined;
-  await using pool = new Pool({
+  await using pool = clock.pool({
     create: () => Promise.resolve({}),
     validate: (_r, signal) => {
       seen = signal;

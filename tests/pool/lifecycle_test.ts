@@ -5,7 +5,7 @@ import { fakeClock } from "./fake_clock.ts";
 
 Deno.test("ready() resolves once min resources exist", async () => {
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, min: 3 });
+  await using pool = new Pool({ ...factory.hooks, min: 3 });
   await pool.ready();
   assert.equal(pool.stats().size, 3);
   assert.equal(pool.stats().idle, 3);
@@ -13,7 +13,7 @@ Deno.test("ready() resolves once min resources exist", async () => {
 
 Deno.test("a destroyed resource is topped up back to min in the background", async () => {
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, min: 2 });
+  await using pool = new Pool({ ...factory.hooks, min: 2 });
   await pool.ready();
   const lease = await pool.acquire();
   await lease.destroy();
@@ -22,9 +22,9 @@ Deno.test("a destroyed resource is topped up back to min in the background", asy
 });
 
 Deno.test("idle resources above min are evicted after idleTimeoutMs", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, min: 1, idleTimeoutMs: 30_000 });
+  await using pool = clock.pool({ ...factory.hooks, min: 1, idleTimeoutMs: 30_000 });
   const leases = await Promise.all([pool.acquire(), pool.acquire(), pool.acquire()]);
   for (const lease of leases) await lease.release();
   assert.equal(pool.stats().idle, 3);
@@ -36,9 +36,9 @@ Deno.test("idle resources above min are evicted after idleTimeoutMs", async () =
 });
 
 Deno.test("a resource past maxLifetimeMs is never handed out again", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, maxLifetimeMs: 60_000 });
+  await using pool = clock.pool({ ...factory.hooks, maxLifetimeMs: 60_000 });
   await (await pool.acquire()).release();
   await clock.advance(60_000);
   await using lease = await pool.acquire();
@@ -47,9 +47,9 @@ Deno.test("a resource past maxLifetimeMs is never handed out again", async () =>
 });
 
 Deno.test("a resource past maxLifetimeMs is destroyed on release", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, maxLifetimeMs: 60_000 });
+  await using pool = clock.pool({ ...factory.hooks, maxLifetimeMs: 60_000 });
   const lease = await pool.acquire();
   await clock.advance(60_000);
   await lease.release();
@@ -59,7 +59,7 @@ Deno.test("a resource past maxLifetimeMs is destroyed on release", async () => {
 
 Deno.test("a resource is destroyed after maxUses leases", async () => {
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, maxUses: 2 });
+  await using pool = new Pool({ ...factory.hooks, maxUses: 2 });
   await pool.use(() => {});
   await pool.use(() => {});
   assert.equal(factory.made[0].alive, false);
@@ -68,7 +68,7 @@ Deno.test("a resource is destroyed after maxUses leases", async () => {
 
 Deno.test("idle resources above maxIdle are destroyed on release", async () => {
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, max: 4, maxIdle: 1 });
+  await using pool = new Pool({ ...factory.hooks, max: 4, maxIdle: 1 });
   const leases = await Promise.all([1, 2, 3].map(() => pool.acquire()));
   for (const lease of leases) await lease.release();
   assert.equal(pool.stats().idle, 1);
@@ -77,7 +77,7 @@ Deno.test("idle resources above maxIdle are destroyed on release", async () => {
 
 Deno.test("maxIdle: 0 gives a fresh resource to every use (no pooling)", async () => {
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, maxIdle: 0 });
+  await using pool = new Pool({ ...factory.hooks, maxIdle: 0 });
   await pool.use(() => {});
   await pool.use(() => {});
   assert.equal(factory.made.length, 2);
@@ -86,7 +86,7 @@ Deno.test("maxIdle: 0 gives a fresh resource to every use (no pooling)", async (
 
 Deno.test("a resource that fails validation is destroyed and the caller gets another", async () => {
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, validate: (r) => !r.broken });
+  await using pool = new Pool({ ...factory.hooks, validate: (r) => !r.broken });
   await (await pool.acquire()).release();
   factory.made[0].broken = true;
   await using lease = await pool.acquire();
@@ -97,7 +97,7 @@ Deno.test("a resource that fails validation is destroyed and the caller gets ano
 Deno.test("a validate that throws counts as a failed validation", async () => {
   const factory = new FakeFactory();
   await using pool = new Pool({
-    ...factory,
+    ...factory.hooks,
     validate: (r) => {
       if (r.broken) throw new Error("ping failed");
       return true;
@@ -110,11 +110,11 @@ Deno.test("a validate that throws counts as a failed validation", async () => {
 });
 
 Deno.test("validateAfterMs skips validation of recently used resources", async () => {
-  using clock = fakeClock();
+  const clock = fakeClock();
   const factory = new FakeFactory();
   let checks = 0;
-  await using pool = new Pool({
-    ...factory,
+  await using pool = clock.pool({
+    ...factory.hooks,
     validateAfterMs: 40,
     validate: () => (checks++, true),
   });
@@ -129,7 +129,7 @@ Deno.test("validateAfterMs skips validation of recently used resources", async (
 Deno.test("reset runs on release, before the resource goes idle", async () => {
   const factory = new FakeFactory();
   const resets: number[] = [];
-  await using pool = new Pool({ ...factory, reset: (r) => void resets.push(r.id) });
+  await using pool = new Pool({ ...factory.hooks, reset: (r) => void resets.push(r.id) });
   const lease = await pool.acquire();
   await lease.release();
   assert.deepEqual(resets, [1]);
@@ -139,7 +139,7 @@ Deno.test("reset runs on release, before the resource goes idle", async () => {
 Deno.test("a reset that throws destroys the resource and becomes an error event", async () => {
   const factory = new FakeFactory();
   await using pool = new Pool({
-    ...factory,
+    ...factory.hooks,
     reset: () => {
       throw new Error("rollback failed");
     },
@@ -158,7 +158,7 @@ Deno.test("a reset that throws destroys the resource and becomes an error event"
 Deno.test("an error isFatal recognises destroys the resource instead of releasing it", async () => {
   const factory = new FakeFactory();
   await using pool = new Pool({
-    ...factory,
+    ...factory.hooks,
     isFatal: (error) => error instanceof Error && error.message === "socket closed",
   });
   await assert.rejects(pool.use(() => {
@@ -174,7 +174,7 @@ Deno.test("an error isFatal recognises destroys the resource instead of releasin
 
 Deno.test("reentrant: a nested use() in the same async context gets the outer resource", async () => {
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, max: 1, reentrant: true });
+  await using pool = new Pool({ ...factory.hooks, max: 1, reentrant: true });
   const ids = await pool.use(async (outer) => {
     const inner = await pool.use((r) => r.id, { timeoutMs: 50 });
     return [outer.id, inner];
@@ -184,13 +184,13 @@ Deno.test("reentrant: a nested use() in the same async context gets the outer re
 });
 
 Deno.test("without reentrant, a nested use() at max 1 waits for a second resource", async () => {
-  await using pool = new Pool({ ...new FakeFactory(), max: 1 });
+  await using pool = new Pool({ ...new FakeFactory().hooks, max: 1 });
   await assert.rejects(pool.use(() => pool.use(() => {}, { timeoutMs: 30 })));
 });
 
 Deno.test("a lease held past leakDetectionMs emits a leak event with the acquire site", async () => {
-  using clock = fakeClock();
-  await using pool = new Pool({ ...new FakeFactory(), leakDetectionMs: 20 });
+  const clock = fakeClock();
+  await using pool = clock.pool({ ...new FakeFactory().hooks, leakDetectionMs: 20 });
   const controller = new AbortController();
   const events = pool.events({ signal: controller.signal });
   const lease = await pool.acquire(); // the reported site must point here
@@ -207,7 +207,7 @@ Deno.test("a lease held past leakDetectionMs emits a leak event with the acquire
 });
 
 Deno.test("events() streams end when the pool closes", async () => {
-  const pool = new Pool({ ...new FakeFactory() });
+  const pool = new Pool({ ...new FakeFactory().hooks });
   const events = pool.events();
   await pool.use(() => {});
   await pool.close();
@@ -217,7 +217,7 @@ Deno.test("events() streams end when the pool closes", async () => {
 });
 
 Deno.test("every subscriber gets every event", async () => {
-  await using pool = new Pool({ ...new FakeFactory() });
+  await using pool = new Pool({ ...new FakeFactory().hooks });
   const controller = new AbortController();
   const a = pool.events({ signal: controller.signal });
   const b = pool.events({ signal: controller.signal });
@@ -232,7 +232,7 @@ Deno.test("every subscriber gets every event", async () => {
 });
 
 Deno.test("a slow subscriber loses its oldest events, keeping at most bufferSize", async () => {
-  await using pool = new Pool({ ...new FakeFactory() });
+  await using pool = new Pool({ ...new FakeFactory().hooks });
   const controller = new AbortController();
   const events = pool.events({ signal: controller.signal, bufferSize: 4 });
   for (let i = 0; i < 20; i++) await pool.use(() => {});
@@ -253,7 +253,7 @@ Deno.test("a destroy that throws becomes an error event and a counter, not an un
 });
 
 Deno.test("resize() up serves waiters at once", async () => {
-  await using pool = new Pool({ ...new FakeFactory(), max: 1 });
+  await using pool = new Pool({ ...new FakeFactory().hooks, max: 1 });
   const held = await pool.acquire();
   const waiting = pool.acquire();
   await settle();
@@ -266,7 +266,7 @@ Deno.test("resize() up serves waiters at once", async () => {
 
 Deno.test("resize() down destroys idle extras now and busy extras on release", async () => {
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, max: 4 });
+  await using pool = new Pool({ ...factory.hooks, max: 4 });
   const leases = await Promise.all([1, 2, 3, 4].map(() => pool.acquire()));
   await leases[0].release();
   await leases[1].release();
@@ -281,7 +281,7 @@ Deno.test("resize() down destroys idle extras now and busy extras on release", a
 
 Deno.test("invalidate() destroys idle resources now and lent ones on release", async () => {
   const factory = new FakeFactory();
-  await using pool = new Pool({ ...factory, max: 2 });
+  await using pool = new Pool({ ...factory.hooks, max: 2 });
   const [a, b] = await Promise.all([pool.acquire(), pool.acquire()]);
   await a.release();
   pool.invalidate();

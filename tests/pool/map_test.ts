@@ -3,7 +3,7 @@ import { Pool } from "../../mod.ts";
 import { delay, FakeFactory } from "./fake.ts";
 
 Deno.test("map() yields results in input order", async () => {
-  await using pool = new Pool({ ...new FakeFactory(), max: 4 });
+  await using pool = new Pool({ ...new FakeFactory().hooks, max: 4 });
   const out = [];
   for await (const value of pool.map([30, 1, 20, 2, 10], async (_r, ms) => (await delay(ms), ms))) {
     out.push(value);
@@ -12,7 +12,7 @@ Deno.test("map() yields results in input order", async () => {
 });
 
 Deno.test("map() runs at most min(concurrency, max) items at once", async () => {
-  await using pool = new Pool({ ...new FakeFactory(), max: 3 });
+  await using pool = new Pool({ ...new FakeFactory().hooks, max: 3 });
   let running = 0;
   let peak = 0;
   const work = async () => {
@@ -27,7 +27,7 @@ Deno.test("map() runs at most min(concurrency, max) items at once", async () => 
 });
 
 Deno.test("map() accepts an async iterable", async () => {
-  await using pool = new Pool({ ...new FakeFactory() });
+  await using pool = new Pool({ ...new FakeFactory().hooks });
   async function* numbers() {
     for (let i = 1; i <= 3; i++) yield i;
   }
@@ -37,7 +37,7 @@ Deno.test("map() accepts an async iterable", async () => {
 });
 
 Deno.test("map() stops at the first error, aborts the items in flight and releases everything", async () => {
-  await using pool = new Pool({ ...new FakeFactory(), max: 3 });
+  await using pool = new Pool({ ...new FakeFactory().hooks, max: 3 });
   const failure = new Error("item 2 failed");
   let abortedInFlight = 0;
   let started = 0;
@@ -64,7 +64,7 @@ Deno.test("map() stops at the first error, aborts the items in flight and releas
 });
 
 Deno.test("map() stops when the caller's signal aborts", async () => {
-  await using pool = new Pool({ ...new FakeFactory(), max: 2 });
+  await using pool = new Pool({ ...new FakeFactory().hooks, max: 2 });
   const controller = new AbortController();
   const reason = new Error("caller stop");
   const run = async () => {
@@ -77,7 +77,7 @@ Deno.test("map() stops when the caller's signal aborts", async () => {
 });
 
 Deno.test("breaking out of map() early releases every resource", async () => {
-  await using pool = new Pool({ ...new FakeFactory(), max: 3 });
+  await using pool = new Pool({ ...new FakeFactory().hooks, max: 3 });
   for await (const n of pool.map([1, 2, 3, 4, 5], async (_r, n) => (await delay(1), n))) {
     if (n === 2) break;
   }
