@@ -13,7 +13,7 @@ import {
   metrics,
   type Observable,
 } from "@opentelemetry/api";
-import type { HistogramSnapshot, PoolStats } from "../pool/types.ts";
+import type { HistogramSnapshot, PoolStats, PoolTracker } from "../pool/types.ts";
 import {
   CONNECTION_COUNT,
   CONNECTION_IDLE_MAX,
@@ -42,16 +42,22 @@ export const METER_NAME = "@poolkit/pool";
 
 /** What {@link instrumentPool} needs of a pool: a `Pool`, `hsm.pool`, `postgresPool.pool`. */
 export interface InstrumentablePool {
-  /** A snapshot of the pool, read at each metrics collection and every {@link FLUSH_EVERY_MS}. */
+  /** A snapshot of the pool, read at each metrics collection and every 250 ms. */
   stats(): PoolStats;
+  /**
+   * Tells a tracker of the pool's close (a `Pool` has it): the
+   * instrumentation takes its last reading then and stops. Without it, the
+   * instrumentation stops at the first reading that finds the pool closed.
+   */
+  track?(tracker: PoolTracker): () => void;
 }
 
 /** What {@link instrumentPool} returns; `using` it stops recording at the end of the block. */
 export interface PoolInstrumentation extends Disposable {
   /**
    * Records the waits, uses, creates and timeouts counted since the last
-   * flush now (done anyway at each metrics collection, every
-   * {@link FLUSH_EVERY_MS} and at exit).
+   * flush now (done anyway at each metrics collection, every 250 ms, when
+   * the pool closes and at exit).
    */
   flush(): void;
   /**
@@ -60,7 +66,10 @@ export interface PoolInstrumentation extends Disposable {
    * `recording_thread.ts`), or after a bounded wait.
    */
   settled(): Promise<void>;
-  /** Stops recording (idempotent): flushes, then removes the timer and the callbacks. */
+  /**
+   * Stops recording (idempotent): flushes, then removes the timer and the
+   * callbacks. Done on its own when the pool closes.
+   */
   stop(): void;
 }
 
@@ -77,7 +86,8 @@ export interface InstrumentPoolOptions {
  * How often the timings counted since the last flush are recorded, besides
  * each collection: often enough that one flush stays short (in Deno 2.9 a
  * recorded value costs about 0.3–0.7 µs, so 10,000 acquires a second make
- * about 2–4 ms of recording every 250 ms), on an unref'd timer.
+ * about 2–4 ms of recording every 250 ms), on an unref'd timer. Internal:
+ * not exported from the entry point.
  */
 export const FLUSH_EVERY_MS = 250;
 
@@ -99,8 +109,11 @@ export const FLUSH_EVERY_MS = 250;
  * Nothing is added to the acquire/release path: the pool already counts
  * every wait, use, create and timeout for `stats()` and Prometheus, and
  * what they gained is recorded off that path, at each collection, every
- * {@link FLUSH_EVERY_MS} and at exit (see `histogram_delta.ts`). The
+ * 250 ms, when the pool closes and at exit (see `histogram_delta.ts`). The
  * exported histograms are exact: count, sum, buckets, min and max.
+ *
+ * The instrumentation ends with its pool: when `close()` resolves it has
+ * taken its last reading and left no timer behind.
  *
  * Call it once per pool. With Deno's built-in OpenTelemetry
  * (`OTEL_DENO=true`) nothing else is needed.
@@ -135,7 +148,11 @@ export function instrumentPool(
   const attributes: Attributes = { [POOL_NAME]: poolName };
   const recorder = recorderForGlobalProvider();
   const poolRecorder = new PoolRecorder(meter, attributes, first, recorder);
-  const flush = (stats = pool.stats()) => poolRecorder.flush(stats);
+  let stopped = false;
+  const flush = (stats = pool.stats()) => {
+    poolRecorder.flush(stats);
+    if (stats.state === "closed") stop(); // a pool that cannot tell us of its close
+  };
   const gauges = observeStats(meter, attributes, () => {
     const stats = pool.stats();
     flush(stats);
@@ -148,14 +165,16 @@ export function instrumentPool(
     recorder.settleNow();
   };
   globalThis.addEventListener("unload", onUnload);
-  let stopped = false;
+  // Only `closed`: nothing is added to the acquire/release path.
+  const untrack = pool.track?.({ closed: () => stop() });
   const stop = () => {
     if (stopped) return;
     stopped = true;
     clearInterval(timer);
     gauges.stop();
     globalThis.removeEventListener("unload", onUnload);
-    flush();
+    untrack?.();
+    poolRecorder.flush(pool.stats());
   };
   return {
     flush: () => flush(),

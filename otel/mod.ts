@@ -1,6 +1,7 @@
 /**
  * OpenTelemetry metrics for pools, named by the semantic conventions of a
- * database client connection pool (`db.client.connection.*`). A separate
+ * database client connection pool (`db.client.connection.*`; the names are
+ * listed in the package's docs/metrics.md). A separate
  * entry point: only code that imports `@poolkit/pool/otel` loads
  * `npm:@opentelemetry/api`.
  *
@@ -16,11 +17,8 @@
  * @module
  */
 export {
-  FLUSH_EVERY_MS,
   type InstrumentablePool,
   instrumentPool,
   type InstrumentPoolOptions,
-  METER_NAME,
   type PoolInstrumentation,
 } from "./instrument_pool.ts";
-export * from "./conventions.ts";

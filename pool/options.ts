@@ -190,8 +190,8 @@ export function rejectUnknownOptions(
 /**
  * The name in `known` closest to `name`: the fewest single-character edits
  * (ignoring case), if it is close enough to be a likely misspelling (at
- * most a third of the longer name's length, at least 2 edits allowed), or
- * one of them begins with the other (`idleTimeout` for `idleTimeoutMs`).
+ * most a third of the longer name's length, and 2 edits always, so that
+ * `idleTimeout` finds `idleTimeoutMs`).
  */
 export function nearestName(name: string, known: readonly string[]): string | undefined {
   const lower = name.toLowerCase();
@@ -199,8 +199,7 @@ export function nearestName(name: string, known: readonly string[]): string | un
   let bestDistance = Infinity;
   for (const candidate of known) {
     const other = candidate.toLowerCase();
-    const prefix = other.startsWith(lower) || lower.startsWith(other);
-    const distance = prefix ? 0.5 : editDistance(lower, other);
+    const distance = editDistance(lower, other);
     const allowed = Math.max(2, Math.floor(Math.max(lower.length, other.length) / 3));
     if (distance <= allowed && distance < bestDistance) {
       best = candidate;

@@ -111,21 +111,17 @@ export class Pool<R> implements AsyncDisposable {
    * `CircuitOpenError`, `PoolClosedError`, or the signal's reason.
    */
   ready(options?: AcquireOptions): Promise<void> {
+    let timeoutMs: number;
+    try {
+      timeoutMs = duration("timeoutMs", options?.timeoutMs, this.#opts.acquireTimeoutMs, "ready()");
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (this.#inv.state !== "open") return Promise.reject(this.#lender.closedError());
     if (this.#inv.all.size >= this.#opts.min) return DONE;
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    try {
-      const timeoutMs = duration(
-        "timeoutMs",
-        options?.timeoutMs,
-        this.#opts.acquireTimeoutMs,
-        "ready()",
-      );
-      return this.#lender.waitReady(this.#clock.now(), signal, timeoutMs);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return this.#lender.waitReady(this.#clock.now(), signal, timeoutMs);
   }
 
   /**

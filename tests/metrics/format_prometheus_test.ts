@@ -1,3 +1,4 @@
+import { test } from "../pool/sanitized.ts";
 import assert from "node:assert/strict";
 import { formatPrometheus, PROMETHEUS_CONTENT_TYPE } from "../../pool/metrics.ts";
 import type { HistogramSnapshot, PoolStats } from "../../pool/types.ts";
@@ -64,13 +65,13 @@ function value(families: Map<string, Family>, name: string, labels: Record<strin
   return hits[0].value;
 }
 
-Deno.test("the output is strictly valid exposition text with one HELP and TYPE per family", () => {
+test("the output is strictly valid exposition text with one HELP and TYPE per family", () => {
   const families = parseExposition(formatPrometheus([stats()]));
   assert.ok(families.size >= 17);
   for (const family of families.values()) assert.notEqual(family.help, "");
 });
 
-Deno.test("gauges carry size, idle, in use, pending, creating, min and max", () => {
+test("gauges carry size, idle, in use, pending, creating, min and max", () => {
   const f = parseExposition(formatPrometheus([stats()]));
   const pool = { pool: "hsm" };
   for (const name of ["size", "idle", "in_use", "pending", "creating", "min_size", "max_size"]) {
@@ -85,7 +86,7 @@ Deno.test("gauges carry size, idle, in use, pending, creating, min and max", () 
   assert.equal(value(f, "pool_max_size", pool), 4);
 });
 
-Deno.test("counters end in _total and carry the traffic counters", () => {
+test("counters end in _total and carry the traffic counters", () => {
   const f = parseExposition(formatPrometheus([stats()]));
   const expected: Record<string, number> = {
     pool_created_total: 11,
@@ -104,7 +105,7 @@ Deno.test("counters end in _total and carry the traffic counters", () => {
   }
 });
 
-Deno.test("acquire wait is a histogram in seconds with a +Inf bucket equal to the count", () => {
+test("acquire wait is a histogram in seconds with a +Inf bucket equal to the count", () => {
   const f = parseExposition(formatPrometheus([stats()]));
   const h = f.get("pool_acquire_wait_seconds");
   assert.equal(h?.type, "histogram");
@@ -125,7 +126,7 @@ Deno.test("acquire wait is a histogram in seconds with a +Inf bucket equal to th
   assert.equal(value(f, "pool_acquire_wait_seconds_count", { pool: "hsm" }), 101);
 });
 
-Deno.test("create time and use time are histograms in seconds, like acquire wait", () => {
+test("create time and use time are histograms in seconds, like acquire wait", () => {
   const f = parseExposition(formatPrometheus([stats()]));
   const buckets = (name: string) =>
     f.get(name)!.samples.filter((s) => s.name.endsWith("_bucket"))
@@ -140,7 +141,7 @@ Deno.test("create time and use time are histograms in seconds, like acquire wait
   assert.equal(value(f, "pool_use_time_seconds_count", { pool: "hsm" }), 99);
 });
 
-Deno.test("a histogram whose last bucket is Infinity gets a single +Inf bucket", () => {
+test("a histogram whose last bucket is Infinity gets a single +Inf bucket", () => {
   const s = stats({
     acquireWaitHistogram: histogram([1, Infinity], [1, 2], 3),
   });
@@ -151,7 +152,7 @@ Deno.test("a histogram whose last bucket is Infinity gets a single +Inf bucket",
   );
 });
 
-Deno.test("breaker state is one gauge per state, 1 for the current state", () => {
+test("breaker state is one gauge per state, 1 for the current state", () => {
   for (const current of ["closed", "open", "half-open"] as const) {
     const f = parseExposition(formatPrometheus([stats({ breaker: current })]));
     assert.equal(f.get("pool_breaker_state")?.type, "gauge");
@@ -162,14 +163,14 @@ Deno.test("breaker state is one gauge per state, 1 for the current state", () =>
   }
 });
 
-Deno.test("pool lifecycle state is one gauge per state, 1 for the current state", () => {
+test("pool lifecycle state is one gauge per state, 1 for the current state", () => {
   const f = parseExposition(formatPrometheus([stats({ state: "closing" })]));
   assert.equal(value(f, "pool_state", { pool: "hsm", state: "open" }), 0);
   assert.equal(value(f, "pool_state", { pool: "hsm", state: "closing" }), 1);
   assert.equal(value(f, "pool_state", { pool: "hsm", state: "closed" }), 0);
 });
 
-Deno.test("pool names with quotes, backslashes and line feeds are escaped in the label", () => {
+test("pool names with quotes, backslashes and line feeds are escaped in the label", () => {
   const name = 'a "quoted"\\ name\nwith a line feed';
   const text = formatPrometheus([stats({ name })]);
   assert.ok(text.includes('pool="a \\"quoted\\"\\\\ name\\nwith a line feed"'));
@@ -177,7 +178,7 @@ Deno.test("pool names with quotes, backslashes and line feeds are escaped in the
   assert.equal(value(f, "pool_in_use", { pool: name }), 2);
 });
 
-Deno.test("several pools share each family's header and get a series each", () => {
+test("several pools share each family's header and get a series each", () => {
   const text = formatPrometheus([stats({ name: "hsm" }), stats({ name: "db", inUse: 9 })]);
   assert.equal(text.match(/^# TYPE pool_in_use gauge$/gm)?.length, 1);
   const f = parseExposition(text);
@@ -185,44 +186,44 @@ Deno.test("several pools share each family's header and get a series each", () =
   assert.equal(value(f, "pool_in_use", { pool: "db" }), 9);
 });
 
-Deno.test("anything with a stats() method can be formatted", () => {
+test("anything with a stats() method can be formatted", () => {
   const source = { stats: () => stats({ name: "custom" }) };
   const f = parseExposition(formatPrometheus([source]));
   assert.equal(value(f, "pool_acquired_total", { pool: "custom" }), 101);
 });
 
-Deno.test("a custom prefix renames every family", () => {
+test("a custom prefix renames every family", () => {
   const f = parseExposition(formatPrometheus([stats()], { prefix: "hsm_session" }));
   assert.ok(f.has("hsm_session_in_use"));
   assert.ok(f.has("hsm_session_acquire_wait_seconds"));
   assert.ok([...f.keys()].every((name) => name.startsWith("hsm_session_")));
 });
 
-Deno.test("an invalid prefix is a TypeError naming it", () => {
+test("an invalid prefix is a TypeError naming it", () => {
   assert.throws(
     () => formatPrometheus([stats()], { prefix: "9 bad" }),
     (e: unknown) => e instanceof TypeError && e.message.includes('"9 bad"'),
   );
 });
 
-Deno.test("two pools with the same name are a TypeError naming the name", () => {
+test("two pools with the same name are a TypeError naming the name", () => {
   assert.throws(
     () => formatPrometheus([stats({ name: "twin" }), stats({ name: "twin" })]),
     (e: unknown) => e instanceof TypeError && e.message.includes('"twin"'),
   );
 });
 
-Deno.test("no pools gives empty families that still parse as text", () => {
+test("no pools gives empty families that still parse as text", () => {
   const text = formatPrometheus([]);
   assert.ok(text.endsWith("\n"));
   assert.match(text, /^# TYPE pool_in_use gauge$/m);
 });
 
-Deno.test("the content type is text exposition version 0.0.4", () => {
+test("the content type is text exposition version 0.0.4", () => {
   assert.equal(PROMETHEUS_CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
 });
 
-Deno.test({
+test({
   name: "promtool check metrics accepts the output",
   ignore: !hasPromtool,
   async fn() {

@@ -1,3 +1,4 @@
+import { test } from "../pool/sanitized.ts";
 import assert from "node:assert/strict";
 import { ExpositionError, parseExposition } from "./prometheus_text.ts";
 
@@ -24,49 +25,49 @@ function rejects(text: string, message: RegExp) {
   );
 }
 
-Deno.test("the parser accepts well-formed counters and histograms", () => {
+test("the parser accepts well-formed counters and histograms", () => {
   const f = parseExposition(ok);
   assert.equal(f.get("x_total")?.samples[0].value, 1);
   assert.equal(f.get("h")?.samples.length, 4);
 });
 
-Deno.test("the parser rejects a sample before its TYPE line", () => {
+test("the parser rejects a sample before its TYPE line", () => {
   rejects('# HELP g G.\ng{a="1"} 1\n# TYPE g gauge\n', /no preceding TYPE/);
 });
 
-Deno.test("the parser rejects a second HELP or TYPE for a family", () => {
+test("the parser rejects a second HELP or TYPE for a family", () => {
   rejects("# HELP g G.\n# HELP g G.\n# TYPE g gauge\ng 1\n", /second HELP/);
   rejects("# HELP g G.\n# TYPE g gauge\n# TYPE g gauge\ng 1\n", /second TYPE/);
 });
 
-Deno.test("the parser rejects families that are not contiguous", () => {
+test("the parser rejects families that are not contiguous", () => {
   rejects(
     '# HELP a A.\n# TYPE a gauge\na{x="1"} 1\n# HELP b B.\n# TYPE b gauge\nb 1\na{x="2"} 1\n',
     /not contiguous/,
   );
 });
 
-Deno.test("the parser rejects bad escapes and unterminated label values", () => {
+test("the parser rejects bad escapes and unterminated label values", () => {
   rejects('# HELP g G.\n# TYPE g gauge\ng{a="\\t"} 1\n', /invalid escape/);
   rejects('# HELP g G.\n# TYPE g gauge\ng{a="x} 1\n', /unterminated|expected/);
 });
 
-Deno.test("the parser rejects duplicate series and duplicate label names", () => {
+test("the parser rejects duplicate series and duplicate label names", () => {
   rejects('# HELP g G.\n# TYPE g gauge\ng{a="1"} 1\ng{a="1"} 2\n', /duplicate series/);
   rejects('# HELP g G.\n# TYPE g gauge\ng{a="1",a="2"} 1\n', /twice/);
 });
 
-Deno.test("the parser rejects values that are not Go floats", () => {
+test("the parser rejects values that are not Go floats", () => {
   rejects("# HELP g G.\n# TYPE g gauge\ng 0x10\n", /bad number/);
   rejects("# HELP g G.\n# TYPE g gauge\ng infinity\n", /bad number/);
 });
 
-Deno.test("the parser rejects counters without _total and negative counters", () => {
+test("the parser rejects counters without _total and negative counters", () => {
   rejects("# HELP c C.\n# TYPE c counter\nc 1\n", /_total/);
   rejects("# HELP c_total C.\n# TYPE c_total counter\nc_total -1\n", /counter/);
 });
 
-Deno.test("the parser rejects incomplete or non-cumulative histograms", () => {
+test("the parser rejects incomplete or non-cumulative histograms", () => {
   const h = (...lines: string[]) => ["# HELP h H.", "# TYPE h histogram", ...lines, ""].join("\n");
   rejects(h('h_bucket{le="1"} 1', "h_sum 1", "h_count 1"), /\+Inf/);
   rejects(h('h_bucket{le="1"} 2', 'h_bucket{le="+Inf"} 1', "h_sum 1", "h_count 1"), /cumulative/);
@@ -74,7 +75,7 @@ Deno.test("the parser rejects incomplete or non-cumulative histograms", () => {
   rejects(h('h_bucket{le="+Inf"} 2', "h_count 2"), /_sum/);
 });
 
-Deno.test("the parser rejects a missing final line feed, empty lines and HELP-less families", () => {
+test("the parser rejects a missing final line feed, empty lines and HELP-less families", () => {
   rejects(ok.trimEnd(), /line feed/);
   rejects(ok.replace("# TYPE h", "\n# TYPE h"), /empty line/);
   rejects("# TYPE g gauge\ng 1\n", /no HELP/);

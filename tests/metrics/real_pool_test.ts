@@ -1,3 +1,4 @@
+import { test } from "../pool/sanitized.ts";
 import assert from "node:assert/strict";
 import { Pool } from "../../mod.ts";
 import { formatPrometheus } from "../../pool/metrics.ts";
@@ -11,7 +12,7 @@ async function busyPool(): Promise<Pool<{ n: number }>> {
   return pool;
 }
 
-Deno.test("a real Pool's metrics parse strictly and count its traffic", async () => {
+test("a real Pool's metrics parse strictly and count its traffic", async () => {
   await using pool = await busyPool();
   const lease = await pool.acquire();
   let text: string;
@@ -33,7 +34,7 @@ Deno.test("a real Pool's metrics parse strictly and count its traffic", async ()
   assert.equal(value("pool_use_time_seconds_count"), 10, "the held lease is not counted yet");
 });
 
-Deno.test({
+test({
   name: "promtool check metrics accepts a real Pool's metrics",
   ignore: !hasPromtool,
   async fn() {

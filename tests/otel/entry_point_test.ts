@@ -1,3 +1,4 @@
+import { test } from "../pool/sanitized.ts";
 import assert from "node:assert/strict";
 
 /** The npm packages in a module's graph, from `deno info --json`. */
@@ -15,12 +16,12 @@ async function npmPackagesOf(module: string): Promise<string[]> {
   return modules.filter((m) => m.kind === "npm").map((m) => m.npmPackage!);
 }
 
-Deno.test("mod.ts does not load @opentelemetry/api", async () => {
+test("mod.ts does not load @opentelemetry/api", async () => {
   const packages = await npmPackagesOf("mod.ts");
   assert.ok(!packages.some((p) => p.startsWith("@opentelemetry/")), packages.join(", "));
 });
 
-Deno.test("otel/mod.ts loads @opentelemetry/api, pinned", async () => {
+test("otel/mod.ts loads @opentelemetry/api, pinned", async () => {
   const packages = await npmPackagesOf("otel/mod.ts");
   assert.ok(packages.includes("@opentelemetry/api@1.10.0"), packages.join(", "));
 });

@@ -1,3 +1,4 @@
+import { test } from "../pool/sanitized.ts";
 import assert from "node:assert/strict";
 import { HistogramDelta, replay } from "../../otel/histogram_delta.ts";
 import { DurationHistogram, WAIT_BUCKETS_MS } from "../../pool/metrics.ts";
@@ -45,19 +46,19 @@ function replayBatches(batches: number[][]) {
   return out;
 }
 
-Deno.test("replaying the pool's histogram gives the count, sum, min, max and buckets of direct recording", () => {
+test("replaying the pool's histogram gives the count, sum, min, max and buckets of direct recording", () => {
   const durationsMs = [0, 0, 0.4, 1, 2, 3, 4.5, 5, 7, 9, 12, 24, 25, 26, 300, 0.5, 45_000];
   const out = replayBatches([durationsMs]);
   assert.deepEqual(aggregate(out.values), aggregate(durationsMs.map((ms) => ms / 1000)));
 });
 
-Deno.test("flushes in several batches record each duration once, with later new min and max", () => {
+test("flushes in several batches record each duration once, with later new min and max", () => {
   const batches = [[5, 7, 9], [4, 6], [], [2, 700, 3], [0.2, 60_000, 800]];
   const out = replayBatches(batches);
   assert.deepEqual(aggregate(out.values), aggregate(batches.flat().map((ms) => ms / 1000)));
 });
 
-Deno.test("a flush with nothing new records nothing", () => {
+test("a flush with nothing new records nothing", () => {
   const pool = new DurationHistogram();
   const delta = new HistogramDelta();
   pool.record(3);
@@ -67,12 +68,12 @@ Deno.test("a flush with nothing new records nothing", () => {
   assert.deepEqual(again.values, []);
 });
 
-Deno.test("a duration on a bound is recorded in that bound's bucket, as OpenTelemetry's inclusive bounds", () => {
+test("a duration on a bound is recorded in that bound's bucket, as OpenTelemetry's inclusive bounds", () => {
   const out = replayBatches([[5, 5, 5, 10]]);
   assert.deepEqual(aggregate(out.values).buckets, aggregate([0.005, 0.005, 0.005, 0.01]).buckets);
 });
 
-Deno.test("every value is recorded with the pool's attributes", () => {
+test("every value is recorded with the pool's attributes", () => {
   const out = replayBatches([[1, 2, 3, 400]]);
   assert.equal(out.attributes.length, 4);
   assert.ok(out.attributes.every((a) => JSON.stringify(a) === '{"pool":"p"}'));

@@ -1,6 +1,8 @@
+import { test } from "../pool/sanitized.ts";
 import assert from "node:assert/strict";
-import { Pool } from "../../mod.ts";
-import { FLUSH_EVERY_MS, instrumentPool } from "../../otel/mod.ts";
+import { Pool, type PoolTracker } from "../../mod.ts";
+import { instrumentPool } from "../../otel/mod.ts";
+import { FLUSH_EVERY_MS } from "../../otel/instrument_pool.ts";
 
 function smallPool(name = "small") {
   return new Pool({ name, create: () => Promise.resolve({}), max: 1 });
@@ -13,7 +15,7 @@ function countedPool() {
   return { pool, counted };
 }
 
-Deno.test("after stop() the pool is no longer read, and a second stop() does nothing", async () => {
+test("after stop() the pool is no longer read, and a second stop() does nothing", async () => {
   const { pool, counted } = countedPool();
   const otel = instrumentPool(counted);
   await pool.use(() => {});
@@ -28,7 +30,7 @@ Deno.test("after stop() the pool is no longer read, and a second stop() does not
   await pool.close();
 });
 
-Deno.test("`using` the instrumentation stops it at the end of the block", async () => {
+test("`using` the instrumentation stops it at the end of the block", async () => {
   const pool = smallPool();
   {
     using _otel = instrumentPool(pool);
@@ -37,20 +39,45 @@ Deno.test("`using` the instrumentation stops it at the end of the block", async 
   await pool.close();
 });
 
-Deno.test("instrumenting adds no tracker to the acquire/release path", async () => {
+test("instrumenting adds nothing to the acquire/release path, only a close listener", async () => {
   const pool = smallPool();
-  let tracked = 0;
-  pool.track = () => {
-    tracked++;
-    return () => {};
-  };
+  const given: PoolTracker[] = [];
+  const track = pool.track.bind(pool);
+  pool.track = (tracker) => (given.push(tracker), track(tracker));
   using _otel = instrumentPool(pool);
   await pool.use(() => {});
-  assert.equal(tracked, 0);
+  assert.equal(given.length, 1);
+  assert.deepEqual(Object.keys(given[0]), ["closed"]);
   await pool.close();
 });
 
-Deno.test("an empty pool name is a TypeError that says how to fix it", async () => {
+test("the instrumentation takes its last reading when its pool closes, and stops there", async () => {
+  const pool = smallPool();
+  let reads = 0;
+  const stats = pool.stats.bind(pool);
+  pool.stats = () => (reads++, stats());
+  instrumentPool(pool); // never stopped by hand: the sanitizers see a timer left behind
+  await pool.use(() => {});
+  const before = reads;
+  await pool.close();
+  assert.ok(reads > before, "a last reading at the close");
+  const after = reads;
+  await new Promise((resolve) => setTimeout(resolve, 2 * FLUSH_EVERY_MS));
+  assert.equal(reads, after);
+});
+
+test("an instrumented pool that is not a Pool stops at the first reading that finds it closed", async () => {
+  const { pool, counted } = countedPool();
+  instrumentPool(counted);
+  await pool.use(() => {});
+  await pool.close();
+  await new Promise((resolve) => setTimeout(resolve, 2 * FLUSH_EVERY_MS));
+  const reads = counted.reads;
+  await new Promise((resolve) => setTimeout(resolve, 2 * FLUSH_EVERY_MS));
+  assert.equal(counted.reads, reads);
+});
+
+test("an empty pool name is a TypeError that says how to fix it", async () => {
   const pool = smallPool();
   assert.throws(
     () => instrumentPool(pool, { poolName: "" }),

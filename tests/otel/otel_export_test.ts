@@ -1,3 +1,4 @@
+import { test } from "../pool/sanitized.ts";
 import assert from "node:assert/strict";
 import { type MetricPoint, OtlpReceiver } from "./otlp_receiver.ts";
 
@@ -51,7 +52,7 @@ function assertInstrument(p: MetricPoint, unit: string, kind: MetricPoint["kind"
   assert.notEqual(p.description, "", `${p.name} description`);
 }
 
-Deno.test("OTEL_DENO exports every pool metric with the conventions' names, units, attributes and values", async () => {
+test("OTEL_DENO exports every pool metric with the conventions' names, units, attributes and values", async () => {
   await withExport((r) => {
     const idle = only(r, "db.client.connection.count", {
       ...POOL,
@@ -109,7 +110,7 @@ Deno.test("OTEL_DENO exports every pool metric with the conventions' names, unit
   });
 });
 
-Deno.test("the histograms use the Prometheus export's buckets, in seconds, and add up", async () => {
+test("the histograms use the Prometheus export's buckets, in seconds, and add up", async () => {
   await withExport((r) => {
     for (const name of ["create_time", "wait_time", "use_time"]) {
       const p = only(r, `db.client.connection.${name}`);
@@ -124,7 +125,7 @@ Deno.test("the histograms use the Prometheus export's buckets, in seconds, and a
   });
 });
 
-Deno.test("exactly the nine conventional pool metrics are exported", async () => {
+test("exactly the nine conventional pool metrics are exported", async () => {
   await withExport((r) => {
     const ours = [...r.names()].filter((n) => n.startsWith("db.client.connection."));
     assert.deepEqual(ours.sort(), [
@@ -172,13 +173,13 @@ async function histogramsAtExit(fixture: string, args: string[], poolName: strin
 const timingsAtExit = (n: number) =>
   histogramsAtExit(TIMINGS_THEN_EXIT, ["-A", String(n)], "timings");
 
-Deno.test("timings counted just before exit are exported at exit", async () => {
+test("timings counted just before exit are exported at exit", async () => {
   const { wait, use } = await timingsAtExit(3);
   assert.equal(wait.count, 3);
   assert.equal(use.count, 3);
 });
 
-Deno.test("many timings are exported once each, whether flushed by their timer or at exit", async () => {
+test("many timings are exported once each, whether flushed by their timer or at exit", async () => {
   const { wait, use } = await timingsAtExit(10_000);
   assert.equal(wait.count, 10_000);
   assert.equal(use.count, 10_000);
@@ -196,12 +197,12 @@ async function leasesCountedOnTheEventLoop(permissions: string[]) {
   return { recordedHere, wait: wait.count, use: use.count, create: create.count };
 }
 
-Deno.test("with Deno's exporter, the histograms are recorded off the event loop's thread, exactly", async () => {
+test("with Deno's exporter, the histograms are recorded off the event loop's thread, exactly", async () => {
   const seen = await leasesCountedOnTheEventLoop(["-A"]);
   assert.deepEqual(seen, { recordedHere: 0, wait: 2000, use: 2000, create: 1 });
 });
 
-Deno.test("without read access for the recording thread, the histograms are recorded on the event loop, exactly", async () => {
+test("without read access for the recording thread, the histograms are recorded on the event loop, exactly", async () => {
   const seen = await leasesCountedOnTheEventLoop([]);
   assert.deepEqual(seen, { recordedHere: 4001, wait: 2000, use: 2000, create: 1 });
 });

@@ -1,8 +1,9 @@
+import { test } from "../pool/sanitized.ts";
 import assert from "node:assert/strict";
 import { spawnService } from "../service/child_service.ts";
 import { OtlpReceiver } from "./otlp_receiver.ts";
 
-Deno.test("the service run with OTEL_DENO=true exports its HSM session pool's metrics", async () => {
+test("the service run with OTEL_DENO=true exports its HSM session pool's metrics", async () => {
   await using receiver = OtlpReceiver.start();
   const child = await spawnService({
     args: ["--port", "0"],

@@ -1,9 +1,10 @@
+import { test } from "./sanitized.ts";
 import assert from "node:assert/strict";
 import { Pool, PoolError, PoolOverloadedError, PoolTimeoutError } from "../../mod.ts";
 import { delay, FakeFactory, settle } from "./fake.ts";
 import { fakeClock } from "./fake_clock.ts";
 
-Deno.test("an idle resource is lent again instead of creating a new one", async () => {
+test("an idle resource is lent again instead of creating a new one", async () => {
   const factory = new FakeFactory();
   await using pool = new Pool({ ...factory.hooks, max: 3 });
   const first = await pool.acquire();
@@ -14,7 +15,7 @@ Deno.test("an idle resource is lent again instead of creating a new one", async 
   assert.equal(factory.createCalls, 1);
 });
 
-Deno.test("never more than max resources are alive or being created", async () => {
+test("never more than max resources are alive or being created", async () => {
   const factory = new FakeFactory();
   factory.createDelayMs = 2;
   await using pool = new Pool({ ...factory.hooks, max: 3 });
@@ -29,7 +30,7 @@ Deno.test("never more than max resources are alive or being created", async () =
   assert.ok(peak <= 3, `peak ${peak}`);
 });
 
-Deno.test("waiters are served in the order they arrived", async () => {
+test("waiters are served in the order they arrived", async () => {
   const factory = new FakeFactory();
   await using pool = new Pool({ ...factory.hooks, max: 1 });
   const held = await pool.acquire();
@@ -45,7 +46,7 @@ Deno.test("waiters are served in the order they arrived", async () => {
   assert.deepEqual(order, [1, 2, 3, 4]);
 });
 
-Deno.test("a new caller does not overtake callers already waiting", async () => {
+test("a new caller does not overtake callers already waiting", async () => {
   const factory = new FakeFactory();
   await using pool = new Pool({ ...factory.hooks, max: 1 });
   const held = await pool.acquire();
@@ -56,13 +57,13 @@ Deno.test("a new caller does not overtake callers already waiting", async () => 
   await (await waiting).release();
 });
 
-Deno.test("an already aborted signal rejects with its reason, unchanged", async () => {
+test("an already aborted signal rejects with its reason, unchanged", async () => {
   await using pool = new Pool({ ...new FakeFactory().hooks });
   const reason = new Error("caller gave up");
   await assert.rejects(pool.acquire({ signal: AbortSignal.abort(reason) }), (e) => e === reason);
 });
 
-Deno.test("an aborted waiter leaves the queue at once with the signal's reason", async () => {
+test("an aborted waiter leaves the queue at once with the signal's reason", async () => {
   await using pool = new Pool({ ...new FakeFactory().hooks, max: 1 });
   await using _held = await pool.acquire();
   const controller = new AbortController();
@@ -76,7 +77,7 @@ Deno.test("an aborted waiter leaves the queue at once with the signal's reason",
   assert.equal(pool.stats().aborted, 1);
 });
 
-Deno.test("a waiter aborted in the same tick as a release never receives the resource", async () => {
+test("a waiter aborted in the same tick as a release never receives the resource", async () => {
   const factory = new FakeFactory();
   await using pool = new Pool({ ...factory.hooks, max: 1 });
   const held = await pool.acquire();
@@ -93,7 +94,7 @@ Deno.test("a waiter aborted in the same tick as a release never receives the res
   assert.equal(pool.stats().inUse, 0);
 });
 
-Deno.test("a timed-out acquire names the deadline the caller set, then the wait and the pool's numbers", async () => {
+test("a timed-out acquire names the deadline the caller set, then the wait and the pool's numbers", async () => {
   const clock = fakeClock();
   await using pool = clock.pool({ ...new FakeFactory().hooks, max: 1, name: "db" });
   await using _held = await pool.acquire();
@@ -110,7 +111,7 @@ Deno.test("a timed-out acquire names the deadline the caller set, then the wait 
   assert.equal(pool.stats().pending, 0);
 });
 
-Deno.test("acquireTimeoutMs is the deadline a timeout error names", async () => {
+test("acquireTimeoutMs is the deadline a timeout error names", async () => {
   const clock = fakeClock();
   await using pool = clock.pool({ ...new FakeFactory().hooks, max: 1, acquireTimeoutMs: 150 });
   await using _held = await pool.acquire();
@@ -119,7 +120,7 @@ Deno.test("acquireTimeoutMs is the deadline a timeout error names", async () => 
   assert.match((await outcome).message, /no resource within 150 ms/);
 });
 
-Deno.test("a bad timeoutMs is refused the same way whether or not a resource is idle", async () => {
+test("a bad timeoutMs is refused the same way whether or not a resource is idle", async () => {
   await using pool = new Pool({ ...new FakeFactory().hooks, max: 1 });
   await (await pool.acquire()).release();
   assert.equal(pool.stats().idle, 1);
@@ -130,7 +131,7 @@ Deno.test("a bad timeoutMs is refused the same way whether or not a resource is 
   await held.release();
 });
 
-Deno.test("a resource created for a waiter that left goes to the next waiter", async () => {
+test("a resource created for a waiter that left goes to the next waiter", async () => {
   const factory = new FakeFactory();
   factory.holdCreates();
   await using pool = new Pool({ ...factory.hooks, max: 1 });
@@ -148,7 +149,7 @@ Deno.test("a resource created for a waiter that left goes to the next waiter", a
   await lease.release();
 });
 
-Deno.test("a resource created after every waiter left is kept idle, not dropped", async () => {
+test("a resource created after every waiter left is kept idle, not dropped", async () => {
   const factory = new FakeFactory();
   factory.holdCreates();
   await using pool = new Pool({ ...factory.hooks, max: 1 });
@@ -159,7 +160,7 @@ Deno.test("a resource created after every waiter left is kept idle, not dropped"
   assert.equal(factory.destroyed.length, 0);
 });
 
-Deno.test("maxWaiting refuses an acquire beyond the limit at once", async () => {
+test("maxWaiting refuses an acquire beyond the limit at once", async () => {
   await using pool = new Pool({ ...new FakeFactory().hooks, max: 1, maxWaiting: 2 });
   const held = await pool.acquire();
   const waiting = [pool.acquire(), pool.acquire()];
@@ -173,7 +174,7 @@ Deno.test("maxWaiting refuses an acquire beyond the limit at once", async () => 
   }
 });
 
-Deno.test("the resource of an ended lease cannot be used", async () => {
+test("the resource of an ended lease cannot be used", async () => {
   await using pool = new Pool({ ...new FakeFactory().hooks });
   const lease = await pool.acquire();
   await lease.release();
@@ -181,7 +182,7 @@ Deno.test("the resource of an ended lease cannot be used", async () => {
   assert.equal(lease.active, false);
 });
 
-Deno.test("release is idempotent", async () => {
+test("release is idempotent", async () => {
   await using pool = new Pool({ ...new FakeFactory().hooks });
   const lease = await pool.acquire();
   await lease.release();
@@ -191,7 +192,7 @@ Deno.test("release is idempotent", async () => {
   assert.equal(pool.stats().idle, 1);
 });
 
-Deno.test("await using releases the lease at the end of the block", async () => {
+test("await using releases the lease at the end of the block", async () => {
   await using pool = new Pool({ ...new FakeFactory().hooks });
   {
     await using lease = await pool.acquire();
@@ -201,7 +202,7 @@ Deno.test("await using releases the lease at the end of the block", async () => 
   assert.equal(pool.stats().inUse, 0);
 });
 
-Deno.test("using (sync dispose) releases without waiting", async () => {
+test("using (sync dispose) releases without waiting", async () => {
   await using pool = new Pool({ ...new FakeFactory().hooks });
   {
     using _lease = await pool.acquire();
@@ -209,7 +210,7 @@ Deno.test("using (sync dispose) releases without waiting", async () => {
   assert.equal(pool.stats().idle, 1);
 });
 
-Deno.test("lease.destroy() discards the resource and the next acquire gets a new one", async () => {
+test("lease.destroy() discards the resource and the next acquire gets a new one", async () => {
   const factory = new FakeFactory();
   await using pool = new Pool({ ...factory.hooks });
   const lease = await pool.acquire();
@@ -219,7 +220,7 @@ Deno.test("lease.destroy() discards the resource and the next acquire gets a new
   assert.equal(next.resource.id, 2);
 });
 
-Deno.test("stats count acquires and releases and report wait percentiles", async () => {
+test("stats count acquires and releases and report wait percentiles", async () => {
   await using pool = new Pool({ ...new FakeFactory().hooks });
   for (let i = 0; i < 5; i++) await (await pool.acquire()).release();
   const stats = pool.stats();
@@ -229,7 +230,7 @@ Deno.test("stats count acquires and releases and report wait percentiles", async
   assert.ok(stats.acquireWaitMs.max >= stats.acquireWaitMs.p50);
 });
 
-Deno.test("a tracker sees every create, acquire and release, and stats keep create and use times", async () => {
+test("a tracker sees every create, acquire and release, and stats keep create and use times", async () => {
   const pool = new Pool({ create: () => Promise.resolve({}), max: 1 });
   const seen: string[] = [];
   const untrack = pool.track({

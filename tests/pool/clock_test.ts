@@ -1,10 +1,11 @@
+import { test } from "./sanitized.ts";
 import assert from "node:assert/strict";
 import { Pool, PoolTimeoutError } from "../../mod.ts";
 import { FakeFactory } from "./fake.ts";
 
 // Real time on purpose: these pin that the pool never reads the wall clock.
 
-Deno.test("a wall clock stepping back does not push an acquire deadline back", async () => {
+test("a wall clock stepping back does not push an acquire deadline back", async () => {
   const realNow = Date.now;
   await using pool = new Pool({ ...new FakeFactory().hooks, max: 1 });
   await using _held = await pool.acquire();
@@ -19,7 +20,7 @@ Deno.test("a wall clock stepping back does not push an acquire deadline back", a
   }
 });
 
-Deno.test("a wall clock stepping forward does not expire idle resources or leases", async () => {
+test("a wall clock stepping forward does not expire idle resources or leases", async () => {
   const realNow = Date.now;
   const factory = new FakeFactory();
   await using pool = new Pool({ ...factory.hooks, maxLifetimeMs: 60_000, leakDetectionMs: 60_000 });
@@ -34,7 +35,7 @@ Deno.test("a wall clock stepping forward does not expire idle resources or lease
   }
 });
 
-Deno.test("a lease held by synchronous work counts that work in its use time", async () => {
+test("a lease held by synchronous work counts that work in its use time", async () => {
   await using pool = new Pool({ ...new FakeFactory().hooks });
   await (await pool.acquire()).release();
   const lease = await pool.acquire();

@@ -1,8 +1,9 @@
+import { test } from "./sanitized.ts";
 import assert from "node:assert/strict";
 import { Pool, PoolClosedError } from "../../mod.ts";
 import { delay, FakeFactory, settle } from "./fake.ts";
 
-Deno.test("close() rejects waiting callers with PoolClosedError", async () => {
+test("close() rejects waiting callers with PoolClosedError", async () => {
   const pool = new Pool({ ...new FakeFactory().hooks, max: 1 });
   const held = await pool.acquire();
   const waiting = pool.acquire();
@@ -12,7 +13,7 @@ Deno.test("close() rejects waiting callers with PoolClosedError", async () => {
   await closed;
 });
 
-Deno.test("close() waits for lent resources to come back, then destroys them", async () => {
+test("close() waits for lent resources to come back, then destroys them", async () => {
   const factory = new FakeFactory();
   const pool = new Pool({ ...factory.hooks });
   const lease = await pool.acquire();
@@ -27,7 +28,7 @@ Deno.test("close() waits for lent resources to come back, then destroys them", a
   assert.equal(pool.stats().state, "closed");
 });
 
-Deno.test("close({ timeoutMs }) destroys what is still lent out and resolves", async () => {
+test("close({ timeoutMs }) destroys what is still lent out and resolves", async () => {
   const factory = new FakeFactory();
   const pool = new Pool({ ...factory.hooks });
   const lease = await pool.acquire();
@@ -38,7 +39,7 @@ Deno.test("close({ timeoutMs }) destroys what is still lent out and resolves", a
   assert.equal(pool.stats().destroyed, 1);
 });
 
-Deno.test("after close every created resource has been destroyed", async () => {
+test("after close every created resource has been destroyed", async () => {
   const factory = new FakeFactory();
   const pool = new Pool({ ...factory.hooks, min: 2, max: 5 });
   await Promise.all([1, 2, 3, 4].map(() => pool.use(() => delay(1))));
@@ -48,7 +49,7 @@ Deno.test("after close every created resource has been destroyed", async () => {
   assert.equal(factory.alive, 0);
 });
 
-Deno.test("a create that finishes during close is destroyed, and close waits for it", async () => {
+test("a create that finishes during close is destroyed, and close waits for it", async () => {
   const factory = new FakeFactory();
   factory.holdCreates();
   const pool = new Pool({ ...factory.hooks });
@@ -62,7 +63,7 @@ Deno.test("a create that finishes during close is destroyed, and close waits for
   assert.equal(factory.made[0].alive, false);
 });
 
-Deno.test("close() is idempotent", async () => {
+test("close() is idempotent", async () => {
   const pool = new Pool({ ...new FakeFactory().hooks });
   const first = pool.close();
   assert.equal(pool.close(), first);
@@ -70,14 +71,14 @@ Deno.test("close() is idempotent", async () => {
   await pool.close();
 });
 
-Deno.test("acquire after close rejects with PoolClosedError", async () => {
+test("acquire after close rejects with PoolClosedError", async () => {
   const pool = new Pool({ ...new FakeFactory().hooks });
   await pool.close();
   await assert.rejects(pool.acquire(), PoolClosedError);
   await assert.rejects(pool.use(() => {}), PoolClosedError);
 });
 
-Deno.test("await using closes the pool at the end of the block", async () => {
+test("await using closes the pool at the end of the block", async () => {
   const factory = new FakeFactory();
   {
     await using pool = new Pool({ ...factory.hooks, min: 1 });
@@ -86,7 +87,7 @@ Deno.test("await using closes the pool at the end of the block", async () => {
   assert.equal(factory.alive, 0);
 });
 
-Deno.test("an open, idle pool does not keep the process alive", async () => {
+test("an open, idle pool does not keep the process alive", async () => {
   const script = `
     import { Pool } from ${JSON.stringify(new URL("../../mod.ts", import.meta.url).href)};
     const pool = new Pool({ create: async () => ({}), min: 2, healthCheckIntervalMs: 50,

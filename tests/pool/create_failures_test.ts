@@ -1,6 +1,7 @@
+import { test } from "./sanitized.ts";
 import assert from "node:assert/strict";
 import { CircuitOpenError, type Pool, type PoolEvent, PoolTimeoutError } from "../../mod.ts";
-import { BACKOFF_CAP_MS, backoffDelayMs } from "../../pool/creator.ts";
+import { BACKOFF_CAP_MS, backoffDelayMs, PROOF_FRESH_MS } from "../../pool/creator.ts";
 import { fakeClock } from "./fake_clock.ts";
 import { FakeFactory } from "./fake.ts";
 
@@ -15,7 +16,7 @@ function record<R>(pool: Pool<R>): { events: PoolEvent[]; stop: () => Promise<vo
   return { events, stop: () => (controller.abort(), reading) };
 }
 
-Deno.test("retry delays start at most 100 ms, double, and stop at one second", () => {
+test("retry delays start at most 100 ms, double, and stop at one second", () => {
   const most = (attempt: number) => backoffDelayMs(attempt, () => 1);
   const least = (attempt: number) => backoffDelayMs(attempt, () => 0);
   assert.equal(most(1), 100);
@@ -26,7 +27,7 @@ Deno.test("retry delays start at most 100 ms, double, and stop at one second", (
   assert.equal(BACKOFF_CAP_MS, 1_000);
 });
 
-Deno.test("with the defaults a dead backend opens the breaker within about 1.5 s", async () => {
+test("with the defaults a dead backend opens the breaker within about 1.5 s", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("connection refused");
@@ -37,7 +38,7 @@ Deno.test("with the defaults a dead backend opens the breaker within about 1.5 s
   assert.equal(factory.createCalls, 5);
 });
 
-Deno.test("a short outage is invisible: failed creates are retried inside the caller's deadline", async () => {
+test("a short outage is invisible: failed creates are retried inside the caller's deadline", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("connection refused");
@@ -52,7 +53,7 @@ Deno.test("a short outage is invisible: failed creates are retried inside the ca
   assert.equal(pool.stats().createErrors, 2);
 });
 
-Deno.test("creates failing at the same moment count as one failure, not as failures in a row", async () => {
+test("creates failing at the same moment count as one failure, not as failures in a row", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   await using pool = clock.pool({ ...factory.hooks, breaker: { threshold: 5 } });
@@ -76,7 +77,7 @@ Deno.test("creates failing at the same moment count as one failure, not as failu
   await held.release();
 });
 
-Deno.test("while creates fail, at most one is in flight whatever the number of callers", async () => {
+test("while creates fail, at most one is in flight whatever the number of callers", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("connection refused");
@@ -100,7 +101,7 @@ Deno.test("while creates fail, at most one is in flight whatever the number of c
   for (const outcome of await Promise.all(outcomes)) assert.ok(outcome instanceof PoolTimeoutError);
 });
 
-Deno.test("a failing backend sees at most threshold attempts per cooldown once the breaker is open", async () => {
+test("a failing backend sees at most threshold attempts per cooldown once the breaker is open", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("connection refused");
@@ -117,7 +118,7 @@ Deno.test("a failing backend sees at most threshold attempts per cooldown once t
   assert.ok(factory.createCalls - before <= 10, `${factory.createCalls - before} attempts in 10 s`);
 });
 
-Deno.test("while the breaker is open, a new acquire fails at once without calling create", async () => {
+test("while the breaker is open, a new acquire fails at once without calling create", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("backend down");
@@ -136,7 +137,7 @@ Deno.test("while the breaker is open, a new acquire fails at once without callin
   assert.equal(factory.createCalls, calls);
 });
 
-Deno.test("a backend that comes back is used within a second of its return", async () => {
+test("a backend that comes back is used within a second of its return", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("backend down");
@@ -149,7 +150,7 @@ Deno.test("a backend that comes back is used within a second of its return", asy
   assert.equal(pool.stats().idle, 1);
 });
 
-Deno.test("a failed probe opens the breaker again and fails its waiters", async () => {
+test("a failed probe opens the breaker again and fails its waiters", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("backend down");
@@ -166,7 +167,7 @@ Deno.test("a failed probe opens the breaker again and fails its waiters", async 
   assert.equal(pool.stats().breaker, "open");
 });
 
-Deno.test("a permanent create failure opens the breaker at once, without a retry", async () => {
+test("a permanent create failure opens the breaker at once, without a retry", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("CKR_PIN_INCORRECT");
@@ -178,7 +179,7 @@ Deno.test("a permanent create failure opens the breaker at once, without a retry
   assert.equal(factory.createCalls, 1);
 });
 
-Deno.test("after a permanent failure every acquire fails at once until cooldownMs, then one probe runs", async () => {
+test("after a permanent failure every acquire fails at once until cooldownMs, then one probe runs", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("CKR_PIN_INCORRECT");
@@ -194,7 +195,7 @@ Deno.test("after a permanent failure every acquire fails at once until cooldownM
   assert.equal(factory.createCalls, 2);
 });
 
-Deno.test("the CircuitOpenError of a permanent failure carries its message and says what to do", async () => {
+test("the CircuitOpenError of a permanent failure carries its message and says what to do", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("C_Login failed: CKR_PIN_INCORRECT");
@@ -207,7 +208,7 @@ Deno.test("the CircuitOpenError of a permanent failure carries its message and s
   assert.equal(error.cause, factory.failWith);
 });
 
-Deno.test("the CircuitOpenError of failures in a row carries the last failure's message", async () => {
+test("the CircuitOpenError of failures in a row carries the last failure's message", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("password authentication failed for user app");
@@ -219,7 +220,7 @@ Deno.test("the CircuitOpenError of failures in a row carries the last failure's 
   assert.match(error.message, /password authentication failed for user app/);
 });
 
-Deno.test("invalidate() after a permanent failure lets the next acquire try at once", async () => {
+test("invalidate() after a permanent failure lets the next acquire try at once", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("password authentication failed");
@@ -233,7 +234,7 @@ Deno.test("invalidate() after a permanent failure lets the next acquire try at o
   assert.equal(factory.createCalls, 2);
 });
 
-Deno.test("a caller whose deadline passes gets PoolTimeoutError carrying the last create failure", async () => {
+test("a caller whose deadline passes gets PoolTimeoutError carrying the last create failure", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   const failure = new Error("password authentication failed for user app");
@@ -247,7 +248,7 @@ Deno.test("a caller whose deadline passes gets PoolTimeoutError carrying the las
   assert.match(error.message, /no resource within 80 ms .*password authentication failed/);
 });
 
-Deno.test("a failed create alone rejects nobody", async () => {
+test("a failed create alone rejects nobody", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("down");
@@ -261,7 +262,7 @@ Deno.test("a failed create alone rejects nobody", async () => {
   await (await waiting).release();
 });
 
-Deno.test("a failed background create (top-up to min) is an error event and a counter", async () => {
+test("a failed background create (top-up to min) is an error event and a counter", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("down");
@@ -274,7 +275,7 @@ Deno.test("a failed background create (top-up to min) is an error event and a co
   assert.equal(pool.stats().errors, 1);
 });
 
-Deno.test("create failures are counted and streamed as events", async () => {
+test("create failures are counted and streamed as events", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("nope");
@@ -289,7 +290,7 @@ Deno.test("create failures are counted and streamed as events", async () => {
   assert.equal(pool.stats().createErrors, 1);
 });
 
-Deno.test("with breaker: false a permanent failure still fails callers fast for the default cooldown", async () => {
+test("with breaker: false a permanent failure still fails callers fast for the default cooldown", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("password authentication failed");
@@ -300,7 +301,7 @@ Deno.test("with breaker: false a permanent failure still fails callers fast for 
   assert.equal(factory.createCalls, 1);
 });
 
-Deno.test("an isPermanent that throws counts the failure as transient and reports the throw", async () => {
+test("an isPermanent that throws counts the failure as transient and reports the throw", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("down");
@@ -318,7 +319,7 @@ Deno.test("an isPermanent that throws counts the failure as transient and report
   assert.equal(pool.stats().errors, 1);
 });
 
-Deno.test("after a permanent failure the top-up to min never probes on its own; a caller's acquire does", async () => {
+test("after a permanent failure the top-up to min never probes on its own; a caller's acquire does", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("CKR_PIN_INCORRECT");
@@ -333,7 +334,7 @@ Deno.test("after a permanent failure the top-up to min never probes on its own; 
   assert.equal(pool.stats().breaker, "closed");
 });
 
-Deno.test("until a create has succeeded, one runs at a time: a backend that refuses is asked once", async () => {
+test("until a create has succeeded, one runs at a time: a backend that refuses is asked once", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   factory.failWith = new Error("password authentication failed");
@@ -348,7 +349,7 @@ Deno.test("until a create has succeeded, one runs at a time: a backend that refu
   assert.equal(pool.stats().createErrors, 1);
 });
 
-Deno.test("once the first create has succeeded, the rest of a burst is created side by side", async () => {
+test("once the first create has succeeded, the rest of a burst is created side by side", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   factory.holdCreates();
@@ -364,7 +365,7 @@ Deno.test("once the first create has succeeded, the rest of a burst is created s
   for (const lease of await Promise.all(leases)) await lease.release();
 });
 
-Deno.test("once every resource is gone, the next create runs alone again until one succeeds", async () => {
+test("once every resource is gone, the next create runs alone again until one succeeds", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   await using pool = clock.pool({ ...factory.hooks, max: 10 });
@@ -383,7 +384,7 @@ Deno.test("once every resource is gone, the next create runs alone again until o
   await Promise.all(outcomes);
 });
 
-Deno.test("after a holder destroys a broken resource, the next create runs alone until one succeeds", async () => {
+test("after a holder destroys a broken resource, the next create runs alone until one succeeds", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   await using pool = clock.pool({ ...factory.hooks, max: 10 });
@@ -398,4 +399,113 @@ Deno.test("after a holder destroys a broken resource, the next create runs alone
   await clock.advance(100);
   await Promise.all(outcomes);
   await alive.release();
+});
+
+test("a failed background create is an error event also while someone awaits ready()", async () => {
+  const clock = fakeClock();
+  const factory = new FakeFactory();
+  factory.failWith = new Error("down");
+  await using pool = clock.pool({ ...factory.hooks, min: 2, breaker: false });
+  const { events, stop } = record(pool);
+  const ready = pool.ready({ timeoutMs: 10_000 });
+  await clock.advance(0);
+  factory.failWith = undefined;
+  await clock.advance(1_000);
+  await ready;
+  await stop();
+  assert.ok(pool.stats().createErrors >= 1);
+  assert.equal(
+    events.filter((e) => e.type === "error" && e.during === "create").length,
+    pool.stats().createErrors,
+  );
+});
+
+test("without a create that succeeded in the last few seconds, creates run one at a time again", async () => {
+  const clock = fakeClock();
+  const factory = new FakeFactory();
+  await using pool = clock.pool({ ...factory.hooks, max: 10 });
+  const held = await pool.acquire(); // one resource, in use: the pool is not empty
+  await clock.advance(PROOF_FRESH_MS + 1);
+  factory.holdCreates();
+  const leases = Array.from({ length: 5 }, () => pool.acquire());
+  await clock.advance(0);
+  assert.equal(factory.heldCreates, 1, "the old success proves nothing now");
+  factory.releaseCreates();
+  factory.holdCreates();
+  await clock.advance(0);
+  assert.equal(factory.heldCreates, 4, "a fresh success lets the others run side by side");
+  factory.releaseCreates();
+  for (const lease of await Promise.all(leases)) await lease.release();
+  await held.release();
+});
+
+test("a backend refusing connections (too many clients) sees one attempt at a time, with growing pauses", async () => {
+  const clock = fakeClock();
+  const factory = new FakeFactory();
+  await using pool = clock.pool({ ...factory.hooks, max: 10, breaker: { threshold: 100 } });
+  const held = await pool.acquire();
+  factory.failWith = new Error("sorry, too many clients already (53300)");
+  // The callers' creates start together (a create just succeeded); once they fail, the
+  // backend gets one attempt at a time.
+  const outcomes = Array.from(
+    { length: 9 },
+    () => pool.acquire({ timeoutMs: 3_000 }).catch((e) => e),
+  );
+  await clock.advance(0);
+  const attempts = [factory.createCalls];
+  for (let t = 0; t < 2_000; t += 100) {
+    await clock.advance(100);
+    attempts.push(factory.createCalls);
+  }
+  const perStep = attempts.slice(1).map((n, i) => n - attempts[i]);
+  assert.ok(perStep.every((n) => n <= 1), `at most one attempt per 100 ms: ${perStep}`);
+  const retries = factory.createCalls - attempts[0];
+  assert.ok(retries >= 2 && retries <= 6, `backed off: ${retries} attempts in 2 s`);
+  await held.release(); // a caller gets it; the others wait within their own deadline
+  await clock.advance(1_100);
+  const settled = await Promise.all(outcomes);
+  const served = settled.filter((o) => !(o instanceof Error));
+  assert.equal(served.length, 1);
+  assert.ok(settled.every((o) => !(o instanceof CircuitOpenError)));
+  for (const lease of served) await lease.release();
+});
+
+test("while resources exist, an open breaker lets waiting callers wait for them within their deadline", async () => {
+  const clock = fakeClock();
+  const factory = new FakeFactory();
+  await using pool = clock.pool({
+    ...factory.hooks,
+    max: 3,
+    breaker: { threshold: 1, cooldownMs: 60_000 },
+  });
+  const held = await pool.acquire();
+  factory.failWith = new Error("password authentication failed");
+  const waiting = pool.acquire({ timeoutMs: 5_000 });
+  await clock.advance(10);
+  assert.equal(pool.stats().breaker, "open");
+  const later = pool.acquire({ timeoutMs: 5_000 }); // queues too: a resource exists
+  await clock.advance(1_000);
+  await held.release();
+  const lease = await waiting;
+  assert.equal(lease.resource.id, 1);
+  await lease.release();
+  await (await later).release();
+});
+
+test("when the last resource goes while the breaker is open, waiting callers fail fast", async () => {
+  const clock = fakeClock();
+  const factory = new FakeFactory();
+  await using pool = clock.pool({
+    ...factory.hooks,
+    max: 2,
+    breaker: { threshold: 1, cooldownMs: 60_000 },
+  });
+  const held = await pool.acquire();
+  factory.failWith = new Error("password authentication failed");
+  const waiting = pool.acquire({ timeoutMs: 30_000 }).catch((e) => e);
+  await clock.advance(10);
+  assert.equal(pool.stats().breaker, "open");
+  await held.destroy("the connection broke");
+  await clock.advance(0);
+  assert.ok(await waiting instanceof CircuitOpenError);
 });

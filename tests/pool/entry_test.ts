@@ -1,3 +1,4 @@
+import { test } from "./sanitized.ts";
 import assert from "node:assert/strict";
 import { CHECKING, Entry, IDLE, IN_USE, REMOVED, VALIDATING } from "../../pool/entry.ts";
 import type { Lease } from "../../pool/entry.ts";
@@ -5,7 +6,7 @@ import type { Lease } from "../../pool/entry.ts";
 const lease = {} as Lease<string>;
 const entry = () => new Entry(1, "resource", 0, Infinity, 0);
 
-Deno.test("an entry goes idle → in use → idle, stamping its times", () => {
+test("an entry goes idle → in use → idle, stamping its times", () => {
   const e = entry();
   assert.equal(e.state, IDLE);
   e.lend(lease, 10, undefined);
@@ -18,13 +19,13 @@ Deno.test("an entry goes idle → in use → idle, stamping its times", () => {
   assert.equal(e.uses, 1);
 });
 
-Deno.test("an entry cannot be lent twice", () => {
+test("an entry cannot be lent twice", () => {
   const e = entry();
   e.lend(lease, 0, undefined);
   assert.throws(() => e.lend(lease, 0, undefined), /resource 1 is in use/);
 });
 
-Deno.test("only an idle entry can be taken for a check, and a checked one goes back idle", () => {
+test("only an idle entry can be taken for a check, and a checked one goes back idle", () => {
   const e = entry();
   e.startCheck(VALIDATING);
   assert.throws(() => e.startCheck(CHECKING), /is validating/);
@@ -33,7 +34,7 @@ Deno.test("only an idle entry can be taken for a check, and a checked one goes b
   assert.equal(e.checkedAt, 5);
 });
 
-Deno.test("a removed entry stays removed and leaves no other way", () => {
+test("a removed entry stays removed and leaves no other way", () => {
   const e = entry();
   assert.equal(e.remove(), true);
   assert.equal(e.remove(), false);

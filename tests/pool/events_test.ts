@@ -1,9 +1,10 @@
+import { test } from "./sanitized.ts";
 import assert from "node:assert/strict";
 import { Pool } from "../../mod.ts";
 import { EventHub } from "../../pool/events.ts";
 import { FakeFactory } from "./fake.ts";
 
-Deno.test("a stream returned before its first next() unsubscribes at once", async () => {
+test("a stream returned before its first next() unsubscribes at once", async () => {
   const hub = new EventHub<number>();
   const stream = hub.subscribe(1024);
   assert.equal(hub.size, 1);
@@ -14,7 +15,7 @@ Deno.test("a stream returned before its first next() unsubscribes at once", asyn
   assert.deepEqual(await stream.next(), { done: true, value: undefined });
 });
 
-Deno.test("a for-await loop that breaks unsubscribes its stream", async () => {
+test("a for-await loop that breaks unsubscribes its stream", async () => {
   const hub = new EventHub<number>();
   const stream = hub.subscribe(1024);
   hub.emit(1);
@@ -22,7 +23,7 @@ Deno.test("a for-await loop that breaks unsubscribes its stream", async () => {
   assert.equal(hub.size, 0);
 });
 
-Deno.test("a pool's stream ends once returned, whatever happens next", async () => {
+test("a pool's stream ends once returned, whatever happens next", async () => {
   await using pool = new Pool({ ...new FakeFactory().hooks });
   const stream = pool.events();
   await stream.return?.();
@@ -30,7 +31,7 @@ Deno.test("a pool's stream ends once returned, whatever happens next", async () 
   assert.deepEqual(await stream.next(), { done: true, value: undefined });
 });
 
-Deno.test("a stream whose signal aborts ends after its buffered events", async () => {
+test("a stream whose signal aborts ends after its buffered events", async () => {
   await using pool = new Pool({ ...new FakeFactory().hooks });
   const controller = new AbortController();
   const stream = pool.events({ signal: controller.signal });
@@ -42,7 +43,7 @@ Deno.test("a stream whose signal aborts ends after its buffered events", async (
   assert.deepEqual(types, ["create", "acquire", "release"]);
 });
 
-Deno.test("a dropped stream is unsubscribed once it is garbage collected", async () => {
+test("a dropped stream is unsubscribed once it is garbage collected", async () => {
   const script = `
     import { EventHub } from ${
     JSON.stringify(new URL("../../pool/events.ts", import.meta.url).href)

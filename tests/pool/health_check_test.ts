@@ -1,3 +1,4 @@
+import { test } from "./sanitized.ts";
 import assert from "node:assert/strict";
 import { HEALTH_CHECKS_AT_ONCE } from "../../pool/housekeeper.ts";
 import { FakeFactory, type FakeResource } from "./fake.ts";
@@ -14,7 +15,7 @@ function heldValidate() {
   return { checked, answers, validate };
 }
 
-Deno.test("the health check validates idle resources in the background and replaces a broken one", async () => {
+test("the health check validates idle resources in the background and replaces a broken one", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   await using pool = clock.pool({
@@ -31,7 +32,7 @@ Deno.test("the health check validates idle resources in the background and repla
   assert.equal(pool.stats().size, 2);
 });
 
-Deno.test("the health check takes a few idle resources at a time, the longest unchecked first", async () => {
+test("the health check takes a few idle resources at a time, the longest unchecked first", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   const { checked, answers, validate } = heldValidate();
@@ -61,7 +62,7 @@ Deno.test("the health check takes a few idle resources at a time, the longest un
   assert.deepEqual(checked, [5, 4, 3, 2, 1]);
 });
 
-Deno.test("a caller never waits for a background check while another idle resource is ready", async () => {
+test("a caller never waits for a background check while another idle resource is ready", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   const { answers, validate } = heldValidate();
@@ -82,7 +83,7 @@ Deno.test("a caller never waits for a background check while another idle resour
   await clock.advance(0);
 });
 
-Deno.test("a caller arriving while every idle resource is under check gets a new one", async () => {
+test("a caller arriving while every idle resource is under check gets a new one", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   const { answers, validate } = heldValidate();

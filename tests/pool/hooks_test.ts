@@ -1,3 +1,4 @@
+import { test } from "./sanitized.ts";
 import assert from "node:assert/strict";
 import { type Pool, type PoolEvent, PoolTimeoutError } from "../../mod.ts";
 import { FakeFactory, type FakeResource } from "./fake.ts";
@@ -16,7 +17,7 @@ function errorEvents<R>(pool: Pool<R>): { seen: PoolEvent[]; stop: () => Promise
   return { seen, stop: () => (controller.abort(), reading) };
 }
 
-Deno.test("close({ timeoutMs }) resolves by its deadline even when destroy never settles", async () => {
+test("close({ timeoutMs }) resolves by its deadline even when destroy never settles", async () => {
   const clock = fakeClock();
   const pool = clock.pool({ create: () => Promise.resolve({}), destroy: never });
   await pool.use(() => {});
@@ -29,7 +30,7 @@ Deno.test("close({ timeoutMs }) resolves by its deadline even when destroy never
   await closing;
 });
 
-Deno.test("close() without a timeout stops waiting for a hung destroy after hookTimeoutMs", async () => {
+test("close() without a timeout stops waiting for a hung destroy after hookTimeoutMs", async () => {
   const clock = fakeClock();
   const pool = clock.pool({
     create: () => Promise.resolve({}),
@@ -46,7 +47,7 @@ Deno.test("close() without a timeout stops waiting for a hung destroy after hook
   await closing;
 });
 
-Deno.test("a destroy that never settles costs an error event and a counter, nothing else", async () => {
+test("a destroy that never settles costs an error event and a counter, nothing else", async () => {
   const clock = fakeClock();
   await using pool = clock.pool({ create: () => Promise.resolve({}), destroy: never });
   const { seen, stop } = errorEvents(pool);
@@ -61,7 +62,7 @@ Deno.test("a destroy that never settles costs an error event and a counter, noth
   assert.equal(pool.stats().errors, 1);
 });
 
-Deno.test("use() rethrows a fatal error without waiting for the broken resource's destroy", async () => {
+test("use() rethrows a fatal error without waiting for the broken resource's destroy", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   const pool = clock.pool({ ...factory.hooks, destroy: never, isFatal: () => true });
@@ -79,7 +80,7 @@ Deno.test("use() rethrows a fatal error without waiting for the broken resource'
   await closing;
 });
 
-Deno.test("a reset that never settles destroys the resource after hookTimeoutMs and the release resolves", async () => {
+test("a reset that never settles destroys the resource after hookTimeoutMs and the release resolves", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   await using pool = clock.pool({ ...factory.hooks, reset: never, hookTimeoutMs: 1_000 });
@@ -94,7 +95,7 @@ Deno.test("a reset that never settles destroys the resource after hookTimeoutMs 
   assert.equal(pool.stats().errors, 1);
 });
 
-Deno.test("a validate that never answers counts as failed at hookTimeoutMs; the caller gets another", async () => {
+test("a validate that never answers counts as failed at hookTimeoutMs; the caller gets another", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   await using pool = clock.pool({
@@ -110,7 +111,7 @@ Deno.test("a validate that never answers counts as failed at hookTimeoutMs; the 
   assert.equal(factory.made[0].alive, false);
 });
 
-Deno.test("the validate signal aborts when its deadline passes", async () => {
+test("the validate signal aborts when its deadline passes", async () => {
   const clock = fakeClock();
   let seen: AbortSignal | undefined;
   await using pool = clock.pool({

@@ -1,9 +1,10 @@
+import { test } from "./sanitized.ts";
 import assert from "node:assert/strict";
 import { Pool, type PoolEvent } from "../../mod.ts";
 import { FakeFactory, settle, until } from "./fake.ts";
 import { fakeClock } from "./fake_clock.ts";
 
-Deno.test("ready() resolves once min resources exist", async () => {
+test("ready() resolves once min resources exist", async () => {
   const factory = new FakeFactory();
   await using pool = new Pool({ ...factory.hooks, min: 3 });
   await pool.ready();
@@ -11,7 +12,7 @@ Deno.test("ready() resolves once min resources exist", async () => {
   assert.equal(pool.stats().idle, 3);
 });
 
-Deno.test("a destroyed resource is topped up back to min in the background", async () => {
+test("a destroyed resource is topped up back to min in the background", async () => {
   const factory = new FakeFactory();
   await using pool = new Pool({ ...factory.hooks, min: 2 });
   await pool.ready();
@@ -21,7 +22,7 @@ Deno.test("a destroyed resource is topped up back to min in the background", asy
   assert.equal(factory.made.length, 3);
 });
 
-Deno.test("idle resources above min are evicted after idleTimeoutMs", async () => {
+test("idle resources above min are evicted after idleTimeoutMs", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   await using pool = clock.pool({ ...factory.hooks, min: 1, idleTimeoutMs: 30_000 });
@@ -35,7 +36,7 @@ Deno.test("idle resources above min are evicted after idleTimeoutMs", async () =
   assert.equal(factory.destroyed.length, 2);
 });
 
-Deno.test("a resource past maxLifetimeMs is never handed out again", async () => {
+test("a resource past maxLifetimeMs is never handed out again", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   await using pool = clock.pool({ ...factory.hooks, maxLifetimeMs: 60_000 });
@@ -46,7 +47,7 @@ Deno.test("a resource past maxLifetimeMs is never handed out again", async () =>
   assert.equal(factory.made[0].alive, false);
 });
 
-Deno.test("a resource past maxLifetimeMs is destroyed on release", async () => {
+test("a resource past maxLifetimeMs is destroyed on release", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   await using pool = clock.pool({ ...factory.hooks, maxLifetimeMs: 60_000 });
@@ -57,7 +58,7 @@ Deno.test("a resource past maxLifetimeMs is destroyed on release", async () => {
   assert.equal(pool.stats().size, 0);
 });
 
-Deno.test("a resource is destroyed after maxUses leases", async () => {
+test("a resource is destroyed after maxUses leases", async () => {
   const factory = new FakeFactory();
   await using pool = new Pool({ ...factory.hooks, maxUses: 2 });
   await pool.use(() => {});
@@ -66,7 +67,7 @@ Deno.test("a resource is destroyed after maxUses leases", async () => {
   await pool.use((r) => assert.equal(r.id, 2));
 });
 
-Deno.test("idle resources above maxIdle are destroyed on release", async () => {
+test("idle resources above maxIdle are destroyed on release", async () => {
   const factory = new FakeFactory();
   await using pool = new Pool({ ...factory.hooks, max: 4, maxIdle: 1 });
   const leases = await Promise.all([1, 2, 3].map(() => pool.acquire()));
@@ -75,7 +76,7 @@ Deno.test("idle resources above maxIdle are destroyed on release", async () => {
   assert.equal(factory.destroyed.length, 2);
 });
 
-Deno.test("maxIdle: 0 gives a fresh resource to every use (no pooling)", async () => {
+test("maxIdle: 0 gives a fresh resource to every use (no pooling)", async () => {
   const factory = new FakeFactory();
   await using pool = new Pool({ ...factory.hooks, maxIdle: 0 });
   await pool.use(() => {});
@@ -84,7 +85,7 @@ Deno.test("maxIdle: 0 gives a fresh resource to every use (no pooling)", async (
   assert.equal(pool.stats().size, 0);
 });
 
-Deno.test("a resource that fails validation is destroyed and the caller gets another", async () => {
+test("a resource that fails validation is destroyed and the caller gets another", async () => {
   const factory = new FakeFactory();
   await using pool = new Pool({ ...factory.hooks, validate: (r) => !r.broken });
   await (await pool.acquire()).release();
@@ -94,7 +95,7 @@ Deno.test("a resource that fails validation is destroyed and the caller gets ano
   assert.equal(factory.made[0].alive, false);
 });
 
-Deno.test("a validate that throws counts as a failed validation", async () => {
+test("a validate that throws counts as a failed validation", async () => {
   const factory = new FakeFactory();
   await using pool = new Pool({
     ...factory.hooks,
@@ -109,7 +110,7 @@ Deno.test("a validate that throws counts as a failed validation", async () => {
   assert.equal(lease.resource.id, 2);
 });
 
-Deno.test("validateAfterMs skips validation of recently used resources", async () => {
+test("validateAfterMs skips validation of recently used resources", async () => {
   const clock = fakeClock();
   const factory = new FakeFactory();
   let checks = 0;
@@ -126,7 +127,7 @@ Deno.test("validateAfterMs skips validation of recently used resources", async (
   assert.equal(checks, 1);
 });
 
-Deno.test("reset runs on release, before the resource goes idle", async () => {
+test("reset runs on release, before the resource goes idle", async () => {
   const factory = new FakeFactory();
   const resets: number[] = [];
   await using pool = new Pool({ ...factory.hooks, reset: (r) => void resets.push(r.id) });
@@ -136,7 +137,7 @@ Deno.test("reset runs on release, before the resource goes idle", async () => {
   assert.equal(pool.stats().idle, 1);
 });
 
-Deno.test("a reset that throws destroys the resource and becomes an error event", async () => {
+test("a reset that throws destroys the resource and becomes an error event", async () => {
   const factory = new FakeFactory();
   await using pool = new Pool({
     ...factory.hooks,
@@ -155,7 +156,7 @@ Deno.test("a reset that throws destroys the resource and becomes an error event"
   assert.equal(pool.stats().errors, 1);
 });
 
-Deno.test("an error isFatal recognises destroys the resource instead of releasing it", async () => {
+test("an error isFatal recognises destroys the resource instead of releasing it", async () => {
   const factory = new FakeFactory();
   await using pool = new Pool({
     ...factory.hooks,
@@ -172,7 +173,7 @@ Deno.test("an error isFatal recognises destroys the resource instead of releasin
   assert.equal(pool.stats().idle, 1);
 });
 
-Deno.test("reentrant: a nested use() in the same async context gets the outer resource", async () => {
+test("reentrant: a nested use() in the same async context gets the outer resource", async () => {
   const factory = new FakeFactory();
   await using pool = new Pool({ ...factory.hooks, max: 1, reentrant: true });
   const ids = await pool.use(async (outer) => {
@@ -183,12 +184,12 @@ Deno.test("reentrant: a nested use() in the same async context gets the outer re
   assert.equal(pool.stats().acquired, 1);
 });
 
-Deno.test("without reentrant, a nested use() at max 1 waits for a second resource", async () => {
+test("without reentrant, a nested use() at max 1 waits for a second resource", async () => {
   await using pool = new Pool({ ...new FakeFactory().hooks, max: 1 });
   await assert.rejects(pool.use(() => pool.use(() => {}, { timeoutMs: 30 })));
 });
 
-Deno.test("a lease held past leakDetectionMs emits a leak event with the acquire site", async () => {
+test("a lease held past leakDetectionMs emits a leak event with the acquire site", async () => {
   const clock = fakeClock();
   await using pool = clock.pool({ ...new FakeFactory().hooks, leakDetectionMs: 20 });
   const controller = new AbortController();
@@ -206,7 +207,7 @@ Deno.test("a lease held past leakDetectionMs emits a leak event with the acquire
   assert.equal(pool.stats().leaks, 1);
 });
 
-Deno.test("events() streams end when the pool closes", async () => {
+test("events() streams end when the pool closes", async () => {
   const pool = new Pool({ ...new FakeFactory().hooks });
   const events = pool.events();
   await pool.use(() => {});
@@ -216,7 +217,7 @@ Deno.test("events() streams end when the pool closes", async () => {
   assert.deepEqual(types, ["create", "acquire", "release", "destroy", "close"]);
 });
 
-Deno.test("every subscriber gets every event", async () => {
+test("every subscriber gets every event", async () => {
   await using pool = new Pool({ ...new FakeFactory().hooks });
   const controller = new AbortController();
   const a = pool.events({ signal: controller.signal });
@@ -231,7 +232,7 @@ Deno.test("every subscriber gets every event", async () => {
   assert.deepEqual(await Promise.all([count(a), count(b)]), [3, 3]);
 });
 
-Deno.test("a slow subscriber loses its oldest events, keeping at most bufferSize", async () => {
+test("a slow subscriber loses its oldest events, keeping at most bufferSize", async () => {
   await using pool = new Pool({ ...new FakeFactory().hooks });
   const controller = new AbortController();
   const events = pool.events({ signal: controller.signal, bufferSize: 4 });
@@ -242,7 +243,7 @@ Deno.test("a slow subscriber loses its oldest events, keeping at most bufferSize
   assert.deepEqual(seen, ["acquire", "release", "acquire", "release"]);
 });
 
-Deno.test("a destroy that throws becomes an error event and a counter, not an unhandled rejection", async () => {
+test("a destroy that throws becomes an error event and a counter, not an unhandled rejection", async () => {
   const pool = new Pool({
     create: () => Promise.resolve({}),
     destroy: () => Promise.reject(new Error("close failed")),
@@ -252,7 +253,7 @@ Deno.test("a destroy that throws becomes an error event and a counter, not an un
   assert.equal(pool.stats().errors, 1);
 });
 
-Deno.test("resize() up serves waiters at once", async () => {
+test("resize() up serves waiters at once", async () => {
   await using pool = new Pool({ ...new FakeFactory().hooks, max: 1 });
   const held = await pool.acquire();
   const waiting = pool.acquire();
@@ -264,7 +265,7 @@ Deno.test("resize() up serves waiters at once", async () => {
   await held.release();
 });
 
-Deno.test("resize() down destroys idle extras now and busy extras on release", async () => {
+test("resize() down destroys idle extras now and busy extras on release", async () => {
   const factory = new FakeFactory();
   await using pool = new Pool({ ...factory.hooks, max: 4 });
   const leases = await Promise.all([1, 2, 3, 4].map(() => pool.acquire()));
@@ -279,7 +280,7 @@ Deno.test("resize() down destroys idle extras now and busy extras on release", a
   assert.equal(pool.stats().max, 1);
 });
 
-Deno.test("invalidate() destroys idle resources now and lent ones on release", async () => {
+test("invalidate() destroys idle resources now and lent ones on release", async () => {
   const factory = new FakeFactory();
   await using pool = new Pool({ ...factory.hooks, max: 2 });
   const [a, b] = await Promise.all([pool.acquire(), pool.acquire()]);
@@ -290,4 +291,71 @@ Deno.test("invalidate() destroys idle resources now and lent ones on release", a
   assert.equal(factory.made[1].alive, false);
   await using fresh = await pool.acquire();
   assert.equal(fresh.resource.id, 3);
+});
+
+test("a synchronous create, destroy and validate are accepted, in the types too", async () => {
+  let made = 0;
+  await using pool = new Pool({
+    create: () => ({ n: ++made }),
+    destroy: () => {},
+    validate: () => true,
+  });
+  assert.equal(await pool.use((r) => r.n), 1);
+});
+
+test("an aborted acquire is an abort event and a counter", async () => {
+  await using pool = new Pool({ ...new FakeFactory().hooks, max: 1 });
+  const held = await pool.acquire();
+  const listening = new AbortController();
+  const events = pool.events({ signal: listening.signal });
+  const controller = new AbortController();
+  const waiting = pool.acquire({ signal: controller.signal }).catch((e) => e);
+  const reason = new Error("the client went away");
+  controller.abort(reason);
+  assert.equal(await waiting, reason);
+  listening.abort();
+  const types: PoolEvent[] = [];
+  for await (const event of events) types.push(event);
+  assert.ok(types.some((e) => e.type === "abort" && e.waitedMs >= 0));
+  assert.equal(pool.stats().aborted, 1);
+  await held.release();
+});
+
+test("a leak nobody listens for is one console warning with the acquire site", async () => {
+  const clock = fakeClock();
+  await using pool = clock.pool({ ...new FakeFactory().hooks, leakDetectionMs: 20 });
+  const warnings: string[] = [];
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => void warnings.push(args.join(" "));
+  try {
+    const lease = await pool.acquire(); // the warning must point here
+    await clock.advance(100);
+    await lease.release();
+  } finally {
+    console.warn = warn;
+  }
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], /Pool 'pool': resource 1 has been lent for \d+ ms .*leaked/);
+  assert.match(warnings[0], /lifecycle_test\.ts/);
+});
+
+test("durations in stats() are milliseconds rounded to the microsecond", async () => {
+  await using pool = new Pool({ ...new FakeFactory().hooks });
+  for (let i = 0; i < 5; i++) await pool.use(() => new Promise((r) => setTimeout(r, 1)));
+  const s = pool.stats();
+  const durations = [
+    s.acquireWaitMs.p50,
+    s.acquireWaitMs.p99,
+    s.acquireWaitMs.max,
+    ...[s.acquireWaitHistogram, s.createTimeHistogram, s.useTimeHistogram].flatMap((h) => [
+      h.sumMs,
+      h.minMs,
+      h.maxMs,
+      ...h.sumsMs,
+    ]),
+  ];
+  for (const ms of durations) {
+    assert.equal(ms, Math.round(ms * 1000) / 1000, `${ms} has more than 3 decimals`);
+  }
+  assert.ok(s.useTimeHistogram.sumMs >= 5);
 });

@@ -1,8 +1,9 @@
+import { test } from "./sanitized.ts";
 import assert from "node:assert/strict";
 import { Pool } from "../../mod.ts";
 import { delay, FakeFactory } from "./fake.ts";
 
-Deno.test("map() yields results in input order", async () => {
+test("map() yields results in input order", async () => {
   await using pool = new Pool({ ...new FakeFactory().hooks, max: 4 });
   const out = [];
   for await (const value of pool.map([30, 1, 20, 2, 10], async (_r, ms) => (await delay(ms), ms))) {
@@ -11,7 +12,7 @@ Deno.test("map() yields results in input order", async () => {
   assert.deepEqual(out, [30, 1, 20, 2, 10]);
 });
 
-Deno.test("map() runs at most min(concurrency, max) items at once", async () => {
+test("map() runs at most min(concurrency, max) items at once", async () => {
   await using pool = new Pool({ ...new FakeFactory().hooks, max: 3 });
   let running = 0;
   let peak = 0;
@@ -26,7 +27,7 @@ Deno.test("map() runs at most min(concurrency, max) items at once", async () => 
   assert.equal(peak, 3);
 });
 
-Deno.test("map() accepts an async iterable", async () => {
+test("map() accepts an async iterable", async () => {
   await using pool = new Pool({ ...new FakeFactory().hooks });
   async function* numbers() {
     for (let i = 1; i <= 3; i++) yield i;
@@ -36,7 +37,7 @@ Deno.test("map() accepts an async iterable", async () => {
   assert.deepEqual(out, [2, 4, 6]);
 });
 
-Deno.test("map() stops at the first error, aborts the items in flight and releases everything", async () => {
+test("map() stops at the first error, aborts the items in flight and releases everything", async () => {
   await using pool = new Pool({ ...new FakeFactory().hooks, max: 3 });
   const failure = new Error("item 2 failed");
   let abortedInFlight = 0;
@@ -63,7 +64,7 @@ Deno.test("map() stops at the first error, aborts the items in flight and releas
   assert.equal(pool.stats().inUse, 0);
 });
 
-Deno.test("map() stops when the caller's signal aborts", async () => {
+test("map() stops when the caller's signal aborts", async () => {
   await using pool = new Pool({ ...new FakeFactory().hooks, max: 2 });
   const controller = new AbortController();
   const reason = new Error("caller stop");
@@ -76,7 +77,7 @@ Deno.test("map() stops when the caller's signal aborts", async () => {
   assert.equal(pool.stats().inUse, 0);
 });
 
-Deno.test("breaking out of map() early releases every resource", async () => {
+test("breaking out of map() early releases every resource", async () => {
   await using pool = new Pool({ ...new FakeFactory().hooks, max: 3 });
   for await (const n of pool.map([1, 2, 3, 4, 5], async (_r, n) => (await delay(1), n))) {
     if (n === 2) break;

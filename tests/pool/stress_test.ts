@@ -1,3 +1,4 @@
+import { test } from "./sanitized.ts";
 import assert from "node:assert/strict";
 import { Pool, PoolError } from "../../mod.ts";
 import { delay } from "./fake.ts";
@@ -12,7 +13,7 @@ function random(seed: number): () => number {
   };
 }
 
-Deno.test("randomized stress: thousands of operations keep every invariant", async () => {
+test("randomized stress: thousands of operations keep every invariant", async () => {
   const seed = Number(Deno.env.get("STRESS_SEED") ?? Date.now() % 1_000_000);
   const rand = random(seed);
   const context = `seed ${seed} (replay with STRESS_SEED=${seed})`;
