@@ -8,7 +8,7 @@
  * Why: the pool already counts every wait, use and create per bucket, for
  * `stats()` and Prometheus. Reading that at collection time adds nothing to
  * the acquire/release path, whereas a `Histogram.record()` per acquire costs
- * more than the acquire itself in Deno 2.9 (see README, metrics).
+ * more than the acquire itself in Deno 2.9 (see docs/metrics.md).
  *
  * @module
  */

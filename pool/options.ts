@@ -31,7 +31,7 @@ export interface ResolvedOptions {
   maxWaiting: number;
 }
 
-/** The defaults, as documented in README and on {@link PoolOptions}. */
+/** The defaults, as documented in docs/pool.md and on {@link PoolOptions}. */
 export const DEFAULTS = {
   name: "pool",
   min: 0,
