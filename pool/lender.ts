@@ -110,7 +110,7 @@ export class Lender<R> {
   /** Gives `entry` to the longest waiting caller, in the same tick it leaves the queue. */
   handOff(entry: Entry<R>, now: number): void {
     const waiter = this.waiters.next()!;
-    waiter.resolve(this.lend(entry, now - waiter.startedAt, waiter.site, now));
+    waiter.settle.resolve(this.lend(entry, now - waiter.startedAt, waiter.site, now));
   }
 
   /** Lends `entry` under a new lease. */
@@ -193,7 +193,7 @@ export class Lender<R> {
     if (this.readyWaiters.length === 0) return;
     if (this.inventory.all.size < this.inventory.opts.min) return;
     for (let w = this.readyWaiters.next(); w !== undefined; w = this.readyWaiters.next()) {
-      w.resolve();
+      w.settle.resolve();
     }
   }
 
@@ -234,12 +234,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A caller waiting in a {@link WaitQueue}. It is in the queue exactly while it waits. */
 export class Waiter<T> {
-  /** The caller's promise. */
-  readonly promise: Promise<T>;
-  /** Settles the caller's promise with what it waited for. */
-  readonly resolve: (value: T) => void;
-  /** Settles the caller's promise with an error. */
-  readonly reject: (error: unknown) => void;
+  /** The caller's promise and the functions that settle it. */
+  readonly settle: PromiseWithResolvers<T> = Promise.withResolvers<T>();
 
   /** Made by {@link WaitQueue.wait} only. */
   constructor(
@@ -253,10 +249,7 @@ export class Waiter<T> {
     readonly signal: AbortSignal | undefined,
     /** The caller's stack, when leak detection wants it. */
     readonly site: string | undefined,
-  ) {
-    ({ promise: this.promise, resolve: this.resolve, reject: this.reject } = Promise
-      .withResolvers<T>());
-  }
+  ) {}
 
   /** The abort listener: the waiter itself, so no closure is made per wait. */
   handleEvent(): void {
@@ -308,7 +301,7 @@ export class WaitQueue<T> {
     signal?.addEventListener("abort", waiter, { once: true });
     this.#waiters.push(waiter);
     if (deadline < this.#timerAt) this.#arm(deadline);
-    return waiter.promise;
+    return waiter.settle.promise;
   }
 
   /** Takes the longest waiting caller out of the queue, to be served now. */
@@ -322,7 +315,7 @@ export class WaitQueue<T> {
   /** Rejects every waiting caller with the error `makeError` returns. */
   rejectAll(makeError: () => unknown): void {
     for (let waiter = this.next(); waiter !== undefined; waiter = this.next()) {
-      waiter.reject(makeError());
+      waiter.settle.reject(makeError());
     }
   }
 
@@ -332,7 +325,7 @@ export class WaitQueue<T> {
     this.#forget(waiter);
     if (this.#waiters.length === 0) this.#disarm();
     this.owner.gaveUp("abort", this.clock.now() - waiter.startedAt);
-    waiter.reject(waiter.signal?.reason);
+    waiter.settle.reject(waiter.signal?.reason);
   }
 
   /** The timer fired: every caller whose deadline passed leaves; re-arm for the rest. */
@@ -353,7 +346,7 @@ export class WaitQueue<T> {
     if (earliest !== Infinity) this.#arm(earliest);
     for (const waiter of expired) {
       this.owner.gaveUp("timeout", now - waiter.startedAt);
-      waiter.reject(this.owner.timeoutError(waiter.timeoutMs, now - waiter.startedAt));
+      waiter.settle.reject(this.owner.timeoutError(waiter.timeoutMs, now - waiter.startedAt));
     }
   };
 
