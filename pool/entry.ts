@@ -42,8 +42,12 @@ export class Entry<R> {
   checkedAt: number;
   /** Leases handed out so far. */
   uses = 0;
-  /** The lease holding it, while lent out. */
-  lease: Lease<R> | undefined = undefined;
+  /**
+   * The number of the lease holding it (its `uses` count when lent), 0 while
+   * not lent: a number, not the lease, so that lending stores no pointer
+   * to a new object in this long-lived one.
+   */
+  lease = 0;
   /** When the current lease began (use time, leak detection). */
   acquiredAt = 0;
   /** Where the current lease was acquired, when leak detection is on. */
@@ -67,23 +71,27 @@ export class Entry<R> {
     this.checkedAt = createdAt;
   }
 
-  /** Lends it under `lease` (from idle, or straight after a check or its creation). */
-  lend(lease: Lease<R>, now: number, site: string | undefined): void {
+  /**
+   * Lends it (from idle, or straight after a check or its creation); returns
+   * the number of the new lease.
+   */
+  lend(now: number, site: string | undefined): number {
     this.#leave(IDLE | VALIDATING | CHECKING);
     this.state = IN_USE;
-    this.uses++;
+    const lease = ++this.uses;
     this.lease = lease;
     this.acquiredAt = now;
     if (site !== undefined) {
       this.acquireSite = site;
       this.leakReported = false;
     }
+    return lease;
   }
 
   /** The lease ended; the entry stays IN_USE until it is idle again or removed. */
   endLease(): void {
     this.#leave(IN_USE);
-    this.lease = undefined;
+    this.lease = 0;
     this.acquireSite = undefined;
   }
 
@@ -112,7 +120,7 @@ export class Entry<R> {
   remove(): boolean {
     if (this.state === REMOVED) return false;
     this.state = REMOVED;
-    this.lease = undefined;
+    this.lease = 0;
     return true;
   }
 
@@ -131,7 +139,7 @@ export class Entry<R> {
 /** What a lease needs from its pool: a way to give the resource back. */
 export interface LeaseOwner<R> {
   /** Returns the entry (`reuse`) or destroys it; never rejects. */
-  giveBack(entry: Entry<R>, lease: Lease<R>, reuse: boolean, reason: string): Promise<void>;
+  giveBack(entry: Entry<R>, lease: number, reuse: boolean, reason: string): Promise<void>;
   /** The pool's name, for error messages. */
   readonly name: string;
 }
@@ -144,18 +152,21 @@ export interface LeaseOwner<R> {
 export class Lease<R> implements AsyncDisposable, Disposable {
   #entry: Entry<R>;
   #owner: LeaseOwner<R>;
+  #number: number;
   #ended: Promise<void> | undefined;
 
-  /** Made by the pool only. */
-  constructor(owner: LeaseOwner<R>, entry: Entry<R>) {
+  /** Made by the pool only: lease `number` of `entry` (see `Entry.lend`). */
+  constructor(owner: LeaseOwner<R>, entry: Entry<R>, number: number) {
     this.#owner = owner;
     this.#entry = entry;
+    this.#number = number;
+    this.#ended = undefined;
   }
 
   /** The resource. Throws a {@link PoolError} once the lease has ended. */
   get resource(): R {
     const entry = this.#entry;
-    if (entry.lease !== this) {
+    if (entry.lease !== this.#number) {
       throw new PoolError(
         `Lease from pool '${this.#owner.name}' has ended: its resource may already be lent to ` +
           "someone else. Acquire a new lease instead of keeping the resource.",
@@ -171,7 +182,7 @@ export class Lease<R> implements AsyncDisposable, Disposable {
 
   /** Whether the lease is still held. */
   get active(): boolean {
-    return this.#entry.lease === this;
+    return this.#entry.lease === this.#number;
   }
 
   /** Gives the resource back to the pool. Idempotent; never rejects. */
@@ -195,6 +206,6 @@ export class Lease<R> implements AsyncDisposable, Disposable {
   }
 
   #end(reuse: boolean, reason: string): Promise<void> {
-    return this.#ended ??= this.#owner.giveBack(this.#entry, this, reuse, reason);
+    return this.#ended ??= this.#owner.giveBack(this.#entry, this.#number, reuse, reason);
   }
 }

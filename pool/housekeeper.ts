@@ -88,7 +88,7 @@ export class Housekeeper<R> {
     const leakMs = inventory.opts.leakDetectionMs;
     if (leakMs <= 0) return;
     for (const entry of inventory.all) {
-      if (entry.lease === undefined || entry.leakReported || now - entry.acquiredAt < leakMs) {
+      if (entry.lease === 0 || entry.leakReported || now - entry.acquiredAt < leakMs) {
         continue;
       }
       entry.leakReported = true;

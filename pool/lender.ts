@@ -115,8 +115,7 @@ export class Lender<R> {
 
   /** Lends `entry` under a new lease. */
   lend(entry: Entry<R>, waitedMs: number, site: string | undefined, now: number): Lease<R> {
-    const lease = new Lease(this.owner, entry);
-    entry.lend(lease, now, site);
+    const lease = new Lease(this.owner, entry, entry.lend(now, site));
     const inv = this.inventory;
     inv.counters.acquired++;
     this.waits.record(waitedMs);

@@ -385,7 +385,7 @@ export class Pool<R> implements AsyncDisposable {
 
   // ---- giving back -------------------------------------------------------------
 
-  #giveBack(entry: Entry<R>, lease: Lease<R>, reuse: boolean, reason: string): Promise<void> {
+  #giveBack(entry: Entry<R>, lease: number, reuse: boolean, reason: string): Promise<void> {
     if (entry.lease !== lease) return DONE; // already taken back by a forced close
     entry.endLease();
     const inv = this.#inv;

@@ -470,16 +470,22 @@ test("a backend refusing connections (too many clients) sees one attempt at a ti
   for (const lease of served) await lease.release();
 });
 
-test("while resources exist, an open breaker lets waiting callers wait for them within their deadline", async () => {
+/**
+ * A pool on a fake clock with one resource lent out (`held`), whose creates fail from then
+ * on, the first failure opening the breaker for a minute. Disposing of it closes the pool.
+ */
+async function oneLentThenFailing(max: number) {
   const clock = fakeClock();
   const factory = new FakeFactory();
-  await using pool = clock.pool({
-    ...factory.hooks,
-    max: 3,
-    breaker: { threshold: 1, cooldownMs: 60_000 },
-  });
+  const pool = clock.pool({ ...factory.hooks, max, breaker: { threshold: 1, cooldownMs: 60_000 } });
   const held = await pool.acquire();
   factory.failWith = new Error("password authentication failed");
+  return { clock, pool, held, [Symbol.asyncDispose]: () => pool.close() };
+}
+
+test("while resources exist, an open breaker lets waiting callers wait for them within their deadline", async () => {
+  await using setup = await oneLentThenFailing(3);
+  const { clock, pool, held } = setup;
   const waiting = pool.acquire({ timeoutMs: 5_000 });
   await clock.advance(10);
   assert.equal(pool.stats().breaker, "open");
@@ -493,15 +499,8 @@ test("while resources exist, an open breaker lets waiting callers wait for them 
 });
 
 test("when the last resource goes while the breaker is open, waiting callers fail fast", async () => {
-  const clock = fakeClock();
-  const factory = new FakeFactory();
-  await using pool = clock.pool({
-    ...factory.hooks,
-    max: 2,
-    breaker: { threshold: 1, cooldownMs: 60_000 },
-  });
-  const held = await pool.acquire();
-  factory.failWith = new Error("password authentication failed");
+  await using setup = await oneLentThenFailing(2);
+  const { clock, pool, held } = setup;
   const waiting = pool.acquire({ timeoutMs: 30_000 }).catch((e) => e);
   await clock.advance(10);
   assert.equal(pool.stats().breaker, "open");
