@@ -173,7 +173,7 @@ const scenarios: Scenario[] = [
   { id: "100-callers", label: "100 callers, max 10", concurrency: 100 },
 ];
 
-/** The pool-overhead benchmark (issue 2 "Speed", issue 6 item 1). */
+/** The pool-overhead benchmark: acquire+release of an idle resource against generic-pool and tarn. */
 export const coreBenchmark: Benchmark = {
   id: "core",
   title: "Pool overhead: acquire+release of an idle resource",
@@ -208,7 +208,7 @@ export const coreBenchmark: Benchmark = {
         limit,
       };
     }),
-    // Issue 16: OpenTelemetry instrumentation costs under 10% per acquire+release.
+    // OpenTelemetry instrumentation costs under 10% per acquire+release.
     ...["poolkit + otel", "poolkit + otel, recorded"].flatMap((contender) =>
       scenarios.map((s) => ({
         label: `${contender} µs/op ≤ 1.1× poolkit's, ${s.label}`,

@@ -25,3 +25,8 @@ test("otel/mod.ts loads @opentelemetry/api, pinned", async () => {
   const packages = await npmPackagesOf("otel/mod.ts");
   assert.ok(packages.includes("@opentelemetry/api@1.10.0"), packages.join(", "));
 });
+
+test("otel/mod.ts exports only what users call: instrumentPool", async () => {
+  const exports = Object.keys(await import("../../otel/mod.ts"));
+  assert.deepEqual(exports, ["instrumentPool"]);
+});
