@@ -162,6 +162,13 @@ const POOL_OPTIONS: readonly (keyof PoolOptions<unknown>)[] = [
 ];
 const BREAKER_OPTIONS = ["threshold", "cooldownMs"] as const;
 
+/** The options of `map()`. */
+export const MAP_OPTIONS = ["signal", "timeoutMs", "concurrency"] as const;
+/** The options of `events()`. */
+export const EVENTS_OPTIONS = ["signal", "bufferSize"] as const;
+/** The options of `close()`. */
+export const CLOSE_OPTIONS = ["timeoutMs"] as const;
+
 /**
  * Throws a `TypeError` for the first own string key of `options` that is
  * not in `known`, naming it and the nearest known option:
@@ -169,22 +176,41 @@ const BREAKER_OPTIONS = ["threshold", "cooldownMs"] as const;
  * or listing the options when none is near. A misspelled option is an
  * error, never a silent default. `where` names whose options they are
  * (`"Pool"`, `"close()"`). Symbol keys are ignored.
+ *
+ * @example An adapter checks its own options
+ * ```ts ignore
+ * rejectUnknownOptions("postgresPool()", options, ["url", "pool", "driver"]);
+ * ```
  */
 export function rejectUnknownOptions(
   where: string,
   options: object,
   known: readonly string[],
 ): void {
+  const error = unknownOptionError(where, options, known);
+  if (error !== undefined) throw error;
+}
+
+/**
+ * The `TypeError` {@link rejectUnknownOptions} throws, or `undefined` when
+ * every key is known: for a caller that must reject a promise instead.
+ */
+export function unknownOptionError(
+  where: string,
+  options: object,
+  known: readonly string[],
+): TypeError | undefined {
   for (const key of Object.keys(options)) {
     if (known.includes(key)) continue;
     const nearest = nearestName(key, known);
-    throw new TypeError(
+    return new TypeError(
       `${where}: '${key}' is not an option; ` +
         (nearest === undefined
           ? `the options are ${known.map((k) => `'${k}'`).join(", ")}`
           : `did you mean '${nearest}'?`),
     );
   }
+  return undefined;
 }
 
 /**

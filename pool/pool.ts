@@ -10,8 +10,12 @@ import { mapWithPool } from "./map.ts";
 import { DurationHistogram, timingsOf } from "./metrics.ts";
 import {
   badTimeout,
+  CLOSE_OPTIONS,
   count,
   duration,
+  EVENTS_OPTIONS,
+  MAP_OPTIONS,
+  type OptionOwner,
   rejectUnknownOptions,
   resizedBounds,
   resolveOptions,
@@ -132,13 +136,19 @@ export class Pool<R> implements AsyncDisposable {
    * signal's reason when `signal` aborts.
    */
   acquire(options?: AcquireOptions): Promise<Lease<R>> {
+    return this.#acquire(options, "acquire()");
+  }
+
+  // Unknown keys are let through here: adapters pass their own per-call options, which extend
+  // these (a deadline for a whole call), down to acquire() and use().
+  #acquire(options: AcquireOptions | undefined, call: OptionOwner): Promise<Lease<R>> {
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
     const inv = this.#inv;
     if (inv.state !== "open") return Promise.reject(this.#lender.closedError());
     const timeoutMs = options?.timeoutMs;
     if (timeoutMs !== undefined && !(typeof timeoutMs === "number" && timeoutMs >= 0)) {
-      return Promise.reject(badTimeout(timeoutMs, "acquire()"));
+      return Promise.reject(badTimeout(timeoutMs, call));
     }
     const opts = this.#opts;
     const site = opts.leakDetectionMs > 0 ? acquireSite() : undefined;
@@ -173,7 +183,7 @@ export class Pool<R> implements AsyncDisposable {
     const context = this.#context;
     const outer = context?.getStore();
     if (outer?.active) return await fn(outer.resource, signal);
-    const lease = await this.acquire(options);
+    const lease = await this.#acquire(options, "use()");
     const resource = lease.resource;
     let result: T;
     try {
@@ -202,6 +212,8 @@ export class Pool<R> implements AsyncDisposable {
     fn: (resource: R, item: T, signal: AbortSignal) => U | Promise<U>,
     options?: MapOptions,
   ): AsyncGenerator<U, void, undefined> {
+    if (options) rejectUnknownOptions("map()", options, MAP_OPTIONS);
+    duration("timeoutMs", options?.timeoutMs, 0, "map()");
     const limit = Math.min(
       count("concurrency", options?.concurrency, this.#opts.max, 1, "map()"),
       this.#opts.max,
@@ -216,6 +228,7 @@ export class Pool<R> implements AsyncDisposable {
    * growing without bound.
    */
   events(options?: EventsOptions): AsyncIterableIterator<PoolEvent> {
+    if (options) rejectUnknownOptions("events()", options, EVENTS_OPTIONS);
     const bufferSize = count("bufferSize", options?.bufferSize, 1024, 1, "events()");
     return this.#inv.events.subscribe(bufferSize, options?.signal);
   }
@@ -300,9 +313,7 @@ export class Pool<R> implements AsyncDisposable {
    */
   close(options?: CloseOptions): Promise<void> {
     if (this.#closed !== undefined) return this.#closed;
-    if (options !== undefined && options !== null) {
-      rejectUnknownOptions("close()", options, ["timeoutMs"]);
-    }
+    if (options) rejectUnknownOptions("close()", options, CLOSE_OPTIONS);
     const timeoutMs = duration("timeoutMs", options?.timeoutMs, Infinity, "close()");
     const inv = this.#inv;
     inv.state = "closing";

@@ -105,6 +105,33 @@ test("the nearest-option helper suggests only likely misspellings", () => {
   });
 });
 
+test("a misspelled option of map() or events() is a TypeError naming the call and the nearest option", async () => {
+  await using pool = new Pool({ create, max: 1 });
+  assert.throws(
+    // @ts-expect-error: not an option
+    () => pool.map([1], () => 1, { concurency: 2 }),
+    {
+      name: "TypeError",
+      message: "map(): 'concurency' is not an option; did you mean 'concurrency'?",
+    },
+  );
+  assert.throws(
+    // @ts-expect-error: not an option
+    () => pool.events({ bufferSiz: 5 }),
+    {
+      name: "TypeError",
+      message: "events(): 'bufferSiz' is not an option; did you mean 'bufferSize'?",
+    },
+  );
+});
+
+test("acquire() and use() let an adapter's own per-call options through", async () => {
+  await using pool = new Pool({ create, max: 1 });
+  const callOptions = { timeoutMs: 1_000, deadlineMs: 5_000 }; // as the PostgreSQL adapter passes
+  await (await pool.acquire(callOptions)).release();
+  assert.equal(await pool.use(() => 1, callOptions), 1);
+});
+
 test("a bad per-call option names the call it was given to, not the pool", async () => {
   await using pool = new Pool({ create, max: 1 });
   await assert.rejects(pool.acquire({ timeoutMs: -5 }), {
@@ -115,6 +142,14 @@ test("a bad per-call option names the call it was given to, not the pool", async
     name: "RangeError",
     message: /^map\(\) option 'concurrency' must be a whole number ≥ 1 .*got 0$/,
   });
+  assert.throws(
+    () => pool.map([1], () => 1, { timeoutMs: -1 }),
+    /^RangeError: map\(\) option 'timeoutMs'/,
+  );
+  await assert.rejects(
+    pool.use(() => {}, { timeoutMs: -1 }),
+    /^RangeError: use\(\) option 'timeoutMs'/,
+  );
   await assert.rejects(pool.ready({ timeoutMs: -1 }), /^RangeError: ready\(\) option 'timeoutMs'/);
   assert.throws(
     () => pool.events({ bufferSize: 0 }),
