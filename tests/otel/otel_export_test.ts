@@ -5,6 +5,7 @@ import { type MetricPoint, OtlpReceiver } from "./otlp_receiver.ts";
 const PROGRAM = new URL("./fixtures/known_work.ts", import.meta.url).pathname;
 const TIMINGS_THEN_EXIT = new URL("./fixtures/timings_then_exit.ts", import.meta.url).pathname;
 const OFF_EVENT_LOOP = new URL("./fixtures/records_off_event_loop.ts", import.meta.url).pathname;
+const USER_TESTS = new URL("./fixtures/instrumented_user_tests.ts", import.meta.url).pathname;
 const POOL = { "db.client.connection.pool.name": "otel-e2e" };
 
 /** Runs the known-work program against a fresh receiver; `read` gets the export. */
@@ -205,4 +206,17 @@ test("with Deno's exporter, the histograms are recorded off the event loop's thr
 test("without read access for the recording thread, the histograms are recorded on the event loop, exactly", async () => {
   const seen = await leasesCountedOnTheEventLoop([]);
   assert.deepEqual(seen, { recordedHere: 4001, wait: 2000, use: 2000, create: 1 });
+});
+
+test("with OTEL_DENO on, a user's sanitized tests of an instrumented pool pass", async () => {
+  await using receiver = OtlpReceiver.start();
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["test", "-A", "--no-check", USER_TESTS],
+    env: receiver.env(200),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const output = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+  assert.equal(code, 0, output);
+  assert.match(output, /2 passed \| 0 failed/);
 });
