@@ -6,7 +6,8 @@ import { DurationHistogram, type Timings } from "./metrics.ts";
 import type { ResolvedOptions } from "./options.ts";
 import type { PoolEvent, PoolState, PoolStats, ResourceFactory } from "./types.ts";
 
-const DONE = Promise.resolve();
+/** The settled promise the pool returns when nothing is left to wait for (one, so it can be told apart). */
+export const DONE: Promise<void> = Promise.resolve();
 const LIFETIME_JITTER = 0.02; // up to 2% earlier, so resources made together do not all expire together
 
 /** The pool's traffic counters, as `stats()` reports them. */

@@ -4,7 +4,7 @@ import { Creator } from "./creator.ts";
 import { type Entry, type Lease, REMOVED } from "./entry.ts";
 import { describeError } from "./errors.ts";
 import { Housekeeper } from "./housekeeper.ts";
-import { Inventory, type PoolLoop } from "./inventory.ts";
+import { DONE, Inventory, type PoolLoop } from "./inventory.ts";
 import { type GiveBack, Lender } from "./lender.ts";
 import { mapWithPool } from "./map.ts";
 import { DurationHistogram, timingsOf } from "./metrics.ts";
@@ -33,7 +33,6 @@ import type {
 } from "./types.ts";
 
 const NEVER_ABORTED = new AbortController().signal;
-const DONE = Promise.resolve();
 
 /**
  * An async resource pool: keeps up to `max` expensive resources (sessions,
