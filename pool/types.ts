@@ -9,9 +9,9 @@
 /** Tells the pool how to make, check, clean and dispose of one resource. */
 export interface ResourceFactory<R> {
   /**
-   * Makes one resource. The signal aborts when nobody needs it any more
-   * (the pool closed); a resource that arrives anyway is kept or destroyed,
-   * never lost.
+   * Makes one resource, returned or resolved. The signal aborts when
+   * nobody needs it any more (the pool closed); a resource that arrives
+   * anyway is kept or destroyed, never lost.
    */
   create: (signal: AbortSignal) => R | Promise<R>;
   /** Disposes of a resource for good. Errors become `error` events. */
