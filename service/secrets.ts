@@ -9,8 +9,8 @@
  * read, the answer is 503 `hsm_unavailable` with `Retry-After`, so clients
  * retry instead of giving up (see `token_check.ts`).
  *
- * Request and response bodies use base64 for bytes and the field names of
- * the original service: `key_label`, `plaintext`, `ciphertext`, `key_id`.
+ * Request and response bodies use base64 for bytes and the field names
+ * `key_label`, `plaintext`, `ciphertext`, `key_id`.
  *
  * @module
  */
@@ -154,10 +154,54 @@ function parseDecryptRequest(body: Record<string, unknown>) {
   return { label, keyId, sealed };
 }
 
-/** Decrypts with the key `keyId`; its absence is {@link missingKey}'s question. */
+/** 404 `key_not_found`: the token answered and has no AES key with this id under this label. */
+function keyNotFound(keyId: string, label: string): HttpError {
+  return new HttpError(
+    404,
+    "key_not_found",
+    `no AES key with key_id ${keyId} labelled ${JSON.stringify(label)} on the token`,
+  );
+}
+
+/**
+ * `POST /decrypt`, scoped by `key_label`: only keys with that label are used. With `key_id`,
+ * that key decrypts if it carries the label; a key outside the label is `404 key_not_found`,
+ * the same answer as an id no key has, so a label can separate purposes or tenants. Without
+ * `key_id`, every key with the label is tried: the GCM tag tells which one sealed it.
+ */
+export async function decrypt(
+  hsm: CryptoSource,
+  body: Record<string, unknown>,
+  options: AcquireOptions,
+): Promise<DecryptResult> {
+  const { label, keyId, sealed } = parseDecryptRequest(body);
+  const inLabel = await hsm.use(
+    (s) => s.findKeys(label, "aes", true).map((key) => key.id),
+    options,
+  );
+  const ids = keyId === undefined ? inLabel : inLabel.filter((id) => id === keyId);
+  if (ids.length === 0) {
+    const notFound = keyId === undefined ? unknownLabel(label) : keyNotFound(keyId, label);
+    return await missingKey(hsm, notFound, options);
+  }
+  let lastError: unknown;
+  for (const id of ids) {
+    try {
+      return await decryptWithKey(hsm, id, label, sealed, options);
+    } catch (error) {
+      // Only "this key did not seal it" moves on to the next key.
+      if (!(error instanceof HsmError && error.ckr === "CKR_ENCRYPTED_DATA_INVALID")) throw error;
+      lastError = error;
+    }
+  }
+  throw lastError;
+}
+
+/** Decrypts with the key `keyId` (one of `label`'s); its absence is {@link missingKey}'s question. */
 async function decryptWithKey(
   hsm: CryptoSource,
   keyId: string,
+  label: string,
   sealed: Uint8Array,
   options: AcquireOptions,
 ): Promise<DecryptResult> {
@@ -166,38 +210,6 @@ async function decryptWithKey(
     return { plaintext: encodeBase64(plaintext), key_id: keyId };
   } catch (error) {
     if (!(error instanceof KeyNotFoundError)) throw error;
-    const notFound = new HttpError(
-      404,
-      "unknown_key",
-      `no AES key with key_id ${keyId} on the token`,
-    );
-    return await missingKey(hsm, notFound, options);
+    return await missingKey(hsm, keyNotFound(keyId, label), options);
   }
-}
-
-/**
- * `POST /decrypt`. With `key_id`, that key decrypts (the key names itself;
- * `key_label` is not checked against it). Without, every key with the label
- * is tried: the GCM tag tells which one sealed it.
- */
-export async function decrypt(
-  hsm: CryptoSource,
-  body: Record<string, unknown>,
-  options: AcquireOptions,
-): Promise<DecryptResult> {
-  const { label, keyId, sealed } = parseDecryptRequest(body);
-  if (keyId !== undefined) return await decryptWithKey(hsm, keyId, sealed, options);
-  const ids = await hsm.use((s) => s.findKeys(label, "aes", true).map((key) => key.id), options);
-  if (ids.length === 0) return await missingKey(hsm, unknownLabel(label), options);
-  let lastError: unknown;
-  for (const id of ids) {
-    try {
-      return await decryptWithKey(hsm, id, sealed, options);
-    } catch (error) {
-      // Only "this key did not seal it" moves on to the next key.
-      if (!(error instanceof HsmError && error.ckr === "CKR_ENCRYPTED_DATA_INVALID")) throw error;
-      lastError = error;
-    }
-  }
-  throw lastError;
 }
