@@ -48,8 +48,38 @@ export function parseTaskArgs<O extends ParseArgsOptionsConfig>(
   try {
     return parseArgs({ args: [...args], options, allowPositionals, strict: true }) as TaskArgs<O>;
   } catch (error) {
-    throw new UsageError(`${(error as Error).message}\n${usage}`);
+    const unknown = /^Unknown option '(-{1,2}[^']+)'/.exec((error as Error).message)?.[1];
+    const problem = unknown === undefined
+      ? (error as Error).message
+      : `unknown flag ${unknown}${nearest(unknown, Object.keys(options))}`;
+    throw new UsageError(`${problem}\n${usage}`);
   }
+}
+
+/** `" (did you mean --x?)"` for the known flag closest to `flag`, if one is close. */
+function nearest(flag: string, known: string[]): string {
+  const name = flag.replace(/^-+/, "");
+  let best: { option: string; distance: number } | undefined;
+  for (const option of known) {
+    const distance = editDistance(name, option);
+    if (distance <= 2 && (best === undefined || distance < best.distance)) {
+      best = { option, distance };
+    }
+  }
+  return best ? ` (did you mean --${best.option}?)` : "";
+}
+
+/** Levenshtein distance: insertions, deletions and substitutions. */
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    row = next;
+  }
+  return row[b.length];
 }
 
 /** {@link parseTaskArgs}, exiting on `--help` or a bad command line: what a task's main calls first. */

@@ -74,6 +74,13 @@ Deno.test("the tasks under test are every task but test and check", () => {
   ]);
 });
 
+Deno.test("a misspelled flag is named with the nearest known one", async () => {
+  const run = await runTask("serve", "--pool-mx");
+  assert.equal(run.code, 2, run.stderr);
+  assert.match(run.stderr, /^unknown flag --pool-mx \(did you mean --pool-max\?\)$/m);
+  assert.ok(run.unchanged);
+});
+
 for (const name of TASKS) {
   Deno.test(`deno task ${name} --help prints its usage, exits 0 and runs nothing`, async () => {
     const run = await runTask(name, "--help");
