@@ -21,6 +21,7 @@ import { poolStatsJson } from "./pool_stats.ts";
 import { readJsonObject } from "./request_body.ts";
 import { RequestGate } from "./request_gate.ts";
 import { createRouter, type ErrorMapper, type Handler, type RouteTable } from "./router.ts";
+import { KeyLabels } from "./key_labels.ts";
 import { decrypt, encrypt } from "./secrets.ts";
 
 /** Anything with pool statistics, shown in `/pool/stats` and `/metrics`. */
@@ -108,18 +109,24 @@ export function createApp(options: AppOptions): App {
     timeoutMs: config.acquireTimeoutMs,
   });
 
+  const keyLabels = new KeyLabels();
   const encryptRoute: Handler = async (request) =>
     jsonResponse(
-      await encrypt(hsm, await readJsonObject(request, bodyLimits), acquire(request)),
+      await encrypt(hsm, keyLabels, await readJsonObject(request, bodyLimits), acquire(request)),
     );
   const routes: RouteTable = {
     "/encrypt": { POST: encryptRoute },
-    // The Go secret manager's name for it: its clients switch over unchanged.
+    // An alias of /encrypt, the name some clients use.
     "/encrypt-pool": { POST: encryptRoute },
     "/decrypt": {
       POST: async (request) =>
         jsonResponse(
-          await decrypt(hsm, await readJsonObject(request, bodyLimits), acquire(request)),
+          await decrypt(
+            hsm,
+            keyLabels,
+            await readJsonObject(request, bodyLimits),
+            acquire(request),
+          ),
         ),
     },
     "/pool/stats": {

@@ -76,6 +76,26 @@ const USAGE = `usage: deno task serve [options]
   --ensure-key LABEL          create this AES key if missing, repeatable (ENSURE_KEYS, default)
 The PIN is read from PKCS11_PIN only; DATABASE_URL adds a PostgreSQL pool to stats and metrics.`;
 
+/** The service's command-line flags, as node:util's `parseArgs` reads them. */
+export const CONFIG_FLAGS = {
+  host: { type: "string" },
+  port: { type: "string" },
+  module: { type: "string" },
+  token: { type: "string" },
+  "pool-min": { type: "string" },
+  "pool-max": { type: "string" },
+  "acquire-timeout-ms": { type: "string" },
+  "max-waiting": { type: "string" },
+  "max-body-bytes": { type: "string" },
+  "body-timeout-ms": { type: "string" },
+  "tcp-backlog": { type: "string" },
+  "drain-timeout-ms": { type: "string" },
+  "breaker-threshold": { type: "string" },
+  "breaker-cooldown-ms": { type: "string" },
+  "per-request": { type: "boolean" },
+  "ensure-key": { type: "string", multiple: true },
+} as const;
+
 /** The `--help` text. */
 export function usage(): string {
   return USAGE;
@@ -96,24 +116,7 @@ export function loadConfig(
       args,
       strict: true,
       allowPositionals: false,
-      options: {
-        host: { type: "string" },
-        port: { type: "string" },
-        module: { type: "string" },
-        token: { type: "string" },
-        "pool-min": { type: "string" },
-        "pool-max": { type: "string" },
-        "acquire-timeout-ms": { type: "string" },
-        "max-waiting": { type: "string" },
-        "max-body-bytes": { type: "string" },
-        "body-timeout-ms": { type: "string" },
-        "tcp-backlog": { type: "string" },
-        "drain-timeout-ms": { type: "string" },
-        "breaker-threshold": { type: "string" },
-        "breaker-cooldown-ms": { type: "string" },
-        "per-request": { type: "boolean" },
-        "ensure-key": { type: "string", multiple: true },
-      },
+      options: CONFIG_FLAGS,
     }).values;
   } catch (error) {
     throw new ConfigError(`${(error as Error).message}\n${USAGE}`);

@@ -34,7 +34,10 @@ const HSM_GONE = new Set([
   "CKR_GENERAL_ERROR",
 ]);
 
-/** Seconds to put in `Retry-After`, at least 1; none when no retry will help (`Infinity`). */
+/**
+ * Seconds to put in `Retry-After`, at least 1; for `Infinity` (no retry will help before an
+ * operator acts) none here, and the response's one-second default applies.
+ */
 function retryAfter(ms: number): Record<string, string> {
   if (!Number.isFinite(ms)) return {};
   return { "retry-after": String(Math.max(1, Math.ceil(ms / 1000))) };

@@ -32,15 +32,26 @@ export class HttpError extends Error {
   }
 }
 
-/** A JSON response with `content-type: application/json`. */
+/** `Retry-After` of a 503 whose cause names no better time, in seconds. */
+const DEFAULT_RETRY_AFTER_SECONDS = "1";
+
+/**
+ * A JSON response with `content-type: application/json`. Every 503 carries `Retry-After`
+ * (`headers`' own, else one second), so a client always knows when to
+ * come back, whichever failure it met first.
+ */
 export function jsonResponse(
   body: unknown,
   status = 200,
   headers: Record<string, string> = {},
 ): Response {
+  const retry: Record<string, string> = status === 503 &&
+      !Object.keys(headers).some((h) => h.toLowerCase() === "retry-after")
+    ? { "retry-after": DEFAULT_RETRY_AFTER_SECONDS }
+    : {};
   return new Response(JSON.stringify(body), {
     status,
-    headers: { "content-type": "application/json; charset=utf-8", ...headers },
+    headers: { "content-type": "application/json; charset=utf-8", ...retry, ...headers },
   });
 }
 

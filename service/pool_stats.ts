@@ -1,8 +1,7 @@
 /**
- * The JSON of `GET /pool/stats`: one object per pool, with the field names
- * operators of the original secret manager know (`max_size`, `current_size`,
- * `available`, `in_use`) followed by the rest of the pool's statistics in
- * snake case.
+ * The JSON of `GET /pool/stats`: one object per pool, its size first
+ * (`max_size`, `current_size`, `available`, `in_use`), then the rest of the
+ * pool's statistics in snake case.
  *
  * @module
  */

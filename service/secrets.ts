@@ -9,8 +9,8 @@
  * read, the answer is 503 `hsm_unavailable` with `Retry-After`, so clients
  * retry instead of giving up (see `token_check.ts`).
  *
- * Request and response bodies use base64 for bytes and the field names of
- * the original service: `key_label`, `plaintext`, `ciphertext`, `key_id`.
+ * Request and response bodies use base64 for bytes and the field names
+ * `key_label`, `plaintext`, `ciphertext`, `key_id`.
  *
  * @module
  */
@@ -18,6 +18,7 @@
 import type { AcquireOptions } from "../mod.ts";
 import { type Hsm, HsmError, KeyNotFoundError } from "../adapters/pkcs11/mod.ts";
 import { HttpError } from "./http_error.ts";
+import type { KeyLabels } from "./key_labels.ts";
 import { errorText } from "./log.ts";
 import { decodeBase64Field, encodeBase64, stringFields } from "./request_body.ts";
 import { type SessionSource, tokenProblem } from "./token_check.ts";
@@ -124,12 +125,14 @@ export function tokenUnreadable(problem: unknown): HttpError {
 /** `POST /encrypt`: a random key among those with the label. */
 export async function encrypt(
   hsm: CryptoSource,
+  labels: KeyLabels,
   body: Record<string, unknown>,
   options: AcquireOptions,
 ): Promise<EncryptResult> {
   const { label, plaintext } = parseEncryptRequest(body);
   try {
     const sealed = await hsm.encrypt(label, plaintext, options);
+    labels.remember(sealed.keyId, label);
     return { ciphertext: encodeBase64(sealed.ciphertext), key_id: sealed.keyId };
   } catch (error) {
     if (!(error instanceof KeyNotFoundError)) throw error;
@@ -154,10 +157,69 @@ function parseDecryptRequest(body: Record<string, unknown>) {
   return { label, keyId, sealed };
 }
 
-/** Decrypts with the key `keyId`; its absence is {@link missingKey}'s question. */
+/** 404 `key_not_found`: the token answered and has no AES key with this id under this label. */
+function keyNotFound(keyId: string, label: string): HttpError {
+  return new HttpError(
+    404,
+    "key_not_found",
+    `no AES key with key_id ${keyId} labelled ${JSON.stringify(label)} on the token`,
+  );
+}
+
+/**
+ * `POST /decrypt`, scoped by `key_label`: only keys with that label are used. With `key_id`,
+ * that key decrypts if it carries the label; a key outside the label is `404 key_not_found`,
+ * the same answer as an id no key has, so a label can separate purposes or tenants. Without
+ * `key_id`, every key with the label is tried: the GCM tag tells which one sealed it.
+ */
+export async function decrypt(
+  hsm: CryptoSource,
+  labels: KeyLabels,
+  body: Record<string, unknown>,
+  options: AcquireOptions,
+): Promise<DecryptResult> {
+  const { label, keyId, sealed } = parseDecryptRequest(body);
+  const ids = keyId !== undefined && labels.labelOf(keyId) === label
+    ? [keyId]
+    : await keysInLabel(hsm, labels, label, keyId, options);
+  if (ids.length === 0) {
+    const notFound = keyId === undefined ? unknownLabel(label) : keyNotFound(keyId, label);
+    return await missingKey(hsm, notFound, options);
+  }
+  let lastError: unknown;
+  for (const id of ids) {
+    try {
+      return await decryptWithKey(hsm, id, label, sealed, options);
+    } catch (error) {
+      // Only "this key did not seal it" moves on to the next key.
+      if (!(error instanceof HsmError && error.ckr === "CKR_ENCRYPTED_DATA_INVALID")) throw error;
+      lastError = error;
+    }
+  }
+  throw lastError;
+}
+
+/**
+ * The ids of the AES keys labelled `label` (only `keyId`, if given and among them), as the token
+ * lists them now; every id it names is remembered in `labels`.
+ */
+async function keysInLabel(
+  hsm: CryptoSource,
+  labels: KeyLabels,
+  label: string,
+  keyId: string | undefined,
+  options: AcquireOptions,
+): Promise<string[]> {
+  const ids = await hsm.use((s) => s.findKeys(label, "aes", true).map((key) => key.id), options);
+  for (const id of ids) labels.remember(id, label);
+  return keyId === undefined ? ids : ids.filter((id) => id === keyId);
+}
+
+/** Decrypts with the key `keyId` (one of `label`'s); its absence is {@link missingKey}'s question. */
 async function decryptWithKey(
   hsm: CryptoSource,
   keyId: string,
+  label: string,
   sealed: Uint8Array,
   options: AcquireOptions,
 ): Promise<DecryptResult> {
@@ -166,38 +228,6 @@ async function decryptWithKey(
     return { plaintext: encodeBase64(plaintext), key_id: keyId };
   } catch (error) {
     if (!(error instanceof KeyNotFoundError)) throw error;
-    const notFound = new HttpError(
-      404,
-      "unknown_key",
-      `no AES key with key_id ${keyId} on the token`,
-    );
-    return await missingKey(hsm, notFound, options);
+    return await missingKey(hsm, keyNotFound(keyId, label), options);
   }
-}
-
-/**
- * `POST /decrypt`. With `key_id`, that key decrypts (the key names itself;
- * `key_label` is not checked against it). Without, every key with the label
- * is tried: the GCM tag tells which one sealed it.
- */
-export async function decrypt(
-  hsm: CryptoSource,
-  body: Record<string, unknown>,
-  options: AcquireOptions,
-): Promise<DecryptResult> {
-  const { label, keyId, sealed } = parseDecryptRequest(body);
-  if (keyId !== undefined) return await decryptWithKey(hsm, keyId, sealed, options);
-  const ids = await hsm.use((s) => s.findKeys(label, "aes", true).map((key) => key.id), options);
-  if (ids.length === 0) return await missingKey(hsm, unknownLabel(label), options);
-  let lastError: unknown;
-  for (const id of ids) {
-    try {
-      return await decryptWithKey(hsm, id, sealed, options);
-    } catch (error) {
-      // Only "this key did not seal it" moves on to the next key.
-      if (!(error instanceof HsmError && error.ckr === "CKR_ENCRYPTED_DATA_INVALID")) throw error;
-      lastError = error;
-    }
-  }
-  throw lastError;
 }

@@ -69,7 +69,7 @@ function serve(app: App, config: ServiceConfig, log: Logger): Deno.HttpServer<De
     hostname: config.host,
     port: config.port,
     // Deno.serve bounds nothing else of a connection (no header-read, idle
-    // or connection-count limit): see README, "Limits against slow clients".
+    // or connection-count limit): see docs/service.md, "Limits against slow and rude clients".
     tcpBacklog: config.tcpBacklog,
     onListen: () => {},
     onError: (error) => {

@@ -18,6 +18,7 @@ import {
 } from "../adapters/postgres/mod.ts";
 import { OrderDao } from "./orders/order_dao.ts";
 import { startDatabase } from "./setup/postgres.ts";
+import { taskArgs } from "./task_args.ts";
 
 const WORKER_COUNTS = [10, 20, 50];
 const MODES = ["release", "leaky"] as const;
@@ -39,6 +40,13 @@ interface RunResult {
   exampleError?: string;
   rowsInTable: number;
 }
+
+taskArgs(
+  `usage: deno task concurrency
+  10, 20 and 50 workers through a pool of 5, releasing and leaking connections; on
+  DATABASE_URL if set, else on a throwaway cluster started and removed for this run`,
+  {},
+);
 
 const err = (line: string) => console.error(line);
 await using db = await startDatabase({ log: (l) => err(`· ${l}`) });

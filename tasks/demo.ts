@@ -1,6 +1,6 @@
 /**
- * `deno task demo`: what the pool is for, on both adapters, with nothing set up by hand (the
- * task runs `deno task setup --for demo` first):
+ * `deno task demo`: what the pool is for, on both adapters, with nothing set up by hand (it
+ * readies the machine first, as `deno task setup --for demo` does):
  *
  * 1. `demo:hsm`: concurrent HSM crypto on a private SoftHSM2 token, through the session pool
  *    and the per-request way, with the speed-up;
@@ -12,6 +12,14 @@
  *
  * @module
  */
+
+import { setup } from "./setup/main.ts";
+import { SetupError } from "./setup/system.ts";
+import { taskArgs } from "./task_args.ts";
+
+const USAGE = `usage: deno task demo
+  readies this machine (deno task setup --for demo), then runs deno task demo:hsm and
+  deno task demo:orders with their defaults; see their --help for their flags`;
 
 /** One part of the demo: a task script and what it shows. */
 interface Part {
@@ -48,11 +56,9 @@ async function runPart(part: Part, index: number): Promise<string> {
 }
 
 if (import.meta.main) {
-  if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
-    console.log("usage: deno task demo   (flags of each part: deno task demo:hsm --help)");
-    Deno.exit(0);
-  }
+  taskArgs(USAGE, {});
   try {
+    await setup("demo");
     const results: string[] = [];
     for (const [i, part] of PARTS.entries()) results.push(await runPart(part, i));
     console.log("\n=== Result");
@@ -60,7 +66,9 @@ if (import.meta.main) {
       console.log(`${part.title}:\n  ${results[i]}`);
     }
   } catch (error) {
-    console.error(`demo: ${(error as Error).message}`);
+    console.error(
+      error instanceof SetupError ? error.message : `demo: ${(error as Error).message}`,
+    );
     Deno.exit(1);
   }
 }

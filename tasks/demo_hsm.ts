@@ -15,9 +15,16 @@
  */
 import { ensurePkcs11js } from "./setup/pkcs11js.ts";
 import { provisionSoftHsm } from "./setup/softhsm.ts";
+import { exitOnUsageError, oneOf, parseTaskArgs, wholeNumber } from "./task_args.ts";
 
 const USAGE = `usage: deno task demo:hsm [--workers N] [--ops N] [--pool N] [--op mixed|aes|sign]
-                          [--engine async|sync|workers] [--per-request-ops N]`;
+                          [--engine async|sync|workers] [--per-request-ops N]
+  --workers N           concurrent workers (default 16)
+  --ops N               operations through the pool (default 2000)
+  --pool N              sessions in the pool at most (default 4)
+  --op KIND             mixed (default), aes (AES-256-GCM encrypt) or sign (ECDSA P-256)
+  --engine E            how the adapter calls the module: async (default), sync, workers
+  --per-request-ops N   operations the per-request way (default: a fifth of --ops, at least 200)`;
 
 interface Flags {
   workers: number;
@@ -29,71 +36,34 @@ interface Flags {
 }
 
 function parseFlags(args: string[]): Flags {
-  const flags: Flags = {
-    workers: 16,
-    ops: 2000,
-    pool: 4,
-    op: "mixed",
-    engine: "async",
-    perRequestOps: 0,
+  const { values } = parseTaskArgs(USAGE, {
+    workers: { type: "string", default: "16" },
+    ops: { type: "string", default: "2000" },
+    pool: { type: "string", default: "4" },
+    op: { type: "string", default: "mixed" },
+    engine: { type: "string", default: "async" },
+    "per-request-ops": { type: "string" },
+  }, args);
+  const ops = wholeNumber(values.ops, "--ops", USAGE);
+  const perRequest = values["per-request-ops"];
+  return {
+    workers: wholeNumber(values.workers, "--workers", USAGE),
+    ops,
+    pool: wholeNumber(values.pool, "--pool", USAGE),
+    op: oneOf(values.op, "--op", ["mixed", "aes", "sign"], USAGE),
+    engine: oneOf(values.engine, "--engine", ["async", "sync", "workers"], USAGE),
+    // The per-request way is slow; by default it runs a fifth of the work (at least 200 ops).
+    perRequestOps: perRequest === undefined
+      ? Math.min(ops, Math.max(200, ops / 5))
+      : wholeNumber(perRequest, "--per-request-ops", USAGE),
   };
-  for (let i = 0; i < args.length; i++) {
-    const [name, inline] = args[i].split("=", 2);
-    const value = inline ?? args[++i];
-    const int = () => {
-      const n = Number(value);
-      if (!Number.isInteger(n) || n < 1) {
-        throw new RangeError(`${name} needs a whole number of at least 1, got ${value}\n${USAGE}`);
-      }
-      return n;
-    };
-    switch (name) {
-      case "--workers":
-        flags.workers = int();
-        break;
-      case "--ops":
-        flags.ops = int();
-        break;
-      case "--pool":
-        flags.pool = int();
-        break;
-      case "--per-request-ops":
-        flags.perRequestOps = int();
-        break;
-      case "--op":
-        if (value !== "mixed" && value !== "aes" && value !== "sign") {
-          throw new RangeError(`--op must be mixed, aes or sign, got ${value}\n${USAGE}`);
-        }
-        flags.op = value;
-        break;
-      case "--engine":
-        if (value !== "async" && value !== "sync" && value !== "workers") {
-          throw new RangeError(`--engine must be async, sync or workers, got ${value}\n${USAGE}`);
-        }
-        flags.engine = value;
-        break;
-      case "--help":
-      case "-h":
-        console.log(USAGE);
-        Deno.exit(0);
-        break;
-      default:
-        throw new RangeError(`unknown flag ${args[i]}\n${USAGE}`);
-    }
-  }
-  // The per-request way is slow; by default it runs a fifth of the work (at least 200 ops).
-  if (flags.perRequestOps === 0) {
-    flags.perRequestOps = Math.min(flags.ops, Math.max(200, flags.ops / 5));
-  }
-  return flags;
 }
 
 let flags: Flags;
 try {
   flags = parseFlags(Deno.args);
 } catch (error) {
-  console.error((error as Error).message);
-  Deno.exit(2);
+  exitOnUsageError(error);
 }
 
 await ensurePkcs11js();

@@ -9,6 +9,14 @@
 import { createPostgresPool } from "../adapters/postgres/mod.ts";
 import { startDatabase } from "./setup/postgres.ts";
 import { type Order, OrderDao } from "./orders/order_dao.ts";
+import { taskArgs } from "./task_args.ts";
+
+taskArgs(
+  `usage: deno task demo:orders
+  an orders DAO over the PostgreSQL pool: a transaction, a savepoint, a deadline; on
+  DATABASE_URL if set, else on a throwaway cluster started and removed for this run`,
+  {},
+);
 
 const log = (line: string) => console.error(`· ${line}`);
 

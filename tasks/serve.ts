@@ -11,12 +11,11 @@
 
 import { ensurePkcs11js } from "./setup/pkcs11js.ts";
 import { provisionSoftHsm } from "./setup/softhsm.ts";
+import { taskArgs } from "./task_args.ts";
+import { CONFIG_FLAGS, ConfigError, loadConfig, usage } from "../service/config.ts";
 
-if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
-  const { usage } = await import("../service/config.ts");
-  console.log(usage());
-  Deno.exit(0);
-}
+// Before the build and the token: --help and a misspelled flag answer at once.
+taskArgs(usage(), CONFIG_FLAGS);
 
 await ensurePkcs11js();
 
@@ -35,7 +34,6 @@ if (!ownHsm) {
 }
 
 // Loaded after the addon build: the adapter imports pkcs11js at load time.
-const { ConfigError, loadConfig } = await import("../service/config.ts");
 const { startService } = await import("../service/server.ts");
 const { shutdownOnSignals } = await import("../service/signals.ts");
 const { errorText, jsonLogger } = await import("../service/log.ts");

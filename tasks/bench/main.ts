@@ -21,7 +21,6 @@ import { runSuite } from "./suite.ts";
 export type * from "./benchmark.ts";
 export type * from "./targets.ts";
 export type * from "./report.ts";
-export type * from "./machine.ts";
 export type * from "./stats.ts";
 export type * from "./cli.ts";
 

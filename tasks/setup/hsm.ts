@@ -7,7 +7,13 @@
  */
 import { setup } from "./main.ts";
 import { SetupError } from "./system.ts";
+import { taskArgs } from "../task_args.ts";
 
+taskArgs(
+  `usage: deno task setup:hsm
+  makes this machine ready for the PKCS#11 adapter (same as deno task setup --for hsm)`,
+  {},
+);
 try {
   await setup("hsm");
 } catch (error) {

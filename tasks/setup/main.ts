@@ -14,13 +14,15 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { ensurePkcs11js } from "./pkcs11js.ts";
 import type { Purpose } from "./requirements.ts";
 import { ensureSystemPackages, SetupError } from "./system.ts";
+import { exitOnUsageError, taskArgs, UsageError } from "../task_args.ts";
 
 const PURPOSES: readonly Purpose[] = ["test", "demo", "hsm"];
-const USAGE = "usage: deno task setup [--for test|demo|hsm]   (default: test, everything)";
+const USAGE = `usage: deno task setup [--for test|demo|hsm]
+  makes this machine ready: system packages, the pkcs11js addon, the private SoftHSM2 token
+  --for JOB   what to get ready for: test (default, everything), demo, hsm`;
 
 /** Readies the machine for `purpose`; progress goes to `log` (stderr by default). */
 export async function setup(
@@ -41,25 +43,20 @@ export async function setup(
 }
 
 function parsePurpose(args: string[]): Purpose {
-  const { values } = parseArgs({
-    args,
-    options: { for: { type: "string", default: "test" }, help: { type: "boolean", short: "h" } },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    Deno.exit(0);
-  }
+  const { values } = taskArgs(USAGE, { for: { type: "string", default: "test" } }, args);
   const purpose = values.for as Purpose;
-  if (!PURPOSES.includes(purpose)) throw new TypeError(`--for must be test, demo or hsm\n${USAGE}`);
+  if (!PURPOSES.includes(purpose)) {
+    exitOnUsageError(new UsageError(`--for must be test, demo or hsm, got "${purpose}"\n${USAGE}`));
+  }
   return purpose;
 }
 
 if (import.meta.main) {
+  const purpose = parsePurpose(Deno.args);
   try {
-    await setup(parsePurpose(Deno.args));
+    await setup(purpose);
   } catch (error) {
-    const known = error instanceof SetupError || error instanceof TypeError;
-    console.error(known ? (error as Error).message : error);
+    console.error(error instanceof SetupError ? error.message : error);
     Deno.exit(1);
   }
 }

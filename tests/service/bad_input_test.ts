@@ -139,11 +139,11 @@ const cases: [string, (t: TestService) => Promise<JsonReply>, number, string][] 
     "unknown_key_label",
   ],
   [
-    "a key_id that names no key is 404 unknown_key",
+    "a key_id that names no key is 404 key_not_found",
     async (t) =>
       t.post("/decrypt", { ...(await sealed(t)), key_label: KEY_LABEL, key_id: "00".repeat(16) }),
     404,
-    "unknown_key",
+    "key_not_found",
   ],
   [
     "a body over the size limit is 413 body_too_large",

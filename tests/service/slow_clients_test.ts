@@ -4,7 +4,7 @@ import { KEY_LABEL } from "./fixture.ts";
 import { RawClient, requestHead } from "./raw_http.ts";
 
 // Deno.serve cannot bound how long a client takes over its headers or idles
-// between requests (README, "Limits against slow clients"); the body is the
+// between requests (docs/service.md, "Limits against slow and rude clients"); the body is the
 // service's to read, so it bounds that.
 
 Deno.test("a body that trickles in past --body-timeout-ms gets 408 body_timeout and leaves no request in flight", async () => {
@@ -16,7 +16,7 @@ Deno.test("a body that trickles in past --body-timeout-ms gets 408 body_timeout 
   assert.equal(response.status, 408, response.body);
   assert.equal(JSON.parse(response.body).error, "body_timeout");
   assert.equal(response.headers.get("connection"), "close");
-  // (Deno.serve keeps the socket until the client closes it: README says so.)
+  // (Deno.serve keeps the socket until the client closes it: docs/service.md says so.)
   const metrics = await (await fetch(`${child.url}/metrics`)).text();
   assert.match(metrics, /^secret_manager_http_requests_in_flight 1$/m, "only this /metrics");
   // Nor does the lingering socket hold up a shutdown.

@@ -57,5 +57,5 @@ Deno.test("a key the token answers it does not have is 404", async () => {
     ciphertext: btoa("x".repeat(40)),
   });
   assert.equal(decrypted.status, 404, decrypted.text);
-  assert.equal(decrypted.body.error, "unknown_key");
+  assert.equal(decrypted.body.error, "key_not_found");
 });

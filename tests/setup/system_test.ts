@@ -152,7 +152,7 @@ Deno.test("a job asks only for what it needs: the demo does not need PgBouncer",
   assert.deepEqual(ran, []);
 });
 
-Deno.test("the install command is the one README prints", () => {
+Deno.test("the install command is one apt-get update and install, through sudo when not root", () => {
   assert.equal(
     installCommand(["softhsm2", "pgbouncer"], true),
     "sudo apt-get update && sudo apt-get install -y --no-install-recommends softhsm2 pgbouncer",
