@@ -1,25 +1,17 @@
 /**
- * How one call borrows a connection: never one known to be unusable (closed, or its cleaning
- * failed), ended by its signal or its `deadlineMs` whether or not the server answers, and the
- * connection of an ended call is given up (its statement cancelled on the server, its socket
- * cut), never lent again.
+ * How one call borrows a connection: never one known to be unusable, ended by its signal or
+ * its `timeoutMs` whether or not the server answers, and the connection of an ended call is
+ * given up (its statement cancelled on the server, its socket cut), never lent again. And
+ * `transaction()`, which is a call that begins and commits.
  *
  * @module
  */
 import type { AsyncLocalStorage } from "node:async_hooks";
-import type { AcquireOptions, Pool } from "../../mod.ts";
-import type { PgConnection } from "./connection.ts";
-import { PostgresDeadlineError } from "./errors.ts";
-
-/** Per-call options of `use()`, `transaction()` and `query()`. */
-export interface CallOptions extends AcquireOptions {
-  /**
-   * A deadline for the whole call, in ms: the wait for a connection plus every statement. When
-   * it passes, the call rejects with {@link PostgresDeadlineError}, the running statement is
-   * cancelled on the server and the connection destroyed. (`timeoutMs` bounds only the wait.)
-   */
-  deadlineMs?: number;
-}
+import type { Pool } from "../../mod.ts";
+import type { PgConnection, PostgresClient } from "./connection.ts";
+import { PostgresTimeoutError, TransactionRolledBackError } from "./errors.ts";
+import type { CallOptions } from "./options.ts";
+import { TX_FAILED, TX_UNKNOWN } from "./wire.ts";
 
 /** What a call runs on the borrowed connection. */
 export type OnConnection<T> = (conn: PgConnection, signal: AbortSignal) => T | Promise<T>;
@@ -50,26 +42,24 @@ class StaleConnection {
   constructor(readonly conn: PgConnection) {}
 }
 
-/** Runs `fn` on a borrowed connection, honouring `options.signal` and `options.deadlineMs`. */
+/**
+ * Runs `fn` on a borrowed connection, honouring `options.signal` and `options.timeoutMs` (checked
+ * by the caller). The pool's own `acquireTimeoutMs` still bounds the wait.
+ */
 export function call<T>(
   pool: Pool<PgConnection>,
   context: CallContext,
   fn: OnConnection<T>,
   options: CallOptions | undefined,
 ): Promise<T> {
-  const deadlineMs = options?.deadlineMs;
-  if (deadlineMs === undefined) return lendLive(pool, context, fn, options);
-  if (typeof deadlineMs !== "number" || !(deadlineMs >= 0)) {
-    return Promise.reject(
-      new TypeError(`deadlineMs must be a number of milliseconds >= 0, got ${deadlineMs}`),
-    );
-  }
-  const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(new PostgresDeadlineError(deadlineMs)), deadlineMs);
+  const timeoutMs = options?.timeoutMs;
+  if (timeoutMs === undefined) return lendLive(pool, context, fn, options?.signal);
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(new PostgresTimeoutError(timeoutMs)), timeoutMs);
   const signal = options?.signal === undefined
-    ? deadline.signal
-    : AbortSignal.any([options.signal, deadline.signal]);
-  return lendLive(pool, context, fn, { ...options, signal }).finally(() => clearTimeout(timer));
+    ? timeout.signal
+    : AbortSignal.any([options.signal, timeout.signal]);
+  return lendLive(pool, context, fn, signal).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -81,9 +71,8 @@ async function lendLive<T>(
   pool: Pool<PgConnection>,
   context: CallContext,
   fn: OnConnection<T>,
-  options: AcquireOptions | undefined,
+  signal: AbortSignal | undefined,
 ): Promise<T> {
-  const signal = options?.signal;
   const outer = outerConnection(context);
   if (outer !== undefined) return await joinOuter(outer, fn, signal);
   const early = signal === undefined ? undefined : Promise.withResolvers<never>();
@@ -96,7 +85,7 @@ async function lendLive<T>(
   };
   let stale: PgConnection | undefined;
   while (true) {
-    const used = pool.use(run, options);
+    const used = pool.use(run, signal === undefined ? undefined : { signal });
     try {
       if (early === undefined) return await used;
       used.catch(() => {}); // when the abort wins the race, this settles later
@@ -149,7 +138,7 @@ async function abortable<T>(
   signal.throwIfAborted();
   const { promise: aborted, reject } = Promise.withResolvers<never>();
   const onAbort = () => {
-    conn.abandon();
+    conn.abandon("its call was aborted or timed out");
     reject(signal.reason);
     gaveUp(signal.reason);
   };
@@ -163,4 +152,88 @@ async function abortable<T>(
     signal.removeEventListener("abort", onAbort);
     work.catch(() => {}); // settles after the abort, on a cancelled connection: nobody waits
   }
+}
+
+/** Isolation levels `BEGIN` accepts. */
+const ISOLATION = new Set(["read committed", "repeatable read", "serializable"]);
+
+/** The `BEGIN` statement for these options; a `RangeError` for an unknown isolation level. */
+export function beginStatement(options?: { isolation?: string; readOnly?: boolean }): string {
+  const isolation = options?.isolation;
+  if (isolation !== undefined && !ISOLATION.has(isolation)) {
+    throw new RangeError(
+      `transaction(): unknown isolation level '${isolation}' (read committed, repeatable read, serializable)`,
+    );
+  }
+  return "begin" + (isolation ? ` isolation level ${isolation}` : "") +
+    (options?.readOnly ? " read only" : "");
+}
+
+type Body<T> = (sql: PostgresClient, signal: AbortSignal) => T | Promise<T>;
+
+/**
+ * Runs `fn` in a transaction on `conn`: `BEGIN` … `COMMIT`, or a `SAVEPOINT` when a transaction
+ * is already open (as Django's `atomic` and SQLAlchemy's `begin_nested` do). It resolves only
+ * when the server really committed (or released the savepoint): a failed statement that the
+ * callback caught makes it reject with {@link TransactionRolledBackError}. Isolation and
+ * read-only options apply to a new transaction only (a savepoint inherits its transaction's).
+ */
+export async function runTransaction<T>(
+  conn: PgConnection,
+  begin: string,
+  fn: Body<T>,
+  signal: AbortSignal,
+): Promise<T> {
+  const nested = conn.transactionDepth > 0 || conn.inTransaction;
+  const savepoint = `poolkit_savepoint_${conn.transactionDepth + 1}`;
+  // Not waited for: the callback's first statement queues behind it, saving a round trip. If it
+  // fails, so does everything behind it in the same transaction block.
+  conn.send(nested ? `savepoint ${savepoint}` : begin);
+  const outerError = conn.transactionError;
+  conn.transactionError = undefined;
+  conn.transactionDepth++;
+  let result: T;
+  try {
+    result = await fn(conn.client, signal);
+  } catch (error) {
+    conn.transactionDepth--;
+    if (conn.unusable === undefined) {
+      await conn.run(nested ? `rollback to savepoint ${savepoint}` : "rollback").catch(() => {});
+    }
+    conn.transactionError = outerError;
+    throw error;
+  }
+  conn.transactionDepth--;
+  const failure = conn.transactionError;
+  conn.transactionError = outerError;
+  if (nested) return await releaseSavepoint(conn, savepoint, failure, result);
+  const done = await conn.run("commit");
+  if (done.command === "ROLLBACK") {
+    throw new TransactionRolledBackError(
+      "transaction() rolled back instead of committing: a statement in it failed and the " +
+        "callback went on (see cause). Nothing it wrote was stored.",
+      { cause: failure },
+    );
+  }
+  return result;
+}
+
+async function releaseSavepoint<T>(
+  conn: PgConnection,
+  savepoint: string,
+  failure: unknown,
+  result: T,
+): Promise<T> {
+  // Over TLS the status is unknown: a statement that failed inside is taken to have aborted it.
+  const status = conn.txStatus;
+  if (status === TX_FAILED || (status === TX_UNKNOWN && failure !== undefined)) {
+    await conn.run(`rollback to savepoint ${savepoint}`);
+    throw new TransactionRolledBackError(
+      "nested transaction() rolled back to its savepoint: a statement in it failed and the " +
+        "callback went on (see cause). Nothing it wrote was kept; the outer transaction goes on.",
+      { cause: failure },
+    );
+  }
+  await conn.run(`release savepoint ${savepoint}`);
+  return result;
 }

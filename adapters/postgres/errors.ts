@@ -6,8 +6,6 @@
  * @module
  */
 
-import { PREPARED_LEFT_SQLSTATE } from "./session_reset.ts";
-
 /** A connection to PostgreSQL could not be opened, or was lost while in use. */
 export class PostgresConnectionError extends Error {
   /** The driver's or the server's code: `28P01`, `ECONNREFUSED`, `CONNECTION_CLOSED`, ... */
@@ -34,20 +32,20 @@ export class TransactionRolledBackError extends Error {
 }
 
 /**
- * A call passed its `deadlineMs` (the wait for a connection plus the statements): the running
+ * A call passed its `timeoutMs` (the wait for a connection plus the statements): the running
  * statement was cancelled on the server and the connection destroyed.
  */
-export class PostgresDeadlineError extends Error {
-  /** The deadline that passed (ms). */
-  readonly deadlineMs: number;
-  /** Creates the error for a deadline of `deadlineMs`. */
-  constructor(deadlineMs: number) {
+export class PostgresTimeoutError extends Error {
+  /** The timeout that passed (ms). */
+  readonly timeoutMs: number;
+  /** Creates the error for a timeout of `timeoutMs`. */
+  constructor(timeoutMs: number) {
     super(
-      `the call did not finish within its deadlineMs of ${deadlineMs} ms (the wait for a ` +
+      `the call did not finish within its timeoutMs of ${timeoutMs} ms (the wait for a ` +
         "connection plus the statements); a statement it was running was cancelled on the server",
     );
-    this.name = "PostgresDeadlineError";
-    this.deadlineMs = deadlineMs;
+    this.name = "PostgresTimeoutError";
+    this.timeoutMs = timeoutMs;
   }
 }
 
@@ -199,14 +197,29 @@ export function discardedError(id: number, why: string): PostgresConnectionError
 
 /** Cleaning connection `id` after its last lease failed (`cause`): nothing runs on it any more. */
 export function resetFailedError(id: number, cause: unknown): PostgresConnectionError {
-  const why = errorCode(cause) === PREPARED_LEFT_SQLSTATE
-    ? "found prepared statements made with SQL PREPARE where the adapter could not see it " +
-      "(inside a server function)"
-    : "failed (see cause)";
   return new PostgresConnectionError(
-    `PostgreSQL connection #${id}: cleaning the session after its last lease ${why}, so ` +
-      "no statement runs on it any more; it is discarded, retry on another",
+    `PostgreSQL connection #${id}: cleaning the session after its last lease failed (see ` +
+      "cause), so no statement runs on it any more; it is discarded, retry on another",
     "RESET_FAILED",
     { cause },
+  );
+}
+
+/** Connection `id`'s socket closed while it was pooled or in use. */
+export function closedError(id: number, pid: number): PostgresConnectionError {
+  return new PostgresConnectionError(
+    `PostgreSQL connection #${id} (backend pid ${pid}) was closed: the server terminated it, ` +
+      "restarted, or the network failed. The pool discards it; retry on another.",
+    "CONNECTION_CLOSED",
+  );
+}
+
+/** Connection `id` was ended by the application's own `sql.end()`. */
+export function endedByApplicationError(id: number): PostgresConnectionError {
+  return new PostgresConnectionError(
+    `PostgreSQL connection #${id} was ended by the application (sql.end() in a callback), so ` +
+      "it runs nothing more and the pool discards it. Let the pool close its connections " +
+      "(pg.close()); to stop a statement, pass a signal or timeoutMs to the call.",
+    "CONNECTION_ENDED_BY_APPLICATION",
   );
 }
