@@ -150,6 +150,8 @@ export function connectError(error: unknown, target: Target): PostgresConnection
     ? " (is the server running and listening there?)"
     : code === "3D000"
     ? " (create the database or fix its name in the URL)"
+    : code === "53300"
+    ? " (the server or the role has no connection slot left; the pool tries again, slowly)"
     : "";
   return new PostgresConnectionError(
     `cannot connect to PostgreSQL as ${describeTarget(target)}: ${reason} [${code}]${hint}`,

@@ -117,12 +117,12 @@ Deno.test("an unknown option is a TypeError naming it and the nearest known one"
   assert.equal(pg.stats().created, 0, "nothing reached the database");
 });
 
-Deno.test("wrong password, unknown role and unknown database are permanent connect errors", () => {
+Deno.test("wrong password, unknown role and unknown database are permanent connect errors; a full server (53300) is not", () => {
   for (const code of ["28P01", "28000", "3D000"]) {
     const error = new PostgresConnectionError("cannot connect", code);
     assert.equal(isPermanentConnectError(error), true, code);
   }
-  for (const code of ["ECONNREFUSED", "57P03", "CONNECT_TIMEOUT"]) {
+  for (const code of ["ECONNREFUSED", "57P03", "CONNECT_TIMEOUT", "53300"]) {
     assert.equal(isPermanentConnectError(new PostgresConnectionError("x", code)), false, code);
   }
 });
