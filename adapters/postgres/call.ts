@@ -7,7 +7,7 @@
  * @module
  */
 import type { AsyncLocalStorage } from "node:async_hooks";
-import type { Pool } from "../../mod.ts";
+import type { Lease } from "../../mod.ts";
 import type { PgConnection, PostgresClient } from "./connection.ts";
 import { PostgresTimeoutError, TransactionRolledBackError } from "./errors.ts";
 import type { CallOptions } from "./options.ts";
@@ -18,8 +18,8 @@ export type OnConnection<T> = (conn: PgConnection, signal: AbortSignal) => T | P
 
 /**
  * The connection of the call running in an async context, while it runs: a nested call (the
- * adapter's `reentrant`) joins it. The adapter keeps this itself rather than the core pool, so
- * that a one-shot `query()` can tell whether it is nested without taking a lease.
+ * adapter's `reentrant`) joins it. Kept here rather than in the core pool, so that a one-shot
+ * `query()` can tell whether it is nested without taking a lease.
  */
 export interface CallFrame {
   readonly conn: PgConnection;
@@ -29,6 +29,15 @@ export interface CallFrame {
 /** Where the running call's {@link CallFrame} is kept; `undefined` when not reentrant. */
 export type CallContext = AsyncLocalStorage<CallFrame> | undefined;
 
+/** What a call needs from its pool. */
+export interface CallHost {
+  readonly context: CallContext;
+  /** A lease on a connection not known to be unusable; `signal` ends the wait. */
+  acquire(options?: { signal?: AbortSignal }): Promise<Lease<PgConnection>>;
+  /** Whether `error` means `conn` must be destroyed (the pool's `isFatal`). */
+  isFatal(error: unknown, conn: PgConnection): boolean;
+}
+
 /** The connection of the call this code runs inside, if any (reentrant pools only). */
 export function outerConnection(context: CallContext): PgConnection | undefined {
   const frame = context?.getStore();
@@ -37,76 +46,46 @@ export function outerConnection(context: CallContext): PgConnection | undefined 
 
 const NEVER_ABORTED = new AbortController().signal;
 
-/** Thrown inside the pool's `use()` when it lent a connection already known to be closed. */
-class StaleConnection {
-  constructor(readonly conn: PgConnection) {}
-}
-
 /**
- * Runs `fn` on a borrowed connection, honouring `options.signal` and `options.timeoutMs` (checked
- * by the caller). The pool's own `acquireTimeoutMs` still bounds the wait.
+ * Runs `fn` on a borrowed connection (or the outer call's), honouring `options.signal` and
+ * `options.timeoutMs` (checked by the caller): when either ends the call, it rejects at once and
+ * the connection is given up, not waited for. The lease has ended when the call settles.
  */
-export function call<T>(
-  pool: Pool<PgConnection>,
-  context: CallContext,
+export async function call<T>(
+  host: CallHost,
   fn: OnConnection<T>,
   options: CallOptions | undefined,
 ): Promise<T> {
   const timeoutMs = options?.timeoutMs;
-  if (timeoutMs === undefined) return lendLive(pool, context, fn, options?.signal);
-  const timeout = new AbortController();
-  const timer = setTimeout(() => timeout.abort(new PostgresTimeoutError(timeoutMs)), timeoutMs);
-  const signal = options?.signal === undefined
-    ? timeout.signal
-    : AbortSignal.any([options.signal, timeout.signal]);
-  return lendLive(pool, context, fn, signal).finally(() => clearTimeout(timer));
-}
-
-/**
- * Borrows until it gets a connection not known to be closed (those are destroyed). With a
- * signal, the call rejects as soon as it aborts while `fn` runs, without waiting for the pool
- * to finish destroying the connection (which waits for the cancel request to go out).
- */
-async function lendLive<T>(
-  pool: Pool<PgConnection>,
-  context: CallContext,
-  fn: OnConnection<T>,
-  signal: AbortSignal | undefined,
-): Promise<T> {
-  const outer = outerConnection(context);
-  if (outer !== undefined) return await joinOuter(outer, fn, signal);
-  const early = signal === undefined ? undefined : Promise.withResolvers<never>();
-  const body: OnConnection<T> = early === undefined
-    ? fn
-    : (conn, s) => abortable(conn, fn, s, early.reject);
-  const run = (conn: PgConnection, s: AbortSignal) => {
-    if (conn.unusable) throw new StaleConnection(conn);
-    return context === undefined ? body(conn, s) : enter(context, conn, body, s);
-  };
-  let stale: PgConnection | undefined;
-  while (true) {
-    const used = pool.use(run, signal === undefined ? undefined : { signal });
-    try {
-      if (early === undefined) return await used;
-      used.catch(() => {}); // when the abort wins the race, this settles later
-      return await Promise.race([used, early.promise]);
-    } catch (error) {
-      if (!(error instanceof StaleConnection)) throw error;
-      if (error.conn === stale) throw error.conn.unusable; // lent the same one again: give up
-      stale = error.conn;
-    }
+  let signal = options?.signal, timer: ReturnType<typeof setTimeout> | undefined;
+  if (timeoutMs !== undefined) {
+    const timeout = new AbortController();
+    timer = setTimeout(() => timeout.abort(new PostgresTimeoutError(timeoutMs)), timeoutMs);
+    signal = signal === undefined ? timeout.signal : AbortSignal.any([signal, timeout.signal]);
   }
-}
-
-/** A nested call: runs on its outer call's connection, unless that one became unusable. */
-async function joinOuter<T>(
-  conn: PgConnection,
-  fn: OnConnection<T>,
-  signal: AbortSignal | undefined,
-): Promise<T> {
-  if (conn.unusable) throw conn.unusable;
-  if (signal === undefined) return await fn(conn, NEVER_ABORTED);
-  return await abortable(conn, fn, signal, () => {});
+  try {
+    const outer = outerConnection(host.context);
+    if (outer !== undefined) {
+      if (outer.unusable) throw outer.unusable;
+      return await (signal ? abortable(outer, fn, signal) : fn(outer, NEVER_ABORTED));
+    }
+    const lease = await host.acquire(signal && { signal });
+    const conn = lease.resource;
+    const context = host.context;
+    const run: OnConnection<T> = context === undefined ? fn : (c, s) => enter(context, c, fn, s);
+    let result: T;
+    try {
+      result = await (signal ? abortable(conn, run, signal) : run(conn, NEVER_ABORTED));
+    } catch (error) {
+      if (host.isFatal(error, conn)) void lease.destroy("a call failed on it");
+      else await lease.release();
+      throw error;
+    }
+    await lease.release();
+    return result;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Runs `fn` with `conn` as the connection nested calls join, until it settles. */
@@ -125,22 +104,15 @@ async function enter<T>(
 }
 
 /**
- * Runs `fn`, but settles with `signal.reason` as soon as the signal aborts (and tells `gaveUp`):
- * the connection is abandoned (its statement cancelled on the server, the connection marked
- * for destruction) rather than waited for.
+ * Runs `fn`, but rejects with `signal.reason` as soon as the signal aborts: the connection is
+ * given up (its statement cancelled on the server, the connection marked for destruction).
  */
-async function abortable<T>(
-  conn: PgConnection,
-  fn: OnConnection<T>,
-  signal: AbortSignal,
-  gaveUp: (reason: unknown) => void,
-): Promise<T> {
+async function abortable<T>(conn: PgConnection, fn: OnConnection<T>, signal: AbortSignal) {
   signal.throwIfAborted();
   const { promise: aborted, reject } = Promise.withResolvers<never>();
   const onAbort = () => {
     conn.abandon("its call was aborted or timed out");
     reject(signal.reason);
-    gaveUp(signal.reason);
   };
   signal.addEventListener("abort", onAbort, { once: true });
   const work = (async () => await fn(conn, signal))();

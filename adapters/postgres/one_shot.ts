@@ -15,6 +15,7 @@
  * @module
  */
 import type { Lease } from "../../mod.ts";
+import type { CallHost } from "./call.ts";
 import type { PgConnection, PostgresClient } from "./connection.ts";
 
 /**
@@ -76,23 +77,15 @@ class Batch {
   fatal: unknown;
 }
 
-/** What the batches need from the pool. */
-export interface BatchHost {
-  /** A lease on a connection not known to be unusable. */
-  acquire(): Promise<Lease<PgConnection>>;
-  /** Whether `error` means the connection must be destroyed (the pool's `isFatal`). */
-  isFatal(error: unknown, conn: PgConnection): boolean;
-}
-
 /** The live batches of one pool. */
 export class OneShotBatches {
   readonly #live: Batch[] = [];
-  readonly #host: BatchHost;
+  readonly #host: CallHost;
   readonly #depth: number;
   readonly #maxLeases: number;
 
   /** `depth`: statements per lease; `maxLeases`: how many batches may exist before joining. */
-  constructor(host: BatchHost, depth: number, maxLeases: number) {
+  constructor(host: CallHost, depth: number, maxLeases: number) {
     this.#host = host;
     this.#depth = depth;
     this.#maxLeases = maxLeases;

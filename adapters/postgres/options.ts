@@ -91,69 +91,41 @@ export interface ResolvedOptions {
   oneShotBatch: number;
 }
 
-// Each list is checked against its type: a key added to the type and missing here fails the
-// type check, and so does a key here the type does not have.
-const OWN_KEYS = { url: 0, pool: 0, reset: 0, oneShotBatch: 0 } satisfies Record<
-  Exclude<keyof PostgresPoolOptions, keyof DriverOptions>,
-  0
->;
-const DRIVER_KEYS = {
-  host: 0,
-  hostname: 0,
-  port: 0,
-  path: 0,
-  database: 0,
-  db: 0,
-  user: 0,
-  username: 0,
-  pass: 0,
-  password: 0,
-  ssl: 0,
-  connect_timeout: 0,
-  types: 0,
-  prepare: 0,
-  onnotice: 0,
-  onparameter: 0,
-  debug: 0,
-  transform: 0,
-  connection: 0,
-  target_session_attrs: 0,
-  fetch_types: 0,
-  publications: 0,
-  backoff: 0,
-  keep_alive: 0,
-  socket: 0,
-} satisfies Record<keyof DriverOptions | "socket", 0>;
-const POOL_KEYS = {
-  name: 0,
-  min: 0,
-  max: 0,
-  maxIdle: 0,
-  acquireTimeoutMs: 0,
-  idleTimeoutMs: 0,
-  maxLifetimeMs: 0,
-  maxUses: 0,
-  validateAfterMs: 0,
-  leakDetectionMs: 0,
-  healthCheckIntervalMs: 0,
-  hookTimeoutMs: 0,
-  breaker: 0,
-  order: 0,
-  reentrant: 0,
-  maxWaiting: 0,
-} satisfies Record<keyof PostgresPoolSettings, 0>;
-const BREAKER_KEYS = { threshold: 0, cooldownMs: 0 };
-const CALL_KEYS = { timeoutMs: 0, signal: 0 } satisfies Record<keyof CallOptions, 0>;
-const TRANSACTION_KEYS = { ...CALL_KEYS, isolation: 0, readOnly: 0 } satisfies Record<
-  keyof TransactionOptions,
-  0
->;
+type Words<S extends string> = S extends `${infer H} ${infer T}` ? H | Words<T> : S;
+/** The space-separated names, checked at compile time to be exactly the keys of `T`. */
+const keysOf = <T>() =>
+<S extends string[]>(
+  ...names: [Words<S[number]>] extends [keyof T] ? [keyof T] extends [Words<S[number]>] ? S
+    : never
+    : never
+): ReadonlySet<string> => new Set(names.join(" ").split(" "));
+
+const OWN_KEYS = keysOf<Omit<PostgresPoolOptions, keyof DriverOptions>>()(
+  "url pool reset oneShotBatch",
+);
+const DRIVER_KEYS = keysOf<DriverOptions & { socket: unknown }>()(
+  "host hostname port path database db user username pass password ssl connect_timeout types",
+  "prepare onnotice onparameter debug transform connection target_session_attrs fetch_types",
+  "publications backoff keep_alive socket",
+);
+const POOL_KEYS = keysOf<PostgresPoolSettings>()(
+  "name min max maxIdle acquireTimeoutMs idleTimeoutMs maxLifetimeMs maxUses validateAfterMs",
+  "leakDetectionMs healthCheckIntervalMs hookTimeoutMs breaker order reentrant maxWaiting",
+);
+const BREAKER_KEYS = keysOf<Exclude<PostgresPoolSettings["breaker"], false | undefined>>()(
+  "threshold cooldownMs",
+);
+const CALL_KEYS = keysOf<CallOptions>()("timeoutMs signal");
+const TRANSACTION_KEYS = keysOf<TransactionOptions>()("timeoutMs signal isolation readOnly");
+const QUEUE_POOL_KEYS = keysOf<QueuePoolOptions>()(
+  "poolSize maxOverflow poolTimeout poolRecycle prePing",
+);
 
 /** Checks and resolves the options of `createPostgresPool`. */
 export function resolveOptions(options: PostgresPoolOptions): ResolvedOptions {
   const where = "createPostgresPool";
   checkObject(where, "options", options);
-  checkKeys(where, "", options, { ...OWN_KEYS, ...DRIVER_KEYS });
+  checkKeys(where, "", options, OWN_KEYS, DRIVER_KEYS);
   const { url: givenUrl, pool, reset, oneShotBatch, ...driver } = options;
   if (pool !== undefined) {
     checkObject(where, "pool", pool);
@@ -215,10 +187,15 @@ function checkObject(where: string, name: string, value: unknown): void {
 
 // The core pool will export one "unknown option, did you mean" helper; this one is the
 // adapter's until then.
-function checkKeys(where: string, prefix: string, value: object, known: object): void {
+function checkKeys(
+  where: string,
+  prefix: string,
+  value: object,
+  ...known: ReadonlySet<string>[]
+): void {
   for (const key of Object.keys(value)) {
-    if (Object.hasOwn(known, key)) continue;
-    const nearest = nearestName(key, Object.keys(known));
+    if (known.some((names) => names.has(key))) continue;
+    const nearest = nearestName(key, known.flatMap((names) => [...names]));
     throw new TypeError(
       `${where}: unknown option '${prefix}${key}'` +
         (nearest === undefined ? "" : `; did you mean '${prefix}${nearest}'?`),
@@ -312,18 +289,7 @@ export interface QueuePoolOptions {
  * and `prePing` to check each one on checkout.
  */
 export function queuePool(options: QueuePoolOptions = {}): PostgresPoolSettings {
-  checkKeys(
-    "queuePool",
-    "",
-    options,
-    {
-      poolSize: 0,
-      maxOverflow: 0,
-      poolTimeout: 0,
-      poolRecycle: 0,
-      prePing: 0,
-    } satisfies Record<keyof QueuePoolOptions, 0>,
-  );
+  checkKeys("queuePool", "", options, QUEUE_POOL_KEYS);
   const { poolSize = 5, maxOverflow = 10, poolTimeout = 30, poolRecycle = -1, prePing = false } =
     options;
   return {

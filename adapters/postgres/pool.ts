@@ -12,8 +12,8 @@ import type { CloseOptions, Lease, PoolStats } from "../../mod.ts";
 import {
   beginStatement,
   call,
-  type CallContext,
   type CallFrame,
+  type CallHost,
   outerConnection,
   runTransaction,
 } from "./call.ts";
@@ -50,8 +50,8 @@ export class PostgresPool implements AsyncDisposable {
   readonly pool: Pool<PooledConnection>;
   readonly #pool: Pool<PgConnection>;
   readonly #prepare: boolean;
-  /** The running call per async context (reentrancy), kept here rather than in the core pool. */
-  readonly #context: CallContext;
+  /** What calls need: the nesting context, the pool's acquire and isFatal. */
+  readonly #host: CallHost;
   /** One-shot statements sharing leases; `undefined` with `oneShotBatch: 1`. */
   readonly #batches: OneShotBatches | undefined;
 
@@ -61,7 +61,6 @@ export class PostgresPool implements AsyncDisposable {
     const isFatal = (error: unknown, conn: PgConnection) =>
       conn.unusable !== undefined || isConnectionFailure(error);
     this.#prepare = spec.driver.prepare !== false;
-    this.#context = (settings.reentrant ?? true) ? new AsyncLocalStorage<CallFrame>() : undefined;
     this.#pool = new Pool<PgConnection>({
       name: "postgres",
       validateAfterMs: 1_000,
@@ -75,11 +74,14 @@ export class PostgresPool implements AsyncDisposable {
       isPermanent: isPermanentConnectError,
     });
     this.pool = this.#pool as unknown as Pool<PooledConnection>;
-    this.#batches = oneShotBatch === 1 ? undefined : new OneShotBatches(
-      { acquire: () => this.#acquireLive(), isFatal },
-      oneShotBatch,
-      this.#pool.stats().max,
-    );
+    this.#host = {
+      context: (settings.reentrant ?? true) ? new AsyncLocalStorage<CallFrame>() : undefined,
+      acquire: (options) => this.#acquireLive(options),
+      isFatal,
+    };
+    this.#batches = oneShotBatch === 1
+      ? undefined
+      : new OneShotBatches(this.#host, oneShotBatch, this.#pool.stats().max);
   }
 
   /**
@@ -97,7 +99,7 @@ export class PostgresPool implements AsyncDisposable {
     } catch (error) {
       return Promise.reject(error);
     }
-    return call(this.#pool, this.#context, (conn, signal) => fn(conn.client, signal), options);
+    return call(this.#host, (conn, signal) => fn(conn.client, signal), options);
   }
 
   /**
@@ -114,7 +116,7 @@ export class PostgresPool implements AsyncDisposable {
     while (true) {
       const lease = await this.#pool.acquire(options);
       if (!lease.resource.unusable) return lease;
-      await lease.destroy("connection unusable");
+      void lease.destroy("connection unusable");
     }
   }
 
@@ -136,12 +138,7 @@ export class PostgresPool implements AsyncDisposable {
     } catch (error) {
       return Promise.reject(error);
     }
-    return call(
-      this.#pool,
-      this.#context,
-      (conn, signal) => runTransaction(conn, begin, fn, signal),
-      options,
-    );
+    return call(this.#host, (conn, signal) => runTransaction(conn, begin, fn, signal), options);
   }
 
   /**
@@ -222,7 +219,7 @@ export class PostgresPool implements AsyncDisposable {
 
   /** Whether a one-shot may join a batch: batching is on and no call runs in this context. */
   #shares(): boolean {
-    return this.#batches !== undefined && outerConnection(this.#context) === undefined;
+    return this.#batches !== undefined && outerConnection(this.#host.context) === undefined;
   }
 }
 
