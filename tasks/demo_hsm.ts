@@ -6,7 +6,7 @@
  * (including closing), ops/s, p50/p99 latency and the speed-up.
  *
  *   deno task demo:hsm [--workers 16] [--ops 2000] [--pool 4] [--op mixed|aes|sign]
- *                      [--engine async|sync|workers] [--per-request-ops 400]
+ *                      [--per-request-ops 400]
  *
  * Runs on the private SoftHSM2 token that `tasks/setup/softhsm.ts` makes
  * (building pkcs11js first if needed); nothing to set up by hand.
@@ -17,14 +17,13 @@ import { ensurePkcs11js } from "./setup/pkcs11js.ts";
 import { provisionSoftHsm } from "./setup/softhsm.ts";
 
 const USAGE = `usage: deno task demo:hsm [--workers N] [--ops N] [--pool N] [--op mixed|aes|sign]
-                          [--engine async|sync|workers] [--per-request-ops N]`;
+                          [--per-request-ops N]`;
 
 interface Flags {
   workers: number;
   ops: number;
   pool: number;
   op: "mixed" | "aes" | "sign";
-  engine: "async" | "sync" | "workers";
   perRequestOps: number;
 }
 
@@ -34,7 +33,6 @@ function parseFlags(args: string[]): Flags {
     ops: 2000,
     pool: 4,
     op: "mixed",
-    engine: "async",
     perRequestOps: 0,
   };
   for (let i = 0; i < args.length; i++) {
@@ -66,12 +64,6 @@ function parseFlags(args: string[]): Flags {
         }
         flags.op = value;
         break;
-      case "--engine":
-        if (value !== "async" && value !== "sync" && value !== "workers") {
-          throw new RangeError(`--engine must be async, sync or workers, got ${value}\n${USAGE}`);
-        }
-        flags.engine = value;
-        break;
       case "--help":
       case "-h":
         console.log(USAGE);
@@ -99,7 +91,8 @@ try {
 await ensurePkcs11js();
 const env = await provisionSoftHsm();
 // Loaded after the build: the adapter needs pkcs11js's native addon.
-const { openHsm, withPerRequestSession } = await import("../adapters/pkcs11/mod.ts");
+const { openHsm } = await import("../adapters/pkcs11/mod.ts");
+const { withPerRequestSession } = await import("./bench/hsm_per_request.ts");
 type HsmSession = import("../adapters/pkcs11/mod.ts").HsmSession;
 
 const AES_LABEL = "demo-aes";
@@ -185,7 +178,7 @@ function percentile(sorted: number[], p: number): number {
 console.error(
   `demo:hsm: ${flags.workers} workers, ${flags.op} ops on 1 KiB (AES-256-GCM encrypt / ` +
     `ECDSA P-256 sign), token "${env.tokenLabel}" (private SoftHSM2 in .local/softhsm)\n` +
-    `  pooled:      ${flags.ops} ops on a pool of ${flags.pool} sessions, ${flags.engine} calls\n` +
+    `  pooled:      ${flags.ops} ops on a pool of ${flags.pool} sessions\n` +
     `  per request: ${flags.perRequestOps} ops, each with init, open, login, op, logout, close, ` +
     `finalize (serialised: module state and login are process-wide)\n`,
 );
@@ -194,7 +187,6 @@ const pooledStart = performance.now();
 const hsm = await openHsm({
   tokenLabel: env.tokenLabel,
   pin: env.pin,
-  engine: flags.engine,
   pool: { max: flags.pool },
 });
 const pooled = await runWorkers(
@@ -208,7 +200,6 @@ pooled.totalMs = performance.now() - pooledStart; // includes opening the module
 const perRequestOptions = {
   tokenLabel: env.tokenLabel,
   pin: env.pin,
-  engine: flags.engine === "sync" ? "sync" as const : "async" as const,
 };
 const perRequest = await runWorkers(
   "per request",

@@ -7,8 +7,6 @@
  */
 import { CKR, ckrCode, ckrName } from "./ckr.ts";
 
-export { ckrName };
-
 /** What an {@link HsmError} is built from. */
 export interface HsmErrorOptions {
   /** The PKCS#11 function or adapter operation that failed. */
@@ -175,11 +173,12 @@ export function isSessionFatal(error: unknown): boolean {
 }
 
 /**
- * Whether an error says the session itself was closed (by someone else, or
- * with the token's other sessions): the operation never ran, and may run
- * again on another session.
+ * Whether an error says the session itself was closed (by someone else,
+ * with the token's other sessions, or with the module's last life): the
+ * operation never ran, and may run again on another session.
  */
 export function isSessionGone(error: unknown): boolean {
+  if (error instanceof HsmError && error.operation === "session") return true;
   const code = errorCode(error);
   return code === CKR.SESSION_HANDLE_INVALID || code === CKR.SESSION_CLOSED;
 }

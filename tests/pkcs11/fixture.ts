@@ -206,3 +206,17 @@ export function logOutBehindTheBack(env: SoftHsm): void {
   other.pkcs11.C_Logout(session); // login state is the process's: this logs everyone out
   other.pkcs11.C_CloseSession(session);
 }
+
+/**
+ * Finalises the module behind the pool's back, as a client library that
+ * restarts does: a binding of its own that calls `C_Finalize`.
+ */
+export function finaliseBehindTheBack(library: string): void {
+  const other = new pkcs11js.PKCS11();
+  other.load(library);
+  try {
+    other.C_Finalize();
+  } finally {
+    other.close();
+  }
+}
