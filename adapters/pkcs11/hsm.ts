@@ -11,8 +11,8 @@
 import type { Buffer } from "node:buffer";
 import { type Lease, Pool } from "../../mod.ts";
 import type { AcquireOptions, CloseOptions, PoolStats } from "../../pool/types.ts";
-import { CKR } from "./ckr.ts";
 import {
+  CKR,
   errorCode,
   HsmError,
   isLoginRefusal,
@@ -191,7 +191,11 @@ export class Hsm implements AsyncDisposable {
         },
         validate: (session) => {
           if (session.isLoggedIn()) return true;
-          if (session.closed || !alive(session)) return false;
+          try {
+            session.info();
+          } catch {
+            return false; // closed behind our back: the pool makes another
+          }
           login.ensure(); // alive but logged out: log the token in again
           return session.isLoggedIn();
         },
@@ -441,15 +445,6 @@ export class Hsm implements AsyncDisposable {
   }
 }
 
-function alive(session: HsmSession): boolean {
-  try {
-    session.info();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Opens a pool of sessions on a token: loads and initialises the module
  * (once per process), finds the token (by `tokenLabel`, else `slotId`, else
@@ -460,20 +455,4 @@ function alive(session: HsmSession): boolean {
 export async function openHsm(options: OpenHsmOptions): Promise<Hsm> {
   await Promise.resolve();
   return new Hsm(options);
-}
-
-/**
- * Opens the HSM described by the environment: `PKCS11_MODULE` (optional),
- * `PKCS11_TOKEN_LABEL` (default `TestToken`), `PKCS11_PIN` (required).
- * `overrides` win over the environment.
- */
-export function openHsmFromEnv(overrides: Partial<OpenHsmOptions> = {}): Promise<Hsm> {
-  const pin = overrides.pin ?? Deno.env.get("PKCS11_PIN");
-  if (pin === undefined || pin === "") {
-    return Promise.reject(new TypeError("PKCS11_PIN is not set: export the token's user PIN"));
-  }
-  const byEnv = overrides.slotId === undefined
-    ? { tokenLabel: Deno.env.get("PKCS11_TOKEN_LABEL") ?? "TestToken" }
-    : {};
-  return openHsm({ ...byEnv, ...overrides, pin });
 }

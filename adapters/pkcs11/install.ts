@@ -1,18 +1,9 @@
 /**
- * Builds the native addon of `npm:pkcs11js`, which this adapter loads.
- * Deno installs npm packages without running their build scripts, and
- * pkcs11js ships only its C++ sources, so run this once in your project's
- * folder (and again after clearing Deno's npm cache or `node_modules`):
- *
- * ```sh
- * deno run -A jsr:@poolkit/pool/pkcs11/install
- * ```
- *
- * It finds where Deno put pkcs11js for your project and builds it there
- * with node-gyp against the local Node.js headers, so it needs `node`,
- * `python3`, `make` and `g++` (Debian: `apt-get install nodejs npm python3
- * make g++`) and no network. When the addon is already there it says so
- * and does nothing.
+ * Builds the native addon of `npm:pkcs11js` (Deno runs no npm build
+ * scripts): run `deno run -A jsr:@poolkit/pool/pkcs11/install` once in your
+ * project's folder. It builds pkcs11js where Deno put it, with node-gyp
+ * against the local Node.js headers (needs `node`, `python3`, `make`, `g++`;
+ * no network), and does nothing when the addon is already built.
  *
  * @module
  */

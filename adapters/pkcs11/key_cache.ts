@@ -30,27 +30,24 @@ interface Entry<T> {
 
 /** Cached token keys with a time to live. */
 export class KeyCache {
-  readonly #ttlMs: number;
-  readonly #lookup: KeyLookup;
-  readonly #generation: () => number;
   readonly #byLabel = new Map<string, Entry<HsmKey[]>>();
   readonly #byId = new Map<string, Entry<HsmKey>>();
 
   /** Looks keys up through `lookup`, keeping them `ttlMs` (0: never) within one login `generation`. */
-  constructor(lookup: KeyLookup, ttlMs: number, generation: () => number) {
-    this.#lookup = lookup;
-    this.#ttlMs = ttlMs;
-    this.#generation = generation;
-  }
+  constructor(
+    private readonly lookup: KeyLookup,
+    private readonly ttlMs: number,
+    private readonly generation: () => number,
+  ) {}
 
   #fresh<T>(entry: Entry<T> | undefined): T | undefined {
-    if (entry === undefined || entry.generation !== this.#generation()) return undefined;
-    return performance.now() - entry.at < this.#ttlMs ? entry.value : undefined;
+    if (entry === undefined || entry.generation !== this.generation()) return undefined;
+    return performance.now() - entry.at < this.ttlMs ? entry.value : undefined;
   }
 
   #keep<T>(map: Map<string, Entry<T>>, key: string, value: T): void {
-    if (this.#ttlMs > 0) {
-      map.set(key, { value, at: performance.now(), generation: this.#generation() });
+    if (this.ttlMs > 0) {
+      map.set(key, { value, at: performance.now(), generation: this.generation() });
     }
   }
 
@@ -68,7 +65,7 @@ export class KeyCache {
   async forLabel(label: string, deadline?: Deadline): Promise<HsmKey[]> {
     const cached = this.cachedForLabel(label);
     if (cached !== undefined) return cached;
-    const keys = await this.#lookup((s) => {
+    const keys = await this.lookup((s) => {
       const found = s.findKeys(label, "aes", true);
       if (found.length === 0) throw new KeyNotFoundError(`label "${label}"`);
       return found;
@@ -86,7 +83,7 @@ export class KeyCache {
     const cacheKey = `${kind}:${id.toLowerCase()}`;
     const cached = this.#fresh(this.#byId.get(cacheKey));
     if (cached !== undefined) return cached;
-    const key = await this.#lookup((s) => {
+    const key = await this.lookup((s) => {
       const found = s.findKeyById(id, kind, true);
       if (found === undefined) throw new KeyNotFoundError(`id ${id}`);
       return found;

@@ -25,14 +25,13 @@ export {
   type HsmOps,
   type HsmStats,
   openHsm,
-  openHsmFromEnv,
   type Sealed,
   type SealOptions,
 } from "./hsm.ts";
 export type { HsmPoolOptions, OpenHsmOptions } from "./options.ts";
 export type { HsmSession } from "./session.ts";
 export type { HsmKey, HsmKeyKind, HsmKeyPair, KeyOptions } from "./ops.ts";
-export { CKR, ckrName } from "./ckr.ts";
+export { CKR, ckrName } from "./errors.ts";
 export {
   HsmError,
   type HsmErrorOptions,

@@ -9,8 +9,7 @@
  * @module
  */
 import type pkcs11jsTypes from "pkcs11js";
-import { CKR } from "./ckr.ts";
-import { errorCode, HsmError, toHsmError } from "./errors.ts";
+import { CKR, errorCode, HsmError, toHsmError } from "./errors.ts";
 import { findPkcs11Module } from "./library.ts";
 
 /** What a user runs once to build the binding's native addon (see `install.ts`). */

@@ -14,8 +14,7 @@
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import type pkcs11jsTypes from "pkcs11js";
-import { CKR } from "./ckr.ts";
-import { HsmError, toHsmError } from "./errors.ts";
+import { call, CKR, HsmError } from "./errors.ts";
 import { pkcs11js } from "./module.ts";
 
 type Pkcs11 = pkcs11jsTypes.PKCS11;
@@ -59,8 +58,6 @@ export const GCM_IV_BYTES = 12;
 /** AES-GCM tag length in bytes. */
 export const GCM_TAG_BYTES = 16;
 
-// ---------------------------------------------------------------- checks
-
 /** Throws a TypeError unless `key` is of `kind`. */
 export function needKind(key: HsmKey, kind: HsmKeyKind, operation: string): void {
   if (key?.kind !== kind) {
@@ -101,39 +98,17 @@ function checkLabel(label: unknown): string {
   return label;
 }
 
-// ---------------------------------------------------------------- crypto
-
 /**
  * pkcs11js's native methods, without the wrappers pkcs11js puts on every
  * instance (a rest-arguments closure and a new Buffer view per call): they
- * take any `Uint8Array` and return output lengths.
+ * take any `Uint8Array`, return output lengths, and throw `"CKR_NAME:code"`.
  */
-interface Native {
-  C_EncryptInit(this: Pkcs11, s: Bytes, m: pkcs11jsTypes.Mechanism, key: Bytes): void;
-  C_DecryptInit(this: Pkcs11, s: Bytes, m: pkcs11jsTypes.Mechanism, key: Bytes): void;
-  C_SignInit(this: Pkcs11, s: Bytes, m: pkcs11jsTypes.Mechanism, key: Bytes): void;
-  C_VerifyInit(this: Pkcs11, s: Bytes, m: pkcs11jsTypes.Mechanism, key: Bytes): void;
-  C_DigestInit(this: Pkcs11, s: Bytes, m: pkcs11jsTypes.Mechanism): void;
-  C_Encrypt(this: Pkcs11, s: Bytes, input: Bytes, out: Bytes): number;
-  C_Decrypt(this: Pkcs11, s: Bytes, input: Bytes, out: Bytes): number;
-  C_Sign(this: Pkcs11, s: Bytes, input: Bytes, out: Bytes): number;
-  C_Verify(this: Pkcs11, s: Bytes, input: Bytes, signature: Bytes): boolean;
-  C_Digest(this: Pkcs11, s: Bytes, input: Bytes, out: Bytes): number;
-}
-const N: Native = Object.getPrototypeOf(pkcs11js.PKCS11.prototype);
+type NativeCall = (this: Pkcs11, ...args: unknown[]) => number & boolean;
+const N: Record<string, NativeCall> = Object.getPrototypeOf(pkcs11js.PKCS11.prototype);
 
 /** A zero-length view of a real allocation: a truly empty buffer reaches the module as NULL. */
 const NON_NULL_EMPTY = new Uint8Array(1).subarray(0, 0);
 const nonNull = (bytes: Bytes): Bytes => bytes.length === 0 ? NON_NULL_EMPTY : bytes;
-
-/** Runs one PKCS#11 step, wrapping what the module threw as an {@link HsmError} naming `name`. */
-function step<T>(name: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (error) {
-    throw toHsmError(error, name);
-  }
-}
 
 function gcm(iv: Bytes, aad: Bytes | undefined): pkcs11jsTypes.Mechanism {
   return {
@@ -155,8 +130,8 @@ const sha256Here = (data: Bytes): Bytes => createHash("sha256").update(data).dig
 function encrypt(p: Pkcs11, s: Bytes, key: Bytes, plaintext: Bytes, aad?: Bytes): Bytes {
   const sealed = new Uint8Array(GCM_IV_BYTES + plaintext.length + GCM_TAG_BYTES);
   const iv = crypto.getRandomValues(sealed.subarray(0, GCM_IV_BYTES));
-  step("C_EncryptInit", () => N.C_EncryptInit.call(p, s, gcm(iv, aad), key));
-  step(
+  call("C_EncryptInit", () => N.C_EncryptInit.call(p, s, gcm(iv, aad), key));
+  call(
     "C_Encrypt",
     () => N.C_Encrypt.call(p, s, nonNull(plaintext), sealed.subarray(GCM_IV_BYTES)),
   );
@@ -167,9 +142,9 @@ function encrypt(p: Pkcs11, s: Bytes, key: Bytes, plaintext: Bytes, aad?: Bytes)
 function decrypt(p: Pkcs11, s: Bytes, key: Bytes, sealed: Bytes, aad?: Bytes): Bytes {
   const iv = sealed.subarray(0, GCM_IV_BYTES), body = sealed.subarray(GCM_IV_BYTES);
   const out = new Uint8Array(body.length);
-  step("C_DecryptInit", () => N.C_DecryptInit.call(p, s, gcm(iv, aad), key));
+  call("C_DecryptInit", () => N.C_DecryptInit.call(p, s, gcm(iv, aad), key));
   try {
-    return out.subarray(0, step("C_Decrypt", () => N.C_Decrypt.call(p, s, body, out)));
+    return out.subarray(0, call("C_Decrypt", () => N.C_Decrypt.call(p, s, body, out)));
   } catch (error) {
     // SoftHSM reports a failed tag check as CKR_GENERAL_ERROR; the session is fine.
     const code = (error as HsmError).code;
@@ -186,16 +161,16 @@ function decrypt(p: Pkcs11, s: Bytes, key: Bytes, sealed: Bytes, aad?: Bytes): B
 function sign(p: Pkcs11, s: Bytes, key: Bytes, data: Bytes): Bytes {
   const digest = sha256Here(data);
   const out = new Uint8Array(64);
-  step("C_SignInit", () => N.C_SignInit.call(p, s, ECDSA, key));
-  return out.subarray(0, step("C_Sign", () => N.C_Sign.call(p, s, digest, out)));
+  call("C_SignInit", () => N.C_SignInit.call(p, s, ECDSA, key));
+  return out.subarray(0, call("C_Sign", () => N.C_Sign.call(p, s, digest, out)));
 }
 
 /** Whether `signature` is an ECDSA P-256/SHA-256 signature of `data`. */
 function verify(p: Pkcs11, s: Bytes, key: Bytes, data: Bytes, signature: Bytes): boolean {
   const digest = sha256Here(data);
-  step("C_VerifyInit", () => N.C_VerifyInit.call(p, s, ECDSA, key));
+  call("C_VerifyInit", () => N.C_VerifyInit.call(p, s, ECDSA, key));
   try {
-    return step("C_Verify", () => N.C_Verify.call(p, s, digest, nonNull(signature)));
+    return call("C_Verify", () => N.C_Verify.call(p, s, digest, nonNull(signature)));
   } catch (error) {
     const code = (error as HsmError).code;
     if (code === CKR.SIGNATURE_INVALID || code === CKR.SIGNATURE_LEN_RANGE) return false;
@@ -206,8 +181,8 @@ function verify(p: Pkcs11, s: Bytes, key: Bytes, data: Bytes, signature: Bytes):
 /** SHA-256 computed by the HSM. */
 function digest(p: Pkcs11, s: Bytes, data: Bytes): Bytes {
   const out = new Uint8Array(32);
-  step("C_DigestInit", () => N.C_DigestInit.call(p, s, SHA256));
-  return out.subarray(0, step("C_Digest", () => N.C_Digest.call(p, s, nonNull(data), out)));
+  call("C_DigestInit", () => N.C_DigestInit.call(p, s, SHA256));
+  return out.subarray(0, call("C_Digest", () => N.C_Digest.call(p, s, nonNull(data), out)));
 }
 
 /** The crypto operations, by name: what may run on a worker thread. */
@@ -223,11 +198,9 @@ export function random(p: Pkcs11, s: Buffer, length: number): Uint8Array<ArrayBu
   }
   if (length === 0) return new Uint8Array(0); // a NULL buffer would be CKR_ARGUMENTS_BAD
   const out = Buffer.alloc(length);
-  step("C_GenerateRandom", () => p.C_GenerateRandom(s, out));
+  call("C_GenerateRandom", () => p.C_GenerateRandom(s, out));
   return new Uint8Array(out.buffer as ArrayBuffer, out.byteOffset, length);
 }
-
-// ---------------------------------------------------------------- keys
 
 /** DER of the P-256 curve OID (1.2.840.10045.3.1.7), `CKA_EC_PARAMS`. */
 const P256_PARAMS = Buffer.from("06082a8648ce3d030107", "hex");
@@ -264,7 +237,7 @@ const newId = (o: KeyOptions) => Buffer.from(o.id ?? crypto.getRandomValues(new 
 export function generateAesKey(p: Pkcs11, s: Buffer, options: KeyOptions): HsmKey {
   const label = checkLabel(options.label);
   const id = newId(options);
-  const handle = step(
+  const handle = call(
     "C_GenerateKey",
     () =>
       p.C_GenerateKey(s, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
@@ -290,7 +263,7 @@ export function createAesKey(p: Pkcs11, s: Buffer, value: Uint8Array, options: K
     throw new RangeError(`an AES key is 16, 24 or 32 bytes, got ${value?.length}`);
   }
   const id = newId(options);
-  const handle = step("C_CreateObject", () =>
+  const handle = call("C_CreateObject", () =>
     p.C_CreateObject(s, [
       ...KIND_TEMPLATE.aes,
       { type: pkcs11js.CKA_VALUE, value: Buffer.from(value) },
@@ -314,7 +287,7 @@ export function generateEcKeyPair(p: Pkcs11, s: Buffer, options: KeyOptions): Hs
     { type: pkcs11js.CKA_ID, value: id },
     { type: pkcs11js.CKA_TOKEN, value: token },
   ];
-  const pair = step(
+  const pair = call(
     "C_GenerateKeyPair",
     () =>
       p.C_GenerateKeyPair(s, { mechanism: pkcs11js.CKM_EC_KEY_PAIR_GEN }, [
@@ -339,11 +312,11 @@ export function generateEcKeyPair(p: Pkcs11, s: Buffer, options: KeyOptions): Hs
 }
 
 function findHandles(p: Pkcs11, s: Buffer, template: pkcs11jsTypes.Template): Buffer[] {
-  step("C_FindObjectsInit", () => p.C_FindObjectsInit(s, template));
+  call("C_FindObjectsInit", () => p.C_FindObjectsInit(s, template));
   try {
     const found: Buffer[] = [];
     for (;;) {
-      const batch = step("C_FindObjects", () => p.C_FindObjects(s, 64));
+      const batch = call("C_FindObjects", () => p.C_FindObjects(s, 64));
       found.push(...batch);
       if (batch.length < 64) return found;
     }
@@ -357,7 +330,7 @@ function findHandles(p: Pkcs11, s: Buffer, template: pkcs11jsTypes.Template): Bu
 }
 
 function attribute(p: Pkcs11, s: Buffer, handle: Buffer, type: number): Buffer {
-  const [attr] = step("C_GetAttributeValue", () => p.C_GetAttributeValue(s, handle, [{ type }]));
+  const [attr] = call("C_GetAttributeValue", () => p.C_GetAttributeValue(s, handle, [{ type }]));
   return attr.value as Buffer;
 }
 
@@ -406,11 +379,7 @@ export function findKeyById(
   return { handle, label, id: id.toLowerCase(), kind };
 }
 
-/**
- * One of `keys`, picked at random, or `undefined` when there is none.
- * Spreading use over every key with a label lets keys rotate without a
- * restart: add a key with the label, retire the old one later.
- */
+/** One of `keys` at random (keys rotate: add one under the label, retire the old later). */
 export function pickRandom(keys: readonly HsmKey[]): HsmKey | undefined {
   return keys.length === 0 ? undefined : keys[Math.floor(Math.random() * keys.length)];
 }
@@ -431,5 +400,5 @@ export function exportEcPublicKey(p: Pkcs11, s: Buffer, key: HsmKey): Uint8Array
 
 /** Destroys a key object (`C_DestroyObject`). */
 export function destroyKey(p: Pkcs11, s: Buffer, key: HsmKey): void {
-  step("C_DestroyObject", () => p.C_DestroyObject(s, key.handle));
+  call("C_DestroyObject", () => p.C_DestroyObject(s, key.handle));
 }

@@ -11,7 +11,7 @@
  */
 import type { Buffer } from "node:buffer";
 import type pkcs11jsTypes from "pkcs11js";
-import { HsmError, toHsmError } from "./errors.ts";
+import { call as callModule, HsmError } from "./errors.ts";
 import type { Module, SessionHolder } from "./module.ts";
 import * as ops from "./ops.ts";
 import type { HsmKey, HsmKeyKind, HsmKeyPair, KeyOptions } from "./ops.ts";
@@ -91,7 +91,7 @@ export class Session implements HsmSession, SessionHolder {
 
   /** Opens a session on `slot`; `hooks` for a pooled one (the login's anchor has none). */
   constructor(module: Module, slot: Buffer, hooks?: SessionHooks) {
-    this.#handle = step("C_OpenSession", () => module.pkcs11.C_OpenSession(slot, RW_SERIAL));
+    this.#handle = callModule("C_OpenSession", () => module.pkcs11.C_OpenSession(slot, RW_SERIAL));
     this.module = module;
     this.slot = slot;
     this.#hooks = hooks;
@@ -115,7 +115,7 @@ export class Session implements HsmSession, SessionHolder {
 
   info(): pkcs11jsTypes.SessionInfo {
     const handle = this.handle;
-    return step("C_GetSessionInfo", () => this.module.pkcs11.C_GetSessionInfo(handle));
+    return callModule("C_GetSessionInfo", () => this.module.pkcs11.C_GetSessionInfo(handle));
   }
 
   isLoggedIn(): boolean {
@@ -151,7 +151,7 @@ export class Session implements HsmSession, SessionHolder {
   }
 
   generateAesKey(options: KeyOptions): Promise<HsmKey> {
-    return call(() => ops.generateAesKey(this.module.pkcs11, this.handle, options));
+    return settled(() => ops.generateAesKey(this.module.pkcs11, this.handle, options));
   }
 
   createAesKey(value: Uint8Array, options: KeyOptions): HsmKey {
@@ -159,7 +159,7 @@ export class Session implements HsmSession, SessionHolder {
   }
 
   generateEcKeyPair(options: KeyOptions): Promise<HsmKeyPair> {
-    return call(() => ops.generateEcKeyPair(this.module.pkcs11, this.handle, options));
+    return settled(() => ops.generateEcKeyPair(this.module.pkcs11, this.handle, options));
   }
 
   findKeys(label: string, kind: HsmKeyKind = "aes", tokenOnly = false): HsmKey[] {
@@ -228,13 +228,10 @@ export class Session implements HsmSession, SessionHolder {
     args: CryptoArgs<K>,
     check: () => void,
   ): Promise<CryptoResult<K>> {
-    const place = this.#hooks?.place;
+    const place = this.#hooks!.place; // pooled sessions only: the login's runs no crypto
     let session: Buffer;
     try {
       check();
-      if (place === undefined) {
-        throw new HsmError("the login's session runs no crypto", { operation: op });
-      }
       session = this.handle;
     } catch (error) {
       return Promise.reject(error);
@@ -244,15 +241,7 @@ export class Session implements HsmSession, SessionHolder {
   }
 }
 
-function step<T>(name: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (error) {
-    throw toHsmError(error, name);
-  }
-}
-
-function call<T>(fn: () => T): Promise<T> {
+function settled<T>(fn: () => T): Promise<T> {
   try {
     return Promise.resolve(fn());
   } catch (error) {

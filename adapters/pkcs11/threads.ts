@@ -44,15 +44,8 @@ export type CryptoArgs<K extends CryptoOp> = Parameters<Ops[K]> extends
 /** What a crypto operation returns. */
 export type CryptoResult<K extends CryptoOp> = ReturnType<Ops[K]>;
 
-/** What bounds a call: the caller's signal, and when its `timeoutMs` runs out. */
-export interface Deadline {
-  /** The caller's signal. */
-  signal?: AbortSignal;
-  /** `performance.now()` at which the caller's time is up. */
-  until?: number;
-  /** The caller's whole `timeoutMs`, for the message. */
-  timeoutMs?: number;
-}
+/** What bounds a call: the caller's signal, its `timeoutMs`, and when that runs out (`until`). */
+export type Deadline = { signal?: AbortSignal; timeoutMs?: number; until?: number };
 
 /**
  * Whether the event loop turned lately: a probe (`setImmediate`) is
@@ -79,18 +72,14 @@ const turns = new (class LoopTurns {
   }
 })();
 
-/** One crypto call of a session. */
-export interface Call<K extends CryptoOp> {
-  /** The module's binding on this thread. */
+/** One crypto call: the binding here, the module's path (for a worker's binding), the session. */
+export type Call<K extends CryptoOp> = {
   pkcs11: pkcs11jsTypes.PKCS11;
-  /** The module's path (a worker loads its own binding). */
   library: string;
-  /** The PKCS#11 session handle. */
   session: Uint8Array;
-  /** The operation and its arguments. */
   op: K;
   args: CryptoArgs<K>;
-}
+};
 
 /** Where one handle's crypto calls run (see the module doc). */
 export class CallPlace {

@@ -20,8 +20,8 @@
  */
 import type { Buffer } from "node:buffer";
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { CKR } from "./ckr.ts";
 import {
+  CKR,
   HsmError,
   isPinRefusalCode,
   PinMismatchError,

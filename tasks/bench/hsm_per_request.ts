@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { CKR } from "../../adapters/pkcs11/ckr.ts";
+import { CKR } from "../../adapters/pkcs11/errors.ts";
 import { toHsmError } from "../../adapters/pkcs11/errors.ts";
 import type { HsmSession } from "../../adapters/pkcs11/mod.ts";
 import { Module } from "../../adapters/pkcs11/module.ts";

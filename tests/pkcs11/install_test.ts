@@ -11,9 +11,14 @@ const root = new URL("../../", import.meta.url).pathname;
 const INSTALL = "deno run -A jsr:@poolkit/pool/pkcs11/install";
 
 async function deno(args: string[], cwd: string, env: Record<string, string> = {}) {
-  const out = await new Deno.Command(Deno.execPath(), { args, cwd, env, stdin: "null" }).output();
+  const out = await new Deno.Command(Deno.execPath(), {
+    args,
+    cwd,
+    env: { ...env, NO_COLOR: "1" },
+    stdin: "null",
+  }).output();
   const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  return { ok: out.success, text: text.replace(/\x1b\[[0-9;]*m/g, "") };
+  return { ok: out.success, text };
 }
 
 /** The files `deno publish` would upload, read off its dry run. */
