@@ -86,12 +86,15 @@ export async function buildPkcs11js(
   const child = new Deno.Command("node", { args, cwd: dir, stdout: "piped", stderr: "piped" })
     .spawn();
   const output: string[] = [];
+  let compiled = 0;
   const collect = async (stream: ReadableStream<Uint8Array>) => {
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
       for (const line of chunk.split("\n")) {
         if (line === "") continue;
         output.push(line);
-        if (/CXX\(target\)|SOLINK_MODULE/.test(line)) log(`pkcs11js:   ${line.trim()}`);
+        const cxx = /CXX\(target\) .*\/(src\/[^/]+)\.o$/.exec(line);
+        if (cxx) log(`pkcs11js:   [${++compiled}] compiling ${cxx[1]}.cpp`);
+        else if (/SOLINK_MODULE/.test(line)) log("pkcs11js:   linking pkcs11.node");
       }
     }
   };
