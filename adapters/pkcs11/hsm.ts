@@ -129,34 +129,23 @@ function acquireOptions(deadline: Deadline | undefined): AcquireOptions | undefi
 }
 
 /**
- * A pool of sessions on one token. Close it (or `await using` it) when
- * done. The token is logged in while the handle opens; a PIN it refuses
- * fails {@link openHsm}, and the handle never sends that PIN again.
+ * One member of a handle: a module, one token on it with its login, a pool
+ * of its sessions, where their calls run and the keys found on it; and the
+ * call path over them, with its recovery. A handle has one member.
  */
-export class Hsm implements AsyncDisposable {
-  /** The underlying pool, for events, resize and the rest of its API. */
+class Member {
   readonly pool: Pool<HsmSession>;
-  /** Real path of the module. */
   readonly library: string;
-  /** The token's label. */
   readonly tokenLabel: string;
-  /** Crypto on keys you hold, without a session callback. */
-  readonly ops: HsmOps;
+  readonly keys: KeyCache;
   readonly #module: ModuleRef;
   readonly #login: HandleLogin;
   readonly #slot: Buffer;
   readonly #place = new CallPlace();
-  readonly #keys: KeyCache;
   #relogins = 0;
-  #closing: Promise<void> | undefined;
 
-  /**
-   * Opens the handle: loads and initialises the module (once per process),
-   * finds the token and logs in. Prefer {@link openHsm}, which reports every
-   * failure as a rejection.
-   */
+  /** Loads and initialises the module (once per process), finds the token and logs in. */
   constructor(options: OpenHsmOptions) {
-    checkOptions(options);
     const moduleRef = acquireModule(options.library);
     const module = moduleRef.module;
     let token: TokenLogin | undefined;
@@ -167,12 +156,12 @@ export class Hsm implements AsyncDisposable {
       login.ensure();
       this.#slot = slot;
       this.tokenLabel = label;
-      this.#keys = new KeyCache(
-        (fn, deadline) => this.#call(fn, deadline, true),
+      this.keys = new KeyCache(
+        (fn, deadline) => this.call(fn, deadline, true),
         options.keyCacheMs ?? 1000,
         () => login.token.generation,
       );
-      const hooks = { place: this.#place, keyDestroyed: (key: HsmKey) => this.#keys.forget(key) };
+      const hooks = { place: this.#place, keyDestroyed: (key: HsmKey) => this.keys.forget(key) };
       this.pool = new Pool<HsmSession>({
         name: `hsm:${label}`,
         max: 4,
@@ -209,46 +198,6 @@ export class Hsm implements AsyncDisposable {
     }
     this.#module = moduleRef;
     this.library = module.path;
-    this.ops = {
-      encrypt: (key, plaintext, aad, options) =>
-        this.#withKey(
-          key,
-          deadlineOf(options),
-          (k, d) => this.#call((s) => s.encrypt(k, plaintext, aad), d, true),
-        ),
-      decrypt: (key, sealed, aad, options) =>
-        this.#withKey(
-          key,
-          deadlineOf(options),
-          (k, d) => this.#call((s) => s.decrypt(k, sealed, aad), d, true),
-        ),
-      sign: (key, data, options) =>
-        this.#withKey(
-          key,
-          deadlineOf(options),
-          (k, d) => this.#call((s) => s.sign(k, data), d, true),
-        ),
-      verify: (key, data, signature, options) =>
-        this.#withKey(
-          key,
-          deadlineOf(options),
-          (k, d) => this.#call((s) => s.verify(k, data, signature), d, true),
-        ),
-      digest: (data, options) => this.#call((s) => s.digest(data), deadlineOf(options), true),
-    };
-  }
-
-  /**
-   * Runs `fn` with a pooled session and returns its result. `signal` and
-   * `timeoutMs` bound the whole call: the wait for a session and the crypto
-   * calls of `fn` that run on worker threads. When the token was logged out
-   * behind the handle's back, it logs in again and runs `fn` once more.
-   */
-  use<T>(
-    fn: (session: HsmSession, signal: AbortSignal) => T | Promise<T>,
-    options?: AcquireOptions,
-  ): Promise<T> {
-    return this.#call(fn, deadlineOf(options), false);
   }
 
   /**
@@ -256,7 +205,7 @@ export class Hsm implements AsyncDisposable {
    * after its session was closed behind the pool's back (crypto and
    * lookups are; a callback of the user's may not be).
    */
-  async #call<T>(
+  async call<T>(
     fn: (session: HsmSession, signal: AbortSignal) => T | Promise<T>,
     deadline: Deadline | undefined,
     repeatable: boolean,
@@ -328,11 +277,16 @@ export class Hsm implements AsyncDisposable {
     return "login";
   }
 
+  /** Whether the token refused this handle's PIN: then every call rejects with this at once. */
+  get refusal(): HsmError | undefined {
+    return this.#login.refusal;
+  }
+
   /**
    * Runs `run` with a held key; when its handle turns out stale, the key is
    * found again by its `CKA_ID` and `run` runs once more with it.
    */
-  async #withKey<T>(
+  async withKey<T>(
     key: HsmKey,
     deadline: Deadline | undefined,
     run: (key: HsmKey, deadline: Deadline | undefined) => Promise<T>,
@@ -346,7 +300,7 @@ export class Hsm implements AsyncDisposable {
   }
 
   async #refind(key: HsmKey, deadline: Deadline | undefined): Promise<HsmKey> {
-    this.#keys.forget(key);
+    this.keys.forget(key);
     const stale = `the handle of ${key.kind} key "${key.label}" is no longer valid ` +
       "(the token was logged in again, or the key was destroyed)";
     if (key.id === "") {
@@ -356,62 +310,14 @@ export class Hsm implements AsyncDisposable {
       );
     }
     try {
-      return await this.#keys.byId(key.id, key.kind, deadline);
+      return await this.keys.byId(key.id, key.kind, deadline);
     } catch (error) {
       if (!(error instanceof KeyNotFoundError)) throw error;
       throw new KeyNotFoundError(`id ${key.id} (${stale}; session objects die with their session)`);
     }
   }
 
-  /** Borrows a session; release the lease (or `await using` it). */
-  acquire(options?: AcquireOptions): Promise<HsmLease> {
-    if (this.#login.refusal !== undefined) return Promise.reject(this.#login.refusal);
-    return this.pool.acquire(options).catch((error) => {
-      throw this.#login.refusal ?? error;
-    });
-  }
-
-  /**
-   * AES-GCM with a random token key among those labelled `label` (so keys
-   * can rotate), looked up through a short-lived cache (`keyCacheMs`).
-   * Throws {@link KeyNotFoundError} when there is none, and an
-   * {@link HsmError} when one has no `CKA_ID` (its ciphertexts could not be
-   * decrypted later). A key that vanished is dropped from the cache and
-   * another of the label is used. `signal` and `timeoutMs` bound the call.
-   */
-  async encrypt(label: string, plaintext: Uint8Array, options?: SealOptions): Promise<Sealed> {
-    const deadline = deadlineOf(options);
-    const aad = options?.aad;
-    for (let vanished = 0;; vanished++) {
-      const keys = this.#keys.cachedForLabel(label) ?? await this.#keys.forLabel(label, deadline);
-      const key = pickRandom(keys)!;
-      try {
-        const ciphertext = await this.#call((s) => s.encrypt(key, plaintext, aad), deadline, true);
-        return { ciphertext, keyId: key.id };
-      } catch (error) {
-        if (!isStaleHandle(error) || vanished >= keys.length) throw error;
-        this.#keys.forget(key);
-      }
-    }
-  }
-
-  /** AES-GCM decryption with the token key whose id {@link Hsm.encrypt} returned. */
-  async decrypt(
-    keyId: string,
-    ciphertext: Uint8Array,
-    options?: SealOptions,
-  ): Promise<Uint8Array<ArrayBuffer>> {
-    const deadline = deadlineOf(options);
-    const key = await this.#keys.byId(keyId, "aes", deadline);
-    const aad = options?.aad;
-    return await this.#withKey(
-      key,
-      deadline,
-      (k, d) => this.#call((s) => s.decrypt(k, ciphertext, aad), d, true),
-    );
-  }
-
-  /** Pool stats plus the HSM's. */
+  /** Pool stats plus the member's. */
   stats(): HsmStats {
     return {
       ...this.pool.stats(),
@@ -425,18 +331,123 @@ export class Hsm implements AsyncDisposable {
     };
   }
 
-  /** Closes every session, lets go of the login and the module (finalised by the last user). */
-  close(options?: CloseOptions): Promise<void> {
-    return this.#closing ??= this.#close(options);
-  }
-
-  async #close(options?: CloseOptions): Promise<void> {
+  /** Closes every session, lets go of the login and the module. */
+  async close(options?: CloseOptions): Promise<void> {
     try {
       await this.pool.close(options);
     } finally {
       this.#login.token.release();
       this.#module.release();
     }
+  }
+}
+
+/**
+ * A pool of sessions on one token. Close it (or `await using` it) when
+ * done. The token is logged in while the handle opens; a PIN it refuses
+ * fails {@link openHsm}, and the handle never sends that PIN again.
+ */
+export class Hsm implements AsyncDisposable {
+  /** The underlying pool, for events, resize and the rest of its API. */
+  readonly pool: Pool<HsmSession>;
+  /** Real path of the module. */
+  readonly library: string;
+  /** The token's label. */
+  readonly tokenLabel: string;
+  /** Crypto on keys you hold, without a session callback. */
+  readonly ops: HsmOps;
+  readonly #member: Member;
+  #closing: Promise<void> | undefined;
+
+  /**
+   * Opens the handle: loads and initialises the module (once per process),
+   * finds the token and logs in. Prefer {@link openHsm}, which reports every
+   * failure as a rejection.
+   */
+  constructor(options: OpenHsmOptions) {
+    checkOptions(options);
+    const m = this.#member = new Member(options);
+    ({ pool: this.pool, library: this.library, tokenLabel: this.tokenLabel } = m);
+    type Use<T> = (session: HsmSession, key: HsmKey) => Promise<T>; // an op with a held key
+    const held = <T>(key: HsmKey, options: AcquireOptions | undefined, fn: Use<T>) =>
+      m.withKey(key, deadlineOf(options), (k, d) => m.call((s) => fn(s, k), d, true));
+    this.ops = {
+      encrypt: (key, plaintext, aad, o) => held(key, o, (s, k) => s.encrypt(k, plaintext, aad)),
+      decrypt: (key, sealed, aad, o) => held(key, o, (s, k) => s.decrypt(k, sealed, aad)),
+      sign: (key, data, o) => held(key, o, (s, k) => s.sign(k, data)),
+      verify: (key, data, signature, o) => held(key, o, (s, k) => s.verify(k, data, signature)),
+      digest: (data, o) => m.call((s) => s.digest(data), deadlineOf(o), true),
+    };
+  }
+
+  /**
+   * Runs `fn` with a pooled session and returns its result. `signal` and
+   * `timeoutMs` bound the whole call: the wait for a session and the crypto
+   * calls of `fn` that run on worker threads. When the token was logged out
+   * behind the handle's back, it logs in again and runs `fn` once more.
+   */
+  use<T>(
+    fn: (session: HsmSession, signal: AbortSignal) => T | Promise<T>,
+    options?: AcquireOptions,
+  ): Promise<T> {
+    return this.#member.call(fn, deadlineOf(options), false);
+  }
+
+  /** Borrows a session; release the lease (or `await using` it). */
+  acquire(options?: AcquireOptions): Promise<HsmLease> {
+    const refusal = this.#member.refusal;
+    if (refusal !== undefined) return Promise.reject(refusal);
+    return this.pool.acquire(options).catch((error) => {
+      throw this.#member.refusal ?? error;
+    });
+  }
+
+  /**
+   * AES-GCM with a random token key among those labelled `label` (so keys
+   * can rotate), looked up through a short-lived cache (`keyCacheMs`).
+   * Throws {@link KeyNotFoundError} when there is none, and an
+   * {@link HsmError} when one has no `CKA_ID` (its ciphertexts could not be
+   * decrypted later). A key that vanished is dropped from the cache and
+   * another of the label is used. `signal` and `timeoutMs` bound the call.
+   */
+  async encrypt(label: string, plaintext: Uint8Array, options?: SealOptions): Promise<Sealed> {
+    const m = this.#member, deadline = deadlineOf(options), aad = options?.aad;
+    for (let vanished = 0;; vanished++) {
+      const keys = m.keys.cachedForLabel(label) ?? await m.keys.forLabel(label, deadline);
+      const key = pickRandom(keys)!;
+      try {
+        const ciphertext = await m.call((s) => s.encrypt(key, plaintext, aad), deadline, true);
+        return { ciphertext, keyId: key.id };
+      } catch (error) {
+        if (!isStaleHandle(error) || vanished >= keys.length) throw error;
+        m.keys.forget(key);
+      }
+    }
+  }
+
+  /** AES-GCM decryption with the token key whose id {@link Hsm.encrypt} returned. */
+  async decrypt(
+    keyId: string,
+    ciphertext: Uint8Array,
+    options?: SealOptions,
+  ): Promise<Uint8Array<ArrayBuffer>> {
+    const m = this.#member, deadline = deadlineOf(options), aad = options?.aad;
+    const key = await m.keys.byId(keyId, "aes", deadline);
+    return await m.withKey(
+      key,
+      deadline,
+      (k, d) => m.call((s) => s.decrypt(k, ciphertext, aad), d, true),
+    );
+  }
+
+  /** Pool stats plus the HSM's. */
+  stats(): HsmStats {
+    return this.#member.stats();
+  }
+
+  /** Closes every session, lets go of the login and the module (finalised by the last user). */
+  close(options?: CloseOptions): Promise<void> {
+    return this.#closing ??= this.#member.close(options);
   }
 
   /** Same as {@link Hsm.close}: for `await using`. */

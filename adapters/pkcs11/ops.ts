@@ -233,7 +233,20 @@ function kindTemplate(kind: HsmKeyKind): pkcs11jsTypes.Template {
 
 const newId = (o: KeyOptions) => Buffer.from(o.id ?? crypto.getRandomValues(new Uint8Array(16)));
 
-/** Generates an AES-256 key for AES-GCM (`C_GenerateKey`). */
+/** An AES key's template: label, id, token or session object, private, for encrypt and decrypt. */
+function aesTemplate(label: string, id: Buffer, options: KeyOptions): pkcs11jsTypes.Template {
+  return [
+    ...KIND_TEMPLATE.aes,
+    { type: pkcs11js.CKA_LABEL, value: label },
+    { type: pkcs11js.CKA_ID, value: id },
+    { type: pkcs11js.CKA_TOKEN, value: options.token ?? true },
+    { type: pkcs11js.CKA_PRIVATE, value: true },
+    { type: pkcs11js.CKA_ENCRYPT, value: true },
+    { type: pkcs11js.CKA_DECRYPT, value: true },
+  ];
+}
+
+/** Generates an AES-256 key for AES-GCM (`C_GenerateKey`), sensitive and never extractable. */
 export function generateAesKey(p: Pkcs11, s: Buffer, options: KeyOptions): HsmKey {
   const label = checkLabel(options.label);
   const id = newId(options);
@@ -241,16 +254,10 @@ export function generateAesKey(p: Pkcs11, s: Buffer, options: KeyOptions): HsmKe
     "C_GenerateKey",
     () =>
       p.C_GenerateKey(s, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
-        ...KIND_TEMPLATE.aes,
+        ...aesTemplate(label, id, options),
         { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
-        { type: pkcs11js.CKA_LABEL, value: label },
-        { type: pkcs11js.CKA_ID, value: id },
-        { type: pkcs11js.CKA_TOKEN, value: options.token ?? true },
-        { type: pkcs11js.CKA_PRIVATE, value: true },
         { type: pkcs11js.CKA_SENSITIVE, value: true },
         { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-        { type: pkcs11js.CKA_ENCRYPT, value: true },
-        { type: pkcs11js.CKA_DECRYPT, value: true },
       ]),
   );
   return { handle, label, id: id.toString("hex"), kind: "aes" };
@@ -265,14 +272,8 @@ export function createAesKey(p: Pkcs11, s: Buffer, value: Uint8Array, options: K
   const id = newId(options);
   const handle = call("C_CreateObject", () =>
     p.C_CreateObject(s, [
-      ...KIND_TEMPLATE.aes,
+      ...aesTemplate(label, id, options),
       { type: pkcs11js.CKA_VALUE, value: Buffer.from(value) },
-      { type: pkcs11js.CKA_LABEL, value: label },
-      { type: pkcs11js.CKA_ID, value: id },
-      { type: pkcs11js.CKA_TOKEN, value: options.token ?? true },
-      { type: pkcs11js.CKA_PRIVATE, value: true },
-      { type: pkcs11js.CKA_ENCRYPT, value: true },
-      { type: pkcs11js.CKA_DECRYPT, value: true },
     ]));
   return { handle, label, id: id.toString("hex"), kind: "aes" };
 }

@@ -1,25 +1,15 @@
 /**
- * {@link CallPlace}: where a handle's crypto calls run. There are two
- * places, and one rule:
+ * {@link CallPlace}: where a handle's crypto calls run, by one rule
+ * (`docs/pkcs11.md`): on this thread while the module is fast, as SoftHSM
+ * is (a hand-off to another thread costs more than its call); on the
+ * session's own worker thread once the handle's calls take
+ * {@link SLOW_CALL_MS} or more on average, as a network HSM's do: the call
+ * waits on the wire there, the event loop keeps turning, and the caller's
+ * deadline can end its wait. The switch holds for the handle's life. Calls
+ * run here answer at once, so when the event loop has not turned for
+ * {@link TURN_BUDGET_MS}, a result waits for its next turn.
  *
- * - **This thread**, while the module is fast (SoftHSM answers an AES-GCM
- *   of 1 KiB in about 10 µs, less than a hand-off to another thread costs).
- * - **The session's own worker thread**, once the module proves slow: the
- *   calls of this handle took {@link SLOW_CALL_MS} or more on average
- *   (a moving average in which one call counts for at most 1 ms, so a
- *   thread preempted once in a busy machine does not flip it). A network
- *   HSM's call waits on the wire; on a worker it waits there, the event
- *   loop keeps turning, and the caller's deadline can end its wait. The
- *   switch is for the handle's life.
- *
- * Either way the same function of `ops.ts` runs. Calls run here answer at
- * once, so a caller awaiting one call after another would never let the
- * event loop turn: when it has not turned for {@link TURN_BUDGET_MS}, a
- * result waits for its next turn.
- *
- * This file is also the worker's entry point (the part under
- * `import.meta.main`): a binding of its own attached to the module the
- * main thread initialised, running each call it is sent.
+ * This file is also the worker's entry point (under `import.meta.main`).
  *
  * @module
  */
@@ -37,12 +27,11 @@ export const TURN_BUDGET_MS = 1;
 /** A call's weight in the moving average, and the most one call counts for. */
 const WEIGHT = 1 / 16, SAMPLE_CAP_MS = 1;
 
-type Ops = typeof CRYPTO;
 /** The arguments of a crypto operation after `(pkcs11, session)`. */
-export type CryptoArgs<K extends CryptoOp> = Parameters<Ops[K]> extends
+export type CryptoArgs<K extends CryptoOp> = Parameters<(typeof CRYPTO)[K]> extends
   [unknown, unknown, ...infer A] ? A : never;
 /** What a crypto operation returns. */
-export type CryptoResult<K extends CryptoOp> = ReturnType<Ops[K]>;
+export type CryptoResult<K extends CryptoOp> = ReturnType<(typeof CRYPTO)[K]>;
 
 /** What bounds a call: the caller's signal, its `timeoutMs`, and when that runs out (`until`). */
 export type Deadline = { signal?: AbortSignal; timeoutMs?: number; until?: number };
