@@ -11,8 +11,10 @@ import {
   moduleIsInitialised,
   openTestHsm,
   OtherBinding,
+  Pkcs11Spy,
   pkcs11Tool,
 } from "./fixture.ts";
+import { provisionSoftHsm } from "../../tasks/setup/softhsm.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 Deno.test("a missing module path names the path and the package to install", async () => {
@@ -71,6 +73,7 @@ Deno.test("after C_Logout from another binding, encrypt by label logs in again a
 
 Deno.test("after C_Logout from another binding, a label with no key is KeyNotFoundError, not a TypeError", async () => {
   await using t = await openTestHsm({ pool: { max: 1 }, keyCacheMs: 0 });
+  await t.hsm.use((s) => s.random(1)); // an idle session, logged out with the token below
   logOutBehindTheBack(t.env);
   const error = await t.hsm.encrypt("none", text("x")).catch((e) => e);
   assert.ok(error instanceof KeyNotFoundError, String(error));
@@ -78,7 +81,15 @@ Deno.test("after C_Logout from another binding, a label with no key is KeyNotFou
 });
 
 Deno.test("a key destroyed through the handle is forgotten by the key cache", async () => {
-  await using t = await openTestHsm({ keyCacheMs: 60_000 });
+  await using env = await provisionSoftHsm({ temporary: true });
+  using spy = new Pkcs11Spy(env.library);
+  await using hsm = await openHsm({
+    library: spy.library,
+    tokenLabel: env.tokenLabel,
+    pin: env.pin,
+    keyCacheMs: 60_000,
+  });
+  const t = { hsm };
   const keys = await t.hsm.use(async (s) => [
     await s.generateAesKey({ label: "rot" }),
     await s.generateAesKey({ label: "rot" }),
@@ -90,6 +101,11 @@ Deno.test("a key destroyed through the handle is forgotten by the key cache", as
     const { keyId } = await t.hsm.encrypt("rot", text(`n${i}`));
     assert.notEqual(keyId, keys[0].id);
   }
+  assert.equal(
+    spy.returned("CKR_(KEY|OBJECT)_HANDLE_INVALID"),
+    0,
+    "the destroyed key was never tried",
+  );
 });
 
 Deno.test("a key that vanished by other means is dropped on first failure and another of its label is used", async () => {

@@ -165,8 +165,16 @@ export class Pkcs11Spy implements Disposable {
 
   /** How many calls of the PKCS#11 function `name` (`"C_Login"`) the spy logged since it started. */
   calls(name: string): number {
-    const log = new TextDecoder().decode(Deno.readFileSync(sharedLog!).subarray(this.#from));
-    return log.match(new RegExp(`^\\d+: ${name}$`, "gm"))?.length ?? 0;
+    return this.#log().match(new RegExp(`^\\d+: ${name}$`, "gm"))?.length ?? 0;
+  }
+
+  /** How many calls returned a code matching `ckr` (a RegExp source) since the spy started. */
+  returned(ckr: string): number {
+    return this.#log().match(new RegExp(`Returned:\\s+\\d+ ${ckr}\\b`, "g"))?.length ?? 0;
+  }
+
+  #log(): string {
+    return new TextDecoder().decode(Deno.readFileSync(sharedLog!).subarray(this.#from));
   }
 
   [Symbol.dispose](): void {
