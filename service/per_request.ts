@@ -16,7 +16,7 @@
  * @module
  */
 
-import { withPerRequestSession } from "../adapters/pkcs11/mod.ts";
+import { withPerRequestSession } from "../tasks/bench/hsm_per_request.ts";
 import type { ServiceConfig } from "./config.ts";
 import { encodeBase64 } from "./request_body.ts";
 import {

@@ -6,7 +6,7 @@
  * (including closing), ops/s, p50/p99 latency and the speed-up.
  *
  *   deno task demo:hsm [--workers 16] [--ops 2000] [--pool 4] [--op mixed|aes|sign]
- *                      [--engine async|sync|workers] [--per-request-ops 400]
+ *                      [--per-request-ops 400]
  *
  * Runs on the private SoftHSM2 token that `tasks/setup/softhsm.ts` makes
  * (building pkcs11js first if needed); nothing to set up by hand.
@@ -18,12 +18,11 @@ import { provisionSoftHsm } from "./setup/softhsm.ts";
 import { exitOnUsageError, oneOf, parseTaskArgs, wholeNumber } from "./task_args.ts";
 
 const USAGE = `usage: deno task demo:hsm [--workers N] [--ops N] [--pool N] [--op mixed|aes|sign]
-                          [--engine async|sync|workers] [--per-request-ops N]
+                          [--per-request-ops N]
   --workers N           concurrent workers (default 16)
   --ops N               operations through the pool (default 2000)
   --pool N              sessions in the pool at most (default 4)
   --op KIND             mixed (default), aes (AES-256-GCM encrypt) or sign (ECDSA P-256)
-  --engine E            how the adapter calls the module: async (default), sync, workers
   --per-request-ops N   operations the per-request way (default: a fifth of --ops, at least 200)`;
 
 interface Flags {
@@ -31,7 +30,6 @@ interface Flags {
   ops: number;
   pool: number;
   op: "mixed" | "aes" | "sign";
-  engine: "async" | "sync" | "workers";
   perRequestOps: number;
 }
 
@@ -41,7 +39,6 @@ function parseFlags(args: string[]): Flags {
     ops: { type: "string", default: "2000" },
     pool: { type: "string", default: "4" },
     op: { type: "string", default: "mixed" },
-    engine: { type: "string", default: "async" },
     "per-request-ops": { type: "string" },
   }, args);
   const ops = wholeNumber(values.ops, "--ops", USAGE);
@@ -51,7 +48,6 @@ function parseFlags(args: string[]): Flags {
     ops,
     pool: wholeNumber(values.pool, "--pool", USAGE),
     op: oneOf(values.op, "--op", ["mixed", "aes", "sign"], USAGE),
-    engine: oneOf(values.engine, "--engine", ["async", "sync", "workers"], USAGE),
     // The per-request way is slow; by default it runs a fifth of the work (at least 200 ops).
     perRequestOps: perRequest === undefined
       ? Math.min(ops, Math.max(200, ops / 5))
@@ -69,7 +65,8 @@ try {
 await ensurePkcs11js();
 const env = await provisionSoftHsm();
 // Loaded after the build: the adapter needs pkcs11js's native addon.
-const { openHsm, withPerRequestSession } = await import("../adapters/pkcs11/mod.ts");
+const { openHsm } = await import("../adapters/pkcs11/mod.ts");
+const { withPerRequestSession } = await import("./bench/hsm_per_request.ts");
 type HsmSession = import("../adapters/pkcs11/mod.ts").HsmSession;
 
 const AES_LABEL = "demo-aes";
@@ -155,7 +152,7 @@ function percentile(sorted: number[], p: number): number {
 console.error(
   `demo:hsm: ${flags.workers} workers, ${flags.op} ops on 1 KiB (AES-256-GCM encrypt / ` +
     `ECDSA P-256 sign), token "${env.tokenLabel}" (private SoftHSM2 in .local/softhsm)\n` +
-    `  pooled:      ${flags.ops} ops on a pool of ${flags.pool} sessions, ${flags.engine} calls\n` +
+    `  pooled:      ${flags.ops} ops on a pool of ${flags.pool} sessions\n` +
     `  per request: ${flags.perRequestOps} ops, each with init, open, login, op, logout, close, ` +
     `finalize (serialised: module state and login are process-wide)\n`,
 );
@@ -164,7 +161,6 @@ const pooledStart = performance.now();
 const hsm = await openHsm({
   tokenLabel: env.tokenLabel,
   pin: env.pin,
-  engine: flags.engine,
   pool: { max: flags.pool },
 });
 const pooled = await runWorkers(
@@ -178,7 +174,6 @@ pooled.totalMs = performance.now() - pooledStart; // includes opening the module
 const perRequestOptions = {
   tokenLabel: env.tokenLabel,
   pin: env.pin,
-  engine: flags.engine === "sync" ? "sync" as const : "async" as const,
 };
 const perRequest = await runWorkers(
   "per request",

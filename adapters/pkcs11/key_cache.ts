@@ -11,15 +11,15 @@
  *
  * @module
  */
-import type { AcquireOptions } from "../../pool/types.ts";
 import { HsmError, KeyNotFoundError } from "./errors.ts";
-import { checkKeyId, type HsmKey, type HsmKeyKind } from "./keys.ts";
+import { checkKeyId, type HsmKey, type HsmKeyKind } from "./ops.ts";
 import type { HsmSession } from "./session.ts";
+import type { Deadline } from "./threads.ts";
 
 /** Runs a lookup on a pooled session (the handle's `use`, with its re-login). */
 export type KeyLookup = <T>(
   fn: (session: HsmSession) => T,
-  options?: AcquireOptions,
+  deadline?: Deadline,
 ) => Promise<T>;
 
 interface Entry<T> {
@@ -30,27 +30,24 @@ interface Entry<T> {
 
 /** Cached token keys with a time to live. */
 export class KeyCache {
-  readonly #ttlMs: number;
-  readonly #lookup: KeyLookup;
-  readonly #generation: () => number;
   readonly #byLabel = new Map<string, Entry<HsmKey[]>>();
   readonly #byId = new Map<string, Entry<HsmKey>>();
 
   /** Looks keys up through `lookup`, keeping them `ttlMs` (0: never) within one login `generation`. */
-  constructor(lookup: KeyLookup, ttlMs: number, generation: () => number) {
-    this.#lookup = lookup;
-    this.#ttlMs = ttlMs;
-    this.#generation = generation;
-  }
+  constructor(
+    private readonly lookup: KeyLookup,
+    private readonly ttlMs: number,
+    private readonly generation: () => number,
+  ) {}
 
   #fresh<T>(entry: Entry<T> | undefined): T | undefined {
-    if (entry === undefined || entry.generation !== this.#generation()) return undefined;
-    return performance.now() - entry.at < this.#ttlMs ? entry.value : undefined;
+    if (entry === undefined || entry.generation !== this.generation()) return undefined;
+    return performance.now() - entry.at < this.ttlMs ? entry.value : undefined;
   }
 
   #keep<T>(map: Map<string, Entry<T>>, key: string, value: T): void {
-    if (this.#ttlMs > 0) {
-      map.set(key, { value, at: performance.now(), generation: this.#generation() });
+    if (this.ttlMs > 0) {
+      map.set(key, { value, at: performance.now(), generation: this.generation() });
     }
   }
 
@@ -65,14 +62,14 @@ export class KeyCache {
    * {@link HsmError} when one has no `CKA_ID`: what it encrypts could not
    * be decrypted by id later.
    */
-  async forLabel(label: string, options?: AcquireOptions): Promise<HsmKey[]> {
+  async forLabel(label: string, deadline?: Deadline): Promise<HsmKey[]> {
     const cached = this.cachedForLabel(label);
     if (cached !== undefined) return cached;
-    const keys = await this.#lookup((s) => {
+    const keys = await this.lookup((s) => {
       const found = s.findKeys(label, "aes", true);
       if (found.length === 0) throw new KeyNotFoundError(`label "${label}"`);
       return found;
-    }, options);
+    }, deadline);
     const withoutId = keys.filter((k) => k.id === "").length;
     if (withoutId > 0) throw keyWithoutId(label, withoutId);
     this.#keep(this.#byLabel, label, keys);
@@ -81,24 +78,32 @@ export class KeyCache {
   }
 
   /** The token key of this kind with this id (hex); throws {@link KeyNotFoundError} when none. */
-  async byId(id: string, kind: HsmKeyKind, options?: AcquireOptions): Promise<HsmKey> {
+  async byId(id: string, kind: HsmKeyKind, deadline?: Deadline): Promise<HsmKey> {
     checkKeyId(id);
     const cacheKey = `${kind}:${id.toLowerCase()}`;
     const cached = this.#fresh(this.#byId.get(cacheKey));
     if (cached !== undefined) return cached;
-    const key = await this.#lookup((s) => {
+    const key = await this.lookup((s) => {
       const found = s.findKeyById(id, kind, true);
       if (found === undefined) throw new KeyNotFoundError(`id ${id}`);
       return found;
-    }, options);
+    }, deadline);
     this.#keep(this.#byId, cacheKey, key);
     return key;
   }
 
-  /** Drops everything cached about this key (its handle turned out invalid). */
+  /**
+   * Forgets this key (destroyed through the handle, or its handle turned
+   * out invalid): the other keys of its label stay cached.
+   */
   forget(key: HsmKey): void {
-    this.#byLabel.delete(key.label);
-    this.#byId.delete(`${key.kind}:${key.id}`);
+    const entry = this.#byLabel.get(key.label);
+    if (entry !== undefined) {
+      entry.value = entry.value.filter((k) => !k.handle.equals(key.handle));
+      if (entry.value.length === 0) this.#byLabel.delete(key.label);
+    }
+    const byId = this.#byId.get(`${key.kind}:${key.id}`);
+    if (byId?.value.handle.equals(key.handle)) this.#byId.delete(`${key.kind}:${key.id}`);
   }
 }
 

@@ -1,6 +1,7 @@
 /**
  * PKCS#11 sessions in a pool: an adapter for hardware security modules
- * (tested on SoftHSM2) through `npm:pkcs11js`.
+ * (tested on SoftHSM2) through `npm:pkcs11js`. Build pkcs11js's native
+ * addon once with `deno run -A jsr:@poolkit/pool/pkcs11/install`.
  *
  * ```ts
  * import { openHsm } from "@poolkit/pool/pkcs11";
@@ -12,48 +13,30 @@
  * ```
  *
  * The module is initialised once per process (with OS locking) and
- * finalised by its last user; the token is logged in once, on an anchor
- * session that is never lent out; each pooled resource is one R/W session.
- * A PIN the token refuses costs one `C_Login` per handle, never more.
+ * finalised by its last user; the token is logged in once, while the handle
+ * opens, on a session that is never lent out; each pooled resource is one
+ * R/W session. See `docs/pkcs11.md`.
  *
  * @module
  */
 export {
   Hsm,
   type HsmLease,
+  type HsmOps,
   type HsmStats,
   openHsm,
-  openHsmFromEnv,
   type Sealed,
   type SealOptions,
 } from "./hsm.ts";
 export type { HsmPoolOptions, OpenHsmOptions } from "./options.ts";
-export { HsmSession } from "./session.ts";
-export type { HsmOps } from "./ops.ts";
-export { SessionHandle } from "./handle.ts";
-export type { LoadedModule } from "./registry.ts";
-export type { HsmKey, HsmKeyKind, HsmKeyPair, KeyOptions } from "./keys.ts";
-export { GCM_IV_BYTES, GCM_TAG_BYTES } from "./gcm.ts";
-export { CKR, ckrName } from "./ckr.ts";
+export type { HsmSession } from "./session.ts";
+export type { HsmKey, HsmKeyKind, HsmKeyPair, KeyOptions } from "./ops.ts";
+export { CKR, ckrName } from "./errors.ts";
 export {
   HsmError,
   type HsmErrorOptions,
-  isSessionFatal,
   KeyNotFoundError,
   PinMismatchError,
   PinRefusedError,
 } from "./errors.ts";
-export { findPkcs11Module, SOFTHSM2_LOCATIONS } from "./library.ts";
-export { registeredModule } from "./registry.ts";
-export { type PerRequestOptions, withPerRequestSession } from "./per_request.ts";
-export type { BytesCall, CryptoEngine } from "./engine.ts";
-export { asyncEngine, syncEngine } from "./engine_local.ts";
-export {
-  createWorkerEngine,
-  type WireJob,
-  type WireResult,
-  type WorkerEngine,
-  type WorkerEngineOptions,
-} from "./dispatch.ts";
-/** The core pool, its options and its errors, so one import serves an app. */
-export * from "../../mod.ts";
+export { findPkcs11Module } from "./library.ts";

@@ -1,256 +1,405 @@
 /**
- * {@link HsmOps}: crypto operations that need no session of the caller's.
- * With the worker engine they are queued and run in batches (see
- * `batch.ts`), each as one whole job on the worker (the AES-GCM IV and the
- * ECDSA hash are made there too); with the other engines each leases a
- * session of its own when it is alone, and under load runs on session
- * loops (`session_loops.ts`: a lease per loop, not per operation); the
- * default engine batches only under load (see `engine_auto.ts`).
+ * Every operation of the adapter, each written once as a plain synchronous
+ * function over a session: `(pkcs11, session, ...)`. Key management (make,
+ * find, export, destroy) runs on the thread that holds the handle; the
+ * crypto operations in {@link CRYPTO} run there or on a session's worker
+ * thread (`threads.ts`), the same functions either way.
  *
- * A key handle that turns out stale (SoftHSM renumbers private objects
- * when the token is logged in again) is found again by its `CKA_ID` and the
- * operation runs once more with it: callers can hold keys across a
- * repaired logout.
+ * AES-GCM messages are `IV ‖ ciphertext ‖ tag` (12-byte random IV, 16-byte
+ * tag); ECDSA is P-256 over SHA-256 (hashed here: SoftHSM 2.6 has no
+ * `CKM_ECDSA_SHA256`), signatures `r ‖ s` as WebCrypto makes them.
  *
  * @module
  */
-import pkcs11js from "pkcs11js";
-import type { Pool } from "../../mod.ts";
-import type { AcquireOptions } from "../../pool/types.ts";
-import { BatchRunner } from "./batch.ts";
-import { SessionLoops } from "./session_loops.ts";
-import { needBytes, needKind } from "./crypto.ts";
-import type { WireJob, WorkerEngine } from "./dispatch.ts";
-import { DIGEST, OPEN_GCM, SEAL_GCM, SIGN_SHA256, VERIFY_SHA256 } from "./dispatch_wire.ts";
-import type { CryptoEngine } from "./engine.ts";
-import { isSessionGone, isStaleHandle } from "./errors.ts";
-import { checkSealed, GCM_IV_BYTES, GCM_TAG_BITS, gcmDecryptError, sealedLength } from "./gcm.ts";
-import type { HsmKey } from "./keys.ts";
-import type { HsmSession } from "./session.ts";
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import type pkcs11jsTypes from "pkcs11js";
+import { call, CKR, HsmError } from "./errors.ts";
+import { pkcs11js } from "./module.ts";
 
-/**
- * Crypto on keys you already hold; the handle finds a session. `options`
- * bound the wait for one (`signal`, `timeoutMs`), as in `use()`.
- */
-export interface HsmOps {
-  /** AES-GCM: `IV ‖ ciphertext ‖ tag` with a random 12-byte IV. */
-  encrypt(
-    key: HsmKey,
-    plaintext: Uint8Array,
-    aad?: Uint8Array,
-    options?: AcquireOptions,
-  ): Promise<Uint8Array<ArrayBuffer>>;
-  /** AES-GCM decryption of `IV ‖ ciphertext ‖ tag`. */
-  decrypt(
-    key: HsmKey,
-    sealed: Uint8Array,
-    aad?: Uint8Array,
-    options?: AcquireOptions,
-  ): Promise<Uint8Array<ArrayBuffer>>;
-  /** ECDSA P-256/SHA-256 signature `r ‖ s`. */
-  sign(
-    privateKey: HsmKey,
-    data: Uint8Array,
-    options?: AcquireOptions,
-  ): Promise<Uint8Array<ArrayBuffer>>;
-  /** Verifies an ECDSA P-256/SHA-256 signature. */
-  verify(
-    publicKey: HsmKey,
-    data: Uint8Array,
-    signature: Uint8Array,
-    options?: AcquireOptions,
-  ): Promise<boolean>;
-  /** SHA-256 computed by the HSM. */
-  digest(data: Uint8Array, options?: AcquireOptions): Promise<Uint8Array<ArrayBuffer>>;
+type Pkcs11 = pkcs11jsTypes.PKCS11;
+type Bytes = Uint8Array;
+
+/** What a key is for. */
+export type HsmKeyKind = "aes" | "ec-private" | "ec-public";
+
+/** A key object on the token, as seen from one application. */
+export interface HsmKey {
+  /** The PKCS#11 object handle. Valid in every session of this process while the object lives. */
+  readonly handle: Buffer;
+  /** `CKA_LABEL`. */
+  readonly label: string;
+  /** `CKA_ID` as lowercase hex: a stable name for the key, safe to show (the service's `key_id`). */
+  readonly id: string;
+  /** What the key is for. */
+  readonly kind: HsmKeyKind;
 }
 
-/** Runs `fn` on a pooled session (the handle's `use`, with its re-login). */
-export type SessionUse = <T>(
-  fn: (session: HsmSession) => Promise<T>,
-  options?: AcquireOptions,
-) => Promise<T>;
+/** A generated EC key pair. */
+export interface HsmKeyPair {
+  /** The signing half (sensitive, never extractable). */
+  readonly privateKey: HsmKey;
+  /** The verifying half. */
+  readonly publicKey: HsmKey;
+}
 
-/** Finds a key again after its handle went stale. */
-export type KeyRefind = (key: HsmKey, options?: AcquireOptions) => Promise<HsmKey>;
+/** Options for generated or created keys. */
+export interface KeyOptions {
+  /** `CKA_LABEL`. Several keys may share a label (rotation). */
+  label: string;
+  /** `CKA_ID` bytes. Default 16 random bytes. */
+  id?: Uint8Array;
+  /** A token object that outlives the session (default `true`), or a session object. */
+  token?: boolean;
+}
+
+/** AES-GCM IV length in bytes. */
+export const GCM_IV_BYTES = 12;
+/** AES-GCM tag length in bytes. */
+export const GCM_TAG_BYTES = 16;
+
+/** Throws a TypeError unless `key` is of `kind`. */
+export function needKind(key: HsmKey, kind: HsmKeyKind, operation: string): void {
+  if (key?.kind !== kind) {
+    throw new TypeError(`${operation} needs an "${kind}" key, got ${JSON.stringify(key?.kind)}`);
+  }
+}
+
+/** Throws a TypeError unless `value` is a Uint8Array. */
+export function needBytes(value: unknown, what: string): asserts value is Uint8Array {
+  if (!(value instanceof Uint8Array)) {
+    throw new TypeError(`${what} must be a Uint8Array, got ${typeof value}`);
+  }
+}
+
+/** Throws unless `sealed` is a Uint8Array long enough to hold an IV and a tag. */
+export function checkSealed(sealed: unknown): asserts sealed is Uint8Array {
+  needBytes(sealed, "ciphertext");
+  if (sealed.length < GCM_IV_BYTES + GCM_TAG_BYTES) {
+    throw new HsmError(
+      `AES-GCM ciphertext must be at least ${GCM_IV_BYTES + GCM_TAG_BYTES} bytes ` +
+        `(IV ‖ ciphertext ‖ tag), got ${sealed.length}`,
+      { operation: "aesGcmDecrypt" },
+    );
+  }
+}
+
+/** Throws a TypeError unless `id` is a non-empty even-length hex string (a `CKA_ID`). */
+export function checkKeyId(id: unknown): asserts id is string {
+  if (typeof id !== "string" || !/^([0-9a-f]{2})+$/i.test(id)) {
+    throw new TypeError(`key id must be hex, got ${JSON.stringify(id)}`);
+  }
+}
+
+function checkLabel(label: unknown): string {
+  if (typeof label !== "string" || label.length === 0) {
+    throw new TypeError(`key label must be a non-empty string, got ${JSON.stringify(label)}`);
+  }
+  return label;
+}
 
 /**
- * The ops of a handle: an op that finds no other in flight takes a lease
- * of its own (a lone caller has nothing to share), except on the
- * `"workers"` engine, which always batches; under load, ops are batched
- * onto worker threads, or run on session loops on the other engines.
+ * pkcs11js's native methods, without the wrappers pkcs11js puts on every
+ * instance (a rest-arguments closure and a new Buffer view per call): they
+ * take any `Uint8Array`, return output lengths, and throw `"CKR_NAME:code"`.
  */
-export class Ops implements HsmOps {
-  readonly #pool: Pool<HsmSession>;
-  readonly #runner: BatchRunner | undefined;
-  readonly #loops: SessionLoops | undefined;
-  readonly #byLoad: boolean;
-  readonly #use: SessionUse;
-  readonly #refind: KeyRefind;
-  readonly #refusal: () => unknown;
-  /** Ops started and not finished, for the engines that choose by load. */
-  #active = 0;
+type NativeCall = (this: Pkcs11, ...args: unknown[]) => number & boolean;
+const N: Record<string, NativeCall> = Object.getPrototypeOf(pkcs11js.PKCS11.prototype);
 
-  /**
-   * Ops on `pool`'s sessions through `engine`. `refusal` is the handle's
-   * refused-PIN error, if any: what every failed op reports instead.
-   */
-  constructor(
-    pool: Pool<HsmSession>,
-    engine: CryptoEngine,
-    use: SessionUse,
-    refind: KeyRefind,
-    refusal: () => unknown,
-  ) {
-    const workers = engine as WorkerEngine;
-    this.#pool = pool;
-    const batching = workers.batching === true;
-    this.#runner = batching ? new BatchRunner(pool, workers) : undefined;
-    this.#loops = batching ? undefined : new SessionLoops(pool);
-    this.#byLoad = !batching || workers.byLoad === true;
-    this.#use = use;
-    this.#refind = refind;
-    this.#refusal = refusal;
+/** A zero-length view of a real allocation: a truly empty buffer reaches the module as NULL. */
+const NON_NULL_EMPTY = new Uint8Array(1).subarray(0, 0);
+const nonNull = (bytes: Bytes): Bytes => bytes.length === 0 ? NON_NULL_EMPTY : bytes;
+
+function gcm(iv: Bytes, aad: Bytes | undefined): pkcs11jsTypes.Mechanism {
+  return {
+    mechanism: pkcs11js.CKM_AES_GCM,
+    parameter: {
+      type: pkcs11js.CK_PARAMS_AES_GCM,
+      iv,
+      aad: aad && aad.length > 0 ? aad : undefined,
+      tagBits: GCM_TAG_BYTES * 8,
+    } as pkcs11jsTypes.IParams,
+  };
+}
+
+const ECDSA: pkcs11jsTypes.Mechanism = { mechanism: pkcs11js.CKM_ECDSA };
+const SHA256: pkcs11jsTypes.Mechanism = { mechanism: pkcs11js.CKM_SHA256 };
+const sha256Here = (data: Bytes): Bytes => createHash("sha256").update(data).digest();
+
+/** AES-GCM with a fresh random IV: `IV ‖ ciphertext ‖ tag`. */
+function encrypt(p: Pkcs11, s: Bytes, key: Bytes, plaintext: Bytes, aad?: Bytes): Bytes {
+  const sealed = new Uint8Array(GCM_IV_BYTES + plaintext.length + GCM_TAG_BYTES);
+  const iv = crypto.getRandomValues(sealed.subarray(0, GCM_IV_BYTES));
+  call("C_EncryptInit", () => N.C_EncryptInit.call(p, s, gcm(iv, aad), key));
+  call(
+    "C_Encrypt",
+    () => N.C_Encrypt.call(p, s, nonNull(plaintext), sealed.subarray(GCM_IV_BYTES)),
+  );
+  return sealed;
+}
+
+/** AES-GCM decryption of `IV ‖ ciphertext ‖ tag`; a failed tag check says so. */
+function decrypt(p: Pkcs11, s: Bytes, key: Bytes, sealed: Bytes, aad?: Bytes): Bytes {
+  const iv = sealed.subarray(0, GCM_IV_BYTES), body = sealed.subarray(GCM_IV_BYTES);
+  const out = new Uint8Array(body.length);
+  call("C_DecryptInit", () => N.C_DecryptInit.call(p, s, gcm(iv, aad), key));
+  try {
+    return out.subarray(0, call("C_Decrypt", () => N.C_Decrypt.call(p, s, body, out)));
+  } catch (error) {
+    // SoftHSM reports a failed tag check as CKR_GENERAL_ERROR; the session is fine.
+    const code = (error as HsmError).code;
+    if (code !== CKR.GENERAL_ERROR && code !== CKR.ENCRYPTED_DATA_INVALID) throw error;
+    throw new HsmError(
+      "aesGcmDecrypt failed: CKR_ENCRYPTED_DATA_INVALID (0x40): the tag does not match " +
+        "(wrong key, wrong AAD or a tampered ciphertext)",
+      { operation: "aesGcmDecrypt", code: CKR.ENCRYPTED_DATA_INVALID, cause: error },
+    );
   }
+}
 
-  /** Makes queued and future batched ops fail with `error` (the handle is closing). */
-  close(error: unknown): void {
-    this.#runner?.close(error);
-    this.#loops?.close(error);
+/** ECDSA P-256 over SHA-256 of `data`: `r ‖ s`, 64 bytes. */
+function sign(p: Pkcs11, s: Bytes, key: Bytes, data: Bytes): Bytes {
+  const digest = sha256Here(data);
+  const out = new Uint8Array(64);
+  call("C_SignInit", () => N.C_SignInit.call(p, s, ECDSA, key));
+  return out.subarray(0, call("C_Sign", () => N.C_Sign.call(p, s, digest, out)));
+}
+
+/** Whether `signature` is an ECDSA P-256/SHA-256 signature of `data`. */
+function verify(p: Pkcs11, s: Bytes, key: Bytes, data: Bytes, signature: Bytes): boolean {
+  const digest = sha256Here(data);
+  call("C_VerifyInit", () => N.C_VerifyInit.call(p, s, ECDSA, key));
+  try {
+    return call("C_Verify", () => N.C_Verify.call(p, s, digest, nonNull(signature)));
+  } catch (error) {
+    const code = (error as HsmError).code;
+    if (code === CKR.SIGNATURE_INVALID || code === CKR.SIGNATURE_LEN_RANGE) return false;
+    throw error;
   }
+}
 
-  /** Whether the next op takes a lease of its own: nothing else is in flight to share with. */
-  #alone(): boolean {
-    return this.#byLoad && this.#active === 0;
+/** SHA-256 computed by the HSM. */
+function digest(p: Pkcs11, s: Bytes, data: Bytes): Bytes {
+  const out = new Uint8Array(32);
+  call("C_DigestInit", () => N.C_DigestInit.call(p, s, SHA256));
+  return out.subarray(0, call("C_Digest", () => N.C_Digest.call(p, s, nonNull(data), out)));
+}
+
+/** The crypto operations, by name: what may run on a worker thread. */
+export const CRYPTO = { encrypt, decrypt, sign, verify, digest };
+
+/** The name of a crypto operation. */
+export type CryptoOp = keyof typeof CRYPTO;
+
+/** `length` random bytes from the HSM's generator (`C_GenerateRandom`). */
+export function random(p: Pkcs11, s: Buffer, length: number): Uint8Array<ArrayBuffer> {
+  if (!Number.isInteger(length) || length < 0 || length > 1 << 20) {
+    throw new RangeError(`random length must be an integer from 0 to 1 MiB, got ${length}`);
   }
+  if (length === 0) return new Uint8Array(0); // a NULL buffer would be CKR_ARGUMENTS_BAD
+  const out = Buffer.alloc(length);
+  call("C_GenerateRandom", () => p.C_GenerateRandom(s, out));
+  return new Uint8Array(out.buffer as ArrayBuffer, out.byteOffset, length);
+}
 
-  /**
-   * Runs one operation with `key`: on a leased session, or as a batch job.
-   * A stale key handle is found again by its `CKA_ID`, and a session closed
-   * behind the pool's back is replaced: either way the operation runs again.
-   */
-  async #run<T>(
-    key: HsmKey,
-    options: AcquireOptions | undefined,
-    onSession: (session: HsmSession, key: HsmKey) => Promise<T>,
-    job: (key: HsmKey) => WireJob,
-    mapError?: (error: unknown) => unknown,
-  ): Promise<T> {
-    const refusal = this.#refusal(); // fail at once: no session is even asked for
-    if (refusal !== undefined) throw refusal;
-    const runner = this.#runner, loops = this.#loops;
-    const once = this.#alone()
-      ? (k: HsmKey) => this.#use((s) => onSession(s, k), options)
-      : loops !== undefined
-      ? (k: HsmKey) => loops.submit((s) => onSession(s, k), options)
-      : (k: HsmKey) => runner!.submit<T>(job(k), options, mapError);
-    this.#active++;
-    try {
-      return await once(key);
-    } catch (error) {
-      return await this.#again(error, key, options, once);
-    } finally {
-      this.#active--;
-    }
+/** DER of the P-256 curve OID (1.2.840.10045.3.1.7), `CKA_EC_PARAMS`. */
+const P256_PARAMS = Buffer.from("06082a8648ce3d030107", "hex");
+
+const KIND_TEMPLATE: Record<HsmKeyKind, pkcs11jsTypes.Template> = {
+  "aes": [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+  ],
+  "ec-private": [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_EC },
+  ],
+  "ec-public": [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
+    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_EC },
+  ],
+};
+
+/** The template that finds keys of `kind`; a TypeError naming the kinds for anything else. */
+function kindTemplate(kind: HsmKeyKind): pkcs11jsTypes.Template {
+  const template = Object.hasOwn(KIND_TEMPLATE, kind) ? KIND_TEMPLATE[kind] : undefined;
+  if (template === undefined) {
+    throw new TypeError(
+      `key kind must be "aes", "ec-private" or "ec-public", got ${JSON.stringify(kind)}`,
+    );
   }
+  return template;
+}
 
-  /** After a failed op: runs it again where that can help, else rethrows. */
-  async #again<T>(
-    error: unknown,
-    key: HsmKey,
-    options: AcquireOptions | undefined,
-    once: (key: HsmKey) => Promise<T>,
-  ): Promise<T> {
-    // Each closed session is destroyed when met (isFatal): after at most
-    // `max` of them the pool makes a new one, logged in again if need be.
-    let sessionsLeft = this.#pool.stats().max;
-    let refound = false;
+const newId = (o: KeyOptions) => Buffer.from(o.id ?? crypto.getRandomValues(new Uint8Array(16)));
+
+/** An AES key's template: label, id, token or session object, private, for encrypt and decrypt. */
+function aesTemplate(label: string, id: Buffer, options: KeyOptions): pkcs11jsTypes.Template {
+  return [
+    ...KIND_TEMPLATE.aes,
+    { type: pkcs11js.CKA_LABEL, value: label },
+    { type: pkcs11js.CKA_ID, value: id },
+    { type: pkcs11js.CKA_TOKEN, value: options.token ?? true },
+    { type: pkcs11js.CKA_PRIVATE, value: true },
+    { type: pkcs11js.CKA_ENCRYPT, value: true },
+    { type: pkcs11js.CKA_DECRYPT, value: true },
+  ];
+}
+
+/** Generates an AES-256 key for AES-GCM (`C_GenerateKey`), sensitive and never extractable. */
+export function generateAesKey(p: Pkcs11, s: Buffer, options: KeyOptions): HsmKey {
+  const label = checkLabel(options.label);
+  const id = newId(options);
+  const handle = call(
+    "C_GenerateKey",
+    () =>
+      p.C_GenerateKey(s, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
+        ...aesTemplate(label, id, options),
+        { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
+        { type: pkcs11js.CKA_SENSITIVE, value: true },
+        { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+      ]),
+  );
+  return { handle, label, id: id.toString("hex"), kind: "aes" };
+}
+
+/** Creates an AES key of a known value (`C_CreateObject`), a token object unless `token: false`. */
+export function createAesKey(p: Pkcs11, s: Buffer, value: Uint8Array, options: KeyOptions): HsmKey {
+  const label = checkLabel(options.label);
+  if (![16, 24, 32].includes(value?.length)) {
+    throw new RangeError(`an AES key is 16, 24 or 32 bytes, got ${value?.length}`);
+  }
+  const id = newId(options);
+  const handle = call("C_CreateObject", () =>
+    p.C_CreateObject(s, [
+      ...aesTemplate(label, id, options),
+      { type: pkcs11js.CKA_VALUE, value: Buffer.from(value) },
+    ]));
+  return { handle, label, id: id.toString("hex"), kind: "aes" };
+}
+
+/** Generates an ECDSA P-256 key pair (`C_GenerateKeyPair`). */
+export function generateEcKeyPair(p: Pkcs11, s: Buffer, options: KeyOptions): HsmKeyPair {
+  const label = checkLabel(options.label);
+  const id = newId(options);
+  const token = options.token ?? true;
+  const common = [
+    { type: pkcs11js.CKA_LABEL, value: label },
+    { type: pkcs11js.CKA_ID, value: id },
+    { type: pkcs11js.CKA_TOKEN, value: token },
+  ];
+  const pair = call(
+    "C_GenerateKeyPair",
+    () =>
+      p.C_GenerateKeyPair(s, { mechanism: pkcs11js.CKM_EC_KEY_PAIR_GEN }, [
+        ...KIND_TEMPLATE["ec-public"],
+        ...common,
+        { type: pkcs11js.CKA_EC_PARAMS, value: P256_PARAMS },
+        { type: pkcs11js.CKA_VERIFY, value: true },
+      ], [
+        ...KIND_TEMPLATE["ec-private"],
+        ...common,
+        { type: pkcs11js.CKA_PRIVATE, value: true },
+        { type: pkcs11js.CKA_SENSITIVE, value: true },
+        { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+        { type: pkcs11js.CKA_SIGN, value: true },
+      ]),
+  );
+  const hex = id.toString("hex");
+  return {
+    privateKey: { handle: pair.privateKey, label, id: hex, kind: "ec-private" },
+    publicKey: { handle: pair.publicKey, label, id: hex, kind: "ec-public" },
+  };
+}
+
+function findHandles(p: Pkcs11, s: Buffer, template: pkcs11jsTypes.Template): Buffer[] {
+  call("C_FindObjectsInit", () => p.C_FindObjectsInit(s, template));
+  try {
+    const found: Buffer[] = [];
     for (;;) {
-      const refusal = this.#refusal(); // the pool's CircuitOpenError would hide it
-      if (refusal !== undefined) throw refusal;
-      if (isStaleHandle(error) && !refound) {
-        key = await this.#refind(key, options);
-        refound = true;
-      } else if (!isSessionGone(error) || sessionsLeft-- <= 0) throw error;
-      try {
-        return await once(key);
-      } catch (next) {
-        error = next;
-      }
+      const batch = call("C_FindObjects", () => p.C_FindObjects(s, 64));
+      found.push(...batch);
+      if (batch.length < 64) return found;
     }
-  }
-
-  async encrypt(key: HsmKey, plaintext: Uint8Array, aad?: Uint8Array, options?: AcquireOptions) {
-    needKind(key, "aes", "aesGcmEncrypt");
-    needBytes(plaintext, "plaintext");
-    return await this.#run(key, options, (s, k) => s.encrypt(k, plaintext, aad), (k) => ({
-      kind: SEAL_GCM,
-      mechanism: pkcs11js.CKM_AES_GCM,
-      gcm: { aad, tagBits: GCM_TAG_BITS },
-      key: k.handle,
-      input: plaintext,
-      outLength: sealedLength(plaintext.length),
-    }));
-  }
-
-  async decrypt(key: HsmKey, sealed: Uint8Array, aad?: Uint8Array, options?: AcquireOptions) {
-    needKind(key, "aes", "aesGcmDecrypt");
-    checkSealed(sealed);
-    return await this.#run(key, options, (s, k) => s.decrypt(k, sealed, aad), (k) => ({
-      kind: OPEN_GCM,
-      mechanism: pkcs11js.CKM_AES_GCM,
-      gcm: { aad, tagBits: GCM_TAG_BITS },
-      key: k.handle,
-      input: sealed,
-      outLength: sealed.length - GCM_IV_BYTES,
-    }), gcmDecryptError);
-  }
-
-  async sign(key: HsmKey, data: Uint8Array, options?: AcquireOptions) {
-    needKind(key, "ec-private", "ecdsaSign");
-    needBytes(data, "data");
-    return await this.#run(key, options, (s, k) => s.sign(k, data), (k) => ({
-      kind: SIGN_SHA256,
-      mechanism: pkcs11js.CKM_ECDSA,
-      key: k.handle,
-      input: data,
-      outLength: 64,
-    }));
-  }
-
-  async verify(key: HsmKey, data: Uint8Array, signature: Uint8Array, options?: AcquireOptions) {
-    needKind(key, "ec-public", "ecdsaVerify");
-    needBytes(data, "data");
-    needBytes(signature, "signature");
-    return await this.#run(key, options, (s, k) => s.verify(k, data, signature), (k) => ({
-      kind: VERIFY_SHA256,
-      mechanism: pkcs11js.CKM_ECDSA,
-      key: k.handle,
-      input: data,
-      signature,
-      outLength: 0,
-    }));
-  }
-
-  async digest(data: Uint8Array, options?: AcquireOptions) {
-    needBytes(data, "data");
-    const refusal = this.#refusal();
-    if (refusal !== undefined) throw refusal;
-    const runner = this.#runner;
-    if (this.#alone()) return await this.#use((s) => s.digest(data), options);
-    this.#active++;
+  } finally {
     try {
-      if (runner === undefined) return await this.#loops!.submit((s) => s.digest(data), options);
-      return await runner.submit<Uint8Array<ArrayBuffer>>({
-        kind: DIGEST,
-        mechanism: pkcs11js.CKM_SHA256,
-        key: null,
-        input: data,
-        outLength: 32,
-      }, options);
-    } catch (error) {
-      throw this.#refusal() ?? error;
-    } finally {
-      this.#active--;
+      p.C_FindObjectsFinal(s);
+    } catch {
+      // The session is gone; the error above (if any) says so.
     }
   }
+}
+
+function attribute(p: Pkcs11, s: Buffer, handle: Buffer, type: number): Buffer {
+  const [attr] = call("C_GetAttributeValue", () => p.C_GetAttributeValue(s, handle, [{ type }]));
+  return attr.value as Buffer;
+}
+
+/**
+ * Every key of this kind with this label: token and session objects, or
+ * only token objects with `tokenOnly` (their handles stay valid in every
+ * session, so they are the ones that may be cached).
+ */
+export function findKeys(
+  p: Pkcs11,
+  s: Buffer,
+  label: string,
+  kind: HsmKeyKind,
+  tokenOnly: boolean,
+): HsmKey[] {
+  checkLabel(label);
+  const handles = findHandles(p, s, [
+    ...kindTemplate(kind),
+    { type: pkcs11js.CKA_LABEL, value: label },
+    ...(tokenOnly ? [{ type: pkcs11js.CKA_TOKEN, value: true }] : []),
+  ]);
+  return handles.map((handle) => ({
+    handle,
+    label,
+    id: attribute(p, s, handle, pkcs11js.CKA_ID).toString("hex"),
+    kind,
+  }));
+}
+
+/** The key of this kind with this `CKA_ID` (hex), or `undefined`. */
+export function findKeyById(
+  p: Pkcs11,
+  s: Buffer,
+  id: string,
+  kind: HsmKeyKind,
+  tokenOnly: boolean,
+): HsmKey | undefined {
+  checkKeyId(id);
+  const [handle] = findHandles(p, s, [
+    ...kindTemplate(kind),
+    { type: pkcs11js.CKA_ID, value: Buffer.from(id, "hex") },
+    ...(tokenOnly ? [{ type: pkcs11js.CKA_TOKEN, value: true }] : []),
+  ]);
+  if (handle === undefined) return undefined;
+  const label = attribute(p, s, handle, pkcs11js.CKA_LABEL).toString();
+  return { handle, label, id: id.toLowerCase(), kind };
+}
+
+/** One of `keys` at random (keys rotate: add one under the label, retire the old later). */
+export function pickRandom(keys: readonly HsmKey[]): HsmKey | undefined {
+  return keys.length === 0 ? undefined : keys[Math.floor(Math.random() * keys.length)];
+}
+
+/** The uncompressed point (`04 ‖ X ‖ Y`, 65 bytes) of an EC public key. */
+export function exportEcPublicKey(p: Pkcs11, s: Buffer, key: HsmKey): Uint8Array<ArrayBuffer> {
+  needKind(key, "ec-public", "exportEcPublicKey");
+  let point = attribute(p, s, key.handle, pkcs11js.CKA_EC_POINT);
+  // CKA_EC_POINT is DER: OCTET STRING (0x04, length 0x41) around the point.
+  if (point.length === 67 && point[0] === 0x04 && point[1] === 0x41) point = point.subarray(2);
+  if (point.length !== 65 || point[0] !== 0x04) {
+    throw new HsmError(`unexpected CKA_EC_POINT of ${point.length} bytes`, {
+      operation: "exportEcPublicKey",
+    });
+  }
+  return new Uint8Array(point);
+}
+
+/** Destroys a key object (`C_DestroyObject`). */
+export function destroyKey(p: Pkcs11, s: Buffer, key: HsmKey): void {
+  call("C_DestroyObject", () => p.C_DestroyObject(s, key.handle));
 }

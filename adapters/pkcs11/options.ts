@@ -1,13 +1,9 @@
 /**
- * The options of `openHsm()`, their checks, and the engine they choose.
+ * The options of `openHsm()` and their checks.
  *
  * @module
  */
 import type { PoolSettings } from "../../pool/types.ts";
-import { checkThreads, createWorkerEngine } from "./dispatch.ts";
-import type { CryptoEngine } from "./engine.ts";
-import { createAutoEngine } from "./engine_auto.ts";
-import { asyncEngine, syncEngine } from "./engine_local.ts";
 import type { HsmSession } from "./session.ts";
 
 /** Pool settings for the sessions (the pool part of {@link OpenHsmOptions}). */
@@ -29,17 +25,6 @@ export interface OpenHsmOptions {
   /** Pool sizing and timing (`max` default 4). */
   pool?: HsmPoolOptions;
   /**
-   * How crypto calls run: `"auto"` (default: chooses by load, see
-   * `engine_auto.ts`), `"async"` (pkcs11js's `*Async` calls on libuv's
-   * thread pool, the event loop stays free), `"workers"` (batches of
-   * synchronous calls on Deno Workers, see `dispatch.ts`), `"sync"` (on the
-   * calling thread: it blocks the event loop), or your own
-   * {@link CryptoEngine}.
-   */
-  engine?: "auto" | "async" | "sync" | "workers" | CryptoEngine;
-  /** Threads of the `"workers"` and `"auto"` engines. Default: cores minus one, from 1 to 4. */
-  workerThreads?: number;
-  /**
    * How long `Hsm.encrypt` and `Hsm.decrypt` keep token keys found by label
    * or id, in ms (`C_FindObjects` costs more than the crypto). A key added
    * under a label is used within this time. Default 1000; 0 looks keys up
@@ -48,42 +33,47 @@ export interface OpenHsmOptions {
   keyCacheMs?: number;
 }
 
-/** Checks what can be checked before anything is opened; throws a TypeError or RangeError. */
-export function checkOptions(options: OpenHsmOptions): void {
-  if (typeof options?.pin !== "string" || options.pin === "") {
-    throw new TypeError("openHsm needs a pin (for example from PKCS11_PIN)");
+const KNOWN: readonly (keyof OpenHsmOptions)[] = [
+  "library",
+  "tokenLabel",
+  "slotId",
+  "pin",
+  "pool",
+  "keyCacheMs",
+];
+
+/** Edit distance, for naming the option a misspelled one was meant to be. */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const same = a[i - 1].toLowerCase() === b[j - 1].toLowerCase();
+      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (same ? 0 : 1));
+    }
+    row = next;
   }
-  const engine = options.engine;
-  const named = engine === undefined || engine === "auto" || engine === "async" ||
-    engine === "sync" || engine === "workers";
-  if (!named && !(typeof engine === "object" && typeof engine?.encrypt === "function")) {
-    throw new TypeError(
-      `engine must be "auto", "async", "sync", "workers" or a CryptoEngine, got ${String(engine)}`,
-    );
-  }
-  if (engine === undefined || engine === "auto" || engine === "workers") {
-    checkThreads(options.workerThreads);
-  }
-  const ttl = options.keyCacheMs;
-  if (ttl !== undefined && !(ttl >= 0)) {
-    throw new RangeError(`keyCacheMs must be 0 or more, got ${ttl}`);
-  }
+  return row[b.length];
 }
 
-/** The engine to use, and how to close it when this handle owns it. */
-export function makeEngine(
-  options: OpenHsmOptions,
-  library: string,
-): { engine: CryptoEngine; close?: () => Promise<void> } {
-  const engine = options.engine;
-  if (engine === "async") return { engine: asyncEngine };
-  if (engine === "sync") return { engine: syncEngine };
-  if (engine === undefined || engine === "auto" || engine === "workers") {
-    const threads = options.workerThreads;
-    const workers = engine === "workers"
-      ? createWorkerEngine({ library, threads })
-      : createAutoEngine({ library, threads });
-    return { engine: workers, close: () => workers.close() };
+/** Checks what can be checked before anything is opened; throws a TypeError or RangeError. */
+export function checkOptions(options: OpenHsmOptions): void {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("openHsm needs an options object with at least a pin");
   }
-  return { engine };
+  for (const key of Object.keys(options)) {
+    if ((KNOWN as string[]).includes(key)) continue;
+    const nearest = KNOWN.reduce((a, b) => distance(key, a) <= distance(key, b) ? a : b);
+    throw new TypeError(
+      `openHsm: unknown option "${key}" (did you mean "${nearest}"? known options: ` +
+        `${KNOWN.join(", ")})`,
+    );
+  }
+  if (typeof options.pin !== "string" || options.pin === "") {
+    throw new TypeError("openHsm needs a pin (for example from PKCS11_PIN)");
+  }
+  const ttl = options.keyCacheMs;
+  if (ttl !== undefined && !(typeof ttl === "number" && ttl >= 0)) {
+    throw new RangeError(`keyCacheMs must be 0 or more, got ${ttl}`);
+  }
 }

@@ -1,12 +1,13 @@
 /**
  * `deno task bench hsm`: AES-GCM 1 KiB encrypt and ECDSA P-256 sign on
- * SoftHSM, 1 and 32 callers: the session pool (1, 2 and 4 sessions, with
- * the adapter's `"async"` engine and its `"workers"` engine, and 4 sessions
- * with no engine named, the adapter's default) vs hand-written pkcs11js
- * `*Async` calls on as many sessions vs a session opened and closed per
- * operation vs the per-request pattern vs raw pkcs11js in a synchronous loop
- * on one session. Event-loop timer lateness is sampled during every trial.
- * The targets of issue 13 are in `hsm_targets.ts`.
+ * SoftHSM, 1 and 32 callers: the session pool (1, 2 and 4 sessions, default
+ * configuration) vs hand-written pkcs11js `*Async` calls on as many sessions
+ * vs a session opened and closed per operation vs the per-request pattern
+ * vs raw pkcs11js in a synchronous loop on one session. Then the same two
+ * operations at 32 callers behind the slow module that stands in for a
+ * network HSM (500 µs a crypto call, `native/slow_pkcs11.c`): the pool of 4
+ * vs hand-written `*Async`. Event-loop timer lateness is sampled during
+ * every trial. The targets are in `hsm_targets.ts`.
  *
  * @module
  */
@@ -27,22 +28,28 @@ type Adapter = typeof import("../../adapters/pkcs11/mod.ts");
 type HsmKey = import("../../adapters/pkcs11/mod.ts").HsmKey;
 type HsmSession = import("../../adapters/pkcs11/mod.ts").HsmSession;
 
-/** An HSM scenario: which operation, how many callers. */
+/** An HSM scenario: which operation, how many callers, on which module. */
 export interface HsmScenario extends Scenario {
   /** The operation. */
   op: "aes" | "ecdsa";
+  /** Behind the slow module (a network HSM's 500 µs per crypto call) instead of SoftHSM itself. */
+  slow?: boolean;
 }
+
+/** The slow module's wait per crypto call, in µs. */
+export const SLOW_US = 500;
 
 const AES_LABEL = "bench-aes";
 const EC_LABEL = "bench-ec";
 const POOL_SIZES = [1, 2, 4] as const;
-const ENGINES = ["async", "workers"] as const;
 
 /** What `prepare` sets up: the adapter (loaded after pkcs11js is built) and the token. */
 export interface HsmEnv {
   adapter: Adapter;
   pkcs11js: Pkcs11js;
   library: string;
+  /** The slow module in front of `library`. */
+  slowLibrary: string;
   tokenLabel: string;
   pin: string;
   payload: Uint8Array;
@@ -68,37 +75,21 @@ function sessionOp(session: HsmSession, key: HsmKey, op: "aes" | "ecdsa", data: 
   return op === "aes" ? session.encrypt(key, data) : session.sign(key, data);
 }
 
-/**
- * Our pool of `size` sessions with an engine (`"default"`: no engine named, whatever `openHsm`
- * picks; `threads`: worker threads of the `"workers"` engine, default the adapter's).
- */
-export function pooled(
-  engine: "async" | "workers" | "default",
-  size: number,
-  threads?: number,
-  extraPool: Record<string, unknown> = {},
-): Contender {
-  const named = engine === "default" ? "" : `engine: "${engine}", `;
-  const extra = Object.entries(extraPool).map(([k, v]) => ` ${k}: ${v}`).join(",");
+/** Our pool of `size` sessions in its default configuration. */
+export function pooled(size: number): Contender {
   return {
-    name: `pool ${engine} ×${size}${threads ? ` (${threads} threads)` : ""}${extra}`,
-    description: `this package's \`openHsm({ ${named}pool: { max: ${size} } })\`, ` +
-      "each op through `hsm.ops.encrypt`/`hsm.ops.sign`" +
-      (engine === "workers"
-        ? " (batched onto Deno Workers running synchronous calls)."
-        : engine === "default"
-        ? " (the engine the adapter picks when none is named)."
-        : "."),
+    name: `pool default ×${size}`,
+    description: `this package's \`openHsm({ pool: { max: ${size} } })\`, ` +
+      "each op through `hsm.ops.encrypt`/`hsm.ops.sign`.",
     ours: true,
     async open(s) {
       const { adapter, tokenLabel, pin, payload } = need();
       const { op, concurrency } = s as HsmScenario;
       const hsm = await adapter.openHsm({
+        library: libraryFor(s),
         tokenLabel,
         pin,
-        ...(engine === "default" ? {} : { engine }),
-        workerThreads: threads,
-        pool: { max: size, min: size, ...extraPool },
+        pool: { max: size, min: size },
       });
       try {
         const key = await hsm.use((session) => findKey(session, op));
@@ -115,6 +106,12 @@ export function pooled(
   };
 }
 
+/** The module a scenario runs on. */
+function libraryFor(s: Scenario): string {
+  const { library, slowLibrary } = need();
+  return (s as HsmScenario).slow ? slowLibrary : library;
+}
+
 function instance(
   concurrency: number,
   op: () => Promise<unknown>,
@@ -127,7 +124,7 @@ function instance(
 export const sessionPerOp: Contender = {
   name: "session per op",
   description: "module initialised and token logged in once, but a session opened and closed " +
-    "for every operation (the adapter with `maxIdle: 0`, async engine).",
+    "for every operation (the adapter with `maxIdle: 0`).",
   ours: false,
   async open(s) {
     const { adapter, tokenLabel, pin, payload } = need();
@@ -148,14 +145,16 @@ export const sessionPerOp: Contender = {
 export const perRequest: Contender = {
   name: "per-request",
   description: "every operation loads and initialises the module, opens a session, logs in, " +
-    "finds the key, operates, logs out, closes, finalises (`withPerRequestSession`, async " +
-    "engine); serialised, since module init and login are process-wide.",
+    "finds the key, operates, logs out, closes, finalises (`withPerRequestSession`); " +
+    "serialised, since module init and login are process-wide.",
   ours: false,
   async open(s) {
-    const { adapter, tokenLabel, pin, payload } = need();
+    const { tokenLabel, pin, payload } = need();
     const { op, concurrency } = s as HsmScenario;
+    // Loaded here, after prepare() built pkcs11js: it loads the adapter.
+    const { withPerRequestSession } = await import("./hsm_per_request.ts");
     const run = () =>
-      adapter.withPerRequestSession(
+      withPerRequestSession(
         { tokenLabel, pin },
         (session) => sessionOp(session, findKey(session, op), op, payload),
       );
@@ -165,8 +164,8 @@ export const perRequest: Contender = {
 };
 
 /** What the raw pkcs11js contenders need for `op`. */
-export function rawSetup(op: "aes" | "ecdsa"): RawLoopSetup {
-  const { pkcs11js, library, tokenLabel, pin, payload } = need();
+export function rawSetup(op: "aes" | "ecdsa", library = need().library): RawLoopSetup {
+  const { pkcs11js, tokenLabel, pin, payload } = need();
   return { pkcs11js, library, tokenLabel, pin, op, keyLabel: keyLabel(op), payload };
 }
 
@@ -176,11 +175,11 @@ export const handWrittenAsync: Contender = {
   description: "raw pkcs11js without a pool, written by hand: one session per caller up to " +
     `${HAND_WRITTEN_MAX_SESSIONS} (1 with 1 caller, ${HAND_WRITTEN_MAX_SESSIONS} with 32), ` +
     "each driven by its own loop of `C_EncryptInit`/`C_SignInit` then `await " +
-    'C_EncryptAsync`/`C_SignAsync` (the calls the `"async"` engine makes).',
+    "C_EncryptAsync`/`C_SignAsync`.",
   ours: false,
   open(s) {
     const { op, concurrency } = s as HsmScenario;
-    return openHandWrittenAsync(rawSetup(op), concurrency);
+    return openHandWrittenAsync(rawSetup(op, libraryFor(s)), concurrency);
   },
 };
 
@@ -195,24 +194,28 @@ export const rawLoop: Contender = {
   },
 };
 
-/** AES-GCM and ECDSA, 1 and 32 callers. */
-export const scenarios: HsmScenario[] = (["aes", "ecdsa"] as const).flatMap((op) =>
-  [1, 32].map((c) => ({
+const what = (op: "aes" | "ecdsa") => op === "aes" ? "AES-GCM 1 KiB encrypt" : "ECDSA P-256 sign";
+
+/** AES-GCM and ECDSA: 1 and 32 callers on SoftHSM, 32 callers behind the slow module. */
+export const scenarios: HsmScenario[] = (["aes", "ecdsa"] as const).flatMap((op) => [
+  ...[1, 32].map((c) => ({
     id: `${op}-c${c}`,
-    label: `${op === "aes" ? "AES-GCM 1 KiB encrypt" : "ECDSA P-256 sign"}, ${c} caller${
-      c === 1 ? "" : "s"
-    }`,
+    label: `${what(op)}, ${c} caller${c === 1 ? "" : "s"}`,
     concurrency: c,
     op,
-  }))
-);
+  })),
+  {
+    id: `${op}-slow-c32`,
+    label: `${what(op)}, 32 callers, slow module (${SLOW_US} µs a call)`,
+    concurrency: 32,
+    op,
+    slow: true,
+  },
+]);
 
-const poolContenders = [
-  ...ENGINES.flatMap((e) => POOL_SIZES.map((n) => pooled(e, n))),
-  pooled("default", HAND_WRITTEN_MAX_SESSIONS),
-];
+const defaultPool = pooled(HAND_WRITTEN_MAX_SESSIONS);
 const allContenders = [
-  ...poolContenders,
+  ...POOL_SIZES.map((n) => n === HAND_WRITTEN_MAX_SESSIONS ? defaultPool : pooled(n)),
   handWrittenAsync,
   sessionPerOp,
   perRequest,
@@ -232,10 +235,11 @@ export const hsmBenchmark: Benchmark = {
   lifetime: "trial",
   scenarios,
   contenders: allContenders,
-  // BENCH_HSM_ONLY=name,name runs a subset (for investigating one contender).
-  contendersFor: () => {
+  // Behind the slow module: the pool and its peer only. BENCH_HSM_ONLY=name,name runs a subset.
+  contendersFor: (s) => {
     const only = Deno.env.get("BENCH_HSM_ONLY")?.split(",");
-    return only ? allContenders.filter((c) => only.includes(c.name)) : allContenders;
+    const all = (s as HsmScenario).slow ? [defaultPool, handWrittenAsync] : allContenders;
+    return only ? all.filter((c) => only.includes(c.name)) : all;
   },
   targets: hsmTargets(),
   ratioBaselines: [HAND_WRITTEN, RAW_LOOP, "per-request"],
@@ -245,6 +249,8 @@ export const hsmBenchmark: Benchmark = {
     await ensurePkcs11js();
     const { provisionSoftHsm } = await import("../setup/softhsm.ts");
     const softhsm = await provisionSoftHsm({ temporary: true });
+    const { openSlowModule } = await import("./hsm_slow_module.ts");
+    const slow = await openSlowModule(softhsm.library, { delayUs: SLOW_US });
     try {
       const adapter: Adapter = await import("../../adapters/pkcs11/mod.ts");
       const loaded = await import("pkcs11js");
@@ -265,6 +271,7 @@ export const hsmBenchmark: Benchmark = {
         adapter,
         pkcs11js,
         library: softhsm.library,
+        slowLibrary: slow.library,
         tokenLabel: softhsm.tokenLabel,
         pin: softhsm.pin,
         payload: crypto.getRandomValues(new Uint8Array(1024)),
@@ -276,11 +283,13 @@ export const hsmBenchmark: Benchmark = {
           "per-request code initialises and finalises the module.",
       );
     } catch (error) {
+      slow[Symbol.dispose]();
       await softhsm[Symbol.asyncDispose]();
       throw error;
     }
     return async () => {
       env = undefined;
+      slow[Symbol.dispose]();
       await softhsm[Symbol.asyncDispose]();
     };
   },

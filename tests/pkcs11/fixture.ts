@@ -165,8 +165,16 @@ export class Pkcs11Spy implements Disposable {
 
   /** How many calls of the PKCS#11 function `name` (`"C_Login"`) the spy logged since it started. */
   calls(name: string): number {
-    const log = new TextDecoder().decode(Deno.readFileSync(sharedLog!).subarray(this.#from));
-    return log.match(new RegExp(`^\\d+: ${name}$`, "gm"))?.length ?? 0;
+    return this.#log().match(new RegExp(`^\\d+: ${name}$`, "gm"))?.length ?? 0;
+  }
+
+  /** How many calls returned a code matching `ckr` (a RegExp source) since the spy started. */
+  returned(ckr: string): number {
+    return this.#log().match(new RegExp(`Returned:\\s+\\d+ ${ckr}\\b`, "g"))?.length ?? 0;
+  }
+
+  #log(): string {
+    return new TextDecoder().decode(Deno.readFileSync(sharedLog!).subarray(this.#from));
   }
 
   [Symbol.dispose](): void {
@@ -205,4 +213,18 @@ export function logOutBehindTheBack(env: SoftHsm): void {
   const session = other.pkcs11.C_OpenSession(other.slot(env.tokenLabel), 0x6);
   other.pkcs11.C_Logout(session); // login state is the process's: this logs everyone out
   other.pkcs11.C_CloseSession(session);
+}
+
+/**
+ * Finalises the module behind the pool's back, as a client library that
+ * restarts does: a binding of its own that calls `C_Finalize`.
+ */
+export function finaliseBehindTheBack(library: string): void {
+  const other = new pkcs11js.PKCS11();
+  other.load(library);
+  try {
+    other.C_Finalize();
+  } finally {
+    other.close();
+  }
 }

@@ -144,3 +144,12 @@ Deno.test("decrypt refuses an empty key id as bad input, whether or not the cach
   const { ciphertext } = await t.hsm.encrypt("k", text("x"));
   await assert.rejects(() => t.hsm.decrypt("", ciphertext), TypeError);
 });
+
+Deno.test("a key added under a label is used once the cache entry expires", async () => {
+  await using t = await openTestHsm({ keyCacheMs: 0 });
+  const first = await t.hsm.use((s) => s.generateAesKey({ label: "rot" }));
+  assert.equal((await t.hsm.encrypt("rot", text("a"))).keyId, first.id);
+  await t.hsm.use((s) => s.destroyKey(first));
+  const second = await t.hsm.use((s) => s.generateAesKey({ label: "rot" }));
+  assert.equal((await t.hsm.encrypt("rot", text("b"))).keyId, second.id);
+});

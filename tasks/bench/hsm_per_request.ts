@@ -1,6 +1,7 @@
 /**
- * The per-request pattern, for comparison with the pool: every call loads
- * and initialises the module, opens a session, logs in, runs the
+ * The per-request pattern, for comparison with the pool (the benchmark's
+ * `per-request` contender and the service's `/encrypt-per-request`): every
+ * call loads and initialises the module, opens a session, logs in, runs the
  * operation, logs out, closes the session and finalises the module.
  *
  * Module initialisation and login are process-wide state in PKCS#11, so in
@@ -12,13 +13,14 @@
  *
  * @module
  */
-import { CKR } from "./ckr.ts";
-import { toHsmError } from "./errors.ts";
-import { asyncEngine, syncEngine } from "./engine_local.ts";
-import { findPkcs11Module } from "./library.ts";
-import { loadModule } from "./registry.ts";
-import { HsmSession } from "./session.ts";
-import { findSlotByLabel } from "./token.ts";
+import { CKR } from "../../adapters/pkcs11/errors.ts";
+import { toHsmError } from "../../adapters/pkcs11/errors.ts";
+import type { HsmSession } from "../../adapters/pkcs11/mod.ts";
+import { Module } from "../../adapters/pkcs11/module.ts";
+import { findPkcs11Module } from "../../adapters/pkcs11/library.ts";
+import { Session } from "../../adapters/pkcs11/session.ts";
+import { CallPlace } from "../../adapters/pkcs11/threads.ts";
+import { findSlotByLabel } from "../../adapters/pkcs11/token.ts";
 
 const CKU_USER = 1;
 
@@ -30,8 +32,6 @@ export interface PerRequestOptions {
   tokenLabel: string;
   /** The user PIN. */
   pin: string;
-  /** How the operation's crypto call runs. Default `"async"`. */
-  engine?: "async" | "sync";
 }
 
 let queue: Promise<unknown> = Promise.resolve();
@@ -53,13 +53,13 @@ async function perRequest<T>(
   options: PerRequestOptions,
   fn: (session: HsmSession) => T | Promise<T>,
 ): Promise<T> {
-  const module = loadModule(findPkcs11Module(options.library));
+  const module = new Module(findPkcs11Module(options.library));
   const { pkcs11 } = module;
-  let session: HsmSession | undefined;
+  let session: Session | undefined;
   let loggedIn = false;
   try {
     const slot = findSlotByLabel(module, options.tokenLabel);
-    session = new HsmSession(module, slot, options.engine === "sync" ? syncEngine : asyncEngine);
+    session = new Session(module, slot, { place: new CallPlace(), keyDestroyed: () => {} });
     try {
       pkcs11.C_Login(session.handle, CKU_USER, options.pin);
       loggedIn = true;
