@@ -11,10 +11,8 @@ import {
   moduleIsInitialised,
   openTestHsm,
   OtherBinding,
-  Pkcs11Spy,
   pkcs11Tool,
 } from "./fixture.ts";
-import { provisionSoftHsm } from "../../tasks/setup/softhsm.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 Deno.test("a missing module path names the path and the package to install", async () => {
@@ -81,15 +79,7 @@ Deno.test("after C_Logout from another binding, a label with no key is KeyNotFou
 });
 
 Deno.test("a key destroyed through the handle is forgotten by the key cache", async () => {
-  await using env = await provisionSoftHsm({ temporary: true });
-  using spy = new Pkcs11Spy(env.library);
-  await using hsm = await openHsm({
-    library: spy.library,
-    tokenLabel: env.tokenLabel,
-    pin: env.pin,
-    keyCacheMs: 60_000,
-  });
-  const t = { hsm };
+  await using t = await openTestHsm({ keyCacheMs: 60_000 }, { spied: true });
   const keys = await t.hsm.use(async (s) => [
     await s.generateAesKey({ label: "rot" }),
     await s.generateAesKey({ label: "rot" }),
@@ -102,7 +92,7 @@ Deno.test("a key destroyed through the handle is forgotten by the key cache", as
     assert.notEqual(keyId, keys[0].id);
   }
   assert.equal(
-    spy.returned("CKR_(KEY|OBJECT)_HANDLE_INVALID"),
+    t.spy!.returned("CKR_(KEY|OBJECT)_HANDLE_INVALID"),
     0,
     "the destroyed key was never tried",
   );

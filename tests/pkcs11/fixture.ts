@@ -11,30 +11,39 @@ import { type Hsm, openHsm, type OpenHsmOptions } from "../../adapters/pkcs11/mo
 export interface TestHsm extends AsyncDisposable {
   env: SoftHsm;
   hsm: Hsm;
+  /** pkcs11-spy between the pool and the token, when asked for. */
+  spy?: Pkcs11Spy;
 }
 
-/** Provisions a fresh temp token and opens a pool on it. */
-export async function openTestHsm(options: Partial<OpenHsmOptions> = {}): Promise<TestHsm> {
+/** Provisions a fresh temp token and opens a pool on it (through pkcs11-spy with `spied`). */
+export async function openTestHsm(
+  options: Partial<OpenHsmOptions> = {},
+  { spied = false } = {},
+): Promise<TestHsm> {
   const env = await provisionSoftHsm({ temporary: true });
+  const spy = spied ? new Pkcs11Spy(env.library) : undefined;
   let hsm: Hsm;
   try {
     hsm = await openHsm({
-      library: env.library,
+      library: spy?.library ?? env.library,
       tokenLabel: env.tokenLabel,
       pin: env.pin,
       ...options,
     });
   } catch (error) {
+    spy?.[Symbol.dispose]();
     await env[Symbol.asyncDispose]();
     throw error;
   }
   return {
     env,
     hsm,
+    spy,
     async [Symbol.asyncDispose]() {
       try {
         await hsm.close();
       } finally {
+        spy?.[Symbol.dispose]();
         await env[Symbol.asyncDispose]();
       }
     },

@@ -14,7 +14,7 @@ import {
   PinRefusedError,
 } from "../../adapters/pkcs11/mod.ts";
 import { provisionSoftHsm } from "../../tasks/setup/softhsm.ts";
-import { logOutBehindTheBack, OtherBinding, Pkcs11Spy } from "./fixture.ts";
+import { logOutBehindTheBack, openTestHsm, OtherBinding, Pkcs11Spy } from "./fixture.ts";
 
 const WRONG_PIN = "wrong-pin-4711";
 const data = new Uint8Array(16);
@@ -40,14 +40,9 @@ Deno.test("a wrong PIN fails openHsm itself with PinRefusedError after exactly o
 });
 
 Deno.test("a PIN refused when logging in again is never sent again, and every call fails at once", async () => {
-  await using env = await provisionSoftHsm({ temporary: true });
-  using spy = new Pkcs11Spy(env.library);
-  await using hsm = await openHsm({
-    library: spy.library,
-    tokenLabel: env.tokenLabel,
-    pin: env.pin,
-    pool: { max: 4, breaker: { threshold: 2, cooldownMs: 20 } },
-  });
+  const breaker = { threshold: 2, cooldownMs: 20 };
+  await using t = await openTestHsm({ pool: { max: 4, breaker } }, { spied: true });
+  const { env, hsm, spy } = t as Required<typeof t>;
   await hsm.use((s) => s.generateAesKey({ label: "k" }));
   const newPin = "changed-4242";
   {
