@@ -21,7 +21,6 @@ import { poolStatsJson } from "./pool_stats.ts";
 import { readJsonObject } from "./request_body.ts";
 import { RequestGate } from "./request_gate.ts";
 import { createRouter, type ErrorMapper, type Handler, type RouteTable } from "./router.ts";
-import { KeyLabels } from "./key_labels.ts";
 import { decrypt, encrypt } from "./secrets.ts";
 
 /** Anything with pool statistics, shown in `/pool/stats` and `/metrics`. */
@@ -109,10 +108,9 @@ export function createApp(options: AppOptions): App {
     timeoutMs: config.acquireTimeoutMs,
   });
 
-  const keyLabels = new KeyLabels();
   const encryptRoute: Handler = async (request) =>
     jsonResponse(
-      await encrypt(hsm, keyLabels, await readJsonObject(request, bodyLimits), acquire(request)),
+      await encrypt(hsm, await readJsonObject(request, bodyLimits), acquire(request)),
     );
   const routes: RouteTable = {
     "/encrypt": { POST: encryptRoute },
@@ -123,7 +121,6 @@ export function createApp(options: AppOptions): App {
         jsonResponse(
           await decrypt(
             hsm,
-            keyLabels,
             await readJsonObject(request, bodyLimits),
             acquire(request),
           ),

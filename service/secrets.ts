@@ -18,7 +18,6 @@
 import type { AcquireOptions } from "../mod.ts";
 import { type Hsm, HsmError, KeyNotFoundError } from "../adapters/pkcs11/mod.ts";
 import { HttpError } from "./http_error.ts";
-import type { KeyLabels } from "./key_labels.ts";
 import { errorText } from "./log.ts";
 import { decodeBase64Field, encodeBase64, stringFields } from "./request_body.ts";
 import { type SessionSource, tokenProblem } from "./token_check.ts";
@@ -125,14 +124,12 @@ export function tokenUnreadable(problem: unknown): HttpError {
 /** `POST /encrypt`: a random key among those with the label. */
 export async function encrypt(
   hsm: CryptoSource,
-  labels: KeyLabels,
   body: Record<string, unknown>,
   options: AcquireOptions,
 ): Promise<EncryptResult> {
   const { label, plaintext } = parseEncryptRequest(body);
   try {
     const sealed = await hsm.encrypt(label, plaintext, options);
-    labels.remember(sealed.keyId, label);
     return { ciphertext: encodeBase64(sealed.ciphertext), key_id: sealed.keyId };
   } catch (error) {
     if (!(error instanceof KeyNotFoundError)) throw error;
@@ -174,18 +171,13 @@ function keyNotFound(keyId: string, label: string): HttpError {
  */
 export async function decrypt(
   hsm: CryptoSource,
-  labels: KeyLabels,
   body: Record<string, unknown>,
   options: AcquireOptions,
 ): Promise<DecryptResult> {
   const { label, keyId, sealed } = parseDecryptRequest(body);
-  const ids = keyId !== undefined && labels.labelOf(keyId) === label
-    ? [keyId]
-    : await keysInLabel(hsm, labels, label, keyId, options);
-  if (ids.length === 0) {
-    const notFound = keyId === undefined ? unknownLabel(label) : keyNotFound(keyId, label);
-    return await missingKey(hsm, notFound, options);
-  }
+  if (keyId !== undefined) return await decryptWithKey(hsm, keyId, label, sealed, options);
+  const ids = await hsm.use((s) => s.findKeys(label, "aes", true).map((key) => key.id), options);
+  if (ids.length === 0) return await missingKey(hsm, unknownLabel(label), options);
   let lastError: unknown;
   for (const id of ids) {
     try {
@@ -199,22 +191,6 @@ export async function decrypt(
   throw lastError;
 }
 
-/**
- * The ids of the AES keys labelled `label` (only `keyId`, if given and among them), as the token
- * lists them now; every id it names is remembered in `labels`.
- */
-async function keysInLabel(
-  hsm: CryptoSource,
-  labels: KeyLabels,
-  label: string,
-  keyId: string | undefined,
-  options: AcquireOptions,
-): Promise<string[]> {
-  const ids = await hsm.use((s) => s.findKeys(label, "aes", true).map((key) => key.id), options);
-  for (const id of ids) labels.remember(id, label);
-  return keyId === undefined ? ids : ids.filter((id) => id === keyId);
-}
-
 /** Decrypts with the key `keyId` (one of `label`'s); its absence is {@link missingKey}'s question. */
 async function decryptWithKey(
   hsm: CryptoSource,
@@ -224,7 +200,7 @@ async function decryptWithKey(
   options: AcquireOptions,
 ): Promise<DecryptResult> {
   try {
-    const plaintext = await hsm.decrypt(keyId, sealed, options);
+    const plaintext = await hsm.decrypt(keyId, sealed, { ...options, label });
     return { plaintext: encodeBase64(plaintext), key_id: keyId };
   } catch (error) {
     if (!(error instanceof KeyNotFoundError)) throw error;

@@ -62,6 +62,16 @@ export interface SealOptions extends AcquireOptions {
   aad?: Uint8Array;
 }
 
+/** Options of {@link Hsm.decrypt}. */
+export interface DecryptOptions extends SealOptions {
+  /**
+   * Only a key with this label may decrypt: a key id outside it is a
+   * {@link KeyNotFoundError}, the same answer as an unknown id, so labels
+   * can separate purposes or tenants.
+   */
+  label?: string;
+}
+
 /** A lease of one session (the pool's `Lease<HsmSession>`). */
 export type HsmLease = Lease<HsmSession>;
 
@@ -425,14 +435,21 @@ export class Hsm implements AsyncDisposable {
     }
   }
 
-  /** AES-GCM decryption with the token key whose id {@link Hsm.encrypt} returned. */
+  /**
+   * AES-GCM decryption with the token key whose id {@link Hsm.encrypt}
+   * returned; with `label`, only if that key carries it.
+   */
   async decrypt(
     keyId: string,
     ciphertext: Uint8Array,
-    options?: SealOptions,
+    options?: DecryptOptions,
   ): Promise<Uint8Array<ArrayBuffer>> {
     const m = this.#member, deadline = deadlineOf(options), aad = options?.aad;
     const key = await m.keys.byId(keyId, "aes", deadline);
+    const label = options?.label;
+    if (label !== undefined && key.label !== label) {
+      throw new KeyNotFoundError(`id ${keyId} labelled ${JSON.stringify(label)}`);
+    }
     return await m.withKey(
       key,
       deadline,

@@ -20,6 +20,7 @@
  * @module
  */
 export {
+  type DecryptOptions,
   Hsm,
   type HsmLease,
   type HsmOps,

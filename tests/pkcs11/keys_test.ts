@@ -24,6 +24,21 @@ Deno.test("keys are found by label, and only keys of the asked kind", async () =
   });
 });
 
+Deno.test("decrypt with a label uses only a key of that label; an id outside it is KeyNotFoundError", async () => {
+  await using t = await openTestHsm();
+  await t.hsm.use(async (s) => {
+    await s.generateAesKey({ label: "tenant-a" });
+    await s.generateAesKey({ label: "tenant-b" });
+  });
+  const sealed = await t.hsm.encrypt("tenant-a", text("for a"));
+  const opened = await t.hsm.decrypt(sealed.keyId, sealed.ciphertext, { label: "tenant-a" });
+  assert.equal(new TextDecoder().decode(opened), "for a");
+  await assert.rejects(
+    t.hsm.decrypt(sealed.keyId, sealed.ciphertext, { label: "tenant-b" }),
+    KeyNotFoundError,
+  );
+});
+
 Deno.test("the random key lookup spreads over every key with the label", async () => {
   await using t = await openTestHsm();
   const ids = await t.hsm.use(async (s) => {

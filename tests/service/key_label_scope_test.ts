@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { openHsm } from "../../adapters/pkcs11/mod.ts";
-import { KeyLabels } from "../../service/key_labels.ts";
 import { encodeBase64 } from "../../service/request_body.ts";
 import { KEY_LABEL, startTestService, type TestService } from "./fixture.ts";
 
@@ -77,15 +76,4 @@ Deno.test("decrypt with a key_id under key_label decrypts also when this service
   });
   assert.equal(outside.status, 404, outside.text);
   assert.equal(outside.body.error, "key_not_found");
-});
-
-Deno.test("a key's label is trusted for the cache's lifetime, then asked of the token again", () => {
-  let now = 0;
-  const labels = new KeyLabels(1_000, () => now);
-  labels.remember("ab01", "app");
-  now = 999;
-  assert.equal(labels.labelOf("ab01"), "app");
-  now = 1_000;
-  assert.equal(labels.labelOf("ab01"), undefined);
-  assert.equal(labels.labelOf("cd02"), undefined);
 });
