@@ -12,10 +12,10 @@
  */
 import {
   createPostgresPool,
-  type PoolEvent,
   type PostgresClient,
   type PostgresPool,
 } from "../adapters/postgres/mod.ts";
+import type { PoolEvent } from "../mod.ts";
 import { OrderDao } from "./orders/order_dao.ts";
 import { startDatabase } from "./setup/postgres.ts";
 

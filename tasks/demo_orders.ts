@@ -2,7 +2,7 @@
  * `deno task demo:orders`: the orders DAO over the pool, on a real PostgreSQL (DATABASE_URL, or
  * a throwaway cluster started and removed for this run). Creates `pedido` if missing, inserts
  * orders in one transaction, lists them, finds one, deletes one; then a nested transaction
- * (a savepoint) that fails, and a query past its `deadlineMs`.
+ * (a savepoint) that fails, and a query past its `timeoutMs`.
  *
  * @module
  */
@@ -58,9 +58,9 @@ await pg.transaction(async () => {
 });
 console.log(`after the savepoint: ${await dao.count()} orders (the outer insert kept)`);
 
-// deadlineMs bounds the wait for a connection and the statement; the statement is cancelled.
-await pg.query("select pg_sleep(5)", [], { deadlineMs: 200 }).catch((error: Error) =>
-  console.log(`deadline: ${error.name}: ${error.message}`)
+// timeoutMs bounds the wait for a connection and the statement; the statement is cancelled.
+await pg.query("select pg_sleep(5)", [], { timeoutMs: 200 }).catch((error: Error) =>
+  console.log(`timeout: ${error.name}: ${error.message}`)
 );
 
 const s = pg.stats();

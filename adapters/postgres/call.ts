@@ -1,33 +1,25 @@
 /**
- * How one call borrows a connection: never one known to be unusable (closed, or its cleaning
- * failed), ended by its signal or its `deadlineMs` whether or not the server answers, and the
- * connection of an ended call is given up (its statement cancelled on the server, its socket
- * cut), never lent again.
+ * How one call borrows a connection: never one known to be unusable, ended by its signal or
+ * its `timeoutMs` whether or not the server answers, and the connection of an ended call is
+ * given up (its statement cancelled on the server, its socket cut), never lent again. And
+ * `transaction()`, which is a call that begins and commits.
  *
  * @module
  */
 import type { AsyncLocalStorage } from "node:async_hooks";
-import type { AcquireOptions, Pool } from "../../mod.ts";
-import type { PgConnection } from "./connection.ts";
-import { PostgresDeadlineError } from "./errors.ts";
-
-/** Per-call options of `use()`, `transaction()` and `query()`. */
-export interface CallOptions extends AcquireOptions {
-  /**
-   * A deadline for the whole call, in ms: the wait for a connection plus every statement. When
-   * it passes, the call rejects with {@link PostgresDeadlineError}, the running statement is
-   * cancelled on the server and the connection destroyed. (`timeoutMs` bounds only the wait.)
-   */
-  deadlineMs?: number;
-}
+import type { Lease } from "../../mod.ts";
+import type { PgConnection, PostgresClient } from "./connection.ts";
+import { PostgresTimeoutError, TransactionRolledBackError } from "./errors.ts";
+import type { CallOptions } from "./options.ts";
+import { TX_FAILED, TX_UNKNOWN } from "./wire.ts";
 
 /** What a call runs on the borrowed connection. */
 export type OnConnection<T> = (conn: PgConnection, signal: AbortSignal) => T | Promise<T>;
 
 /**
  * The connection of the call running in an async context, while it runs: a nested call (the
- * adapter's `reentrant`) joins it. The adapter keeps this itself rather than the core pool, so
- * that a one-shot `query()` can tell whether it is nested without taking a lease.
+ * adapter's `reentrant`) joins it. Kept here rather than in the core pool, so that a one-shot
+ * `query()` can tell whether it is nested without taking a lease.
  */
 export interface CallFrame {
   readonly conn: PgConnection;
@@ -37,6 +29,15 @@ export interface CallFrame {
 /** Where the running call's {@link CallFrame} is kept; `undefined` when not reentrant. */
 export type CallContext = AsyncLocalStorage<CallFrame> | undefined;
 
+/** What a call needs from its pool. */
+export interface CallHost {
+  readonly context: CallContext;
+  /** A lease on a connection not known to be unusable; `signal` ends the wait. */
+  acquire(options?: { signal?: AbortSignal }): Promise<Lease<PgConnection>>;
+  /** Whether `error` means `conn` must be destroyed (the pool's `isFatal`). */
+  isFatal(error: unknown, conn: PgConnection): boolean;
+}
+
 /** The connection of the call this code runs inside, if any (reentrant pools only). */
 export function outerConnection(context: CallContext): PgConnection | undefined {
   const frame = context?.getStore();
@@ -45,79 +46,46 @@ export function outerConnection(context: CallContext): PgConnection | undefined 
 
 const NEVER_ABORTED = new AbortController().signal;
 
-/** Thrown inside the pool's `use()` when it lent a connection already known to be closed. */
-class StaleConnection {
-  constructor(readonly conn: PgConnection) {}
-}
-
-/** Runs `fn` on a borrowed connection, honouring `options.signal` and `options.deadlineMs`. */
-export function call<T>(
-  pool: Pool<PgConnection>,
-  context: CallContext,
+/**
+ * Runs `fn` on a borrowed connection (or the outer call's), honouring `options.signal` and
+ * `options.timeoutMs` (checked by the caller): when either ends the call, it rejects at once and
+ * the connection is given up, not waited for. The lease has ended when the call settles.
+ */
+export async function call<T>(
+  host: CallHost,
   fn: OnConnection<T>,
   options: CallOptions | undefined,
 ): Promise<T> {
-  const deadlineMs = options?.deadlineMs;
-  if (deadlineMs === undefined) return lendLive(pool, context, fn, options);
-  if (typeof deadlineMs !== "number" || !(deadlineMs >= 0)) {
-    return Promise.reject(
-      new TypeError(`deadlineMs must be a number of milliseconds >= 0, got ${deadlineMs}`),
-    );
+  const timeoutMs = options?.timeoutMs;
+  let signal = options?.signal, timer: ReturnType<typeof setTimeout> | undefined;
+  if (timeoutMs !== undefined) {
+    const timeout = new AbortController();
+    timer = setTimeout(() => timeout.abort(new PostgresTimeoutError(timeoutMs)), timeoutMs);
+    signal = signal === undefined ? timeout.signal : AbortSignal.any([signal, timeout.signal]);
   }
-  const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(new PostgresDeadlineError(deadlineMs)), deadlineMs);
-  const signal = options?.signal === undefined
-    ? deadline.signal
-    : AbortSignal.any([options.signal, deadline.signal]);
-  return lendLive(pool, context, fn, { ...options, signal }).finally(() => clearTimeout(timer));
-}
-
-/**
- * Borrows until it gets a connection not known to be closed (those are destroyed). With a
- * signal, the call rejects as soon as it aborts while `fn` runs, without waiting for the pool
- * to finish destroying the connection (which waits for the cancel request to go out).
- */
-async function lendLive<T>(
-  pool: Pool<PgConnection>,
-  context: CallContext,
-  fn: OnConnection<T>,
-  options: AcquireOptions | undefined,
-): Promise<T> {
-  const signal = options?.signal;
-  const outer = outerConnection(context);
-  if (outer !== undefined) return await joinOuter(outer, fn, signal);
-  const early = signal === undefined ? undefined : Promise.withResolvers<never>();
-  const body: OnConnection<T> = early === undefined
-    ? fn
-    : (conn, s) => abortable(conn, fn, s, early.reject);
-  const run = (conn: PgConnection, s: AbortSignal) => {
-    if (conn.unusable) throw new StaleConnection(conn);
-    return context === undefined ? body(conn, s) : enter(context, conn, body, s);
-  };
-  let stale: PgConnection | undefined;
-  while (true) {
-    const used = pool.use(run, options);
-    try {
-      if (early === undefined) return await used;
-      used.catch(() => {}); // when the abort wins the race, this settles later
-      return await Promise.race([used, early.promise]);
-    } catch (error) {
-      if (!(error instanceof StaleConnection)) throw error;
-      if (error.conn === stale) throw error.conn.unusable; // lent the same one again: give up
-      stale = error.conn;
+  try {
+    const outer = outerConnection(host.context);
+    if (outer !== undefined) {
+      if (outer.unusable) throw outer.unusable;
+      return await (signal ? abortable(outer, fn, signal) : fn(outer, NEVER_ABORTED));
     }
+    const lease = await host.acquire(signal && { signal });
+    const conn = lease.resource;
+    const context = host.context;
+    const run: OnConnection<T> = context === undefined ? fn : (c, s) => enter(context, c, fn, s);
+    let result: T;
+    try {
+      result = await (signal ? abortable(conn, run, signal) : run(conn, NEVER_ABORTED));
+    } catch (error) {
+      if (host.isFatal(error, conn)) void lease.destroy("a call failed on it");
+      else await lease.release();
+      throw error;
+    }
+    await lease.release();
+    return result;
+  } finally {
+    clearTimeout(timer);
   }
-}
-
-/** A nested call: runs on its outer call's connection, unless that one became unusable. */
-async function joinOuter<T>(
-  conn: PgConnection,
-  fn: OnConnection<T>,
-  signal: AbortSignal | undefined,
-): Promise<T> {
-  if (conn.unusable) throw conn.unusable;
-  if (signal === undefined) return await fn(conn, NEVER_ABORTED);
-  return await abortable(conn, fn, signal, () => {});
 }
 
 /** Runs `fn` with `conn` as the connection nested calls join, until it settles. */
@@ -136,22 +104,15 @@ async function enter<T>(
 }
 
 /**
- * Runs `fn`, but settles with `signal.reason` as soon as the signal aborts (and tells `gaveUp`):
- * the connection is abandoned (its statement cancelled on the server, the connection marked
- * for destruction) rather than waited for.
+ * Runs `fn`, but rejects with `signal.reason` as soon as the signal aborts: the connection is
+ * given up (its statement cancelled on the server, the connection marked for destruction).
  */
-async function abortable<T>(
-  conn: PgConnection,
-  fn: OnConnection<T>,
-  signal: AbortSignal,
-  gaveUp: (reason: unknown) => void,
-): Promise<T> {
+async function abortable<T>(conn: PgConnection, fn: OnConnection<T>, signal: AbortSignal) {
   signal.throwIfAborted();
   const { promise: aborted, reject } = Promise.withResolvers<never>();
   const onAbort = () => {
-    conn.abandon();
+    conn.abandon("its call was aborted or timed out");
     reject(signal.reason);
-    gaveUp(signal.reason);
   };
   signal.addEventListener("abort", onAbort, { once: true });
   const work = (async () => await fn(conn, signal))();
@@ -163,4 +124,88 @@ async function abortable<T>(
     signal.removeEventListener("abort", onAbort);
     work.catch(() => {}); // settles after the abort, on a cancelled connection: nobody waits
   }
+}
+
+/** Isolation levels `BEGIN` accepts. */
+const ISOLATION = new Set(["read committed", "repeatable read", "serializable"]);
+
+/** The `BEGIN` statement for these options; a `RangeError` for an unknown isolation level. */
+export function beginStatement(options?: { isolation?: string; readOnly?: boolean }): string {
+  const isolation = options?.isolation;
+  if (isolation !== undefined && !ISOLATION.has(isolation)) {
+    throw new RangeError(
+      `transaction(): unknown isolation level '${isolation}' (read committed, repeatable read, serializable)`,
+    );
+  }
+  return "begin" + (isolation ? ` isolation level ${isolation}` : "") +
+    (options?.readOnly ? " read only" : "");
+}
+
+type Body<T> = (sql: PostgresClient, signal: AbortSignal) => T | Promise<T>;
+
+/**
+ * Runs `fn` in a transaction on `conn`: `BEGIN` … `COMMIT`, or a `SAVEPOINT` when a transaction
+ * is already open (as Django's `atomic` and SQLAlchemy's `begin_nested` do). It resolves only
+ * when the server really committed (or released the savepoint): a failed statement that the
+ * callback caught makes it reject with {@link TransactionRolledBackError}. Isolation and
+ * read-only options apply to a new transaction only (a savepoint inherits its transaction's).
+ */
+export async function runTransaction<T>(
+  conn: PgConnection,
+  begin: string,
+  fn: Body<T>,
+  signal: AbortSignal,
+): Promise<T> {
+  const nested = conn.transactionDepth > 0 || conn.inTransaction;
+  const savepoint = `poolkit_savepoint_${conn.transactionDepth + 1}`;
+  // Not waited for: the callback's first statement queues behind it, saving a round trip. If it
+  // fails, so does everything behind it in the same transaction block.
+  conn.send(nested ? `savepoint ${savepoint}` : begin);
+  const outerError = conn.transactionError;
+  conn.transactionError = undefined;
+  conn.transactionDepth++;
+  let result: T;
+  try {
+    result = await fn(conn.client, signal);
+  } catch (error) {
+    conn.transactionDepth--;
+    if (conn.unusable === undefined) {
+      await conn.run(nested ? `rollback to savepoint ${savepoint}` : "rollback").catch(() => {});
+    }
+    conn.transactionError = outerError;
+    throw error;
+  }
+  conn.transactionDepth--;
+  const failure = conn.transactionError;
+  conn.transactionError = outerError;
+  if (nested) return await releaseSavepoint(conn, savepoint, failure, result);
+  const done = await conn.run("commit");
+  if (done.command === "ROLLBACK") {
+    throw new TransactionRolledBackError(
+      "transaction() rolled back instead of committing: a statement in it failed and the " +
+        "callback went on (see cause). Nothing it wrote was stored.",
+      { cause: failure },
+    );
+  }
+  return result;
+}
+
+async function releaseSavepoint<T>(
+  conn: PgConnection,
+  savepoint: string,
+  failure: unknown,
+  result: T,
+): Promise<T> {
+  // Over TLS the status is unknown: a statement that failed inside is taken to have aborted it.
+  const status = conn.txStatus;
+  if (status === TX_FAILED || (status === TX_UNKNOWN && failure !== undefined)) {
+    await conn.run(`rollback to savepoint ${savepoint}`);
+    throw new TransactionRolledBackError(
+      "nested transaction() rolled back to its savepoint: a statement in it failed and the " +
+        "callback went on (see cause). Nothing it wrote was kept; the outer transaction goes on.",
+      { cause: failure },
+    );
+  }
+  await conn.run(`release savepoint ${savepoint}`);
+  return result;
 }

@@ -2,38 +2,50 @@
  * One pooled PostgreSQL connection: a postgres.js instance with `max: 1`, so that every query
  * made through its {@link PgConnection.client} runs on the same server session.
  *
- * It knows what the pool needs without asking the server: the transaction status the server
- * sends with every ReadyForQuery (read from the socket, see wire.ts), whether the socket closed,
- * whether anything ran since the last reset, and which statements are running, so that an abort
- * can cancel them on the server.
+ * A connection is in one of the {@link ConnectionState}s and changes state only through
+ * `#move()`: `open` is the one state in which it may be lent; every other state names why it
+ * must not be, and the pool destroys it (closing its socket) when it comes back.
  *
- * postgres.js 3.4.9 does not expose these, so this file relies on three of its query internals:
- * a query's `resolve`/`reject` (wrapped to observe results), its `executed` flag and its
- * `canceller` (to cancel without an unhandled rejection).
+ * Between two borrowers it is reset on one path, psycopg_pool's `_reset_connection`: roll back
+ * what the transaction status byte (read from ReadyForQuery, see wire.ts) says is open, then
+ * clean the session ({@link RESET_SESSION_SQL}). Both go out in one message when the lease
+ * ends, without waiting for the answer: the server runs them at once, and the next borrower's
+ * first statement queues behind them.
+ *
+ * ## postgres.js internals the adapter relies on (checked against postgres.js 3.4.9)
+ * Everything else goes through postgres.js's public API. These four are not public:
+ * - a query's `resolve` and `reject` (wrapped in `#track`): to know which statements are still
+ *   running when a lease ends, and a transaction's first error, without a closure per statement.
+ * - a query's `executed` flag (`reset`): a statement never sent is dropped, one sent is
+ *   cancelled and its connection destroyed.
+ * - a query's `canceller` (`#cancelRunning`): called directly, so that a cancel request that
+ *   fails is not an unhandled rejection (`query.cancel()` would make one).
+ * - the shape postgres.js passes to the `socket` option (`host`, `port`, `path`, `ssl`,
+ *   `connect_timeout`; wire.ts): to open the socket ourselves and read the status byte.
  *
  * @module
  */
 import postgres from "postgres";
 import {
+  closedError,
   connectError,
   connectionLostError,
   discardedError,
+  endedByApplicationError,
   isDriverClosed,
   PostgresConnectionError,
   resetFailedError,
-  type Target,
 } from "./errors.ts";
+import type { ConnectionSpec } from "./options.ts";
 import {
-  mayChangeSession,
-  PIPELINED_RESET_SQL,
-  RESET_SESSION_SQL,
-  type SessionReset,
-} from "./session_reset.ts";
-import { ConnectionSockets, type SocketFactory, TX_FAILED, TX_OPEN, TX_UNKNOWN } from "./wire.ts";
-import type { TxStatus } from "./wire.ts";
-
-// Public types name the driver's types with `import("postgres")`, so that the documentation
-// links to postgres.js instead of asking us to re-export (and re-document) its whole API.
+  ConnectionSockets,
+  type SocketFactory,
+  TX_FAILED,
+  TX_IDLE,
+  TX_OPEN,
+  TX_UNKNOWN,
+  type TxStatus,
+} from "./wire.ts";
 
 /** The tagged-template client bound to one connection: postgres.js's `Sql`. */
 export type PostgresClient = import("postgres").Sql<Record<string, unknown>>;
@@ -41,8 +53,48 @@ export type PostgresClient = import("postgres").Sql<Record<string, unknown>>;
 /** Driver options the adapter passes on (the pool owns sizing, lifetimes and `onclose`). */
 export type DriverOptions = Omit<
   import("postgres").Options<Record<string, import("postgres").PostgresType>>,
-  "max" | "idle_timeout" | "max_lifetime" | "onclose"
+  "max" | "idle_timeout" | "max_lifetime" | "onclose" | "timeout" | "no_prepare"
 >;
+
+/** A pooled connection as a lease shows it. */
+export interface PooledConnection {
+  /** Sequence number within the process, for messages. */
+  readonly id: number;
+  /** The server process id serving it (behind PgBouncer: PgBouncer's own). */
+  readonly pid: number;
+  /** Its tagged-template client: every statement made with it runs on this connection. */
+  readonly client: PostgresClient;
+}
+
+/**
+ * `open`: may be lent. `abandoned`: a statement on it was cancelled or given up. `ended`: the
+ * application called `sql.end()`. `closed`: the socket closed (server or network). `broken`: the
+ * cleaning after a lease failed. Only `open` is ever lent.
+ */
+export type ConnectionState = "open" | "abandoned" | "ended" | "closed" | "broken";
+
+/**
+ * Cleans a session (PgBouncer's `DISCARD ALL` minus `DEALLOCATE ALL`, which would drop
+ * postgres.js's own prepared statements: only those made with SQL `PREPARE`, also inside a
+ * function, are deallocated). In a transaction block, so that when any part fails the server
+ * refuses everything queued behind it until the connection is destroyed.
+ */
+export const RESET_SESSION_SQL = [
+  "begin",
+  "close all",
+  "set session authorization default",
+  "reset all",
+  "unlisten *",
+  "discard temp",
+  "discard sequences",
+  "select pg_catalog.pg_advisory_unlock_all()",
+  "do $$ declare r record; begin for r in select name from pg_catalog.pg_prepared_statements " +
+  "where from_sql loop execute 'deallocate ' || quote_ident(r.name); end loop; end $$",
+  "commit",
+].join("; ");
+
+/** How long a given-up connection waits for its cancel requests before its socket is cut. */
+const CANCEL_GRACE_MS = 500;
 
 /** The postgres.js query internals we rely on (see the module comment). */
 interface QueryInternals {
@@ -62,41 +114,31 @@ interface TrackedQuery extends QueryInternals {
 let nextId = 1;
 
 /** One server connection, as the pool holds it. */
-export class PgConnection {
+export class PgConnection implements PooledConnection {
   /** Sequence number, for messages. */
   readonly id: number = nextId++;
   /** The server process id serving this connection (PgBouncer: its own id). */
   pid = 0;
-  /** The client handed to `use()` callbacks: the driver, with statement tracking. */
+  /** The client handed to callbacks: the driver, with statement tracking. */
   readonly client: PostgresClient;
-  /** Set once the socket closed: the connection must never be used again. */
-  closed: PostgresConnectionError | undefined;
-  /** A statement on it was cancelled (or abandoned): it is destroyed rather than reused. */
-  cancelRequested = false;
   /** How many `transaction()` calls are running on it (savepoints nest inside). */
   transactionDepth = 0;
   /** The first statement error since the innermost `transaction()` began. */
   transactionError: unknown;
+  #state: ConnectionState = "open";
+  /** Why it left `open`. */
+  #why: PostgresConnectionError | undefined;
   readonly #sql: PostgresClient;
   readonly #sockets: ConnectionSockets;
   readonly #running = new Set<QueryInternals>();
   /** Cancel requests sent, settled when the server closed their socket (or it timed out). */
   readonly #cancels: Promise<void>[] = [];
-  readonly #reset: SessionReset;
-  /** Not with `prepare: false` (PgBouncer's setting; PgBouncer 1.18 failed on it: README). */
-  readonly #pipelineReset: boolean;
-  /** A statement that may change the session ran since the last reset. */
-  #changedSession = false;
-  /** Why the last pipelined cleaning failed: the connection must not run anything more. */
-  #resetFailure: unknown;
+  readonly #cleanSession: boolean;
+  readonly #awaitCleaning: boolean;
 
-  private constructor(
-    url: string | undefined,
-    driver: DriverOptions,
-    reset: SessionReset,
-  ) {
-    this.#reset = reset;
-    this.#pipelineReset = driver.prepare !== false;
+  private constructor(url: string | undefined, driver: DriverOptions, cleanSession: boolean) {
+    this.#cleanSession = cleanSession;
+    this.#awaitCleaning = driver.prepare === false;
     this.#sockets = new ConnectionSockets((driver as { socket?: SocketFactory }).socket);
     const options = {
       onnotice: () => {},
@@ -105,22 +147,16 @@ export class PgConnection {
       max: 1,
       idle_timeout: 0, // the pool evicts idle connections, the driver must not
       max_lifetime: 0, // the pool enforces lifetimes
-      onclose: () => this.#onClose(),
+      onclose: () => this.#move("closed", closedError(this.id, this.pid)),
     };
     this.#sql = (url === undefined ? postgres(options) : postgres(url, options)) as PostgresClient;
-    this.client = this.#trackingProxy(this.#sql);
+    this.client = this.#trackingClient(this.#sql);
   }
 
   /** Opens a connection and proves it with a round trip, so failures surface here. */
-  static async open(
-    url: string | undefined,
-    driver: DriverOptions,
-    target: Target,
-    reset: SessionReset,
-    signal: AbortSignal,
-  ): Promise<PgConnection> {
+  static async open(spec: ConnectionSpec, signal: AbortSignal): Promise<PgConnection> {
     signal.throwIfAborted();
-    const conn = new PgConnection(url, driver, reset);
+    const conn = new PgConnection(spec.url, spec.driver, spec.cleanSession);
     // On abort, end gracefully: the connect (bounded by connect_timeout) finishes, then the
     // socket closes. Cutting it mid-handshake would reject postgres.js's internal type-fetch
     // query, which nothing awaits: an unhandled rejection.
@@ -131,7 +167,7 @@ export class PgConnection {
       conn.pid = Number(result[0].pid);
     } catch (error) {
       await conn.#sql.end({ timeout: 0 }).catch(() => {});
-      throw signal.aborted ? signal.reason : connectError(error, target);
+      throw signal.aborted ? signal.reason : connectError(error, spec.target);
     } finally {
       signal.removeEventListener("abort", onAbort);
     }
@@ -141,6 +177,16 @@ export class PgConnection {
     }
     conn.#sockets.watcher.forget();
     return conn;
+  }
+
+  /** Its state (see {@link ConnectionState}). */
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** Why it must not be lent (it left `open`), or `undefined` when it may be. */
+  get unusable(): PostgresConnectionError | undefined {
+    return this.#why;
   }
 
   /** The server's transaction status after the last statement ({@link TX_UNKNOWN} over TLS). */
@@ -156,23 +202,12 @@ export class PgConnection {
   }
 
   /**
-   * Why it must not be lent, if it must not: its socket closed, or the cleaning after its last
-   * lease failed (then the server refuses its statements until the pool destroys it).
-   */
-  get unusable(): Error | undefined {
-    if (this.closed !== undefined) return this.closed;
-    if (this.#resetFailure !== undefined) return resetFailedError(this.id, this.#resetFailure);
-    return undefined;
-  }
-
-  /**
    * The driver without statement tracking, for one-shot statements that share a lease (see
    * one_shot.ts): their batch counts what is in flight, and such a statement is never aborted
    * on its own nor changes the session. Pass their errors through {@link PgConnection.explain}.
-   * Throws once the cleaning after the last lease failed.
    */
   get untracked(): PostgresClient {
-    if (this.#resetFailure !== undefined) throw resetFailedError(this.id, this.#resetFailure);
+    if (this.#why !== undefined) throw this.#why;
     return this.#sql;
   }
 
@@ -183,15 +218,18 @@ export class PgConnection {
     });
   }
 
+  /** Sends SQL of the adapter's own without waiting; its failure shows in the next statement. */
+  send(text: string): void {
+    this.#sql.unsafe(text).catch(() => {});
+  }
+
   /**
-   * Whether the server still answers (`SELECT 1`). The pool bounds how long it waits (its
-   * validation deadline, `signal`) and destroys a connection that does not answer in time: on
-   * abort the ping is cancelled and the connection given up, so that closing it does not wait
-   * for a server that may be unreachable. A failed ping resolves `false` rather than rejecting.
+   * Whether the server still answers (`SELECT 1`). The pool bounds how long it waits; on abort
+   * the connection is given up, so that closing it does not wait for an unreachable server.
    */
   async ping(signal?: AbortSignal): Promise<boolean> {
-    if (this.closed || this.cancelRequested || this.#resetFailure !== undefined) return false;
-    const giveUp = () => this.abandon();
+    if (this.#why !== undefined) return false;
+    const giveUp = () => this.abandon("it did not answer a ping in time");
     signal?.addEventListener("abort", giveUp, { once: true });
     try {
       const ok = await this.client`select 1`.then(() => true, () => false);
@@ -203,127 +241,95 @@ export class PgConnection {
   }
 
   /**
-   * Readies it for the next borrower: rolls back a transaction left open or failed (known from
-   * ReadyForQuery, so nothing to do costs nothing) and cleans the session per the `reset` policy.
-   * From a clean transaction state the cleaning is pipelined (see {@link PIPELINED_RESET_SQL}):
-   * sent now, answered ahead of the next borrower's first statement, and a failure discards the
-   * connection before any statement of that borrower runs. Throws (so the pool destroys it) when
-   * it is closed, cancelled, its last cleaning failed, or it is still running a statement.
+   * Readies it for the next borrower, as the lease ends: rolls back what the server says is
+   * open and (unless `reset: "never"`) cleans the session, in one message sent now and not
+   * waited for (see the module comment); waited for with `prepare: false`, PgBouncer's setting
+   * (PgBouncer 1.18 in transaction mode closed the connection when a multi-statement message was
+   * followed by an extended-protocol statement in the same write). Nothing to do costs nothing.
+   * Throws, so that the pool destroys it, when it is not `open` or a statement sent on it is
+   * still running.
    */
   reset(): Promise<void> | void {
-    if (this.closed) throw this.closed;
-    if (this.cancelRequested) throw discardedError(this.id, "a statement on it was cancelled");
-    if (this.#resetFailure !== undefined) throw resetFailedError(this.id, this.#resetFailure);
-    if (this.#running.size !== 0) {
-      for (const query of this.#running) {
-        if (query.executed) {
-          this.cancelRunning();
-          throw discardedError(this.id, "it was released while a statement was still running");
-        }
+    if (this.#why !== undefined) throw this.#why;
+    for (const query of this.#running) {
+      if (query.executed) {
+        this.abandon("it was released while a statement was still running");
+        throw this.#why;
       }
-      this.#running.clear(); // what is left never ran (fragments, unawaited queries)
     }
+    this.#running.clear(); // what is left was never sent (fragments, unawaited queries)
     const watcher = this.#sockets.watcher;
     const watched = this.txStatus !== TX_UNKNOWN;
     // Unwatched (TLS), statements may run unseen (postgres.js's sql.begin scope): assume some did.
-    const ran = watched ? watcher.readies > 0 : true;
-    const rollback = this.inTransaction || (!watched && ran);
-    const clean = this.#reset === "always"
-      ? ran
-      : this.#reset === "when-needed" && (this.#changedSession || watcher.parameterChanges > 0);
-    const prepared = watcher.prepares > 0;
-    this.#changedSession = false;
+    const ran = !watched || watcher.readies > 0;
+    const rollback = this.inTransaction || !watched && ran;
+    const clean = this.#cleanSession && ran;
     this.transactionDepth = 0;
     this.transactionError = undefined;
     if (!rollback && !clean) return watcher.forget();
-    if (!rollback && !prepared && this.#pipelineReset) return this.#cleanPipelined();
-    watcher.forget();
-    return this.#cleanNow(rollback, clean);
-  }
-
-  /** Sends the cleaning without waiting: a failure marks the connection unusable. */
-  #cleanPipelined(): void {
-    this.#sockets.watcher.forget(1); // the cleaning's own ReadyForQuery is not the borrower's
-    const cleaning = this.#sql.unsafe(PIPELINED_RESET_SQL);
-    // Noted as the driver rejects it, before it handles the answers to what was pipelined behind.
+    watcher.forget(1); // the cleaning's own ReadyForQuery is not the next borrower's
+    if (watched) watcher.status = TX_IDLE; // what the cleaning leaves, or it breaks the connection
+    const text = (rollback ? "rollback; " : "") + (clean ? RESET_SESSION_SQL : "");
+    const cleaning = this.#sql.unsafe(text);
+    // Noted as the driver rejects it, before it handles what was pipelined behind.
     const internals = cleaning as unknown as QueryInternals, reject = internals.reject;
     internals.reject = (error) => {
-      this.#resetFailure ??= error;
+      this.#move("broken", resetFailedError(this.id, error));
+      this.#sockets.destroy(); // nothing may run on an unclean session, nor stay open on it
       reject(error);
     };
-    cleaning.then(undefined, () => {});
+    if (this.#awaitCleaning) return cleaning.then(() => watcher.forget());
+    cleaning.catch(() => {});
   }
 
-  /** Rolls back and/or cleans, awaited: after a transaction left open, or a `PREPARE`. */
-  async #cleanNow(rollback: boolean, clean: boolean): Promise<void> {
-    if (!clean) await this.#sql`rollback`;
-    else await this.#cleanSession(rollback);
-    this.#sockets.watcher.forget();
-  }
-
-  /** Rolls back (if asked) and cleans the session in one round trip, plus one per `PREPARE`. */
-  async #cleanSession(rollback: boolean): Promise<void> {
-    const results = await this.#sql.unsafe(
-      (rollback ? "rollback; " : "") + RESET_SESSION_SQL,
-    ) as unknown as { name: string }[][];
-    for (const { name } of results[results.length - 1]) {
-      await this.#sql.unsafe(`deallocate "${name.replaceAll('"', '""')}"`);
-    }
-  }
-
-  /** Cancels, on the server, every statement running on this connection. */
-  cancelRunning(): void {
-    this.cancelRequested = true;
+  /**
+   * Gives up on it: cancels its running statements on the server (each cancel request goes out
+   * on a socket of its own) and marks it for destruction. Nothing here waits for the server.
+   */
+  abandon(why = "a statement on it was cancelled"): void {
+    this.#move("abandoned", discardedError(this.id, why));
     this.#sockets.cancelling = true;
     for (const query of this.#running) {
       const cancel = query.canceller;
       if (!query.executed || cancel === null) continue; // never sent: nothing to cancel
       query.canceller = null;
-      // Called directly (not via query.cancel()) so a failed cancel request is not unhandled.
       this.#cancels.push(Promise.resolve(cancel(query)).catch(() => {}));
     }
   }
 
   /**
-   * Gives up on it: cancels its statements on the server (the cancel request goes out on its
-   * own socket) and marks it for destruction. Nothing here waits for the server.
-   */
-  abandon(): void {
-    this.cancelRunning();
-  }
-
-  /**
-   * Closes the connection: gracefully (a second for statements to finish); or, once given up,
-   * by cutting its socket as soon as the cancel requests are delivered (or timed out), since
-   * behind PgBouncer a cancel for a client already gone is dropped.
+   * Closes the connection: an `open` one gracefully (a second for statements to finish); any
+   * other by cutting its socket, once its cancel requests are delivered or after
+   * {@link CANCEL_GRACE_MS} (behind PgBouncer a cancel for a client already gone is dropped;
+   * behind a dead network it never arrives).
    */
   async close(): Promise<void> {
-    if (!this.cancelRequested && !this.closed) return await this.#sql.end({ timeout: 1 });
-    await Promise.all(this.#cancels);
+    if (this.#state === "open") return await this.#sql.end({ timeout: 1 });
+    if (this.#cancels.length > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const grace = new Promise<void>((resolve) => timer = setTimeout(resolve, CANCEL_GRACE_MS));
+      await Promise.race([Promise.all(this.#cancels), grace]);
+      clearTimeout(timer);
+    }
     this.#sockets.destroy();
     await this.#sql.end({ timeout: 0 });
   }
 
-  #onClose(): void {
-    if (this.closed) return;
-    this.closed = new PostgresConnectionError(
-      `PostgreSQL connection #${this.id} (backend pid ${this.pid}) was closed: the server ` +
-        "terminated it, restarted, or the network failed. The pool discards it; retry on another.",
-      "CONNECTION_CLOSED",
-    );
+  /** The one place the state changes: the first reason to leave `open` is the one kept. */
+  #move(state: ConnectionState, why: PostgresConnectionError): void {
+    if (this.#state !== "open") return;
+    this.#state = state;
+    this.#why = why;
     // Left alone, postgres.js would reconnect on the next query and run it outside the
     // transaction it belonged to. Ending it makes every later query fail instead.
-    this.#sql.end({ timeout: 0 }).catch(() => {});
+    if (state === "closed") this.#sql.end({ timeout: 0 }).catch(() => {});
   }
 
-  #trackingProxy(sql: PostgresClient): PostgresClient {
-    const note = this.#reset === "when-needed"
-      ? (text: unknown) => {
-        if (!this.#changedSession && (typeof text !== "string" || mayChangeSession(text))) {
-          this.#changedSession = true;
-        }
-      }
-      : undefined;
+  /**
+   * The client for callbacks: every statement is tracked (see `#track`), and `sql.end()` marks
+   * the connection `ended` before postgres.js closes it, so that it is never lent again.
+   */
+  #trackingClient(sql: PostgresClient): PostgresClient {
     const track = (query: unknown): unknown => {
       if (
         query instanceof Promise && typeof (query as { cancel?: unknown }).cancel === "function"
@@ -333,24 +339,17 @@ export class PgConnection {
       return query;
     };
     type Variadic = (...args: unknown[]) => unknown;
-    const unsafe = (
-      ...args: unknown[]
-    ) => (note?.(args[0]), track((sql.unsafe as Variadic)(...args)));
-    const file = (
-      ...args: unknown[]
-    ) => (note?.(undefined), track((sql.file as Variadic)(...args)));
+    const wrapped: Record<PropertyKey, Variadic> = {
+      unsafe: (...args) => track((sql.unsafe as Variadic)(...args)),
+      file: (...args) => track((sql.file as Variadic)(...args)),
+      end: (...args) => {
+        this.#move("ended", endedByApplicationError(this.id));
+        return (sql.end as Variadic)(...args);
+      },
+    };
     return new Proxy(sql, {
-      apply: (target, self, args) => {
-        if (note && Array.isArray(args[0]) && "raw" in args[0]) note(args[0].join(" "));
-        return track(Reflect.apply(target, self, args));
-      },
-      get: (target, key, receiver) => {
-        if (key === "unsafe") return unsafe;
-        if (key === "file") return file;
-        // sql.begin/sql.reserve hand out scopes whose statements this proxy does not see.
-        if (note && (key === "begin" || key === "reserve")) note(undefined);
-        return Reflect.get(target, key, receiver);
-      },
+      apply: (target, self, args) => track(Reflect.apply(target, self, args)),
+      get: (target, key, receiver) => wrapped[key] ?? Reflect.get(target, key, receiver),
     });
   }
 
@@ -360,7 +359,7 @@ export class PgConnection {
    * statement); the originals and this connection ride on the query object.
    */
   #track(query: QueryInternals): void {
-    if (this.#resetFailure !== undefined) throw resetFailedError(this.id, this.#resetFailure);
+    if (this.#why !== undefined) throw this.#why;
     const tracked = query as TrackedQuery;
     tracked.poolkitConnection = this;
     tracked.poolkitResolve = query.resolve;
@@ -383,16 +382,17 @@ export class PgConnection {
   }
 
   /**
-   * A driver error as the adapter reports it: socket failures become one clear
-   * {@link PostgresConnectionError}, and so does every error after a failed cleaning (the server
-   * refused the statement).
+   * A driver error as the adapter reports it: once the connection left `open`, the reason it
+   * did (closed by the server, ended by the application, a failed cleaning); a socket failure
+   * noticed first by a statement, one clear {@link PostgresConnectionError}. A statement error
+   * the server reported is passed on as it is.
    */
   explain(error: unknown): unknown {
-    if (this.#resetFailure !== undefined) return resetFailedError(this.id, this.#resetFailure);
-    if (!isDriverClosed(error)) return error;
-    if (this.closed) {
-      return new PostgresConnectionError(this.closed.message, this.closed.code, { cause: error });
+    const why = this.#why;
+    if (why !== undefined && (this.#state === "broken" || isDriverClosed(error))) {
+      return new PostgresConnectionError(why.message, why.code, { cause: error });
     }
+    if (!isDriverClosed(error)) return error;
     return connectionLostError(this.id, this.pid, error);
   }
 }

@@ -6,8 +6,6 @@
  * @module
  */
 
-import { PREPARED_LEFT_SQLSTATE } from "./session_reset.ts";
-
 /** A connection to PostgreSQL could not be opened, or was lost while in use. */
 export class PostgresConnectionError extends Error {
   /** The driver's or the server's code: `28P01`, `ECONNREFUSED`, `CONNECTION_CLOSED`, ... */
@@ -34,94 +32,83 @@ export class TransactionRolledBackError extends Error {
 }
 
 /**
- * A call passed its `deadlineMs` (the wait for a connection plus the statements): the running
+ * A call passed its `timeoutMs` (the wait for a connection plus the statements): the running
  * statement was cancelled on the server and the connection destroyed.
  */
-export class PostgresDeadlineError extends Error {
-  /** The deadline that passed (ms). */
-  readonly deadlineMs: number;
-  /** Creates the error for a deadline of `deadlineMs`. */
-  constructor(deadlineMs: number) {
+export class PostgresTimeoutError extends Error {
+  /** The timeout that passed (ms). */
+  readonly timeoutMs: number;
+  /** Creates the error for a timeout of `timeoutMs`. */
+  constructor(timeoutMs: number) {
     super(
-      `the call did not finish within its deadlineMs of ${deadlineMs} ms (the wait for a ` +
+      `the call did not finish within its timeoutMs of ${timeoutMs} ms (the wait for a ` +
         "connection plus the statements); a statement it was running was cancelled on the server",
     );
-    this.name = "PostgresDeadlineError";
-    this.deadlineMs = deadlineMs;
+    this.name = "PostgresTimeoutError";
+    this.timeoutMs = timeoutMs;
   }
 }
 
-/** SQLSTATEs of connect errors that retrying cannot fix. */
-const PERMANENT_SQLSTATES = new Set([
-  "28P01", // invalid_password
-  "28000", // invalid_authorization_specification: unknown role, or pg_hba rejects it
-  "3D000", // invalid_catalog_name: unknown database
-]);
+const codes = (list: string) => new Set(list.split(" "));
+
+/** Connect errors retrying cannot fix: wrong password, unknown role (or pg_hba), database. */
+const PERMANENT_SQLSTATES = codes("28P01 28000 3D000");
+
+/** Driver and socket codes that mean the connection itself is gone. */
+const CONNECTION_CODES = codes(
+  "CONNECTION_CLOSED CONNECTION_ENDED CONNECTION_DESTROYED CONNECT_TIMEOUT ECONNRESET EPIPE " +
+    "ECONNREFUSED ECONNABORTED ETIMEDOUT EHOSTUNREACH ENETUNREACH ERR_SOCKET_CLOSED " +
+    "SASL_SIGNATURE_MISMATCH",
+);
+
+/**
+ * Server SQLSTATEs (besides class 08) after which the server closes the session: admin and
+ * crash shutdown (`pg_terminate_backend` too), cannot connect now, idle (in transaction)
+ * session timeouts.
+ */
+const FATAL_SQLSTATES = codes("57P01 57P02 57P03 57P05 25P03");
+
+/** The driver's own "the socket is gone" codes, and the socket errors behind them. */
+const DRIVER_CLOSED = codes(
+  "CONNECTION_ENDED CONNECTION_CLOSED CONNECTION_DESTROYED ECONNRESET EPIPE ETIMEDOUT",
+);
+
+/** Whether `error` or one of its causes passes `test`. */
+function anyCause(error: unknown, test: (e: { code?: unknown; severity?: unknown }) => boolean) {
+  for (let e = error, depth = 0; e && typeof e === "object" && depth < 5; depth++) {
+    if (test(e)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
 
 /**
  * True when a connect error cannot be fixed by retrying: wrong password (`28P01`), unknown role
- * (`28000`), unknown database (`3D000`). The pool's `isPermanent` hook.
+ * (`28000`), unknown database (`3D000`). The pool's `isPermanent` hook. A full server (`53300`)
+ * is not: the pool retries it.
  */
 export function isPermanentConnectError(error: unknown): boolean {
-  for (let e = error, depth = 0; e && typeof e === "object" && depth < 5; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string" && PERMANENT_SQLSTATES.has(code)) return true;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return false;
+  return anyCause(error, (e) => PERMANENT_SQLSTATES.has(e.code as string));
 }
-
-/** Driver and socket codes that mean the connection itself is gone. */
-const CONNECTION_CODES = new Set([
-  "CONNECTION_CLOSED",
-  "CONNECTION_ENDED",
-  "CONNECTION_DESTROYED",
-  "CONNECT_TIMEOUT",
-  "ECONNRESET",
-  "ECONNREFUSED",
-  "ECONNABORTED",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ERR_SOCKET_CLOSED",
-  "SASL_SIGNATURE_MISMATCH",
-]);
-
-/** Server SQLSTATEs (besides class 08) after which the server closes the session. */
-const FATAL_SQLSTATES = new Set([
-  "57P01", // admin_shutdown: pg_terminate_backend, or a fast/smart shutdown
-  "57P02", // crash_shutdown
-  "57P03", // cannot_connect_now: the server is starting or stopping
-  "57P05", // idle_session_timeout
-  "25P03", // idle_in_transaction_session_timeout
-]);
 
 /**
  * True when `error` (or one of its causes) means the connection is broken: socket closed or
- * reset, a connection-exception SQLSTATE (`08*`), an administrator shutdown or terminated
- * backend (`57P01`), or any FATAL/PANIC from the server.
+ * reset, a connection-exception SQLSTATE (`08*`), a terminated backend, or any FATAL/PANIC.
+ * An error the server reports for a statement is not one.
  */
 export function isConnectionFailure(error: unknown): boolean {
-  for (let e = error, depth = 0; e && typeof e === "object" && depth < 5; depth++) {
-    if (e instanceof PostgresConnectionError) return true;
-    if (
-      e instanceof Deno.errors.ConnectionReset || e instanceof Deno.errors.BrokenPipe ||
-      e instanceof Deno.errors.ConnectionAborted || e instanceof Deno.errors.NotConnected
-    ) return true;
-    const { code, severity } = e as { code?: unknown; severity?: unknown };
-    if (typeof code === "string") {
-      if (CONNECTION_CODES.has(code) || FATAL_SQLSTATES.has(code)) return true;
-      if (code.length === 5 && code.startsWith("08")) return true;
-    }
-    if (severity === "FATAL" || severity === "PANIC") return true;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return false;
+  return anyCause(error, (e) => {
+    const { code, severity } = e;
+    return e instanceof PostgresConnectionError || e instanceof Deno.errors.ConnectionReset ||
+      e instanceof Deno.errors.BrokenPipe || e instanceof Deno.errors.ConnectionAborted ||
+      e instanceof Deno.errors.NotConnected || severity === "FATAL" || severity === "PANIC" ||
+      typeof code === "string" &&
+        (CONNECTION_CODES.has(code) || FATAL_SQLSTATES.has(code) || /^08...$/.test(code));
+  });
 }
 
 /** The code of a driver/server error, or `"UNKNOWN"`. */
-export function errorCode(error: unknown): string {
+function errorCode(error: unknown): string {
   const code = (error as { code?: unknown } | undefined)?.code;
   return typeof code === "string" ? code : "UNKNOWN";
 }
@@ -132,11 +119,6 @@ export interface Target {
   port: number | string;
   user: string;
   database: string;
-}
-
-/** `user@host:port/database`, for messages. */
-export function describeTarget(t: Target): string {
-  return `${t.user}@${t.host}:${t.port}/${t.database}`;
 }
 
 /**
@@ -152,23 +134,16 @@ export function connectError(error: unknown, target: Target): PostgresConnection
     ? " (is the server running and listening there?)"
     : code === "3D000"
     ? " (create the database or fix its name in the URL)"
+    : code === "53300"
+    ? " (the server or the role has no connection slot left; the pool tries again, slowly)"
     : "";
   return new PostgresConnectionError(
-    `cannot connect to PostgreSQL as ${describeTarget(target)}: ${reason} [${code}]${hint}`,
+    `cannot connect to PostgreSQL as ${target.user}@${target.host}:${target.port}/` +
+      `${target.database}: ${reason} [${code}]${hint}`,
     code,
     { cause: error },
   );
 }
-
-/** The driver's own "the socket is gone" codes, and the socket errors behind them. */
-const DRIVER_CLOSED = new Set([
-  "CONNECTION_ENDED",
-  "CONNECTION_CLOSED",
-  "CONNECTION_DESTROYED",
-  "ECONNRESET",
-  "EPIPE",
-  "ETIMEDOUT",
-]);
 
 /** Whether the driver says the connection's socket is gone. */
 export function isDriverClosed(error: unknown): boolean {
@@ -199,14 +174,29 @@ export function discardedError(id: number, why: string): PostgresConnectionError
 
 /** Cleaning connection `id` after its last lease failed (`cause`): nothing runs on it any more. */
 export function resetFailedError(id: number, cause: unknown): PostgresConnectionError {
-  const why = errorCode(cause) === PREPARED_LEFT_SQLSTATE
-    ? "found prepared statements made with SQL PREPARE where the adapter could not see it " +
-      "(inside a server function)"
-    : "failed (see cause)";
   return new PostgresConnectionError(
-    `PostgreSQL connection #${id}: cleaning the session after its last lease ${why}, so ` +
-      "no statement runs on it any more; it is discarded, retry on another",
+    `PostgreSQL connection #${id}: cleaning the session after its last lease failed (see ` +
+      "cause), so no statement runs on it any more; it is discarded, retry on another",
     "RESET_FAILED",
     { cause },
+  );
+}
+
+/** Connection `id`'s socket closed while it was pooled or in use. */
+export function closedError(id: number, pid: number): PostgresConnectionError {
+  return new PostgresConnectionError(
+    `PostgreSQL connection #${id} (backend pid ${pid}) was closed: the server terminated it, ` +
+      "restarted, or the network failed. The pool discards it; retry on another.",
+    "CONNECTION_CLOSED",
+  );
+}
+
+/** Connection `id` was ended by the application's own `sql.end()`. */
+export function endedByApplicationError(id: number): PostgresConnectionError {
+  return new PostgresConnectionError(
+    `PostgreSQL connection #${id} was ended by the application (sql.end() in a callback), so ` +
+      "it runs nothing more and the pool discards it. Let the pool close its connections " +
+      "(pg.close()); to stop a statement, pass a signal or timeoutMs to the call.",
+    "CONNECTION_ENDED_BY_APPLICATION",
   );
 }

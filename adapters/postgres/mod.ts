@@ -9,37 +9,34 @@
  * await pg.transaction(async (sql) => {
  *   await sql`insert into pedido (cliente, descripcion, fecha_pedido) values ('Ana', 'té', now())`;
  * });
- * await pg.use((sql) => sql`select pg_sleep(10)`, { deadlineMs: 500 }); // cancelled on the server
+ * await pg.use((sql) => sql`select pg_sleep(10)`, { timeoutMs: 500 }); // cancelled on the server
  * ```
  *
  * @module
  */
+export { type BoundQuery, createPostgresPool, PostgresPool, type Row } from "./pool.ts";
 export {
-  type BoundQuery,
-  createPostgresPool,
-  PostgresPool,
-  type PostgresPoolOptions,
-  type PostgresPoolSettings,
-  type Row,
-  type TransactionOptions,
-} from "./pool.ts";
-export { type DriverOptions, PgConnection, type PostgresClient } from "./connection.ts";
-export {
-  isConnectionFailure,
-  isPermanentConnectError,
-  PostgresConnectionError,
-  PostgresDeadlineError,
-  TransactionRolledBackError,
-} from "./errors.ts";
-export type { CallOptions } from "./call.ts";
-export { SESSION_RESETS, type SessionReset } from "./session_reset.ts";
-export type { TxStatus } from "./wire.ts";
-export {
+  type CallOptions,
   noPool,
   perContext,
+  type PostgresPoolOptions,
+  type PostgresPoolSettings,
   queuePool,
   type QueuePoolOptions,
+  type SessionReset,
   singleConnection,
-} from "./strategies.ts";
-/** The core pool, its options and its errors, so one import serves an app. */
-export * from "../../mod.ts";
+  type TransactionOptions,
+} from "./options.ts";
+export type { DriverOptions, PooledConnection, PostgresClient } from "./connection.ts";
+export {
+  PostgresConnectionError,
+  PostgresTimeoutError,
+  TransactionRolledBackError,
+} from "./errors.ts";
+/** The core pool's errors a PostgreSQL call can reject with. */
+export {
+  CircuitOpenError,
+  PoolClosedError,
+  PoolOverloadedError,
+  PoolTimeoutError,
+} from "../../mod.ts";

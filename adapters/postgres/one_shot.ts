@@ -2,27 +2,32 @@
  * One-shot statements (`pg.query` outside any `use()` or `transaction()`) share leases: a
  * statement that arrives while a connection is leased for a batch of one-shots joins that batch,
  * so statements queued in the same turn go out in one socket write (postgres.js pipelines them,
- * each with its own Sync: a failing one does not fail its batch-mates). The lease ends when the
- * batch has drained (nothing in flight at the end of a turn) or has taken its
- * {@link DEFAULT_ONE_SHOT_BATCH} statements; the pool's reset (the session reset policy) then
- * runs once for the whole batch.
+ * each with its own Sync: a failing one does not fail its batch-mates). The lease ends as soon as
+ * the batch has drained (nothing in flight), before the last statement's caller resumes, or
+ * when it has taken its `oneShotBatch` statements; the cleaning then runs once for the batch.
  *
  * Only statements that cannot change what their batch-mates see may share: never one whose text
- * may change the session ({@link mayChangeSession}) or control a transaction, nor one with a
- * fragment or a callback among its values. Those, and every call with options (a signal, a
- * deadline, a wait bound), run on a lease of their own as `use()` does.
+ * may change the session or control a transaction, nor one with a fragment or a callback among
+ * its values. Those, and every call with options, run on a lease of their own as `use()` does.
+ * Whatever a lease ran, the cleaning when it ends covers it: this rule only keeps batch-mates
+ * from seeing each other's session changes.
  *
  * @module
  */
 import type { Lease } from "../../mod.ts";
+import type { CallHost } from "./call.ts";
 import type { PgConnection, PostgresClient } from "./connection.ts";
-import { mayChangeSession } from "./session_reset.ts";
 
 /**
- * Default of the `oneShotBatch` option: how many one-shot statements one lease may carry. The
- * same as postgres.js's `max_pipeline` default; measured against 32 in tasks/bench/FINDINGS.md.
+ * A statement (or line) starting with `SET`/`RESET`, `LISTEN`, `PREPARE`, `DECLARE`, `DISCARD`,
+ * `LOAD`, `DO` or `CALL`; anywhere: `set_config`, `temp`/`temporary`, `with hold`, or an
+ * advisory-lock function. Errs towards a lease of its own: `update t\nset x = 1` counts too.
  */
-export const DEFAULT_ONE_SHOT_BATCH = 100;
+const SESSION_CHANGING = new RegExp(
+  String.raw`(^|[;\n])\s*(set|reset|listen|prepare|declare|discard|load|do|call)\b` +
+    String.raw`|\b(set_config|temp|temporary)\b|\bwith\s+hold\b|pg_(try_)?advisory_`,
+  "i",
+);
 
 /** A statement (or line) that opens, ends or marks a transaction: never shared. */
 const TRANSACTION_CONTROL =
@@ -30,7 +35,7 @@ const TRANSACTION_CONTROL =
 
 /** Whether SQL `text` may share a connection with other one-shots (see the module comment). */
 export function mayShare(text: string): boolean {
-  return !mayChangeSession(text) && !TRANSACTION_CONTROL.test(text);
+  return !SESSION_CHANGING.test(text) && !TRANSACTION_CONTROL.test(text);
 }
 
 /** The verdict per template (a template literal's strings are one object per call site). */
@@ -72,24 +77,15 @@ class Batch {
   fatal: unknown;
 }
 
-/** What the batches need from the pool. */
-export interface BatchHost {
-  /** A lease on a connection not known to be unusable. */
-  acquire(): Promise<Lease<PgConnection>>;
-  /** Whether `error` means the connection must be destroyed (the pool's `isFatal`). */
-  isFatal(error: unknown, conn: PgConnection): boolean;
-}
-
 /** The live batches of one pool. */
 export class OneShotBatches {
   readonly #live: Batch[] = [];
-  readonly #host: BatchHost;
+  readonly #host: CallHost;
   readonly #depth: number;
   readonly #maxLeases: number;
-  #sweepScheduled = false;
 
   /** `depth`: statements per lease; `maxLeases`: how many batches may exist before joining. */
-  constructor(host: BatchHost, depth: number, maxLeases: number) {
+  constructor(host: CallHost, depth: number, maxLeases: number) {
     this.#host = host;
     this.#depth = depth;
     this.#maxLeases = maxLeases;
@@ -160,48 +156,40 @@ export class OneShotBatches {
       return Promise.reject(error);
     }
     return sent.then(
-      (result) => (this.#finished(batch, undefined), result),
-      (error) => {
+      async (result) => {
+        await this.#finished(batch, undefined);
+        return result;
+      },
+      async (error) => {
         const explained = conn.explain(error);
-        this.#finished(batch, explained);
+        await this.#finished(batch, explained);
         throw explained;
       },
     );
   }
 
-  #finished(batch: Batch, error: unknown): void {
+  /** One statement of `batch` settled; the last one in flight ends its lease. */
+  #finished(batch: Batch, error: unknown): Promise<void> | undefined {
     const conn = batch.lease!.resource;
     if (error !== undefined && batch.fatal === undefined && this.#host.isFatal(error, conn)) {
       batch.fatal = error;
     }
-    if (--batch.inFlight > 0) return;
-    if (batch.accepted >= this.#depth || batch.fatal !== undefined) return this.#end(batch);
-    // Drained for now: a caller that sends its next statement in this turn joins again. One
-    // sweep per turn ends whatever is still drained then.
-    if (this.#sweepScheduled) return;
-    this.#sweepScheduled = true;
-    setImmediate(this.#sweep);
+    if (--batch.inFlight > 0) return undefined;
+    return this.#end(batch);
   }
 
-  readonly #sweep = (): void => {
-    this.#sweepScheduled = false;
-    const live = this.#live;
-    for (let i = live.length - 1; i >= 0; i--) {
-      const batch = live[i];
-      if (batch.lease !== undefined && batch.inFlight === 0) this.#end(batch);
-    }
-  };
-
-  /** The lease ends: the pool resets the connection (once for the batch) or destroys it. */
-  #end(batch: Batch): void {
-    if (!this.#remove(batch)) return;
+  /**
+   * The lease ends: the pool resets the connection (once for the batch) or destroys it. The
+   * release is awaited (it does not wait for the server), so that the caller resumes after it.
+   */
+  #end(batch: Batch): Promise<void> | undefined {
+    if (!this.#remove(batch)) return undefined;
     const lease = batch.lease!;
-    const conn = lease.resource;
-    if (batch.fatal !== undefined || conn.unusable !== undefined || conn.cancelRequested) {
+    if (batch.fatal !== undefined || lease.resource.unusable !== undefined) {
       void lease.destroy("a one-shot statement failed on the connection");
-    } else {
-      void lease.release();
+      return undefined;
     }
+    return lease.release();
   }
 
   #remove(batch: Batch): boolean {

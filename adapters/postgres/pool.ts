@@ -8,57 +8,26 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type postgres from "postgres";
 import { Pool } from "../../mod.ts";
-import type { CloseOptions, Lease, PoolSettings, PoolStats } from "../../mod.ts";
+import type { CloseOptions, Lease, PoolStats } from "../../mod.ts";
 import {
+  beginStatement,
   call,
-  type CallContext,
   type CallFrame,
-  type CallOptions,
+  type CallHost,
   outerConnection,
+  runTransaction,
 } from "./call.ts";
-import { type DriverOptions, PgConnection, type PostgresClient } from "./connection.ts";
-import { isConnectionFailure, isPermanentConnectError, type Target } from "./errors.ts";
-import { DEFAULT_ONE_SHOT_BATCH, mayShare, OneShotBatches, templateMayShare } from "./one_shot.ts";
-import { checkSessionReset, type SessionReset } from "./session_reset.ts";
-import { beginStatement, runTransaction } from "./transaction.ts";
-
-/** The pool's own settings (everything but the factory, which the adapter provides). */
-export type PostgresPoolSettings = PoolSettings<PgConnection>;
-
-/** Options of {@link createPostgresPool}: the URL, pool settings and postgres.js options. */
-export interface PostgresPoolOptions extends DriverOptions {
-  /** Connection URL. Default: the `DATABASE_URL` environment variable. */
-  url?: string;
-  /**
-   * Pool settings. The adapter's defaults differ from the core's in three places:
-   * `name: "postgres"`, `reentrant: true` (nested calls join the outer connection and
-   * transaction) and `validateAfterMs: 1000` (ping a connection idle for a second or more;
-   * `Infinity` turns validation off). A connection whose socket is known to be closed is never
-   * lent, whatever `validateAfterMs` says.
-   */
-  pool?: PostgresPoolSettings;
-  /**
-   * How each connection is cleaned before the next borrower gets it (see {@link SessionReset}).
-   * Default `"always"`: as clean as a new connection. A transaction left open is always rolled
-   * back, whatever this says.
-   */
-  reset?: SessionReset;
-  /**
-   * How many one-shot `query()` statements (outside `use()`/`transaction()`, without call
-   * options) may share one lease, pipelined on its connection; the `reset` then runs once per
-   * lease. Only statements that cannot change the session or a transaction share. Default 100;
-   * `1`: each one-shot has a lease of its own.
-   */
-  oneShotBatch?: number;
-}
-
-/** Options of {@link PostgresPool.transaction}. */
-export interface TransactionOptions extends CallOptions {
-  /** Isolation level of a new transaction (ignored by a nested one: a savepoint). */
-  isolation?: "read committed" | "repeatable read" | "serializable";
-  /** `BEGIN READ ONLY` (ignored by a nested one: a savepoint). */
-  readOnly?: boolean;
-}
+import { PgConnection, type PooledConnection, type PostgresClient } from "./connection.ts";
+import { isConnectionFailure, isPermanentConnectError } from "./errors.ts";
+import { mayShare, OneShotBatches, templateMayShare } from "./one_shot.ts";
+import {
+  type CallOptions,
+  checkCallOptions,
+  describe,
+  type PostgresPoolOptions,
+  resolveOptions,
+  type TransactionOptions,
+} from "./options.ts";
 
 /** A row as postgres.js returns it. */
 export type Row = import("postgres").Row;
@@ -78,76 +47,76 @@ export interface BoundQuery {
  */
 export class PostgresPool implements AsyncDisposable {
   /** The underlying generic pool: for `events()`, `resize()`, `invalidate()`. */
-  readonly pool: Pool<PgConnection>;
+  readonly pool: Pool<PooledConnection>;
+  readonly #pool: Pool<PgConnection>;
   readonly #prepare: boolean;
-  /** The running call per async context (reentrancy), kept here rather than in the core pool. */
-  readonly #context: CallContext;
+  /** What calls need: the nesting context, the pool's acquire and isFatal. */
+  readonly #host: CallHost;
   /** One-shot statements sharing leases; `undefined` with `oneShotBatch: 1`. */
   readonly #batches: OneShotBatches | undefined;
 
   /** Prefer {@link createPostgresPool}; this is the same. */
   constructor(options: PostgresPoolOptions = {}) {
-    const { url: givenUrl, pool: settings, reset: givenReset, oneShotBatch, ...driver } = options;
-    const url = givenUrl ?? Deno.env.get("DATABASE_URL");
-    if (url === undefined && driver.host === undefined) {
-      throw new TypeError(
-        "createPostgresPool: no database given. Pass { url: 'postgres://user:password@host:5432/db' } " +
-          "or set the DATABASE_URL environment variable.",
-      );
-    }
-    const reset = checkSessionReset(givenReset);
-    const depth = checkOneShotBatch(oneShotBatch);
-    const target = targetOf(url, driver);
-    const driverOptions: DriverOptions = { connect_timeout: 10, ...driver };
-    this.#prepare = driver.prepare !== false;
-    this.#context = (settings?.reentrant ?? true) ? new AsyncLocalStorage<CallFrame>() : undefined;
-    this.pool = new Pool<PgConnection>({
+    const { spec, settings, oneShotBatch } = resolveOptions(options);
+    const isFatal = (error: unknown, conn: PgConnection) =>
+      conn.unusable !== undefined || isConnectionFailure(error);
+    this.#prepare = spec.driver.prepare !== false;
+    this.#pool = new Pool<PgConnection>({
       name: "postgres",
       validateAfterMs: 1_000,
       ...settings,
       reentrant: false, // the adapter keeps the nesting context itself (see call.ts)
-      create: (signal) => PgConnection.open(url, driverOptions, target, reset, signal),
+      create: (signal) => PgConnection.open(spec, signal),
       destroy: (conn) => conn.close(),
       validate: (conn, signal) => conn.ping(signal),
       reset: (conn) => conn.reset(),
-      isFatal: (error, conn) =>
-        conn.unusable !== undefined || conn.cancelRequested || isConnectionFailure(error),
+      isFatal,
       isPermanent: isPermanentConnectError,
     });
-    this.#batches = depth === 1 ? undefined : new OneShotBatches(
-      {
-        acquire: () => this.acquire(),
-        isFatal: (error, conn) =>
-          conn.unusable !== undefined || conn.cancelRequested || isConnectionFailure(error),
-      },
-      depth,
-      this.pool.stats().max,
-    );
+    this.pool = this.#pool as unknown as Pool<PooledConnection>;
+    this.#host = {
+      context: (settings.reentrant ?? true) ? new AsyncLocalStorage<CallFrame>() : undefined,
+      acquire: (options) => this.#acquireLive(options),
+      isFatal,
+    };
+    this.#batches = oneShotBatch === 1
+      ? undefined
+      : new OneShotBatches(this.#host, oneShotBatch, this.#pool.stats().max);
   }
 
   /**
    * Runs `fn` with a client bound to one pooled connection and gives it back afterwards, rolled
-   * back if `fn` left a transaction open and cleaned per the `reset` option. Aborting
-   * `options.signal` (or passing `options.deadlineMs`) rejects with its reason at once, cancels
-   * the running statement on the server and destroys the connection.
+   * back if `fn` left a transaction open and cleaned per the `reset` option. When
+   * `options.timeoutMs` passes or `options.signal` aborts, the call rejects at once, the running
+   * statement is cancelled on the server and the connection destroyed.
    */
   use<T>(
     fn: (sql: PostgresClient, signal: AbortSignal) => T | Promise<T>,
     options?: CallOptions,
   ): Promise<T> {
-    return call(this.pool, this.#context, (conn, signal) => fn(conn.client, signal), options);
+    try {
+      checkCallOptions("use(fn, options)", options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return call(this.#host, (conn, signal) => fn(conn.client, signal), options);
   }
 
   /**
    * Borrows a connection for as long as you hold the lease (`await using lease = await
-   * pg.acquire()`; `lease.resource.client` is its client). Never one whose socket is known to be
-   * closed. Signals and deadlines bound only the wait here; prefer {@link PostgresPool.use}.
+   * pg.acquire()`; `lease.resource.client` is its client). Never one known to be unusable.
+   * `timeoutMs` and `signal` bound only the wait here; prefer {@link PostgresPool.use}.
    */
-  async acquire(options?: CallOptions): Promise<Lease<PgConnection>> {
+  async acquire(options?: CallOptions): Promise<Lease<PooledConnection>> {
+    checkCallOptions("acquire(options)", options);
+    return await this.#acquireLive(options);
+  }
+
+  async #acquireLive(options?: CallOptions): Promise<Lease<PgConnection>> {
     while (true) {
-      const lease = await this.pool.acquire(options);
+      const lease = await this.#pool.acquire(options);
       if (!lease.resource.unusable) return lease;
-      await lease.destroy("connection unusable");
+      void lease.destroy("connection unusable");
     }
   }
 
@@ -162,19 +131,20 @@ export class PostgresPool implements AsyncDisposable {
     fn: (sql: PostgresClient, signal: AbortSignal) => T | Promise<T>,
     options?: TransactionOptions,
   ): Promise<T> {
-    const begin = beginStatement(options);
-    return call(
-      this.pool,
-      this.#context,
-      (conn, signal) => runTransaction(conn, begin, fn, signal),
-      options,
-    );
+    let begin: string;
+    try {
+      checkCallOptions("transaction(fn, options)", options, true);
+      begin = beginStatement(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return call(this.#host, (conn, signal) => runTransaction(conn, begin, fn, signal), options);
   }
 
   /**
    * One statement on a pooled connection. As a tagged template:
    * `` await pg.query`select * from pedido where id = ${id}` ``; or with text and parameters:
-   * `await pg.query("select * from pedido where id = $1", [id], { deadlineMs: 500 })`.
+   * `await pg.query("select * from pedido where id = $1", [id], { timeoutMs: 500 })`.
    */
   query<T extends readonly Row[] = Row[]>(
     strings: TemplateStringsArray,
@@ -203,7 +173,7 @@ export class PostgresPool implements AsyncDisposable {
 
   /**
    * The tagged-template query with call options:
-   * `` await pg.with({ deadlineMs: 500 }).query`select pg_sleep(1)` ``.
+   * `` await pg.with({ timeoutMs: 500 }).query`select pg_sleep(1)` ``.
    */
   with(options: CallOptions): BoundQuery {
     checkCallOptions("with(options)", options);
@@ -215,12 +185,12 @@ export class PostgresPool implements AsyncDisposable {
 
   /** A snapshot of the pool: sizes, counters, breaker state, wait times. */
   stats(): PoolStats {
-    return this.pool.stats();
+    return this.#pool.stats();
   }
 
   /** Waits for leases to come back (or `timeoutMs`), then closes every connection. */
   close(options?: CloseOptions): Promise<void> {
-    return this.pool.close(options);
+    return this.#pool.close(options);
   }
 
   /** Same as {@link PostgresPool.close}: for `await using`. */
@@ -232,7 +202,7 @@ export class PostgresPool implements AsyncDisposable {
     if (params !== undefined && !Array.isArray(params)) {
       throw new TypeError(
         `query(text, params, options): params must be an array of the $1, $2, ... values, got ${
-          describeValue(params)
+          describe(params)
         }. Call query(text, [value1, value2]) or, with options and no parameters, ` +
           "query(text, [], { signal })",
       );
@@ -249,36 +219,8 @@ export class PostgresPool implements AsyncDisposable {
 
   /** Whether a one-shot may join a batch: batching is on and no call runs in this context. */
   #shares(): boolean {
-    return this.#batches !== undefined && outerConnection(this.#context) === undefined;
+    return this.#batches !== undefined && outerConnection(this.#host.context) === undefined;
   }
-}
-
-function checkOneShotBatch(value: unknown): number {
-  if (value === undefined) return DEFAULT_ONE_SHOT_BATCH;
-  if (typeof value === "number" && Number.isInteger(value) && value >= 1) return value;
-  throw new TypeError(
-    `createPostgresPool: oneShotBatch must be an integer >= 1 (1: no sharing), got ${
-      describeValue(value)
-    }`,
-  );
-}
-
-function checkCallOptions(where: string, options: unknown): void {
-  if (options === undefined) return;
-  if (options === null || typeof options !== "object" || Array.isArray(options)) {
-    throw new TypeError(
-      `${where}: options must be an object such as { signal, deadlineMs, timeoutMs }, got ${
-        describeValue(options)
-      }`,
-    );
-  }
-}
-
-function describeValue(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  if (typeof value === "object") return "an object";
-  return `${typeof value} ${JSON.stringify(value)}`;
 }
 
 /**
@@ -297,24 +239,4 @@ function describeValue(value: unknown): string {
  */
 export function createPostgresPool(options: PostgresPoolOptions = {}): PostgresPool {
   return new PostgresPool(options);
-}
-
-function targetOf(url: string | undefined, driver: DriverOptions): Target {
-  let parsed: URL | undefined;
-  try {
-    if (url !== undefined) parsed = new URL(url);
-  } catch {
-    throw new TypeError(
-      "createPostgresPool: the connection URL is not a valid URL (expected postgres://user:password@host:5432/db)",
-    );
-  }
-  const user = driver.user ?? driver.username ?? decodeURIComponent(parsed?.username ?? "") ??
-    "";
-  return {
-    host: String(driver.host ?? parsed?.hostname ?? "localhost"),
-    port: driver.port ?? (parsed?.port || 5432),
-    user: user || "(default user)",
-    database: driver.database ?? driver.db ??
-      (decodeURIComponent(parsed?.pathname.slice(1) ?? "") || user || "(default)"),
-  };
 }

@@ -17,9 +17,22 @@ import { runCallers } from "./workers.ts";
  * Which query a scenario runs; `"connect"`: open a new connection, `SELECT 1`, close it
  * (the cost a pool saves, and where drivers differ most); `"session"`: `SET statement_timeout`
  * then `SELECT 1` on the same connection, a borrower that leaves session state behind (what a
- * session-reset policy has to clean up).
+ * session-reset policy has to clean up); `"transaction"`: a transaction of one INSERT and one
+ * SELECT of the inserted row, each contender with its own transaction API.
  */
-export type PgQuery = "select1" | "insert" | "connect" | "session";
+export type PgQuery = "select1" | "insert" | "connect" | "session" | "transaction";
+
+/** The transaction scenario's body on a postgres.js client inside a transaction. */
+export async function transactionBody(
+  sql: postgres.Sql<Record<string, unknown>>,
+  ctx: PgContext,
+): Promise<unknown> {
+  const { cliente, descripcion, fecha_pedido } = ORDER_ROW;
+  const [{ id }] = await sql<{ id: number }[]>`insert into ${sql(ctx.pedido)}
+    (cliente, descripcion, fecha_pedido) values (${cliente}, ${descripcion}, ${fecha_pedido})
+    returning id`;
+  return await sql`select cliente from ${sql(ctx.pedido)} where id = ${id}`;
+}
 
 /** A PostgreSQL scenario: a query and a number of callers. */
 export interface PgScenario extends Scenario {
@@ -83,7 +96,9 @@ export async function openPostgresJs(
     };
   }
   const sql = postgres(ctx.url, options) as postgres.Sql<Record<string, unknown>>;
-  const op = postgresJsOp(sql, ctx, scenario.query, style);
+  const op = scenario.query === "transaction"
+    ? () => sql.begin((tx) => transactionBody(tx as unknown as typeof sql, ctx))
+    : postgresJsOp(sql, ctx, scenario.query, style);
   // Open every connection (and prepare the statement on each) before measuring.
   await Promise.all(Array.from({ length: PG_MAX * 2 }, op));
   return {
@@ -117,8 +132,24 @@ export async function openPgPool(
   const insert =
     `insert into ${ctx.pedido} (cliente, descripcion, fecha_pedido) values ($1, $2, $3)`;
   const values = [cliente, descripcion, fecha_pedido];
+  const transaction = async () => {
+    const client = await pool.connect();
+    try {
+      await client.query("begin");
+      const { rows: [{ id }] } = await client.query(`${insert} returning id`, values);
+      await client.query(`select cliente from ${ctx.pedido} where id = $1`, [id]);
+      await client.query("commit");
+    } catch (error) {
+      await client.query("rollback").catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  };
   const op = scenario.query === "select1"
     ? () => pool.query("select 1")
+    : scenario.query === "transaction"
+    ? transaction
     : () => pool.query(insert, values);
   await Promise.all(Array.from({ length: PG_MAX * 2 }, op));
   return {

@@ -22,7 +22,13 @@ import {
 import { Pool } from "../../mod.ts";
 import type { Contender, ContenderInstance } from "./benchmark.ts";
 import { ORDER_ROW, type PgContext } from "./pg_context.ts";
-import { PG_MAX, type PgQuery, type PgScenario, postgresJsQuery } from "./pg_drivers.ts";
+import {
+  PG_MAX,
+  type PgQuery,
+  type PgScenario,
+  postgresJsQuery,
+  transactionBody,
+} from "./pg_drivers.ts";
 import { runCallers } from "./workers.ts";
 
 /** Name of the adapter with its defaults, each op a `pg.use()`. */
@@ -64,7 +70,8 @@ export function poolkitContender(
 ): Contender {
   const shown = Object.keys(extra).length ? `, ...${JSON.stringify(extra)}` : "";
   const call = api === "use"
-    ? "`pg.use((sql) => sql`...`)` (borrow a connection, run, give it back)"
+    ? "`pg.use((sql) => sql`...`)` (borrow a connection, run, give it back; in the " +
+      "transaction scenario `pg.transaction((sql) => ...)`)"
     : "a one-shot `pg.query`...`` (tagged template)";
   return {
     name,
@@ -77,7 +84,9 @@ export function poolkitContender(
       const options = { ...extra, url: c.url, pool: { max: PG_MAX } } as PostgresPoolOptions;
       const pg = createPostgresPool(options);
       const query = (sql: PostgresClient) => postgresJsQuery(sql, c, scenario.query);
-      const op = api === "use" || scenario.query === "session"
+      const op = scenario.query === "transaction"
+        ? () => pg.transaction((sql) => transactionBody(sql, c))
+        : api === "use" || scenario.query === "session"
         ? () => pg.use(query)
         : oneShot(pg, c, scenario.query);
       return warmed(scenario, op, () => pg.close({ timeoutMs: 5_000 }));

@@ -1,6 +1,8 @@
 /**
- * The PostgreSQL benchmark's targets: issue 14 (ahead of both drivers' own
- * pools, the adapter at its defaults) and issue 6's "a pool at all" target.
+ * The PostgreSQL benchmark's targets, the adapter at its defaults: the one-shot `pg.query()`
+ * ahead of both drivers' own pools at 50 callers (`pg.use()`, one statement per lease, is
+ * reported beside it), a `transaction()` within 0.8× of the better driver's, and a pool at all
+ * worth 50× no pool.
  *
  * @module
  */
@@ -9,8 +11,8 @@ import type { Target } from "./targets.ts";
 
 const POSTGRES_JS = "postgres.js pool";
 const PG_POOL = "pg.Pool";
-/** The adapter through `use()` and through the one-shot `query()`: both are held to the targets. */
-const SUBJECTS = ["poolkit", "poolkit query()"];
+/** The adapter's one-shot `query()` is held to the targets; `use()` ("poolkit") is reported. */
+const SUBJECTS = ["poolkit query()"];
 
 const what = (query: "select1" | "insert") => (query === "select1" ? "SELECT 1" : "INSERT pedido");
 
@@ -68,11 +70,23 @@ function betterPeer(query: "select1" | "insert", callers: number, subject: strin
   };
 }
 
+/** `transaction()` (INSERT + SELECT, clean-session default) against the drivers' own. */
+const transactionTarget: Target = {
+  label: "poolkit transaction(), INSERT + SELECT, 50 callers: transactions/s ≥ 0.8× the " +
+    "better of postgres.js's sql.begin() and pg.Pool's connect/BEGIN/COMMIT/release",
+  scenario: "transaction-c50",
+  contender: "poolkit",
+  metric: "opsPerSec",
+  baselineBestOf: [POSTGRES_JS, PG_POOL],
+  direction: "atLeast",
+  limit: 0.8,
+};
+
 /** Every target of the PostgreSQL benchmark. */
 export function postgresTargets(): Target[] {
   const queries = ["select1", "insert"] as const;
   return SUBJECTS.flatMap((subject) => [
     ...queries.flatMap((q) => at50Callers(q, subject)),
     ...queries.flatMap((q) => [1, 10].map((c) => betterPeer(q, c, subject))),
-  ]);
+  ]).concat(transactionTarget);
 }

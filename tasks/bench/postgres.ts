@@ -3,9 +3,10 @@
  * against what users would pick instead: postgres.js's own built-in pool,
  * node-postgres `pg.Pool`, and no pool at all (a connection per query).
  * `SELECT 1` and an insert into `pedido`, 1, 10 and 50 callers, pools of 10;
- * at 50 callers also the core `Pool` over bare postgres.js (the adapter's
- * own cost), and a borrower that leaves session state behind (`SET`, then
- * `SELECT 1`: what a session-reset policy costs). The targets are issue 14's.
+ * at 50 callers also a transaction of one INSERT and one SELECT (each
+ * contender's transaction API), the core `Pool` over bare postgres.js (the
+ * adapter's own cost), and a borrower that leaves session state behind
+ * (`SET`, then `SELECT 1`: what the session cleaning costs).
  *
  * @module
  */
@@ -51,14 +52,16 @@ const bare = barePoolContender(need);
 
 const postgresJsPool: Contender = {
   name: "postgres.js pool",
-  description: "postgres.js's own built-in pool, `postgres(url, { max: 10 })`, default options.",
+  description: "postgres.js's own built-in pool, `postgres(url, { max: 10 })`, default options; " +
+    "transactions with `sql.begin()`.",
   ours: false,
   open: (s) => openPostgresJs(need(), s as PgScenario),
 };
 
 const pgPool: Contender = {
   name: "pg.Pool",
-  description: "node-postgres `new pg.Pool({ max: 10 })`, `pool.query(text, values)`.",
+  description: "node-postgres `new pg.Pool({ max: 10 })`, `pool.query(text, values)`; " +
+    "transactions with `pool.connect()`, BEGIN, COMMIT, `release()`.",
   ours: false,
   open: (s) => openPgPool(need(), s as PgScenario),
 };
@@ -94,11 +97,16 @@ const SESSION_SCENARIO: PgScenario = {
   concurrency: 50,
   query: "session",
 };
-const scenarios = [...pgScenarios([1, 10, 50]), SESSION_SCENARIO];
-/** The adapter with its other session-reset policies, so the default's cost shows beside them. */
-const resetPolicies = (["when-needed", "never"] as const).map((reset) =>
-  poolkitContender(need, `${POOLKIT} reset ${reset}`, { reset })
-);
+/** A transaction of one INSERT and one SELECT: each contender's own transaction API. */
+const TRANSACTION_SCENARIO: PgScenario = {
+  id: "transaction-c50",
+  label: "transaction of INSERT + SELECT, 50 callers",
+  concurrency: 50,
+  query: "transaction",
+};
+const scenarios = [...pgScenarios([1, 10, 50]), TRANSACTION_SCENARIO, SESSION_SCENARIO];
+/** The adapter without the session cleaning, so the default's cost shows beside it. */
+const resetPolicies = [poolkitContender(need, `${POOLKIT} reset never`, { reset: "never" })];
 const variants = [...resetPolicies, ...variantsFromEnv(need)];
 const peers = [postgresJsPool, pgPool, noPool];
 const contenders = [ours, oursQuery, ...variants, bare, ...peers];
@@ -106,16 +114,17 @@ const contenders = [ours, oursQuery, ...variants, bare, ...peers];
 /** Who runs a scenario: the bare-Pool layer only at 50 callers, the peers not on session state. */
 function contendersFor(s: PgScenario): Contender[] {
   if (s.query === "session") return [ours, ...variants, bare];
+  if (s.query === "transaction") return [ours, ...variants, postgresJsPool, pgPool];
   if (s.concurrency < 50) return [ours, oursQuery, ...variants, ...peers];
   return contenders;
 }
 
-/** The PostgreSQL benchmark (issue 6 item 2, issue 14). */
+/** The PostgreSQL benchmark. */
 export const postgresBenchmark: Benchmark = {
   id: "postgres",
-  title: "PostgreSQL: SELECT 1 and INSERT, pools of 10",
+  title: "PostgreSQL: SELECT 1, INSERT and a transaction, pools of 10",
   measures:
-    "Measures queries/s and p50/p99 latency of SELECT 1 and an insert into pedido, 1/10/50 callers, pools of max 10.",
+    "Measures queries/s (transactions/s) and p50/p99 latency of SELECT 1 and an insert into pedido, 1/10/50 callers, and of a transaction of one INSERT and one SELECT, 50 callers, pools of max 10.",
   primary: "opsPerSec",
   recordsLatency: true,
   monitorsEventLoop: false,
@@ -131,9 +140,9 @@ export const postgresBenchmark: Benchmark = {
     ctx = c;
     postgresBenchmark.notes!.push(
       `PostgreSQL ${c.serverVersion} at ${c.display}.`,
-      `"${POOLKIT}" runs with the adapter's defaults; other settings of the adapter (a reset ` +
-        `policy, say) are measured as extra contenders: "${POOLKIT} reset when-needed" and ` +
-        `"${POOLKIT} reset never" always, others named in ${VARIANTS_ENV} (JSON, name → options).`,
+      `"${POOLKIT}" runs with the adapter's defaults; other settings of the adapter are measured ` +
+        `as extra contenders: "${POOLKIT} reset never" (no session cleaning) always, others ` +
+        `named in ${VARIANTS_ENV} (JSON, name → options).`,
     );
     return async () => {
       ctx = undefined;

@@ -25,14 +25,12 @@ export interface Order {
 /** What {@link OrderDao.insert} needs: an order without its id. Date defaults to today. */
 export type NewOrder = Omit<Order, "id" | "fechaPedido"> & { fechaPedido?: string };
 
-/** Per-call options: an `AbortSignal` or a deadline cancels the statement on the server. */
+/** Per-call options: an `AbortSignal` or a timeout cancels the statement on the server. */
 export interface DaoCallOptions {
   /** Cancels the call (and its statement on the server). */
   signal?: AbortSignal;
-  /** Overrides the pool's acquire timeout for this call (the wait for a connection only). */
+  /** A timeout for the whole call (the wait for a connection plus the statement), in ms. */
   timeoutMs?: number;
-  /** A deadline for the whole call (wait plus statement), in ms. */
-  deadlineMs?: number;
 }
 
 /** Data access for orders over one pool. */
@@ -89,12 +87,12 @@ export class OrderDao {
 
   /** Lists orders by id, oldest first (at most `limit`, default 100). */
   async list(options?: DaoCallOptions & { limit?: number }): Promise<Order[]> {
-    const limit = options?.limit ?? 100;
+    const { limit = 100, ...call } = options ?? {};
     const rows = await this.#pg.use(
       (sql) =>
         sql<Order[]>`select id, cliente, descripcion, fecha_pedido::text as "fechaPedido"
         from ${sql(this.#table)} order by id limit ${limit}`,
-      options,
+      call,
     );
     return rows.map((r) => ({ ...r }));
   }

@@ -1,6 +1,7 @@
 /** The adapter suites against PostgreSQL itself (a throwaway cluster, or DATABASE_URL). */
 import assert from "node:assert/strict";
 import { createPostgresPool } from "../../adapters/postgres/mod.ts";
+import type { PgConnection } from "../../adapters/postgres/connection.ts";
 import { startDatabase } from "../../tasks/setup/postgres.ts";
 import { adapterSuite } from "./adapter_suite.ts";
 import { direct } from "./target.ts";
@@ -23,7 +24,11 @@ Deno.test("postgres transactions, when the transaction status cannot be read (TL
   {
     await using pg = createPostgresPool({ url: db.url, ssl: "prefer" });
     await using lease = await pg.acquire();
-    assert.equal(lease.resource.txStatus, "unknown", "this run exercises the fallback");
+    assert.equal(
+      (lease.resource as PgConnection).txStatus,
+      "unknown",
+      "this run exercises the fallback",
+    );
   }
   await transactionSuite(t, { ...direct(db), name: "status unknown", driver: { ssl: "prefer" } });
 });

@@ -5,12 +5,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import {
-  createPostgresPool,
-  isConnectionFailure,
-  isPermanentConnectError,
-  PostgresConnectionError,
-} from "../../adapters/postgres/mod.ts";
+import { createPostgresPool, PostgresConnectionError } from "../../adapters/postgres/mod.ts";
+import { isConnectionFailure, isPermanentConnectError } from "../../adapters/postgres/errors.ts";
 
 Deno.test("an invalid connection URL is reported without echoing it (it may hold a password)", () => {
   assert.throws(
@@ -76,7 +72,7 @@ Deno.test("query(text, params) with params that are not an array is a TypeError 
     );
   }
   await assert.rejects(pg.query("select 1", [], 5 as never), /options must be an object/);
-  await assert.rejects(pg.query("select 1", [], { deadlineMs: -1 }), /deadlineMs must be/);
+  await assert.rejects(pg.query("select 1", [], { timeoutMs: -1 }), /timeoutMs must be/);
   assert.equal(pg.stats().created, 0, "nothing reached the database");
 });
 
@@ -84,16 +80,49 @@ Deno.test("an unknown reset policy is a TypeError naming the choices", () => {
   assert.throws(
     () =>
       createPostgresPool({ url: "postgres://app@127.0.0.1:1/none", reset: "sometimes" as never }),
-    /reset must be one of "always", "when-needed", "never"/,
+    /reset must be "always" or "never", got string "sometimes"/,
   );
 });
 
-Deno.test("wrong password, unknown role and unknown database are permanent connect errors", () => {
+Deno.test("an unknown option is a TypeError naming it and the nearest known one", async () => {
+  const url = "postgres://app@127.0.0.1:1/none";
+  const refused: [() => unknown, RegExp][] = [
+    [
+      () => createPostgresPool({ url, pool: { mx: 5 } } as never),
+      /'pool\.mx'; did you mean 'pool\.max'/,
+    ],
+    [() => createPostgresPool({ url, rest: "never" } as never), /'rest'; did you mean 'reset'/],
+    [
+      () => createPostgresPool({ url, conect_timeout: 1 } as never),
+      /did you mean 'connect_timeout'/,
+    ],
+    [
+      () => createPostgresPool({ url, pool: { breaker: { treshold: 1 } } } as never),
+      /'pool\.breaker\.treshold'; did you mean 'pool\.breaker\.threshold'/,
+    ],
+  ];
+  for (const [create, message] of refused) {
+    assert.throws(create, (e: Error) => e instanceof TypeError && message.test(e.message));
+  }
+  await using pg = createPostgresPool({ url });
+  await assert.rejects(
+    pg.query("select 1", [], { timeout: 5 } as never),
+    /unknown option 'timeout'; did you mean 'timeoutMs'/,
+  );
+  await assert.rejects(
+    pg.transaction(() => {}, { isolaton: "serializable" } as never),
+    /did you mean 'isolation'/,
+  );
+  assert.throws(() => pg.with({ deadlineMs: 5 } as never), /unknown option 'deadlineMs'/);
+  assert.equal(pg.stats().created, 0, "nothing reached the database");
+});
+
+Deno.test("wrong password, unknown role and unknown database are permanent connect errors; a full server (53300) is not", () => {
   for (const code of ["28P01", "28000", "3D000"]) {
     const error = new PostgresConnectionError("cannot connect", code);
     assert.equal(isPermanentConnectError(error), true, code);
   }
-  for (const code of ["ECONNREFUSED", "57P03", "CONNECT_TIMEOUT"]) {
+  for (const code of ["ECONNREFUSED", "57P03", "CONNECT_TIMEOUT", "53300"]) {
     assert.equal(isPermanentConnectError(new PostgresConnectionError("x", code)), false, code);
   }
 });

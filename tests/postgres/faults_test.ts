@@ -6,11 +6,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import {
-  createPostgresPool,
-  type PgConnection,
-  type PoolSettings,
-} from "../../adapters/postgres/mod.ts";
+import { createPostgresPool, type PostgresPoolSettings } from "../../adapters/postgres/mod.ts";
+import type { PgConnection } from "../../adapters/postgres/connection.ts";
 import { OrderDao } from "../../tasks/orders/order_dao.ts";
 import { type Database, startDatabase } from "../../tasks/setup/postgres.ts";
 import { appName, eventually, warm } from "./target.ts";
@@ -27,7 +24,7 @@ Deno.test("postgres faults", async (t) => {
   await using db = await startDatabase();
 
   /** Terminates every pooled connection of a warm pool of 5, then makes 20 calls: none fails. */
-  async function noErrorAfterTerminatingAll(label: string, settings: PoolSettings<PgConnection>) {
+  async function noErrorAfterTerminatingAll(label: string, settings: PostgresPoolSettings) {
     const app = appName(label);
     await using pg = createPostgresPool({
       url: db.url,
@@ -64,10 +61,10 @@ Deno.test("postgres faults", async (t) => {
       });
       const conn = await (async () => {
         await using lease = await pg.acquire();
-        return lease.resource; // kept only to watch it while it sits idle in the pool
+        return lease.resource as PgConnection; // kept only to watch it while it sits idle in the pool
       })();
       assert.equal(await terminateAll(db, app), 1);
-      await eventually("the client sees its socket closed", () => conn.closed !== undefined);
+      await eventually("the client sees its socket closed", () => conn.state === "closed");
       const [row] = await pg.query<{ pid: number }[]>`select pg_backend_pid() as pid`;
       assert.notEqual(row.pid, conn.pid, "a fresh connection, without an error");
       assert.equal(pg.stats().destroyed, 1);

@@ -9,8 +9,8 @@ import assert from "node:assert/strict";
 import {
   CircuitOpenError,
   createPostgresPool,
-  PostgresDeadlineError,
   type PostgresPool,
+  PostgresTimeoutError,
 } from "../../adapters/postgres/mod.ts";
 import { startFaultProxy } from "../../tasks/setup/fault_proxy.ts";
 import { type Database, startDatabase } from "../../tasks/setup/postgres.ts";
@@ -61,14 +61,14 @@ Deno.test("postgres network faults and deadlines", async (t) => {
       proxy.setMode("blackhole");
       const calls = Array.from(
         { length: 10 },
-        () => pg.query("select 1", [], { deadlineMs: 300 }).then(() => "ok", (e) => e),
+        () => pg.query("select 1", [], { timeoutMs: 300 }).then(() => "ok", (e) => e),
       );
       for (const outcome of await Promise.all(calls)) {
-        assert.ok(outcome instanceof PostgresDeadlineError, `got ${outcome}`);
+        assert.ok(outcome instanceof PostgresTimeoutError, `got ${outcome}`);
       }
       proxy.setMode("pass");
       const back = performance.now();
-      const [row] = await pg.query<{ ok: number }[]>("select 1 as ok", [], { deadlineMs: 5_000 });
+      const [row] = await pg.query<{ ok: number }[]>("select 1 as ok", [], { timeoutMs: 5_000 });
       assert.equal(row.ok, 1);
       const ms = Math.round(performance.now() - back);
       assert.ok(ms <= 1_000, `first success ${ms} ms after the network was back`);
@@ -90,7 +90,7 @@ Deno.test("postgres network faults and deadlines", async (t) => {
       const worker = async () => {
         while (running) {
           try {
-            await pg.query("select 1", [], { deadlineMs: 5_000 });
+            await pg.query("select 1", [], { timeoutMs: 5_000 });
             if (performance.now() >= back) firstSuccess = Math.min(firstSuccess, performance.now());
           } catch {
             await new Promise((r) => setTimeout(r, 10));
@@ -116,17 +116,17 @@ Deno.test("postgres network faults and deadlines", async (t) => {
   );
 
   await t.step(
-    "deadlineMs bounds the statement too: pg_sleep(2) with deadlineMs 500 rejects at the deadline and is cancelled on the server",
+    "timeoutMs bounds the statement too: pg_sleep(2) with timeoutMs 500 rejects at the timeout and is cancelled on the server",
     async () => {
       const app = appName("deadline");
       await using pg = createPostgresPool({ url: db.url, connection: { application_name: app } });
       const started = performance.now();
-      const error = await pg.query("select pg_sleep(2)", [], { deadlineMs: 500 }).then(
+      const error = await pg.query("select pg_sleep(2)", [], { timeoutMs: 500 }).then(
         () => assert.fail("must not outlive its deadline"),
         (e: unknown) => e,
       );
-      assert.ok(error instanceof PostgresDeadlineError, `got ${error}`);
-      assert.equal(error.deadlineMs, 500);
+      assert.ok(error instanceof PostgresTimeoutError, `got ${error}`);
+      assert.equal(error.timeoutMs, 500);
       assert.ok(performance.now() - started < 1_900, "rejected before the statement could finish");
       await eventually(
         "the statement is gone from the server",
@@ -135,25 +135,28 @@ Deno.test("postgres network faults and deadlines", async (t) => {
     },
   );
 
-  await t.step("deadlineMs is available to the tagged-template form through with()", async () => {
+  await t.step("timeoutMs is available to the tagged-template form through with()", async () => {
     await using pg: PostgresPool = createPostgresPool({ url: db.url });
     await assert.rejects(
-      pg.with({ deadlineMs: 300 }).query`select pg_sleep(2)`,
-      PostgresDeadlineError,
+      pg.with({ timeoutMs: 300 }).query`select pg_sleep(2)`,
+      PostgresTimeoutError,
     );
-    const [row] = await pg.with({ deadlineMs: 5_000 }).query<{ ok: number }[]>`select 1 as ok`;
+    const [row] = await pg.with({ timeoutMs: 5_000 }).query<{ ok: number }[]>`select 1 as ok`;
     assert.equal(row.ok, 1);
   });
 
-  await t.step("timeoutMs bounds only the wait for a connection, not the statement", async () => {
-    await using pg = createPostgresPool({ url: db.url });
-    const [row] = await pg.query<{ ok: number }[]>(
-      "select 1 as ok from pg_sleep(0.7)",
-      [],
-      { timeoutMs: 300 },
-    );
-    assert.equal(row.ok, 1, "a statement longer than timeoutMs still completes");
-  });
+  await t.step(
+    "the pool's acquireTimeoutMs bounds the wait for a connection within a longer call timeoutMs",
+    async () => {
+      await using pg = createPostgresPool({ url: db.url, pool: { max: 1, acquireTimeoutMs: 200 } });
+      const holder = pg.query("select pg_sleep(0.7)");
+      await assert.rejects(
+        pg.query("select 1", [], { timeoutMs: 5_000 }),
+        (error: Error) => error.name === "PoolTimeoutError",
+      );
+      await holder;
+    },
+  );
   await t.step(
     "a wrong password costs one connection attempt at the wire, whatever the pool size and the load",
     async () => {
