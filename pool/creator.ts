@@ -5,20 +5,29 @@ import type { BreakerState } from "./types.ts";
 
 // ---- backoff ----------------------------------------------------------------------------
 
-/** First retry delay after a failed `create`, before jitter. */
+/** First retry delay after a failed `create` while the pool holds no resource, before jitter. */
 export const BACKOFF_BASE_MS = 100;
 /**
  * No retry waits longer than this, so a backend that comes back is used
  * within about a second (HikariCP and psycopg_pool retry on the same scale).
+ * It is also the first retry delay while the pool holds resources: they
+ * serve the callers meanwhile, and a full server is not asked again at once.
  */
 export const BACKOFF_CAP_MS = 1_000;
+
 /**
  * The delay before retry number `attempt` (1-based): exponential from
- * {@link BACKOFF_BASE_MS}, capped at {@link BACKOFF_CAP_MS}, with jitter that
- * keeps between half and all of it, so pools restarting together spread out.
+ * {@link BACKOFF_BASE_MS}, or from {@link BACKOFF_CAP_MS} when `serving`
+ * (the pool holds resources), capped at {@link BACKOFF_CAP_MS}, with jitter
+ * that keeps between half and all of it, so pools restarting together spread out.
  */
-export function backoffDelayMs(attempt: number, random: () => number = Math.random): number {
-  const exponential = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, attempt - 1));
+export function backoffDelayMs(
+  attempt: number,
+  serving: boolean,
+  random: () => number = Math.random,
+): number {
+  const base = serving ? BACKOFF_CAP_MS : BACKOFF_BASE_MS;
+  const exponential = Math.min(BACKOFF_CAP_MS, base * 2 ** Math.max(0, attempt - 1));
   return exponential * (0.5 + random() / 2);
 }
 
@@ -123,7 +132,10 @@ export class CircuitBreaker {
  * rotated password, a wrong PIN, a server full with `too many clients`) sees
  * one attempt at a time whatever `max`, the number of callers and how well
  * creating went so far. A failed attempt is retried after a jittered backoff
- * capped at one second; the breaker opens after `threshold` failures in a row.
+ * capped at one second; it starts at the cap while the pool holds resources
+ * (they serve the callers meanwhile) and at 100 ms while it holds none (a
+ * short outage stays invisible). The breaker opens after `threshold`
+ * failures in a row.
  */
 export class Creator<R> {
   /** Creates under way (0 or 1). */
@@ -239,7 +251,7 @@ export class Creator<R> {
       this.#breakerEvent(error);
       this.#arm(this.breaker.retryAfterMs(now));
     } else if (this.breaker.state === "closed") {
-      this.#arm(backoffDelayMs(this.breaker.failures));
+      this.#arm(backoffDelayMs(this.breaker.failures, inventory.all.size > 0));
     }
     this.loop.createFailed(error, now, opened);
   }
