@@ -5,26 +5,29 @@ import type { BreakerState } from "./types.ts";
 
 // ---- backoff ----------------------------------------------------------------------------
 
-/** First retry delay after a failed `create`, before jitter. */
+/** First retry delay after a failed `create` while the pool holds no resource, before jitter. */
 export const BACKOFF_BASE_MS = 100;
 /**
  * No retry waits longer than this, so a backend that comes back is used
  * within about a second (HikariCP and psycopg_pool retry on the same scale).
+ * It is also the first retry delay while the pool holds resources: they
+ * serve the callers meanwhile, and a full server is not asked again at once.
  */
 export const BACKOFF_CAP_MS = 1_000;
-/**
- * A create that succeeded this recently proves that the backend takes us;
- * without such proof creates run one at a time (see {@link Creator}).
- */
-export const PROOF_FRESH_MS = 5_000;
 
 /**
  * The delay before retry number `attempt` (1-based): exponential from
- * {@link BACKOFF_BASE_MS}, capped at {@link BACKOFF_CAP_MS}, with jitter that
- * keeps between half and all of it, so pools restarting together spread out.
+ * {@link BACKOFF_BASE_MS}, or from {@link BACKOFF_CAP_MS} when `serving`
+ * (the pool holds resources), capped at {@link BACKOFF_CAP_MS}, with jitter
+ * that keeps between half and all of it, so pools restarting together spread out.
  */
-export function backoffDelayMs(attempt: number, random: () => number = Math.random): number {
-  const exponential = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, attempt - 1));
+export function backoffDelayMs(
+  attempt: number,
+  serving: boolean,
+  random: () => number = Math.random,
+): number {
+  const base = serving ? BACKOFF_CAP_MS : BACKOFF_BASE_MS;
+  const exponential = Math.min(BACKOFF_CAP_MS, base * 2 ** Math.max(0, attempt - 1));
   return exponential * (0.5 + random() / 2);
 }
 
@@ -67,8 +70,8 @@ export class CircuitBreaker {
 
   /**
    * Records a failed create. `counted` is false for a create that was
-   * already running when an earlier one failed: it is the same outage, not
-   * another failure in a row. Returns true if the breaker (re)opened.
+   * already running when the failures were forgotten (`reset()`): it says
+   * nothing about what was fixed since. Returns true if the breaker (re)opened.
    */
   recordFailure(error: unknown, now: number, counted: boolean, permanent: boolean): boolean {
     this.lastError = error;
@@ -88,7 +91,7 @@ export class CircuitBreaker {
     return this.state === "open" && now < this.#nextProbeAt;
   }
 
-  /** Whether creates are limited to one at a time (the backend is failing). */
+  /** Whether the backend is failing: creates wait for the backoff or the breaker's probe. */
   get failing(): boolean {
     return this.failures > 0 || this.state !== "closed";
   }
@@ -124,29 +127,25 @@ export class CircuitBreaker {
  * Makes resources (HikariCP's `PoolEntryCreator`): starts creates, records
  * their timings, and decides how fast to try again when they fail.
  *
- * Creates run as many at once as callers need only while the pool has fresh
- * proof that creating works: a create succeeded within {@link PROOF_FRESH_MS}
- * and none has failed or been found broken since. Without that proof (at the
- * start, after a quiet spell, after `invalidate()`, after a resource turned
- * out broken, after a failure) one create runs alone until one succeeds, so a
- * rotated password, a wrong PIN or a full server (`too many clients`) sees one
- * attempt at a time whatever `max` and the number of callers. Failed attempts
- * are retried after a jittered backoff capped at one second; the breaker
- * opens after `threshold` failures in a row. Creates that were already
- * running when the first one failed belong to the same outage: their
- * failures do not count towards the breaker.
+ * One create runs at a time, always: the pool grows one resource after
+ * another, as HikariCP and psycopg_pool do. So a backend that refuses us (a
+ * rotated password, a wrong PIN, a server full with `too many clients`) sees
+ * one attempt at a time whatever `max`, the number of callers and how well
+ * creating went so far. A failed attempt is retried after a jittered backoff
+ * capped at one second; it starts at the cap while the pool holds resources
+ * (they serve the callers meanwhile) and at 100 ms while it holds none (a
+ * short outage stays invisible). The breaker opens after `threshold`
+ * failures in a row.
  */
 export class Creator<R> {
-  /** Creates under way. */
+  /** Creates under way (0 or 1). */
   creating = 0;
   /** Opens after too many failures in a row, or one permanent failure. */
   readonly breaker: CircuitBreaker;
-  /** Bumped by each counted failure: a create started before it is a concurrent one. */
+  /** Bumped by `reset()`: a create started before it is not counted when it fails. */
   #epoch = 0;
   /** The pending retry or probe, if any. */
   #timer: Timer | undefined = undefined;
-  /** When a create last succeeded, if nothing has cast doubt on it since. */
-  #provenAt = -Infinity;
 
   constructor(
     readonly inventory: Inventory<R>,
@@ -174,26 +173,21 @@ export class Creator<R> {
   }
 
   /**
-   * Starts up to `wanted` creates: as many as `max`, the backoff and the
-   * breaker allow. `forCaller`: someone waits for them (else it is the
-   * top-up to `min`).
+   * Starts one create, unless one is under way, the pool is full, or the
+   * backoff or the breaker says wait. `forCaller`: someone waits for it
+   * (else it is the top-up to `min`).
    */
-  grow(wanted: number, now: number, forCaller: boolean): void {
+  grow(now: number, forCaller: boolean): void {
     const inventory = this.inventory;
-    let n = Math.min(wanted, inventory.opts.max - inventory.all.size - this.creating);
-    if (n <= 0 || this.#timer !== undefined) return;
+    if (this.creating > 0 || this.#timer !== undefined) return;
+    if (inventory.all.size >= inventory.opts.max) return;
     if (this.breaker.failing) {
       // After a permanent failure only a caller's request probes, never the top-up to min:
       // an HSM may lock its PIN after a few wrong tries.
       if (this.breaker.permanent && !forCaller) return;
-      if (this.creating > 0 || !this.#allowProbe(now)) return;
-      n = 1;
-    } else if (now - this.#provenAt > PROOF_FRESH_MS || inventory.all.size === 0) {
-      // Nothing shows that the backend takes us now: one create, alone, until one succeeds.
-      if (this.creating > 0) return;
-      n = 1;
+      if (!this.#allowProbe(now)) return;
     }
-    while (n-- > 0) this.#start(now);
+    this.#start(now);
   }
 
   /** A caller waits now: let a pending retry keep the process alive. */
@@ -205,16 +199,7 @@ export class Creator<R> {
   reset(): void {
     this.stop();
     this.#epoch++;
-    this.#provenAt = -Infinity;
     if (this.breaker.reset()) this.#breakerEvent(undefined);
-  }
-
-  /**
-   * A resource turned out broken (its holder destroyed it, or it failed its validation or
-   * reset): until the next create succeeds, creates run one at a time again.
-   */
-  doubt(): void {
-    this.#provenAt = -Infinity;
   }
 
   /** The pool closes: no more retries. */
@@ -248,7 +233,6 @@ export class Creator<R> {
   #succeeded(resource: R, startedAt: number): void {
     this.creating--;
     const now = this.#record(startedAt, true);
-    this.#provenAt = now;
     if (this.breaker.recordSuccess()) this.#breakerEvent(undefined);
     this.stop();
     this.loop.created(resource, now);
@@ -261,15 +245,13 @@ export class Creator<R> {
     inventory.counters.createErrors++;
     if (inventory.events.active) inventory.events.emit({ type: "createError", error });
     if (inventory.state !== "open") return this.loop.dispatch(now);
-    this.#provenAt = -Infinity;
     const counted = epoch === this.#epoch;
-    if (counted) this.#epoch++;
     const opened = this.breaker.recordFailure(error, now, counted, this.#isPermanent(error));
     if (opened) {
       this.#breakerEvent(error);
       this.#arm(this.breaker.retryAfterMs(now));
-    } else if (this.creating === 0 && this.breaker.state === "closed") {
-      this.#arm(backoffDelayMs(this.breaker.failures));
+    } else if (this.breaker.state === "closed") {
+      this.#arm(backoffDelayMs(this.breaker.failures, inventory.all.size > 0));
     }
     this.loop.createFailed(error, now, opened);
   }

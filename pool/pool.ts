@@ -380,14 +380,13 @@ export class Pool<R> implements AsyncDisposable {
     // Grow: for waiters nobody is serving yet, then up to min.
     const creating = this.#creator.creating;
     const wanted = Math.max(lender.unserved - creating, opts.min - inv.all.size - creating);
-    if (wanted > 0) this.#creator.grow(wanted, now, lender.anyoneWaits);
+    if (wanted > 0) this.#creator.grow(now, lender.anyoneWaits);
     lender.resolveReady();
   }
 
   // ---- what the creator and the checks report -----------------------------------
 
   #checked(entry: Entry<R>, valid: boolean): void {
-    if (!valid) this.#creator.doubt();
     const now = this.#clock.now();
     this.#lender.checked(entry, valid, now);
     this.#dispatch(now);
@@ -405,7 +404,6 @@ export class Pool<R> implements AsyncDisposable {
     const heldMs = now - entry.acquiredAt;
     this.#useTimes.record(heldMs);
     inv.tracker?.released(heldMs);
-    if (!reuse) this.#creator.doubt(); // its holder found it broken
     const retire = reuse ? inv.retireReason(entry, now) : reason;
     if (retire !== undefined) {
       const destroyed = inv.destroy(entry, retire);
@@ -433,7 +431,6 @@ export class Pool<R> implements AsyncDisposable {
   async #resetThenReturn(entry: Entry<R>): Promise<void> {
     const inv = this.#inv;
     if (!await inv.reset(entry)) {
-      this.#creator.doubt();
       const destroyed = inv.destroy(entry, "reset failed");
       this.#dispatch(this.#clock.now());
       return destroyed;

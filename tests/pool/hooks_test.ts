@@ -128,3 +128,13 @@ test("the validate signal aborts when its deadline passes", async () => {
   assert.ok(seen?.reason instanceof PoolTimeoutError);
   await (await waiting).release();
 });
+
+test("a close forced by its deadline stops waiting for hung destroys and leaves no hook deadline behind", async () => {
+  const clock = fakeClock();
+  const pool = clock.pool({ create: () => Promise.resolve({}), destroy: never });
+  await pool.use(() => {});
+  const closing = pool.close({ timeoutMs: 50 });
+  await clock.advance(50);
+  await closing;
+  assert.equal(clock.pendingTimers, 0);
+});
