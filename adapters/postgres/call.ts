@@ -158,9 +158,11 @@ export async function runTransaction<T>(
 ): Promise<T> {
   const nested = conn.transactionDepth > 0 || conn.inTransaction;
   const savepoint = `poolkit_savepoint_${conn.transactionDepth + 1}`;
-  // Not waited for: the callback's first statement queues behind it, saving a round trip. If it
-  // fails, so does everything behind it in the same transaction block.
-  conn.send(nested ? `savepoint ${savepoint}` : begin);
+  // Not waited for when it may be: the callback's first statement queues behind it, saving a
+  // round trip. If it fails, so does everything behind it in the same transaction block.
+  const opening = nested ? `savepoint ${savepoint}` : begin;
+  if (conn.pipelines) conn.send(opening);
+  else await conn.run(opening);
   const outerError = conn.transactionError;
   conn.transactionError = undefined;
   conn.transactionDepth++;

@@ -134,11 +134,17 @@ export class PgConnection implements PooledConnection {
   /** Cancel requests sent, settled when the server closed their socket (or it timed out). */
   readonly #cancels: Promise<void>[] = [];
   readonly #cleanSession: boolean;
-  readonly #awaitCleaning: boolean;
+  /**
+   * Whether the adapter's own SQL may be sent without waiting, ahead of the borrower's: not with
+   * `prepare: false`, PgBouncer's setting (PgBouncer 1.18 in transaction mode closed the
+   * connection when a simple-protocol message was followed by an extended-protocol statement in
+   * the same write).
+   */
+  readonly pipelines: boolean;
 
   private constructor(url: string | undefined, driver: DriverOptions, cleanSession: boolean) {
     this.#cleanSession = cleanSession;
-    this.#awaitCleaning = driver.prepare === false;
+    this.pipelines = driver.prepare !== false;
     this.#sockets = new ConnectionSockets((driver as { socket?: SocketFactory }).socket);
     const options = {
       onnotice: () => {},
@@ -243,9 +249,8 @@ export class PgConnection implements PooledConnection {
   /**
    * Readies it for the next borrower, as the lease ends: rolls back what the server says is
    * open and (unless `reset: "never"`) cleans the session, in one message sent now and not
-   * waited for (see the module comment); waited for with `prepare: false`, PgBouncer's setting
-   * (PgBouncer 1.18 in transaction mode closed the connection when a multi-statement message was
-   * followed by an extended-protocol statement in the same write). Nothing to do costs nothing.
+   * waited for (see the module comment) unless it does not {@link PgConnection.pipelines}.
+   * Nothing to do costs nothing.
    * Throws, so that the pool destroys it, when it is not `open` or a statement sent on it is
    * still running.
    */
@@ -278,7 +283,7 @@ export class PgConnection implements PooledConnection {
       this.#sockets.destroy(); // nothing may run on an unclean session, nor stay open on it
       reject(error);
     };
-    if (this.#awaitCleaning) return cleaning.then(() => watcher.forget());
+    if (!this.pipelines) return cleaning.then(() => watcher.forget());
     cleaning.catch(() => {});
   }
 
