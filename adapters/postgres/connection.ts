@@ -37,15 +37,7 @@ import {
   resetFailedError,
 } from "./errors.ts";
 import type { ConnectionSpec } from "./options.ts";
-import {
-  ConnectionSockets,
-  type SocketFactory,
-  TX_FAILED,
-  TX_IDLE,
-  TX_OPEN,
-  TX_UNKNOWN,
-  type TxStatus,
-} from "./wire.ts";
+import { ConnectionSockets, type SocketFactory, type TxStatus } from "./wire.ts";
 
 /** The tagged-template client bound to one connection: postgres.js's `Sql`. */
 export type PostgresClient = import("postgres").Sql<Record<string, unknown>>;
@@ -195,7 +187,7 @@ export class PgConnection implements PooledConnection {
     return this.#why;
   }
 
-  /** The server's transaction status after the last statement ({@link TX_UNKNOWN} over TLS). */
+  /** The server's transaction status after the last statement (`unknown` over TLS). */
   get txStatus(): TxStatus {
     return this.#sockets.watcher.status;
   }
@@ -203,8 +195,8 @@ export class PgConnection implements PooledConnection {
   /** Whether a transaction is open on it (or failed and not yet rolled back). */
   get inTransaction(): boolean {
     const status = this.txStatus;
-    return status === TX_OPEN || status === TX_FAILED ||
-      (status === TX_UNKNOWN && this.transactionDepth > 0);
+    return status === "open" || status === "failed" ||
+      (status === "unknown" && this.transactionDepth > 0);
   }
 
   /**
@@ -264,7 +256,7 @@ export class PgConnection implements PooledConnection {
     }
     this.#running.clear(); // what is left was never sent (fragments, unawaited queries)
     const watcher = this.#sockets.watcher;
-    const watched = this.txStatus !== TX_UNKNOWN;
+    const watched = this.txStatus !== "unknown";
     // Unwatched (TLS), statements may run unseen (postgres.js's sql.begin scope): assume some did.
     const ran = !watched || watcher.readies > 0;
     const rollback = this.inTransaction || !watched && ran;
@@ -273,7 +265,7 @@ export class PgConnection implements PooledConnection {
     this.transactionError = undefined;
     if (!rollback && !clean) return watcher.forget();
     watcher.forget(1); // the cleaning's own ReadyForQuery is not the next borrower's
-    if (watched) watcher.status = TX_IDLE; // what the cleaning leaves, or it breaks the connection
+    if (watched) watcher.status = "idle"; // what the cleaning leaves, or it breaks the connection
     const text = (rollback ? "rollback; " : "") + (clean ? RESET_SESSION_SQL : "");
     const cleaning = this.#sql.unsafe(text);
     // Noted as the driver rejects it, before it handles what was pipelined behind.
