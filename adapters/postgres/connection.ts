@@ -18,7 +18,7 @@
  *   running when a lease ends, and a transaction's first error, without a closure per statement.
  * - a query's `executed` flag (`reset`): a statement never sent is dropped, one sent is
  *   cancelled and its connection destroyed.
- * - a query's `canceller` (`#cancelRunning`): called directly, so that a cancel request that
+ * - a query's `canceller` (`abandon`): called directly, so that a cancel request that
  *   fails is not an unhandled rejection (`query.cancel()` would make one).
  * - the shape postgres.js passes to the `socket` option (`host`, `port`, `path`, `ssl`,
  *   `connect_timeout`; wire.ts): to open the socket ourselves and read the status byte.
@@ -71,19 +71,11 @@ export type ConnectionState = "open" | "abandoned" | "ended" | "closed" | "broke
  * function, are deallocated). In a transaction block, so that when any part fails the server
  * refuses everything queued behind it until the connection is destroyed.
  */
-export const RESET_SESSION_SQL = [
-  "begin",
-  "close all",
-  "set session authorization default",
-  "reset all",
-  "unlisten *",
-  "discard temp",
-  "discard sequences",
-  "select pg_catalog.pg_advisory_unlock_all()",
-  "do $$ declare r record; begin for r in select name from pg_catalog.pg_prepared_statements " +
-  "where from_sql loop execute 'deallocate ' || quote_ident(r.name); end loop; end $$",
-  "commit",
-].join("; ");
+export const RESET_SESSION_SQL =
+  "begin; close all; set session authorization default; reset all; unlisten *; discard temp; " +
+  "discard sequences; select pg_catalog.pg_advisory_unlock_all(); do $$ declare r record; " +
+  "begin for r in select name from pg_catalog.pg_prepared_statements where from_sql loop " +
+  "execute 'deallocate ' || quote_ident(r.name); end loop; end $$; commit";
 
 /** How long a given-up connection waits for its cancel requests before its socket is cut. */
 const CANCEL_GRACE_MS = 500;
