@@ -11,7 +11,6 @@ import type { Lease } from "../../mod.ts";
 import type { PgConnection, PostgresClient } from "./connection.ts";
 import { PostgresTimeoutError, TransactionRolledBackError } from "./errors.ts";
 import type { CallOptions } from "./options.ts";
-import { TX_FAILED, TX_UNKNOWN } from "./wire.ts";
 
 /** What a call runs on the borrowed connection. */
 export type OnConnection<T> = (conn: PgConnection, signal: AbortSignal) => T | Promise<T>;
@@ -158,9 +157,11 @@ export async function runTransaction<T>(
 ): Promise<T> {
   const nested = conn.transactionDepth > 0 || conn.inTransaction;
   const savepoint = `poolkit_savepoint_${conn.transactionDepth + 1}`;
-  // Not waited for: the callback's first statement queues behind it, saving a round trip. If it
-  // fails, so does everything behind it in the same transaction block.
-  conn.send(nested ? `savepoint ${savepoint}` : begin);
+  // Not waited for when it may be: the callback's first statement queues behind it, saving a
+  // round trip. If it fails, so does everything behind it in the same transaction block.
+  const opening = nested ? `savepoint ${savepoint}` : begin;
+  if (conn.pipelines) conn.send(opening);
+  else await conn.run(opening);
   const outerError = conn.transactionError;
   conn.transactionError = undefined;
   conn.transactionDepth++;
@@ -198,7 +199,7 @@ async function releaseSavepoint<T>(
 ): Promise<T> {
   // Over TLS the status is unknown: a statement that failed inside is taken to have aborted it.
   const status = conn.txStatus;
-  if (status === TX_FAILED || (status === TX_UNKNOWN && failure !== undefined)) {
+  if (status === "failed" || (status === "unknown" && failure !== undefined)) {
     await conn.run(`rollback to savepoint ${savepoint}`);
     throw new TransactionRolledBackError(
       "nested transaction() rolled back to its savepoint: a statement in it failed and the " +

@@ -18,7 +18,7 @@
  *   running when a lease ends, and a transaction's first error, without a closure per statement.
  * - a query's `executed` flag (`reset`): a statement never sent is dropped, one sent is
  *   cancelled and its connection destroyed.
- * - a query's `canceller` (`#cancelRunning`): called directly, so that a cancel request that
+ * - a query's `canceller` (`abandon`): called directly, so that a cancel request that
  *   fails is not an unhandled rejection (`query.cancel()` would make one).
  * - the shape postgres.js passes to the `socket` option (`host`, `port`, `path`, `ssl`,
  *   `connect_timeout`; wire.ts): to open the socket ourselves and read the status byte.
@@ -37,15 +37,7 @@ import {
   resetFailedError,
 } from "./errors.ts";
 import type { ConnectionSpec } from "./options.ts";
-import {
-  ConnectionSockets,
-  type SocketFactory,
-  TX_FAILED,
-  TX_IDLE,
-  TX_OPEN,
-  TX_UNKNOWN,
-  type TxStatus,
-} from "./wire.ts";
+import { ConnectionSockets, type SocketFactory, type TxStatus } from "./wire.ts";
 
 /** The tagged-template client bound to one connection: postgres.js's `Sql`. */
 export type PostgresClient = import("postgres").Sql<Record<string, unknown>>;
@@ -79,19 +71,11 @@ export type ConnectionState = "open" | "abandoned" | "ended" | "closed" | "broke
  * function, are deallocated). In a transaction block, so that when any part fails the server
  * refuses everything queued behind it until the connection is destroyed.
  */
-export const RESET_SESSION_SQL = [
-  "begin",
-  "close all",
-  "set session authorization default",
-  "reset all",
-  "unlisten *",
-  "discard temp",
-  "discard sequences",
-  "select pg_catalog.pg_advisory_unlock_all()",
-  "do $$ declare r record; begin for r in select name from pg_catalog.pg_prepared_statements " +
-  "where from_sql loop execute 'deallocate ' || quote_ident(r.name); end loop; end $$",
-  "commit",
-].join("; ");
+export const RESET_SESSION_SQL =
+  "begin; close all; set session authorization default; reset all; unlisten *; discard temp; " +
+  "discard sequences; select pg_catalog.pg_advisory_unlock_all(); do $$ declare r record; " +
+  "begin for r in select name from pg_catalog.pg_prepared_statements where from_sql loop " +
+  "execute 'deallocate ' || quote_ident(r.name); end loop; end $$; commit";
 
 /** How long a given-up connection waits for its cancel requests before its socket is cut. */
 const CANCEL_GRACE_MS = 500;
@@ -134,11 +118,17 @@ export class PgConnection implements PooledConnection {
   /** Cancel requests sent, settled when the server closed their socket (or it timed out). */
   readonly #cancels: Promise<void>[] = [];
   readonly #cleanSession: boolean;
-  readonly #awaitCleaning: boolean;
+  /**
+   * Whether the adapter's own SQL may be sent without waiting, ahead of the borrower's: not with
+   * `prepare: false`, PgBouncer's setting (PgBouncer 1.18 in transaction mode closed the
+   * connection when a simple-protocol message was followed by an extended-protocol statement in
+   * the same write).
+   */
+  readonly pipelines: boolean;
 
   private constructor(url: string | undefined, driver: DriverOptions, cleanSession: boolean) {
     this.#cleanSession = cleanSession;
-    this.#awaitCleaning = driver.prepare === false;
+    this.pipelines = driver.prepare !== false;
     this.#sockets = new ConnectionSockets((driver as { socket?: SocketFactory }).socket);
     const options = {
       onnotice: () => {},
@@ -189,7 +179,7 @@ export class PgConnection implements PooledConnection {
     return this.#why;
   }
 
-  /** The server's transaction status after the last statement ({@link TX_UNKNOWN} over TLS). */
+  /** The server's transaction status after the last statement (`unknown` over TLS). */
   get txStatus(): TxStatus {
     return this.#sockets.watcher.status;
   }
@@ -197,8 +187,8 @@ export class PgConnection implements PooledConnection {
   /** Whether a transaction is open on it (or failed and not yet rolled back). */
   get inTransaction(): boolean {
     const status = this.txStatus;
-    return status === TX_OPEN || status === TX_FAILED ||
-      (status === TX_UNKNOWN && this.transactionDepth > 0);
+    return status === "open" || status === "failed" ||
+      (status === "unknown" && this.transactionDepth > 0);
   }
 
   /**
@@ -243,9 +233,8 @@ export class PgConnection implements PooledConnection {
   /**
    * Readies it for the next borrower, as the lease ends: rolls back what the server says is
    * open and (unless `reset: "never"`) cleans the session, in one message sent now and not
-   * waited for (see the module comment); waited for with `prepare: false`, PgBouncer's setting
-   * (PgBouncer 1.18 in transaction mode closed the connection when a multi-statement message was
-   * followed by an extended-protocol statement in the same write). Nothing to do costs nothing.
+   * waited for (see the module comment) unless it does not {@link PgConnection.pipelines}.
+   * Nothing to do costs nothing.
    * Throws, so that the pool destroys it, when it is not `open` or a statement sent on it is
    * still running.
    */
@@ -259,7 +248,7 @@ export class PgConnection implements PooledConnection {
     }
     this.#running.clear(); // what is left was never sent (fragments, unawaited queries)
     const watcher = this.#sockets.watcher;
-    const watched = this.txStatus !== TX_UNKNOWN;
+    const watched = this.txStatus !== "unknown";
     // Unwatched (TLS), statements may run unseen (postgres.js's sql.begin scope): assume some did.
     const ran = !watched || watcher.readies > 0;
     const rollback = this.inTransaction || !watched && ran;
@@ -268,7 +257,7 @@ export class PgConnection implements PooledConnection {
     this.transactionError = undefined;
     if (!rollback && !clean) return watcher.forget();
     watcher.forget(1); // the cleaning's own ReadyForQuery is not the next borrower's
-    if (watched) watcher.status = TX_IDLE; // what the cleaning leaves, or it breaks the connection
+    if (watched) watcher.status = "idle"; // what the cleaning leaves, or it breaks the connection
     const text = (rollback ? "rollback; " : "") + (clean ? RESET_SESSION_SQL : "");
     const cleaning = this.#sql.unsafe(text);
     // Noted as the driver rejects it, before it handles what was pipelined behind.
@@ -278,7 +267,7 @@ export class PgConnection implements PooledConnection {
       this.#sockets.destroy(); // nothing may run on an unclean session, nor stay open on it
       reject(error);
     };
-    if (this.#awaitCleaning) return cleaning.then(() => watcher.forget());
+    if (!this.pipelines) return cleaning.then(() => watcher.forget());
     cleaning.catch(() => {});
   }
 

@@ -185,8 +185,8 @@ function checkObject(where: string, name: string, value: unknown): void {
   throw new TypeError(`${where}: ${name} must be an object, got ${describe(value)}`);
 }
 
-// The core pool will export one "unknown option, did you mean" helper; this one is the
-// adapter's until then.
+// Worded as the core pool's rejectUnknownOptions(); nearestName() and distance() below are the
+// adapter's own copy until the core's nearestName() (pool/options.ts) can be imported here.
 function checkKeys(
   where: string,
   prefix: string,
@@ -195,22 +195,26 @@ function checkKeys(
 ): void {
   for (const key of Object.keys(value)) {
     if (known.some((names) => names.has(key))) continue;
-    const nearest = nearestName(key, known.flatMap((names) => [...names]));
+    const names = known.flatMap((names) => [...names]);
+    const nearest = nearestName(key, names);
     throw new TypeError(
-      `${where}: unknown option '${prefix}${key}'` +
-        (nearest === undefined ? "" : `; did you mean '${prefix}${nearest}'?`),
+      `${where}: '${prefix}${key}' is not an option; ` +
+        (nearest === undefined
+          ? `the options are ${names.map((n) => `'${prefix}${n}'`).join(", ")}`
+          : `did you mean '${prefix}${nearest}'?`),
     );
   }
 }
 
-/** The known name closest to `name` (edit distance, ignoring case), if any is close enough. */
+/** The known name fewest edits from `name` (ignoring case), if close enough to be a typo. */
 function nearestName(name: string, known: string[]): string | undefined {
   let best: string | undefined, bestDistance = Infinity;
   for (const candidate of known) {
     const d = distance(name.toLowerCase(), candidate.toLowerCase());
-    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+    const allowed = Math.max(2, Math.floor(Math.max(name.length, candidate.length) / 3));
+    if (d <= allowed && d < bestDistance) [best, bestDistance] = [candidate, d];
   }
-  return bestDistance <= Math.max(2, Math.ceil(name.length / 3)) ? best : undefined;
+  return best;
 }
 
 function distance(a: string, b: string): number {

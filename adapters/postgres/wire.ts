@@ -5,7 +5,7 @@
  * one). Reading it costs no round trip: the server sends it anyway.
  *
  * Only plaintext connections are watched: over TLS the bytes on the socket are encrypted (the
- * status is then {@link TX_UNKNOWN}, and the connection is rolled back whenever it ran anything).
+ * status is then `unknown`, and the connection is rolled back whenever it ran anything).
  * It also keeps cancel-request sockets from waiting forever for a server that does not answer.
  *
  * @module
@@ -19,22 +19,8 @@ import net from "node:net";
  */
 export type TxStatus = "idle" | "open" | "failed" | "unknown";
 
-/** Transaction status: no transaction open (`I`). */
-export const TX_IDLE: TxStatus = "idle";
-/** Transaction status: inside a transaction block (`T`). */
-export const TX_OPEN: TxStatus = "open";
-/** Transaction status: inside a failed transaction block (`E`). */
-export const TX_FAILED: TxStatus = "failed";
-/** Transaction status: not observable (TLS, or before the first ReadyForQuery). */
-export const TX_UNKNOWN: TxStatus = "unknown";
-
 const READY_FOR_QUERY = 0x5a; // 'Z'
-const PARAMETER_STATUS = 0x53; // 'S'
-const COMMAND_COMPLETE = 0x43; // 'C'
-/** The body length of CommandComplete `PREPARE\0`; the first body byte then tells it apart. */
-const PREPARE_TAG_LENGTH = 8;
-const LETTER_P = 0x50;
-const STATUS: Record<number, TxStatus> = { 0x49: TX_IDLE, 0x54: TX_OPEN, 0x45: TX_FAILED };
+const STATUS: Record<number, TxStatus> = { 0x49: "idle", 0x54: "open", 0x45: "failed" };
 
 /**
  * Follows the backend message framing (type byte, 4-byte length, body) across chunks and
@@ -42,18 +28,13 @@ const STATUS: Record<number, TxStatus> = { 0x49: TX_IDLE, 0x54: TX_OPEN, 0x45: T
  */
 export class ReadyForQueryWatcher {
   /** The status of the last ReadyForQuery seen. */
-  status: TxStatus = TX_UNKNOWN;
+  status: TxStatus = "unknown";
   /** ReadyForQuery messages since {@link ReadyForQueryWatcher.forget}: statements that ran. */
   readies = 0;
-  /** ParameterStatus messages since {@link ReadyForQueryWatcher.forget}: reported settings changed. */
-  parameterChanges = 0;
-  /** `PREPARE` statements completed since {@link ReadyForQueryWatcher.forget} (top level only). */
-  prepares = 0;
   readonly #header = new Uint8Array(5);
   #headerBytes = 0;
   #bodyLeft = 0;
   #statusNext = false;
-  #tagNext = false;
 
   /** Feeds bytes received from the server, in order. */
   readonly feed = (chunk: Uint8Array): void => {
@@ -61,11 +42,8 @@ export class ReadyForQueryWatcher {
     while (i < chunk.length) {
       if (this.#bodyLeft > 0) {
         if (this.#statusNext) {
-          this.status = STATUS[chunk[i]] ?? TX_UNKNOWN;
+          this.status = STATUS[chunk[i]] ?? "unknown";
           this.#statusNext = false;
-        } else if (this.#tagNext) {
-          if (chunk[i] === LETTER_P) this.prepares++;
-          this.#tagNext = false;
         }
         const n = Math.min(this.#bodyLeft, chunk.length - i);
         i += n;
@@ -80,8 +58,6 @@ export class ReadyForQueryWatcher {
       this.#bodyLeft = length - 4;
       this.#statusNext = h[0] === READY_FOR_QUERY && this.#bodyLeft === 1;
       if (this.#statusNext) this.readies++;
-      else if (h[0] === PARAMETER_STATUS) this.parameterChanges++;
-      else this.#tagNext = h[0] === COMMAND_COMPLETE && this.#bodyLeft === PREPARE_TAG_LENGTH;
     }
   };
 
@@ -91,8 +67,6 @@ export class ReadyForQueryWatcher {
    */
   forget(ownReadies = 0): void {
     this.readies = -ownReadies;
-    this.parameterChanges = 0;
-    this.prepares = 0;
   }
 }
 
