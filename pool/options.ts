@@ -186,28 +186,31 @@ export function rejectUnknownOptions(
   where: string,
   options: object,
   known: readonly string[],
+  prefix = "",
 ): void {
-  const error = unknownOptionError(where, options, known);
+  const error = unknownOptionError(where, options, known, prefix);
   if (error !== undefined) throw error;
 }
 
 /**
  * The `TypeError` {@link rejectUnknownOptions} throws, or `undefined` when
  * every key is known: for a caller that must reject a promise instead.
+ * `prefix` names nested options by their path (`"pool."` gives `'pool.mx'`).
  */
 export function unknownOptionError(
   where: string,
   options: object,
   known: readonly string[],
+  prefix = "",
 ): TypeError | undefined {
   for (const key of Object.keys(options)) {
     if (known.includes(key)) continue;
     const nearest = nearestName(key, known);
     return new TypeError(
-      `${where}: '${key}' is not an option; ` +
+      `${where}: '${prefix}${key}' is not an option; ` +
         (nearest === undefined
-          ? `the options are ${known.map((k) => `'${k}'`).join(", ")}`
-          : `did you mean '${nearest}'?`),
+          ? `the options are ${known.map((k) => `'${prefix}${k}'`).join(", ")}`
+          : `did you mean '${prefix}${nearest}'?`),
     );
   }
   return undefined;

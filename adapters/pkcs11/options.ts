@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { rejectUnknownOptions } from "../../pool/options.ts";
 import type { PoolSettings } from "../../pool/types.ts";
 import type { HsmSession } from "./session.ts";
 
@@ -42,33 +43,12 @@ const KNOWN: readonly (keyof OpenHsmOptions)[] = [
   "keyCacheMs",
 ];
 
-/** Edit distance, for naming the option a misspelled one was meant to be. */
-function distance(a: string, b: string): number {
-  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const same = a[i - 1].toLowerCase() === b[j - 1].toLowerCase();
-      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (same ? 0 : 1));
-    }
-    row = next;
-  }
-  return row[b.length];
-}
-
 /** Checks what can be checked before anything is opened; throws a TypeError or RangeError. */
 export function checkOptions(options: OpenHsmOptions): void {
   if (typeof options !== "object" || options === null) {
     throw new TypeError("openHsm needs an options object with at least a pin");
   }
-  for (const key of Object.keys(options)) {
-    if ((KNOWN as string[]).includes(key)) continue;
-    const nearest = KNOWN.reduce((a, b) => distance(key, a) <= distance(key, b) ? a : b);
-    throw new TypeError(
-      `openHsm: unknown option "${key}" (did you mean "${nearest}"? known options: ` +
-        `${KNOWN.join(", ")})`,
-    );
-  }
+  rejectUnknownOptions("openHsm", options, KNOWN);
   if (typeof options.pin !== "string" || options.pin === "") {
     throw new TypeError("openHsm needs a pin (for example from PKCS11_PIN)");
   }

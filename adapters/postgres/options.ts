@@ -6,6 +6,7 @@
  * @module
  */
 import type { PoolSettings } from "../../mod.ts";
+import { rejectUnknownOptions } from "../../pool/options.ts";
 import type { DriverOptions, PooledConnection } from "./connection.ts";
 import type { Target } from "./errors.ts";
 
@@ -185,48 +186,14 @@ function checkObject(where: string, name: string, value: unknown): void {
   throw new TypeError(`${where}: ${name} must be an object, got ${describe(value)}`);
 }
 
-// Worded as the core pool's rejectUnknownOptions(); nearestName() and distance() below are the
-// adapter's own copy until the core's nearestName() (pool/options.ts) can be imported here.
+/** Refuses a key of `value` that none of the `known` sets holds, naming the nearest one. */
 function checkKeys(
   where: string,
   prefix: string,
   value: object,
   ...known: ReadonlySet<string>[]
 ): void {
-  for (const key of Object.keys(value)) {
-    if (known.some((names) => names.has(key))) continue;
-    const names = known.flatMap((names) => [...names]);
-    const nearest = nearestName(key, names);
-    throw new TypeError(
-      `${where}: '${prefix}${key}' is not an option; ` +
-        (nearest === undefined
-          ? `the options are ${names.map((n) => `'${prefix}${n}'`).join(", ")}`
-          : `did you mean '${prefix}${nearest}'?`),
-    );
-  }
-}
-
-/** The known name fewest edits from `name` (ignoring case), if close enough to be a typo. */
-function nearestName(name: string, known: string[]): string | undefined {
-  let best: string | undefined, bestDistance = Infinity;
-  for (const candidate of known) {
-    const d = distance(name.toLowerCase(), candidate.toLowerCase());
-    const allowed = Math.max(2, Math.floor(Math.max(name.length, candidate.length) / 3));
-    if (d <= allowed && d < bestDistance) [best, bestDistance] = [candidate, d];
-  }
-  return best;
-}
-
-function distance(a: string, b: string): number {
-  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) {
-      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    row = next;
-  }
-  return row[b.length];
+  rejectUnknownOptions(where, value, known.flatMap((names) => [...names]), prefix);
 }
 
 /** A value for a message: never an object's content (it may hold a password). */

@@ -108,6 +108,9 @@ Deno.test("a closed handle refuses new work", async () => {
 Deno.test("an unknown option is a TypeError naming it and the nearest known option", async () => {
   const error = await openHsm({ pin: "1234", tokenLable: "TestToken" } as never).catch((e) => e);
   assert.ok(error instanceof TypeError, String(error));
-  assert.match(error.message, /unknown option "tokenLable" \(did you mean "tokenLabel"\?/);
+  assert.match(
+    error.message,
+    /openHsm: 'tokenLable' is not an option; did you mean 'tokenLabel'\?/,
+  );
   assert.ok(!error.message.includes("1234"), "the PIN never appears in an error");
 });
