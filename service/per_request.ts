@@ -1,15 +1,15 @@
 /**
  * `POST /encrypt-per-request`: the same work as `/encrypt`, done the way
- * the secret manager did it before it had a session pool: every request
+ * code without a session pool does it: every request
  * loads and initialises the module, finds the token, opens a session, logs
- * in, encrypts, logs out, closes the session and finalises the module (the
- * adapter's `withPerRequestSession`). Compare the two routes with a load
+ * in, encrypts, logs out, closes the session and finalises the module
+ * (`withPerRequestSession`, the benchmark's per-request peer). Compare the two routes with a load
  * tool to see what pooling buys.
  *
  * While the pooled side holds the module and the login in this process,
  * initialisation and login are already done and are left alone (PKCS#11
  * state is process-wide), and the adapter runs per-request calls one at a
- * time, as the old code had to.
+ * time, as such code has to.
  *
  * Off unless `--per-request` (or `ENABLE_PER_REQUEST=1`) turns it on.
  *
