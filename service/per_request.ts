@@ -1,9 +1,9 @@
 /**
  * `POST /encrypt-per-request`: the same work as `/encrypt`, done the way
- * code without a session pool does it: every request
- * loads and initialises the module, finds the token, opens a session, logs
- * in, encrypts, logs out, closes the session and finalises the module
- * (`withPerRequestSession`, the benchmark's per-request peer). Compare the two routes with a load
+ * code without a session pool does it: every request loads and initialises
+ * the module, finds the token, opens a session, logs in, encrypts, logs
+ * out, closes the session and finalises the module (`withPerRequestSession`,
+ * the benchmark's per-request peer). Compare the two routes with a load
  * tool to see what pooling buys.
  *
  * While the pooled side holds the module and the login in this process,
