@@ -9,19 +9,23 @@
  */
 
 import denoJson from "../../deno.json" with { type: "json" };
-import type {
-  Benchmark,
-  BenchmarkResult,
-  Contender,
-  ContenderInstance,
-  ContenderResult,
-  RoundFigure,
-  RunPlan,
-  Scenario,
-  ScenarioResult,
-  Trial,
+import {
+  type Benchmark,
+  type BenchmarkResult,
+  type Contender,
+  type ContenderInstance,
+  type ContenderResult,
+  median,
+  quantileSorted,
+  type RoundFigure,
+  type RunPlan,
+  SampleBuffer,
+  type Scenario,
+  type ScenarioResult,
+  summarizeLatencies,
+  type Trial,
 } from "./benchmark.ts";
-import type { BenchArgs } from "./cli.ts";
+import type { BenchArgs } from "./main.ts";
 import {
   benchmarkMarkdown,
   describeMachine,
@@ -29,7 +33,6 @@ import {
   type RunReport,
   writeReport,
 } from "./report.ts";
-import { median, quantileSorted, SampleBuffer, summarizeLatencies } from "./stats.ts";
 import { evaluateTargets } from "./targets.ts";
 
 /** Runs `benchmarks`, prints their tables, writes the report; returns it. */
@@ -76,22 +79,7 @@ async function runOne(
     // Setup that cannot run (no PostgreSQL binaries, no SoftHSM) is reported, and its targets MISS.
     const message = error instanceof Error ? error.message : String(error);
     progress.log(`  not run: ${message}`);
-    return {
-      id: bench.id,
-      title: bench.title,
-      measures: bench.measures,
-      primary: bench.primary,
-      plan: args.plan,
-      contenders: bench.contenders.map(({ name, description, ours }) => ({
-        name,
-        description,
-        ours,
-      })),
-      scenarios: [],
-      targets: evaluateTargets(bench.targets, []),
-      notes: [],
-      skipped: message,
-    };
+    return { ...resultOf(bench, args.plan, []), notes: [], skipped: message };
   }
   try {
     return await runBenchmark(bench, args.plan, progress);
@@ -104,7 +92,7 @@ async function runOne(
 const OVERHEAD_PER_TRIAL_MS = 30;
 
 /** Runs one benchmark to completion and evaluates its targets. */
-export async function runBenchmark(
+async function runBenchmark(
   bench: Benchmark,
   plan: RunPlan,
   progress: Progress,
@@ -171,11 +159,21 @@ export async function runBenchmark(
       results: contenders.map((c) => summarize(c.name, raw.get(c.name)!, failed.get(c.name))),
     });
   }
+  return { ...resultOf(bench, plan, scenarios), ...(idle ? { idleTimerLatenessMs: idle } : {}) };
+}
+
+/** What a benchmark's result says about the benchmark itself, its figures and its verdicts. */
+function resultOf(
+  bench: Benchmark,
+  plan: RunPlan,
+  scenarios: ScenarioResult[],
+): BenchmarkResult {
+  const { id, title, measures, primary, ratioBaselines } = bench;
   return {
-    id: bench.id,
-    title: bench.title,
-    measures: bench.measures,
-    primary: bench.primary,
+    id,
+    title,
+    measures,
+    primary,
     plan,
     contenders: bench.contenders.map(({ name, description, ours }) => ({
       name,
@@ -184,9 +182,8 @@ export async function runBenchmark(
     })),
     scenarios,
     targets: evaluateTargets(bench.targets, scenarios),
-    ...(bench.ratioBaselines ? { ratioBaselines: bench.ratioBaselines } : {}),
+    ...(ratioBaselines ? { ratioBaselines } : {}),
     notes: bench.notes ?? [],
-    ...(idle ? { idleTimerLatenessMs: idle } : {}),
   };
 }
 
@@ -269,7 +266,7 @@ function concat(parts: ArrayLike<number>[]): Float64Array {
 const encoder = new TextEncoder();
 
 /** Where the run is, for the progress line. */
-export interface ProgressState {
+interface ProgressState {
   /** Benchmark title. */
   benchmark: string;
   /** Scenario label. */
@@ -285,7 +282,7 @@ export interface ProgressState {
 }
 
 /** Writes progress to stderr without disturbing stdout. */
-export class Progress {
+class Progress {
   readonly #tty = Deno.stderr.isTerminal();
   #lastPlainAt = 0;
   #drawn = false;
@@ -319,7 +316,7 @@ export class Progress {
 }
 
 /** "1m 05s", "12s". */
-export function formatDuration(ms: number): string {
+function formatDuration(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000));
   return s >= 60 ? `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s` : `${s}s`;
 }
@@ -327,7 +324,7 @@ export function formatDuration(ms: number): string {
 const DELAY_MS = 1;
 
 /** A running lateness probe; `stop()` returns every lateness sample (ms). */
-export class EventLoopMonitor {
+class EventLoopMonitor {
   readonly #samples = new SampleBuffer();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #expected = 0;
