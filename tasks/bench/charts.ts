@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type BenchmarkResult, fmt, fmtMs } from "./benchmark.ts";
+import { type BenchmarkResult, type ContenderResult, fmt, fmtMs } from "./benchmark.ts";
 
 /** Contender colours, in the benchmark's contender order (ours come first). */
 const PALETTE = [
@@ -94,11 +94,12 @@ const AXIS_H = 40;
 /** The bar chart of a benchmark's primary metric, as an SVG document. */
 export function barChart(b: BenchmarkResult): string {
   const perOp = b.primary === "usPerOp";
-  const value = (x: { usPerOp: number; opsPerSec: number }) => perOp ? x.usPerOp : x.opsPerSec;
-  const hi = (x: { usPerOpMax: number; opsPerSecMax: number }) =>
-    perOp ? x.usPerOpMax : x.opsPerSecMax;
-  const lo = (x: { usPerOpMin: number; opsPerSecMin: number }) =>
-    perOp ? x.usPerOpMin : x.opsPerSecMin;
+  const [key, minKey, maxKey] = perOp
+    ? ["usPerOp", "usPerOpMin", "usPerOpMax"] as const
+    : ["opsPerSec", "opsPerSecMin", "opsPerSecMax"] as const;
+  const value = (x: ContenderResult) => x[key];
+  const hi = (x: ContenderResult) => x[maxKey];
+  const lo = (x: ContenderResult) => x[minKey];
   const max = Math.max(
     ...b.scenarios.flatMap((s) => s.results.map((x) => hi(x))).filter(Number.isFinite),
     0,

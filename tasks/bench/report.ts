@@ -6,7 +6,14 @@
  * @module
  */
 
-import { type BenchmarkResult, fmt, fmtMs, fmtRatio, type RunPlan } from "./benchmark.ts";
+import {
+  type BenchmarkResult,
+  type ContenderResult,
+  fmt,
+  fmtMs,
+  fmtRatio,
+  type RunPlan,
+} from "./benchmark.ts";
 import { barChart, percentileChart } from "./charts.ts";
 import { isRatioTarget, type TargetMetric, type TargetResult } from "./targets.ts";
 
@@ -91,15 +98,13 @@ function resultsTable(b: BenchmarkResult): string {
   if (lateness) header.push("timer late p99");
   for (const alt of alternatives) header.push(`${perOp ? "µs/op" : "ops/s"} vs ${alt}`);
   const rows: string[][] = [];
-  const primaryOf = (r: { usPerOp: number; opsPerSec: number }) => perOp ? r.usPerOp : r.opsPerSec;
+  const primaryOf = (r: ContenderResult) => perOp ? r.usPerOp : r.opsPerSec;
   for (const s of b.scenarios) {
     for (const r of s.results) {
       const value = primaryOf(r);
-      const range = perOp
-        ? `${fmt(r.usPerOpMin)}–${fmt(r.usPerOpMax)}`
-        : `${fmt(r.opsPerSecMin)}–${fmt(r.opsPerSecMax)}`;
+      const [min, max] = perOp ? [r.usPerOpMin, r.usPerOpMax] : [r.opsPerSecMin, r.opsPerSecMax];
       const row = [s.scenario.label, r.error ? `${r.contender} (failed)` : r.contender];
-      row.push(fmt(value), range);
+      row.push(fmt(value), `${fmt(min)}–${fmt(max)}`);
       if (latency) row.push(fmtMs(r.latency?.p50 ?? NaN), fmtMs(r.latency?.p99 ?? NaN));
       if (lateness) row.push(fmtMs(r.timerLatenessP99Ms ?? NaN));
       for (const alt of alternatives) {

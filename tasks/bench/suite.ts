@@ -106,7 +106,6 @@ async function runBenchmark(
   if (bench.monitorsEventLoop) {
     progress.log(`  sampling timer lateness with nothing running (${plan.trialMs} ms)`);
     const monitor = new EventLoopMonitor();
-    monitor.start();
     await new Promise((resolve) => setTimeout(resolve, plan.trialMs));
     const { p50, p99, max } = summarizeLatencies(monitor.stop());
     idle = { p50, p99, max };
@@ -125,14 +124,10 @@ async function runBenchmark(
           const c = contenders[(i + round) % contenders.length];
           const durationMs = round === 0 ? plan.warmupMs : plan.trialMs;
           if (failed.has(c.name)) continue;
-          progress.update({
-            benchmark: bench.title,
-            scenario: scenario.label,
-            contender: c.name,
-            round,
-            rounds: plan.rounds,
-            leftMs: msLeft,
-          });
+          const when = round === 0 ? "warm-up" : `round ${round}/${plan.rounds}`;
+          progress.update(
+            `[${bench.title}] ${scenario.label} · ${when} · ${c.name} · ~${left(msLeft)} left`,
+          );
           let measured;
           try {
             measured = await measure(bench, c, scenario, open, durationMs);
@@ -201,7 +196,6 @@ async function measure(
   }
   const monitor = bench.monitorsEventLoop ? new EventLoopMonitor() : undefined;
   try {
-    monitor?.start();
     const trial = await inst.trial(durationMs);
     return { trial, lateness: monitor?.stop() };
   } finally {
@@ -265,34 +259,14 @@ function concat(parts: ArrayLike<number>[]): Float64Array {
 
 const encoder = new TextEncoder();
 
-/** Where the run is, for the progress line. */
-interface ProgressState {
-  /** Benchmark title. */
-  benchmark: string;
-  /** Scenario label. */
-  scenario: string;
-  /** Contender running now. */
-  contender: string;
-  /** Current round (0 = warm-up). */
-  round: number;
-  /** Rounds in total. */
-  rounds: number;
-  /** Estimated milliseconds left in the whole run. */
-  leftMs: number;
-}
-
 /** Writes progress to stderr without disturbing stdout. */
 class Progress {
   readonly #tty = Deno.stderr.isTerminal();
   #lastPlainAt = 0;
   #drawn = false;
 
-  /** Shows the current state. */
-  update(s: ProgressState): void {
-    const round = s.round === 0 ? "warm-up" : `round ${s.round}/${s.rounds}`;
-    const line = `[${s.benchmark}] ${s.scenario} · ${round} · ${s.contender} · ~${
-      formatDuration(s.leftMs)
-    } left`;
+  /** Shows where the run is: on one line rewritten in place on a terminal, else every 5 s. */
+  update(line: string): void {
     if (this.#tty) {
       Deno.stderr.writeSync(encoder.encode(`\r\x1b[2K${line}`));
       this.#drawn = true;
@@ -315,22 +289,22 @@ class Progress {
   }
 }
 
-/** "1m 05s", "12s". */
-function formatDuration(ms: number): string {
+/** Time left: "1m 05s", "12s". */
+function left(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000));
   return s >= 60 ? `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s` : `${s}s`;
 }
 
 const DELAY_MS = 1;
 
-/** A running lateness probe; `stop()` returns every lateness sample (ms). */
+/** A lateness probe, sampling from when it is made; `stop()` returns every sample (ms). */
 class EventLoopMonitor {
   readonly #samples = new SampleBuffer();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #expected = 0;
 
   /** Starts sampling. */
-  start(): void {
+  constructor() {
     this.#schedule();
   }
 
