@@ -151,16 +151,9 @@ export interface ScenarioResult {
   results: ContenderResult[];
 }
 
-/** A finished benchmark. */
-export interface BenchmarkResult {
-  /** Benchmark id. */
-  id: string;
-  /** Title. */
-  title: string;
-  /** What it measures. */
-  measures: string;
-  /** Primary metric. */
-  primary: PrimaryMetric;
+/** A finished benchmark: what it is (as defined), its figures and its verdicts. */
+export interface BenchmarkResult
+  extends Pick<Benchmark, "id" | "title" | "measures" | "primary" | "ratioBaselines"> {
   /** The run plan used. */
   plan: RunPlan;
   /** Contender names and descriptions. */
@@ -169,8 +162,6 @@ export interface BenchmarkResult {
   scenarios: ScenarioResult[];
   /** Target verdicts. */
   targets: TargetResult[];
-  /** Contenders the table gives ratio columns against (default: every alternative). */
-  ratioBaselines?: string[];
   /** Notes added by the benchmark (e.g. how a contender was set up). */
   notes: string[];
   /** Set when the benchmark could not run at all (and why). */

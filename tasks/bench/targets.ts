@@ -188,44 +188,21 @@ const what = (query: "select1" | "insert") => (query === "select1" ? "SELECT 1" 
  */
 export function postgresTargets(): Target[] {
   const subject = "poolkit query()";
-  const at50 = (query: "select1" | "insert"): Target[] => {
-    const base = { scenario: `${query}-c50`, contender: subject } as const;
-    const head = `${subject}, ${what(query)}, 50 callers:`;
-    return [
-      {
-        ...base,
-        label: `${head} queries/s ≥ 1.0× postgres.js's own pool`,
-        metric: "opsPerSec",
-        baseline: POSTGRES_JS,
-        direction: "atLeast",
-        limit: 1.0,
-      },
-      {
-        ...base,
-        label: `${head} queries/s ≥ 1.0× pg.Pool`,
-        metric: "opsPerSec",
-        baseline: PG_POOL,
-        direction: "atLeast",
-        limit: 1.0,
-      },
-      {
-        ...base,
-        label: `${head} p99 no worse than pg.Pool's`,
-        metric: "p99",
-        baseline: PG_POOL,
-        direction: "atMost",
-        limit: 1.0,
-      },
-      {
-        ...base,
-        label: `${head} queries/s ≥ 50× no pool`,
-        metric: "opsPerSec",
-        baseline: "no pool",
-        direction: "atLeast",
-        limit: 50,
-      },
-    ];
-  };
+  const at50 = (query: "select1" | "insert") =>
+    ([
+      ["queries/s ≥ 1.0× postgres.js's own pool", "opsPerSec", POSTGRES_JS, "atLeast", 1.0],
+      ["queries/s ≥ 1.0× pg.Pool", "opsPerSec", PG_POOL, "atLeast", 1.0],
+      ["p99 no worse than pg.Pool's", "p99", PG_POOL, "atMost", 1.0],
+      ["queries/s ≥ 50× no pool", "opsPerSec", "no pool", "atLeast", 50],
+    ] as const).map(([says, metric, baseline, direction, limit]): Target => ({
+      label: `${subject}, ${what(query)}, 50 callers: ${says}`,
+      scenario: `${query}-c50`,
+      contender: subject,
+      metric,
+      baseline,
+      direction,
+      limit,
+    }));
   const betterPeer = (query: "select1" | "insert", callers: number): Target => ({
     label: `${subject}, ${what(query)}, ${callers} caller${callers === 1 ? "" : "s"}: ` +
       "queries/s ≥ 0.95× the better of postgres.js's pool and pg.Pool",
