@@ -67,6 +67,7 @@ export async function runSuite(
   return report;
 }
 
+/** Prepares, runs and cleans up one benchmark; setup that cannot run is reported, not thrown. */
 async function runOne(
   bench: Benchmark,
   args: BenchArgs,
@@ -114,8 +115,7 @@ async function runBenchmark(
   const scenarios: ScenarioResult[] = [];
   for (const scenario of bench.scenarios) {
     const contenders = lineup(scenario);
-    const raw = new Map<string, { trials: Trial[]; lateness: Float64Array[] }>();
-    for (const c of contenders) raw.set(c.name, { trials: [], lateness: [] });
+    const trials = new Map(contenders.map((c) => [c.name, [] as Measured[]]));
     const open = new Map<string, ContenderInstance>();
     const failed = new Map<string, string>();
     try {
@@ -140,10 +140,7 @@ async function runBenchmark(
           } finally {
             msLeft -= durationMs + OVERHEAD_PER_TRIAL_MS;
           }
-          const { trial, lateness } = measured;
-          if (round === 0) continue;
-          raw.get(c.name)!.trials.push(trial);
-          if (lateness) raw.get(c.name)!.lateness.push(lateness);
+          if (round > 0) trials.get(c.name)!.push(measured);
         }
       }
     } finally {
@@ -151,7 +148,7 @@ async function runBenchmark(
     }
     scenarios.push({
       scenario,
-      results: contenders.map((c) => summarize(c.name, raw.get(c.name)!, failed.get(c.name))),
+      results: contenders.map((c) => summarize(c.name, trials.get(c.name)!, failed.get(c.name))),
     });
   }
   return { ...resultOf(bench, plan, scenarios), ...(idle ? { idleTimerLatenessMs: idle } : {}) };
@@ -182,13 +179,16 @@ function resultOf(
   };
 }
 
+/** A trial and, when the benchmark monitors the event loop, the timer lateness during it (ms). */
+type Measured = Trial & { latenessMs?: Float64Array };
+
 async function measure(
   bench: Benchmark,
   c: Contender,
   scenario: Scenario,
   open: Map<string, ContenderInstance>,
   durationMs: number,
-): Promise<{ trial: Trial; lateness?: Float64Array }> {
+): Promise<Measured> {
   let inst = open.get(c.name);
   if (!inst) {
     inst = await c.open(scenario);
@@ -197,19 +197,15 @@ async function measure(
   const monitor = bench.monitorsEventLoop ? new EventLoopMonitor() : undefined;
   try {
     const trial = await inst.trial(durationMs);
-    return { trial, lateness: monitor?.stop() };
+    return { ...trial, latenessMs: monitor?.stop() };
   } finally {
     monitor?.stop();
     if (bench.lifetime === "trial") await inst.close();
   }
 }
 
-function summarize(
-  name: string,
-  raw: { trials: Trial[]; lateness: Float64Array[] },
-  error: string | undefined,
-): ContenderResult {
-  const rounds: RoundFigure[] = raw.trials.map((t, i) => {
+function summarize(name: string, trials: Measured[], error: string | undefined): ContenderResult {
+  const rounds: RoundFigure[] = trials.map((t, i) => {
     const fig: RoundFigure = {
       round: i + 1,
       ops: t.ops,
@@ -218,8 +214,7 @@ function summarize(
       usPerOp: (t.elapsedMs * 1000) / t.ops,
     };
     if (t.latenciesMs) fig.latency = summarizeLatencies(t.latenciesMs);
-    const late = raw.lateness[i];
-    if (late) fig.timerLatenessP99Ms = quantileSorted(late.slice().sort(), 0.99);
+    if (t.latenessMs) fig.timerLatenessP99Ms = quantileSorted(t.latenessMs.slice().sort(), 0.99);
     return fig;
   });
   const ops = rounds.map((r) => r.opsPerSec);
@@ -235,12 +230,11 @@ function summarize(
     rounds,
   };
   if (error !== undefined) result.error = error;
-  const withLatency = raw.trials.filter((t) => t.latenciesMs);
-  if (withLatency.length) {
-    result.latency = summarizeLatencies(concat(withLatency.map((t) => t.latenciesMs!)));
-  }
-  if (raw.lateness.length) {
-    const all = concat(raw.lateness).sort();
+  const latencies = trials.flatMap((t) => t.latenciesMs ? [t.latenciesMs] : []);
+  if (latencies.length) result.latency = summarizeLatencies(concat(latencies));
+  const lateness = trials.flatMap((t) => t.latenessMs ? [t.latenessMs] : []);
+  if (lateness.length) {
+    const all = concat(lateness).sort();
     result.timerLatenessP99Ms = quantileSorted(all, 0.99);
     result.timerLatenessMaxMs = all.length ? all[all.length - 1] : NaN;
   }
