@@ -1,12 +1,12 @@
 /**
- * The shape of one benchmark: scenarios (what load), contenders (who runs
- * it), targets (what counts as good enough) and how long to run. The runner
- * in `rounds.ts` turns a {@link Benchmark} into {@link BenchmarkResult}s.
+ * The shape of one benchmark (scenarios: what load; contenders: who runs it; targets: what
+ * counts as good enough), the load generator every contender shares, the order statistics its
+ * figures are reduced with and how figures print. `suite.ts` turns a {@link Benchmark} into
+ * {@link BenchmarkResult}s.
  *
  * @module
  */
 
-import type { LatencySummary } from "./stats.ts";
 import type { Target, TargetResult } from "./targets.ts";
 
 /** What one trial of one contender measured. */
@@ -62,8 +62,6 @@ export interface Benchmark {
   measures: string;
   /** Which figure the table and bar chart lead with. */
   primary: PrimaryMetric;
-  /** Whether trials record per-operation latencies (percentile chart). */
-  recordsLatency: boolean;
   /** Whether to sample event-loop timer lateness during each trial. */
   monitorsEventLoop: boolean;
   /**
@@ -123,7 +121,7 @@ export interface ContenderResult {
   contender: string;
   /** Median of the rounds' ops/s. */
   opsPerSec: number;
-  /** Smallest and largest round ops/s. */
+  /** Smallest round ops/s. */
   opsPerSecMin: number;
   /** Largest round ops/s. */
   opsPerSecMax: number;
@@ -153,16 +151,9 @@ export interface ScenarioResult {
   results: ContenderResult[];
 }
 
-/** A finished benchmark. */
-export interface BenchmarkResult {
-  /** Benchmark id. */
-  id: string;
-  /** Title. */
-  title: string;
-  /** What it measures. */
-  measures: string;
-  /** Primary metric. */
-  primary: PrimaryMetric;
+/** A finished benchmark: what it is (as defined), its figures and its verdicts. */
+export interface BenchmarkResult
+  extends Pick<Benchmark, "id" | "title" | "measures" | "primary" | "ratioBaselines"> {
   /** The run plan used. */
   plan: RunPlan;
   /** Contender names and descriptions. */
@@ -171,8 +162,6 @@ export interface BenchmarkResult {
   scenarios: ScenarioResult[];
   /** Target verdicts. */
   targets: TargetResult[];
-  /** Contenders the table gives ratio columns against (default: every alternative). */
-  ratioBaselines?: string[];
   /** Notes added by the benchmark (e.g. how a contender was set up). */
   notes: string[];
   /** Set when the benchmark could not run at all (and why). */
@@ -182,4 +171,154 @@ export interface BenchmarkResult {
    * that monitors the event loop: the floor its lateness figures stand on.
    */
   idleTimerLatenessMs?: { p50: number; p99: number; max: number };
+}
+
+/** How often a caller that does not time each op looks at the clock. */
+const CLOCK_EVERY = 64;
+
+/**
+ * Runs `op` in `concurrency` callers (`op` gets the caller's index) until `durationMs` has
+ * passed; each caller finishes its op in flight. With `recordLatency`, every op is timed;
+ * without, the clock is read only every few ops so that cheap ops (a pool acquire+release is
+ * about a microsecond) are not dominated by timing.
+ */
+export async function runCallers(
+  concurrency: number,
+  durationMs: number,
+  op: (caller: number) => Promise<unknown>,
+  recordLatency: boolean,
+): Promise<Trial> {
+  const samples = recordLatency ? new SampleBuffer() : undefined;
+  const start = performance.now();
+  const end = start + durationMs;
+  let ops = 0;
+  const caller = async (i: number) => {
+    if (samples) {
+      while (true) {
+        const t0 = performance.now();
+        if (t0 >= end) return;
+        await op(i);
+        samples.push(performance.now() - t0);
+        ops++;
+      }
+    }
+    while (performance.now() < end) {
+      for (let n = 0; n < CLOCK_EVERY; n++) await op(i);
+      ops += CLOCK_EVERY;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, (_, i) => caller(i)));
+  return { ops, elapsedMs: performance.now() - start, latenciesMs: samples?.values() };
+}
+
+/**
+ * The usual contender instance: `op` from the scenario's callers, every op timed (`timed`).
+ * With `warmUp`, `op` first runs `warmUp` times at once (opening every connection, preparing
+ * every statement, proving the calls work); if that fails, `close` runs and the error is thrown.
+ */
+export async function callersOf(
+  concurrency: number,
+  op: (caller: number) => Promise<unknown>,
+  close: () => Promise<void> = () => Promise.resolve(),
+  { warmUp = 0, timed = true } = {},
+): Promise<ContenderInstance> {
+  try {
+    await Promise.all(Array.from({ length: warmUp }, (_, i) => op(i)));
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return { trial: (ms) => runCallers(concurrency, ms, op, timed), close };
+}
+
+/** Latency percentiles and extremes of one set of samples, in milliseconds. */
+export interface LatencySummary {
+  /** Number of samples. */
+  count: number;
+  /** Median. */
+  p50: number;
+  /** 90th percentile. */
+  p90: number;
+  /** 99th percentile. */
+  p99: number;
+  /** 99.9th percentile. */
+  p999: number;
+  /** Largest sample. */
+  max: number;
+  /** Arithmetic mean. */
+  mean: number;
+}
+
+/** The value at fraction `q` (0..1) of an ascending array, nearest-rank. */
+export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.ceil(q * sorted.length) - 1;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank))];
+}
+
+/** The median of some numbers (the mean of the middle two for even counts). */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/** Summarises latency samples (ms) into percentiles; sorts a copy. */
+export function summarizeLatencies(samples: ArrayLike<number>): LatencySummary {
+  const sorted = Float64Array.from(samples).sort();
+  let sum = 0;
+  for (const v of sorted) sum += v;
+  return {
+    count: sorted.length,
+    p50: quantileSorted(sorted, 0.5),
+    p90: quantileSorted(sorted, 0.9),
+    p99: quantileSorted(sorted, 0.99),
+    p999: quantileSorted(sorted, 0.999),
+    max: sorted.length ? sorted[sorted.length - 1] : NaN,
+    mean: sorted.length ? sum / sorted.length : NaN,
+  };
+}
+
+/** A growable buffer of samples that avoids boxing numbers. */
+export class SampleBuffer {
+  #data = new Float64Array(1024);
+  #length = 0;
+
+  /** Appends one sample. */
+  push(value: number): void {
+    if (this.#length === this.#data.length) {
+      const bigger = new Float64Array(this.#data.length * 2);
+      bigger.set(this.#data);
+      this.#data = bigger;
+    }
+    this.#data[this.#length++] = value;
+  }
+
+  /** The samples so far (a view, not a copy). */
+  values(): Float64Array {
+    return this.#data.subarray(0, this.#length);
+  }
+}
+
+/** A figure with about three significant digits ("1.23", "45.6", "12,345"). */
+export function fmt(value: number): string {
+  if (!Number.isFinite(value)) return "n/a";
+  const abs = Math.abs(value);
+  if (abs >= 1000) return Math.round(value).toLocaleString("en-US");
+  if (abs >= 100) return value.toFixed(0);
+  if (abs >= 10) return value.toFixed(1);
+  if (abs >= 1) return value.toFixed(2);
+  return value.toPrecision(2);
+}
+
+/** A ratio: "0.42×". */
+export function fmtRatio(value: number): string {
+  return Number.isFinite(value) ? `${value >= 10 ? value.toFixed(0) : value.toFixed(2)}×` : "n/a";
+}
+
+/** A milliseconds figure with its unit, switching to µs below 1 ms. */
+export function fmtMs(ms: number): string {
+  if (!Number.isFinite(ms)) return "n/a";
+  return ms < 1 ? `${fmt(ms * 1000)} µs` : `${fmt(ms)} ms`;
 }

@@ -6,11 +6,10 @@
  * @module
  */
 
-import type { BenchmarkResult } from "./benchmark.ts";
-import { fmt, fmtMs } from "./stats.ts";
+import { type BenchmarkResult, type ContenderResult, fmt, fmtMs } from "./benchmark.ts";
 
 /** Contender colours, in the benchmark's contender order (ours come first). */
-export const PALETTE = [
+const PALETTE = [
   "#2563eb",
   "#0ea5e9",
   "#f59e0b",
@@ -26,10 +25,10 @@ export const PALETTE = [
 ];
 
 /** Font settings for every text element. */
-export const FONT = `font-family="Helvetica, Arial, sans-serif"`;
+const FONT = `font-family="Helvetica, Arial, sans-serif"`;
 
 /** Escapes text for SVG content and attributes. */
-export function esc(text: string): string {
+function esc(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(
     /"/g,
     "&quot;",
@@ -37,7 +36,7 @@ export function esc(text: string): string {
 }
 
 /** A text element. */
-export function text(
+function text(
   x: number,
   y: number,
   content: string,
@@ -47,12 +46,12 @@ export function text(
 }
 
 /** Rounds a coordinate to 0.1 px to keep files small. */
-export function r(v: number): string {
+function r(v: number): string {
   return (Math.round(v * 10) / 10).toString();
 }
 
 /** About `count` round tick values from 0 to at least `max` (linear axis). */
-export function linearTicks(max: number, count = 5): number[] {
+function linearTicks(max: number, count = 5): number[] {
   if (!(max > 0)) return [0, 1];
   const raw = max / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
@@ -63,7 +62,7 @@ export function linearTicks(max: number, count = 5): number[] {
 }
 
 /** Powers of ten (1, 10, 100...) spanning [min, max] (log axis). */
-export function logTicks(min: number, max: number): number[] {
+function logTicks(min: number, max: number): number[] {
   const lo = Math.floor(Math.log10(min));
   const hi = Math.ceil(Math.log10(max));
   const ticks: number[] = [];
@@ -72,7 +71,7 @@ export function logTicks(min: number, max: number): number[] {
 }
 
 /** Wraps chart content in an svg element with a white background. */
-export function svgDocument(width: number, height: number, body: string[]): string {
+function svgDocument(width: number, height: number, body: string[]): string {
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
     `viewBox="0 0 ${width} ${height}">`,
@@ -95,11 +94,12 @@ const AXIS_H = 40;
 /** The bar chart of a benchmark's primary metric, as an SVG document. */
 export function barChart(b: BenchmarkResult): string {
   const perOp = b.primary === "usPerOp";
-  const value = (x: { usPerOp: number; opsPerSec: number }) => perOp ? x.usPerOp : x.opsPerSec;
-  const hi = (x: { usPerOpMax: number; opsPerSecMax: number }) =>
-    perOp ? x.usPerOpMax : x.opsPerSecMax;
-  const lo = (x: { usPerOpMin: number; opsPerSecMin: number }) =>
-    perOp ? x.usPerOpMin : x.opsPerSecMin;
+  const [key, minKey, maxKey] = perOp
+    ? ["usPerOp", "usPerOpMin", "usPerOpMax"] as const
+    : ["opsPerSec", "opsPerSecMin", "opsPerSecMax"] as const;
+  const value = (x: ContenderResult) => x[key];
+  const hi = (x: ContenderResult) => x[maxKey];
+  const lo = (x: ContenderResult) => x[minKey];
   const max = Math.max(
     ...b.scenarios.flatMap((s) => s.results.map((x) => hi(x))).filter(Number.isFinite),
     0,

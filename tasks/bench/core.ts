@@ -1,5 +1,5 @@
 /**
- * `deno task bench:core`: the pool's own overhead. Acquire+release of an
+ * `deno task bench core` (or `bench:core`): the pool's own overhead. Acquire+release of an
  * already idle fake resource, with 1 caller and with 100 concurrent callers
  * on `max: 10`, for our Pool, npm:generic-pool and npm:tarn.
  *
@@ -9,14 +9,14 @@
 import { createPool as createGenericPool } from "generic-pool";
 import tarn from "tarn";
 import { Pool } from "../../mod.ts";
-import type { Benchmark, Contender, ContenderInstance, Scenario } from "./benchmark.ts";
-import { exitOnUsageError, parseArgs } from "./cli.ts";
-import { runSuite } from "./suite.ts";
-import { runCallers } from "./workers.ts";
-
-export type * from "./benchmark.ts";
-export type * from "./targets.ts";
-export type * from "./stats.ts";
+import {
+  type Benchmark,
+  callersOf,
+  type Contender,
+  runCallers,
+  type Scenario,
+} from "./benchmark.ts";
+import { coreTargets } from "./targets.ts";
 
 const MAX = 10;
 
@@ -28,17 +28,9 @@ interface FakeResource {
 let nextId = 0;
 const makeFake = (): Promise<FakeResource> => Promise.resolve({ id: ++nextId });
 
-/** Runs `acquire+release` from the scenario's callers. */
-function instance(
-  op: () => Promise<unknown>,
-  close: () => Promise<void>,
-  scenario: Scenario,
-): ContenderInstance {
-  return {
-    trial: (durationMs) => runCallers(scenario.concurrency, durationMs, op, false),
-    close,
-  };
-}
+/** Runs `op` from the scenario's callers, reading the clock every few ops, not timing each. */
+const instance = (op: () => Promise<unknown>, close: () => Promise<void>, s: Scenario) =>
+  callersOf(s.concurrency, op, close, { timed: false });
 
 /** Takes every resource once so that all `MAX` exist and sit idle before measuring. */
 async function warm<T>(acquire: () => Promise<T>, release: (r: T) => unknown): Promise<void> {
@@ -46,35 +38,24 @@ async function warm<T>(acquire: () => Promise<T>, release: (r: T) => unknown): P
   for (const r of held) await release(r);
 }
 
-const poolkit: Contender = {
-  name: "poolkit",
-  description: "this package's `Pool`: `await using`-style `acquire()` then `lease.release()`.",
-  ours: true,
-  async open(scenario) {
-    const pool = new Pool<FakeResource>({ create: makeFake, max: MAX });
-    await warm(() => pool.acquire(), (l) => l.release());
-    return instance(
-      async () => {
+/** Our pool, each op `acquire()` then `lease.release()`, or one `pool.use(fn)`. */
+function poolkit(name: string, description: string, api: "acquire" | "use"): Contender {
+  return {
+    name,
+    description,
+    ours: true,
+    async open(scenario) {
+      const pool = new Pool<FakeResource>({ create: makeFake, max: MAX });
+      await warm(() => pool.acquire(), (l) => l.release());
+      const fn = (r: FakeResource) => r.id;
+      const op = api === "use" ? () => pool.use(fn) : async () => {
         const lease = await pool.acquire();
         await lease.release();
-      },
-      () => pool.close(),
-      scenario,
-    );
-  },
-};
-
-const poolkitUse: Contender = {
-  name: "poolkit use()",
-  description: "the same pool through `pool.use(fn)` (acquire, call, release in one call).",
-  ours: true,
-  async open(scenario) {
-    const pool = new Pool<FakeResource>({ create: makeFake, max: MAX });
-    await warm(() => pool.acquire(), (l) => l.release());
-    const fn = (r: FakeResource) => r.id;
-    return instance(() => pool.use(fn), () => pool.close(), scenario);
-  },
-};
+      };
+      return instance(op, () => pool.close(), scenario);
+    },
+  };
+}
 
 /**
  * Our pool with `instrumentPool()` (OpenTelemetry), measured two ways. Each
@@ -180,54 +161,28 @@ export const coreBenchmark: Benchmark = {
   measures:
     "Measures µs per acquire+release of an already idle fake resource (no I/O), 1 and 100 callers on max 10: the pool's own cost.",
   primary: "usPerOp",
-  recordsLatency: false,
   monitorsEventLoop: false,
   lifetime: "scenario",
   scenarios,
   contenders: [
-    poolkit,
-    poolkitUse,
+    poolkit(
+      "poolkit",
+      "this package's `Pool`: `await using`-style `acquire()` then `lease.release()`.",
+      "acquire",
+    ),
+    poolkit(
+      "poolkit use()",
+      "the same pool through `pool.use(fn)` (acquire, call, release in one call).",
+      "use",
+    ),
     poolkitOtel("poolkit + otel", false),
     poolkitOtel("poolkit + otel, recorded", true),
     genericPool,
     tarnPool,
   ],
-  targets: [
-    // At most 0.6x generic-pool's cost with 1 caller and with 100 callers on max 10: a plain
-    // clock read per timestamp and no process-wide timer are worth more than the last tenth of
-    // a microsecond, which no query or HSM operation would notice.
-    ...scenarios.map((s) => {
-      const limit = 0.6;
-      return {
-        label: `poolkit µs/op ≤ ${limit}× generic-pool's, ${s.label}`,
-        scenario: s.id,
-        metric: "usPerOp" as const,
-        contender: "poolkit",
-        baseline: "generic-pool",
-        direction: "atMost" as const,
-        limit,
-      };
-    }),
-    // OpenTelemetry instrumentation costs under 10% per acquire+release.
-    ...["poolkit + otel", "poolkit + otel, recorded"].flatMap((contender) =>
-      scenarios.map((s) => ({
-        label: `${contender} µs/op ≤ 1.1× poolkit's, ${s.label}`,
-        scenario: s.id,
-        metric: "usPerOp" as const,
-        contender,
-        baseline: "poolkit",
-        direction: "atMost" as const,
-        limit: 1.1,
-      }))
-    ),
-  ],
+  targets: coreTargets(scenarios),
   notes: [
     "With 100 callers, µs/op is wall time divided by completed acquire+release pairs " +
     "(the pool's cost per handed-out lease under contention), not a caller's latency.",
   ],
 };
-
-if (import.meta.main) {
-  await Promise.resolve().then(() => parseArgs(Deno.args, ["core"]))
-    .then((args) => runSuite([coreBenchmark], args), exitOnUsageError);
-}

@@ -7,22 +7,20 @@
  * operations at 32 callers behind the slow module that stands in for a
  * network HSM (500 µs a crypto call, `native/slow_pkcs11.c`): the pool of 4
  * vs hand-written `*Async`. Event-loop timer lateness is sampled during
- * every trial. The targets are in `hsm_targets.ts`.
+ * every trial.
  *
  * @module
  */
 
-import type { Benchmark, Contender, ContenderInstance, Scenario } from "./benchmark.ts";
-import { exitOnUsageError, parseArgs } from "./cli.ts";
-import { HAND_WRITTEN_MAX_SESSIONS, openHandWrittenAsync } from "./hsm_handwritten.ts";
-import { openRawLoop, type Pkcs11js, type RawLoopSetup } from "./hsm_raw.ts";
-import { HAND_WRITTEN, hsmTargets, RAW_LOOP } from "./hsm_targets.ts";
-import { runSuite } from "./suite.ts";
-import { runCallers } from "./workers.ts";
-
-export type * from "./benchmark.ts";
-export type * from "./targets.ts";
-export type * from "./stats.ts";
+import { type Benchmark, callersOf, type Contender, type Scenario } from "./benchmark.ts";
+import {
+  HAND_WRITTEN_MAX_SESSIONS,
+  openHandWrittenAsync,
+  openRawLoop,
+  type Pkcs11js,
+  type RawSetup,
+} from "./hsm_raw.ts";
+import { HAND_WRITTEN, hsmTargets, RAW_LOOP } from "./targets.ts";
 
 type Adapter = typeof import("../../adapters/pkcs11/mod.ts");
 type HsmKey = import("../../adapters/pkcs11/mod.ts").HsmKey;
@@ -37,14 +35,14 @@ export interface HsmScenario extends Scenario {
 }
 
 /** The slow module's wait per crypto call, in µs. */
-export const SLOW_US = 500;
+const SLOW_US = 500;
 
 const AES_LABEL = "bench-aes";
 const EC_LABEL = "bench-ec";
 const POOL_SIZES = [1, 2, 4] as const;
 
 /** What `prepare` sets up: the adapter (loaded after pkcs11js is built) and the token. */
-export interface HsmEnv {
+interface HsmEnv {
   adapter: Adapter;
   pkcs11js: Pkcs11js;
   library: string;
@@ -55,8 +53,7 @@ export interface HsmEnv {
   payload: Uint8Array;
 }
 let env: HsmEnv | undefined;
-/** The token `hsmBenchmark.prepare()` set up (for experiments that reuse it). */
-export const need = (): HsmEnv => {
+const need = (): HsmEnv => {
   if (!env) throw new Error("the token is not prepared");
   return env;
 };
@@ -65,7 +62,7 @@ const keyLabel = (op: "aes" | "ecdsa") => (op === "aes" ? AES_LABEL : EC_LABEL);
 const keyKind = (op: "aes" | "ecdsa") => (op === "aes" ? "aes" as const : "ec-private" as const);
 
 /** The benchmark's token key for `op`, found by label in `session`. */
-export function findKey(session: HsmSession, op: "aes" | "ecdsa"): HsmKey {
+function findKey(session: HsmSession, op: "aes" | "ecdsa"): HsmKey {
   const key = session.findRandomKey(keyLabel(op), keyKind(op));
   if (!key) throw new Error(`no ${keyKind(op)} key labelled ${keyLabel(op)} on the token`);
   return key;
@@ -76,7 +73,7 @@ function sessionOp(session: HsmSession, key: HsmKey, op: "aes" | "ecdsa", data: 
 }
 
 /** Our pool of `size` sessions in its default configuration. */
-export function pooled(size: number): Contender {
+function pooled(size: number): Contender {
   return {
     name: `pool default ×${size}`,
     description: `this package's \`openHsm({ pool: { max: ${size} } })\`, ` +
@@ -91,17 +88,18 @@ export function pooled(size: number): Contender {
         pin,
         pool: { max: size, min: size },
       });
+      const close = () => hsm.close();
+      let key: HsmKey;
       try {
-        const key = await hsm.use((session) => findKey(session, op));
-        const run = op === "aes"
-          ? () => hsm.ops.encrypt(key, payload)
-          : () => hsm.ops.sign(key, payload);
-        await Promise.all(Array.from({ length: size * 8 }, run));
-        return instance(concurrency, run, () => hsm.close());
+        key = await hsm.use((session) => findKey(session, op));
       } catch (error) {
-        await hsm.close();
+        await close();
         throw error;
       }
+      const run = op === "aes"
+        ? () => hsm.ops.encrypt(key, payload)
+        : () => hsm.ops.sign(key, payload);
+      return callersOf(concurrency, run, close, { warmUp: size * 8 });
     },
   };
 }
@@ -112,16 +110,8 @@ function libraryFor(s: Scenario): string {
   return (s as HsmScenario).slow ? slowLibrary : library;
 }
 
-function instance(
-  concurrency: number,
-  op: () => Promise<unknown>,
-  close: () => Promise<void>,
-): ContenderInstance {
-  return { trial: (ms) => runCallers(concurrency, ms, op, true), close };
-}
-
 /** A session opened and closed per operation. */
-export const sessionPerOp: Contender = {
+const sessionPerOp: Contender = {
   name: "session per op",
   description: "module initialised and token logged in once, but a session opened and closed " +
     "for every operation (the adapter with `maxIdle: 0`).",
@@ -136,13 +126,12 @@ export const sessionPerOp: Contender = {
     });
     const key = await hsm.use((session) => findKey(session, op));
     const run = () => hsm.use((session) => sessionOp(session, key, op, payload));
-    await run();
-    return instance(concurrency, run, () => hsm.close());
+    return callersOf(concurrency, run, () => hsm.close(), { warmUp: 1 });
   },
 };
 
 /** The per-request pattern. */
-export const perRequest: Contender = {
+const perRequest: Contender = {
   name: "per-request",
   description: "every operation loads and initialises the module, opens a session, logs in, " +
     "finds the key, operates, logs out, closes, finalises (`withPerRequestSession`); " +
@@ -158,19 +147,18 @@ export const perRequest: Contender = {
         { tokenLabel, pin },
         (session) => sessionOp(session, findKey(session, op), op, payload),
       );
-    await run();
-    return instance(concurrency, run, () => Promise.resolve());
+    return callersOf(concurrency, run, undefined, { warmUp: 1 });
   },
 };
 
 /** What the raw pkcs11js contenders need for `op`. */
-export function rawSetup(op: "aes" | "ecdsa", library = need().library): RawLoopSetup {
+function rawSetup(op: "aes" | "ecdsa", library = need().library): RawSetup {
   const { pkcs11js, tokenLabel, pin, payload } = need();
   return { pkcs11js, library, tokenLabel, pin, op, keyLabel: keyLabel(op), payload };
 }
 
-/** Hand-written pkcs11js `*Async` calls, one loop per session (see `hsm_handwritten.ts`). */
-export const handWrittenAsync: Contender = {
+/** Hand-written pkcs11js `*Async` calls, one loop per session (see `hsm_raw.ts`). */
+const handWrittenAsync: Contender = {
   name: HAND_WRITTEN,
   description: "raw pkcs11js without a pool, written by hand: one session per caller up to " +
     `${HAND_WRITTEN_MAX_SESSIONS} (1 with 1 caller, ${HAND_WRITTEN_MAX_SESSIONS} with 32), ` +
@@ -184,7 +172,7 @@ export const handWrittenAsync: Contender = {
 };
 
 /** Raw pkcs11js on one session in a synchronous loop. */
-export const rawLoop: Contender = {
+const rawLoop: Contender = {
   name: RAW_LOOP,
   description: "raw pkcs11js, one session, synchronous calls in a tight loop on the main " +
     "thread (the single-session limit; one caller whatever the scenario; blocks the event loop).",
@@ -197,7 +185,7 @@ export const rawLoop: Contender = {
 const what = (op: "aes" | "ecdsa") => op === "aes" ? "AES-GCM 1 KiB encrypt" : "ECDSA P-256 sign";
 
 /** AES-GCM and ECDSA: 1 and 32 callers on SoftHSM, 32 callers behind the slow module. */
-export const scenarios: HsmScenario[] = (["aes", "ecdsa"] as const).flatMap((op) => [
+const scenarios: HsmScenario[] = (["aes", "ecdsa"] as const).flatMap((op) => [
   ...[1, 32].map((c) => ({
     id: `${op}-c${c}`,
     label: `${what(op)}, ${c} caller${c === 1 ? "" : "s"}`,
@@ -222,14 +210,13 @@ const allContenders = [
   rawLoop,
 ];
 
-/** The HSM benchmark (issue 6 item 3, issue 13). */
+/** The HSM benchmark. */
 export const hsmBenchmark: Benchmark = {
   id: "hsm",
   title: "HSM on SoftHSM2: AES-GCM 1 KiB and ECDSA P-256",
   measures:
     "Measures ops/s, p50/p99 latency and event-loop timer lateness of AES-GCM 1 KiB encrypt and ECDSA P-256 sign, 1 and 32 callers.",
   primary: "opsPerSec",
-  recordsLatency: true,
   monitorsEventLoop: true,
   // Per-request code initialises and finalises the module: nothing else may hold it meanwhile.
   lifetime: "trial",
@@ -294,8 +281,3 @@ export const hsmBenchmark: Benchmark = {
     };
   },
 };
-
-if (import.meta.main) {
-  await Promise.resolve().then(() => parseArgs(Deno.args, ["hsm"]))
-    .then((args) => runSuite([hsmBenchmark], args), exitOnUsageError);
-}

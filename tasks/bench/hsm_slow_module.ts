@@ -46,7 +46,7 @@ function mtime(path: string): number {
 }
 
 /** Builds the module unless it is there and newer than its source; returns its path. */
-export async function buildSlowModule(): Promise<string> {
+async function buildSlowModule(): Promise<string> {
   if (mtime(built) >= mtime(source)) return built;
   await Deno.mkdir(dir, { recursive: true });
   const headers = new URL("node_modules/pkcs11js/includes/pkcs11", root).pathname;

@@ -6,10 +6,16 @@
  * @module
  */
 
-import type { BenchmarkResult, ContenderResult, RunPlan } from "./benchmark.ts";
+import {
+  type BenchmarkResult,
+  type ContenderResult,
+  fmt,
+  fmtMs,
+  fmtRatio,
+  type RunPlan,
+} from "./benchmark.ts";
 import { barChart, percentileChart } from "./charts.ts";
-import { fmt, fmtMs, fmtRatio } from "./stats.ts";
-import { isRatioTarget, type TargetResult } from "./targets.ts";
+import { isRatioTarget, type TargetMetric, type TargetResult } from "./targets.ts";
 
 /** Where and when a run happened. */
 export interface MachineInfo {
@@ -65,7 +71,7 @@ function readText(path: string): string | undefined {
 }
 
 /** Renders rows as a padded markdown table; `align` is "l" or "r" per column. */
-export function table(header: string[], rows: string[][], align: string[]): string {
+function table(header: string[], rows: string[][], align: string[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) =>
     "| " +
@@ -80,7 +86,7 @@ export function table(header: string[], rows: string[][], align: string[]): stri
 }
 
 /** The results table of one benchmark. */
-export function resultsTable(b: BenchmarkResult): string {
+function resultsTable(b: BenchmarkResult): string {
   const alternatives = b.ratioBaselines ?? b.contenders.filter((c) => !c.ours).map((c) => c.name);
   const latency = b.scenarios.some((s) => s.results.some((r) => r.latency));
   const lateness = b.scenarios.some((s) =>
@@ -92,20 +98,19 @@ export function resultsTable(b: BenchmarkResult): string {
   if (lateness) header.push("timer late p99");
   for (const alt of alternatives) header.push(`${perOp ? "µs/op" : "ops/s"} vs ${alt}`);
   const rows: string[][] = [];
+  const primaryOf = (r: ContenderResult) => perOp ? r.usPerOp : r.opsPerSec;
   for (const s of b.scenarios) {
     for (const r of s.results) {
-      const value = perOp ? r.usPerOp : r.opsPerSec;
-      const range = perOp
-        ? `${fmt(r.usPerOpMin)}–${fmt(r.usPerOpMax)}`
-        : `${fmt(r.opsPerSecMin)}–${fmt(r.opsPerSecMax)}`;
+      const value = primaryOf(r);
+      const [min, max] = perOp ? [r.usPerOpMin, r.usPerOpMax] : [r.opsPerSecMin, r.opsPerSecMax];
       const row = [s.scenario.label, r.error ? `${r.contender} (failed)` : r.contender];
-      row.push(fmt(value), range);
+      row.push(fmt(value), `${fmt(min)}–${fmt(max)}`);
       if (latency) row.push(fmtMs(r.latency?.p50 ?? NaN), fmtMs(r.latency?.p99 ?? NaN));
       if (lateness) row.push(fmtMs(r.timerLatenessP99Ms ?? NaN));
       for (const alt of alternatives) {
         const other = s.results.find((x) => x.contender === alt);
         row.push(
-          alt === r.contender || !other ? "—" : fmtRatio(value / primaryOf(other, perOp)),
+          alt === r.contender || !other ? "—" : fmtRatio(value / primaryOf(other)),
         );
       }
       rows.push(row);
@@ -115,18 +120,16 @@ export function resultsTable(b: BenchmarkResult): string {
   return table(header, rows, align);
 }
 
-function primaryOf(r: ContenderResult, perOp: boolean): number {
-  return perOp ? r.usPerOp : r.opsPerSec;
-}
-
 /** The targets table: what was asked, what was measured, PASS or MISS. */
-export function targetsTable(targets: readonly TargetResult[]): string {
+function targetsTable(targets: readonly TargetResult[]): string {
   const rows = targets.map((t) => {
     const ratio = isRatioTarget(t);
     return [
       t.label + chosenNote(t),
-      ratio ? fmtRatio(t.measured) : describeValue(t),
-      `${t.direction === "atMost" ? "≤" : "≥"} ${ratio ? fmtRatio(t.limit) : describeLimit(t)}`,
+      ratio ? fmtRatio(t.measured) : figure(t.metric, t.measured),
+      `${t.direction === "atMost" ? "≤" : "≥"} ${
+        ratio ? fmtRatio(t.limit) : figure(t.metric, t.limit)
+      }`,
       t.verdict === "PASS" ? "PASS" : "**MISS**",
     ];
   });
@@ -139,26 +142,24 @@ function chosenNote(t: TargetResult): string {
   if (t.bestOf && t.subject) notes.push(t.subject);
   if (t.baselineBestOf && t.against) notes.push(`vs ${t.against}`);
   if (t.when && t.conditionMeasured !== undefined) {
-    const value = { ...t.when, measured: t.conditionMeasured } as TargetResult;
     const name = t.when.metric === "timerLatenessP99Ms" ? "timer late p99" : t.when.metric;
     const ok = t.when.direction === "atMost"
       ? t.conditionMeasured <= t.when.limit
       : t.conditionMeasured >= t.when.limit;
-    notes.push(`${name} ${describeValue(value)}${ok ? "" : ", fails the condition"}`);
+    notes.push(
+      `${name} ${figure(t.when.metric, t.conditionMeasured)}${ok ? "" : ", fails the condition"}`,
+    );
   }
   return notes.length ? ` [${notes.join(", ")}]` : "";
 }
 
-function describeValue(t: TargetResult): string {
-  return t.metric === "opsPerSec" ? fmt(t.measured) : fmtMs(t.measured);
-}
-
-function describeLimit(t: TargetResult): string {
-  return t.metric === "opsPerSec" ? fmt(t.limit) : fmtMs(t.limit);
+/** A target's figure: ops/s as a number, everything else a time. */
+function figure(metric: TargetMetric, value: number): string {
+  return metric === "opsPerSec" ? fmt(value) : fmtMs(value);
 }
 
 /** How far apart the rounds were: (max − min) / median of the primary figure, per row. */
-export function noiseLine(b: BenchmarkResult): string | undefined {
+function noiseLine(b: BenchmarkResult): string | undefined {
   const rows = b.scenarios.flatMap((s) =>
     s.results.filter((r) => r.rounds.length > 1).map((r) => ({
       where: `${r.contender}, ${s.scenario.label}`,
@@ -225,7 +226,7 @@ export interface RunReport {
 }
 
 /** The markdown of a whole run: machine line, then each benchmark. */
-export function runMarkdown(report: RunReport): string {
+function runMarkdown(report: RunReport): string {
   const head = [
     `Measured on ${describeMachine(report.machine)}` +
     (report.quick ? " — QUICK RUN, figures not meaningful." : "."),

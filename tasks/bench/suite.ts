@@ -9,19 +9,23 @@
  */
 
 import denoJson from "../../deno.json" with { type: "json" };
-import type {
-  Benchmark,
-  BenchmarkResult,
-  Contender,
-  ContenderInstance,
-  ContenderResult,
-  RoundFigure,
-  RunPlan,
-  Scenario,
-  ScenarioResult,
-  Trial,
+import {
+  type Benchmark,
+  type BenchmarkResult,
+  type Contender,
+  type ContenderInstance,
+  type ContenderResult,
+  median,
+  quantileSorted,
+  type RoundFigure,
+  type RunPlan,
+  SampleBuffer,
+  type Scenario,
+  type ScenarioResult,
+  summarizeLatencies,
+  type Trial,
 } from "./benchmark.ts";
-import type { BenchArgs } from "./cli.ts";
+import type { BenchArgs } from "./main.ts";
 import {
   benchmarkMarkdown,
   describeMachine,
@@ -29,7 +33,6 @@ import {
   type RunReport,
   writeReport,
 } from "./report.ts";
-import { median, quantileSorted, SampleBuffer, summarizeLatencies } from "./stats.ts";
 import { evaluateTargets } from "./targets.ts";
 
 /** Runs `benchmarks`, prints their tables, writes the report; returns it. */
@@ -64,6 +67,7 @@ export async function runSuite(
   return report;
 }
 
+/** Prepares, runs and cleans up one benchmark; setup that cannot run is reported, not thrown. */
 async function runOne(
   bench: Benchmark,
   args: BenchArgs,
@@ -76,22 +80,7 @@ async function runOne(
     // Setup that cannot run (no PostgreSQL binaries, no SoftHSM) is reported, and its targets MISS.
     const message = error instanceof Error ? error.message : String(error);
     progress.log(`  not run: ${message}`);
-    return {
-      id: bench.id,
-      title: bench.title,
-      measures: bench.measures,
-      primary: bench.primary,
-      plan: args.plan,
-      contenders: bench.contenders.map(({ name, description, ours }) => ({
-        name,
-        description,
-        ours,
-      })),
-      scenarios: [],
-      targets: evaluateTargets(bench.targets, []),
-      notes: [],
-      skipped: message,
-    };
+    return { ...resultOf(bench, args.plan, []), notes: [], skipped: message };
   }
   try {
     return await runBenchmark(bench, args.plan, progress);
@@ -104,7 +93,7 @@ async function runOne(
 const OVERHEAD_PER_TRIAL_MS = 30;
 
 /** Runs one benchmark to completion and evaluates its targets. */
-export async function runBenchmark(
+async function runBenchmark(
   bench: Benchmark,
   plan: RunPlan,
   progress: Progress,
@@ -118,7 +107,6 @@ export async function runBenchmark(
   if (bench.monitorsEventLoop) {
     progress.log(`  sampling timer lateness with nothing running (${plan.trialMs} ms)`);
     const monitor = new EventLoopMonitor();
-    monitor.start();
     await new Promise((resolve) => setTimeout(resolve, plan.trialMs));
     const { p50, p99, max } = summarizeLatencies(monitor.stop());
     idle = { p50, p99, max };
@@ -127,8 +115,7 @@ export async function runBenchmark(
   const scenarios: ScenarioResult[] = [];
   for (const scenario of bench.scenarios) {
     const contenders = lineup(scenario);
-    const raw = new Map<string, { trials: Trial[]; lateness: Float64Array[] }>();
-    for (const c of contenders) raw.set(c.name, { trials: [], lateness: [] });
+    const trials = new Map(contenders.map((c) => [c.name, [] as Measured[]]));
     const open = new Map<string, ContenderInstance>();
     const failed = new Map<string, string>();
     try {
@@ -137,14 +124,10 @@ export async function runBenchmark(
           const c = contenders[(i + round) % contenders.length];
           const durationMs = round === 0 ? plan.warmupMs : plan.trialMs;
           if (failed.has(c.name)) continue;
-          progress.update({
-            benchmark: bench.title,
-            scenario: scenario.label,
-            contender: c.name,
-            round,
-            rounds: plan.rounds,
-            leftMs: msLeft,
-          });
+          const when = round === 0 ? "warm-up" : `round ${round}/${plan.rounds}`;
+          progress.update(
+            `[${bench.title}] ${scenario.label} · ${when} · ${c.name} · ~${left(msLeft)} left`,
+          );
           let measured;
           try {
             measured = await measure(bench, c, scenario, open, durationMs);
@@ -157,10 +140,7 @@ export async function runBenchmark(
           } finally {
             msLeft -= durationMs + OVERHEAD_PER_TRIAL_MS;
           }
-          const { trial, lateness } = measured;
-          if (round === 0) continue;
-          raw.get(c.name)!.trials.push(trial);
-          if (lateness) raw.get(c.name)!.lateness.push(lateness);
+          if (round > 0) trials.get(c.name)!.push(measured);
         }
       }
     } finally {
@@ -168,14 +148,24 @@ export async function runBenchmark(
     }
     scenarios.push({
       scenario,
-      results: contenders.map((c) => summarize(c.name, raw.get(c.name)!, failed.get(c.name))),
+      results: contenders.map((c) => summarize(c.name, trials.get(c.name)!, failed.get(c.name))),
     });
   }
+  return { ...resultOf(bench, plan, scenarios), ...(idle ? { idleTimerLatenessMs: idle } : {}) };
+}
+
+/** What a benchmark's result says about the benchmark itself, its figures and its verdicts. */
+function resultOf(
+  bench: Benchmark,
+  plan: RunPlan,
+  scenarios: ScenarioResult[],
+): BenchmarkResult {
+  const { id, title, measures, primary, ratioBaselines } = bench;
   return {
-    id: bench.id,
-    title: bench.title,
-    measures: bench.measures,
-    primary: bench.primary,
+    id,
+    title,
+    measures,
+    primary,
     plan,
     contenders: bench.contenders.map(({ name, description, ours }) => ({
       name,
@@ -184,11 +174,13 @@ export async function runBenchmark(
     })),
     scenarios,
     targets: evaluateTargets(bench.targets, scenarios),
-    ...(bench.ratioBaselines ? { ratioBaselines: bench.ratioBaselines } : {}),
+    ...(ratioBaselines ? { ratioBaselines } : {}),
     notes: bench.notes ?? [],
-    ...(idle ? { idleTimerLatenessMs: idle } : {}),
   };
 }
+
+/** A trial and, when the benchmark monitors the event loop, the timer lateness during it (ms). */
+type Measured = Trial & { latenessMs?: Float64Array };
 
 async function measure(
   bench: Benchmark,
@@ -196,7 +188,7 @@ async function measure(
   scenario: Scenario,
   open: Map<string, ContenderInstance>,
   durationMs: number,
-): Promise<{ trial: Trial; lateness?: Float64Array }> {
+): Promise<Measured> {
   let inst = open.get(c.name);
   if (!inst) {
     inst = await c.open(scenario);
@@ -204,21 +196,16 @@ async function measure(
   }
   const monitor = bench.monitorsEventLoop ? new EventLoopMonitor() : undefined;
   try {
-    monitor?.start();
     const trial = await inst.trial(durationMs);
-    return { trial, lateness: monitor?.stop() };
+    return { ...trial, latenessMs: monitor?.stop() };
   } finally {
     monitor?.stop();
     if (bench.lifetime === "trial") await inst.close();
   }
 }
 
-function summarize(
-  name: string,
-  raw: { trials: Trial[]; lateness: Float64Array[] },
-  error: string | undefined,
-): ContenderResult {
-  const rounds: RoundFigure[] = raw.trials.map((t, i) => {
+function summarize(name: string, trials: Measured[], error: string | undefined): ContenderResult {
+  const rounds: RoundFigure[] = trials.map((t, i) => {
     const fig: RoundFigure = {
       round: i + 1,
       ops: t.ops,
@@ -227,8 +214,7 @@ function summarize(
       usPerOp: (t.elapsedMs * 1000) / t.ops,
     };
     if (t.latenciesMs) fig.latency = summarizeLatencies(t.latenciesMs);
-    const late = raw.lateness[i];
-    if (late) fig.timerLatenessP99Ms = quantileSorted(late.slice().sort(), 0.99);
+    if (t.latenessMs) fig.timerLatenessP99Ms = quantileSorted(t.latenessMs.slice().sort(), 0.99);
     return fig;
   });
   const ops = rounds.map((r) => r.opsPerSec);
@@ -244,12 +230,11 @@ function summarize(
     rounds,
   };
   if (error !== undefined) result.error = error;
-  const withLatency = raw.trials.filter((t) => t.latenciesMs);
-  if (withLatency.length) {
-    result.latency = summarizeLatencies(concat(withLatency.map((t) => t.latenciesMs!)));
-  }
-  if (raw.lateness.length) {
-    const all = concat(raw.lateness).sort();
+  const latencies = trials.flatMap((t) => t.latenciesMs ? [t.latenciesMs] : []);
+  if (latencies.length) result.latency = summarizeLatencies(concat(latencies));
+  const lateness = trials.flatMap((t) => t.latenessMs ? [t.latenessMs] : []);
+  if (lateness.length) {
+    const all = concat(lateness).sort();
     result.timerLatenessP99Ms = quantileSorted(all, 0.99);
     result.timerLatenessMaxMs = all.length ? all[all.length - 1] : NaN;
   }
@@ -268,34 +253,14 @@ function concat(parts: ArrayLike<number>[]): Float64Array {
 
 const encoder = new TextEncoder();
 
-/** Where the run is, for the progress line. */
-export interface ProgressState {
-  /** Benchmark title. */
-  benchmark: string;
-  /** Scenario label. */
-  scenario: string;
-  /** Contender running now. */
-  contender: string;
-  /** Current round (0 = warm-up). */
-  round: number;
-  /** Rounds in total. */
-  rounds: number;
-  /** Estimated milliseconds left in the whole run. */
-  leftMs: number;
-}
-
 /** Writes progress to stderr without disturbing stdout. */
-export class Progress {
+class Progress {
   readonly #tty = Deno.stderr.isTerminal();
   #lastPlainAt = 0;
   #drawn = false;
 
-  /** Shows the current state. */
-  update(s: ProgressState): void {
-    const round = s.round === 0 ? "warm-up" : `round ${s.round}/${s.rounds}`;
-    const line = `[${s.benchmark}] ${s.scenario} · ${round} · ${s.contender} · ~${
-      formatDuration(s.leftMs)
-    } left`;
+  /** Shows where the run is: on one line rewritten in place on a terminal, else every 5 s. */
+  update(line: string): void {
     if (this.#tty) {
       Deno.stderr.writeSync(encoder.encode(`\r\x1b[2K${line}`));
       this.#drawn = true;
@@ -318,22 +283,22 @@ export class Progress {
   }
 }
 
-/** "1m 05s", "12s". */
-export function formatDuration(ms: number): string {
+/** Time left: "1m 05s", "12s". */
+function left(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000));
   return s >= 60 ? `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s` : `${s}s`;
 }
 
 const DELAY_MS = 1;
 
-/** A running lateness probe; `stop()` returns every lateness sample (ms). */
-export class EventLoopMonitor {
+/** A lateness probe, sampling from when it is made; `stop()` returns every sample (ms). */
+class EventLoopMonitor {
   readonly #samples = new SampleBuffer();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #expected = 0;
 
   /** Starts sampling. */
-  start(): void {
+  constructor() {
     this.#schedule();
   }
 
