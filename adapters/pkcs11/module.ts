@@ -144,12 +144,7 @@ function realPath(path: string): string {
  */
 const pinned = new Map<string, unknown>();
 
-/**
- * Keeps the module library at `path` loaded until the process ends (see
- * `pinned`). Code beside the adapter that loads and closes its own bindings
- * (the benchmark's hand-written and per-request peers) pins first.
- */
-export function pinLibrary(path: string): void {
+function pinLibrary(path: string): void {
   if (pinned.has(path)) return;
   const keeper = new pkcs11js.PKCS11();
   keeper.load(path);
