@@ -9,6 +9,14 @@
 
 import { parseArgs } from "node:util";
 
+/** One token the service uses: several make an HSM group (one handle, several members). */
+export interface ServiceToken {
+  /** Token label; also the member's name. */
+  label: string;
+  /** PKCS#11 module path for this token; undefined: the service's `module`. */
+  module?: string;
+}
+
 /** Everything the service needs to start. */
 export interface ServiceConfig {
   /** Interface to listen on. Flag `--host`, env `HOST`; default `127.0.0.1`. */
@@ -17,9 +25,12 @@ export interface ServiceConfig {
   port: number;
   /** PKCS#11 module path; undefined lets the adapter search. Flag `--module`, env `PKCS11_MODULE`. */
   module?: string;
-  /** Token label. Flag `--token`, env `PKCS11_TOKEN_LABEL`; default `TestToken`. */
-  tokenLabel: string;
-  /** User PIN. Env `PKCS11_PIN` only. Never logged, never in a response. */
+  /**
+   * The tokens, one or more: flag `--token LABEL[@MODULE]` (repeatable), env `PKCS11_TOKEN_LABELS`
+   * (comma-separated, same form) or `PKCS11_TOKEN_LABEL`; default `TestToken`.
+   */
+  tokens: ServiceToken[];
+  /** User PIN of every token. Env `PKCS11_PIN` only. Never logged, never in a response. */
   pin: string;
   /** Sessions kept open. Flag `--pool-min`, env `POOL_MIN`; default 1. */
   poolMin: number;
@@ -62,7 +73,9 @@ const USAGE = `usage: deno task serve [options]
   --host HOST                 interface (HOST, default 127.0.0.1)
   --port N                    port, 0 = any free port (PORT, default 8080)
   --module PATH               PKCS#11 module (PKCS11_MODULE, default: SoftHSM2)
-  --token LABEL               token label (PKCS11_TOKEN_LABEL, default TestToken)
+  --token LABEL[@MODULE]      token label, repeatable: several tokens with the same keys make
+                              one HSM group (PKCS11_TOKEN_LABELS=a,b or PKCS11_TOKEN_LABEL,
+                              default TestToken); @MODULE: that token's module, else --module
   --pool-min N / --pool-max N session pool size (POOL_MIN 1, POOL_MAX 4)
   --acquire-timeout-ms N      wait for a session before 503 (ACQUIRE_TIMEOUT_MS, 5000)
   --max-waiting N             queued requests before 503 (MAX_WAITING, 1000)
@@ -81,7 +94,7 @@ export const CONFIG_FLAGS = {
   host: { type: "string" },
   port: { type: "string" },
   module: { type: "string" },
-  token: { type: "string" },
+  token: { type: "string", multiple: true },
   "pool-min": { type: "string" },
   "pool-max": { type: "string" },
   "acquire-timeout-ms": { type: "string" },
@@ -137,7 +150,7 @@ export function loadConfig(
     host: flags.host ?? env.HOST ?? "127.0.0.1",
     port: int("port", "PORT", 8080),
     module: flags.module ?? (env.PKCS11_MODULE || undefined),
-    tokenLabel: flags.token ?? (env.PKCS11_TOKEN_LABEL || "TestToken"),
+    tokens: tokensFrom(flags.token, env),
     pin: env.PKCS11_PIN ?? "",
     poolMin: int("pool-min", "POOL_MIN", 1),
     poolMax: int("pool-max", "POOL_MAX", 4),
@@ -171,6 +184,49 @@ export function loadConfig(
     );
   }
   return config;
+}
+
+/** A token given as `LABEL` or `LABEL@MODULE`, by `where` (a flag or variable). */
+function parseToken(text: string, where: string): ServiceToken {
+  const at = text.indexOf("@");
+  const label = (at < 0 ? text : text.slice(0, at)).trim();
+  const module = at < 0 ? undefined : text.slice(at + 1).trim();
+  if (label === "" || label.length > 32) {
+    throw new ConfigError(
+      `${where} needs a token label of 1 to 32 characters (LABEL or LABEL@MODULE), got ` +
+        JSON.stringify(text),
+    );
+  }
+  if (module === "") {
+    throw new ConfigError(`${where} "${text}" has an empty module after @: give its path`);
+  }
+  return module === undefined ? { label } : { label, module };
+}
+
+/** The tokens from `--token` flags, else `PKCS11_TOKEN_LABELS`, else `PKCS11_TOKEN_LABEL`. */
+function tokensFrom(
+  flags: string[] | undefined,
+  env: Record<string, string | undefined>,
+): ServiceToken[] {
+  if (env.PKCS11_TOKEN_LABELS && env.PKCS11_TOKEN_LABEL) {
+    throw new ConfigError(
+      "PKCS11_TOKEN_LABELS and PKCS11_TOKEN_LABEL are both set: keep one (LABELS takes a list)",
+    );
+  }
+  const tokens = flags?.length
+    ? flags.map((f) => parseToken(f, "--token"))
+    : env.PKCS11_TOKEN_LABELS
+    ? env.PKCS11_TOKEN_LABELS.split(",").map((t) => parseToken(t, "PKCS11_TOKEN_LABELS"))
+    : [{ label: env.PKCS11_TOKEN_LABEL || "TestToken" }];
+  const seen = new Set<string>();
+  for (const { label, module } of tokens) {
+    const key = `${label}@${module ?? ""}`;
+    if (seen.has(key)) {
+      throw new ConfigError(`token "${label}" is given twice: name each token once`);
+    }
+    seen.add(key);
+  }
+  return tokens;
 }
 
 /** The configuration as safe-to-log text: the PIN and database URL are left out. */

@@ -36,7 +36,11 @@ export function encryptPerRequest(
   const { label, plaintext } = parseEncryptRequest(body);
   signal.throwIfAborted();
   return withPerRequestSession(
-    { library: config.module, tokenLabel: config.tokenLabel, pin: config.pin },
+    {
+      library: config.tokens[0].module ?? config.module,
+      tokenLabel: config.tokens[0].label,
+      pin: config.pin,
+    },
     async (session) => {
       signal.throwIfAborted(); // the client left while this request was queued
       const key = session.findRandomKey(label, "aes");

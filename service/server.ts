@@ -16,7 +16,7 @@
 
 import { type Hsm, openHsm } from "../adapters/pkcs11/mod.ts";
 import { type App, createApp, type StatsSource } from "./app.ts";
-import { describeConfig, type ServiceConfig } from "./config.ts";
+import { ConfigError, describeConfig, type ServiceConfig } from "./config.ts";
 import { openDatabasePool } from "./database_pool.ts";
 import type { PostgresPool } from "../adapters/postgres/mod.ts";
 import { errorText, jsonLogger, type Logger } from "./log.ts";
@@ -120,9 +120,12 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
 export async function startService(options: StartOptions): Promise<Service> {
   const { config } = options;
   const log = options.log ?? jsonLogger();
+  if (config.tokens.length > 1) {
+    throw new ConfigError("several tokens need the HSM group handle, which this build lacks");
+  }
   const hsm = await openHsm({
-    library: config.module,
-    tokenLabel: config.tokenLabel,
+    library: config.tokens[0].module ?? config.module,
+    tokenLabel: config.tokens[0].label,
     pin: config.pin,
     pool: {
       min: config.poolMin,

@@ -4,8 +4,8 @@
  * configuration) vs hand-written pkcs11js `*Async` calls on as many sessions
  * vs a session opened and closed per operation vs the per-request pattern
  * vs raw pkcs11js in a synchronous loop on one session. Then the same two
- * operations at 32 callers behind the slow module that stands in for a
- * network HSM (500 µs a crypto call, `native/slow_pkcs11.c`): the pool of 4
+ * operations at 32 callers behind the fault module set to stand in for a
+ * network HSM (500 µs a crypto call, `tasks/setup/fault_module.ts`): the pool of 4
  * vs hand-written `*Async`. Event-loop timer lateness is sampled during
  * every trial.
  *
@@ -30,11 +30,11 @@ type HsmSession = import("../../adapters/pkcs11/mod.ts").HsmSession;
 export interface HsmScenario extends Scenario {
   /** The operation. */
   op: "aes" | "ecdsa";
-  /** Behind the slow module (a network HSM's 500 µs per crypto call) instead of SoftHSM itself. */
+  /** Behind the fault module at a network HSM's 500 µs per crypto call, not SoftHSM itself. */
   slow?: boolean;
 }
 
-/** The slow module's wait per crypto call, in µs. */
+/** The fault module's wait per crypto call, in µs (a network HSM's round trip). */
 const SLOW_US = 500;
 
 const AES_LABEL = "bench-aes";
@@ -46,7 +46,7 @@ interface HsmEnv {
   adapter: Adapter;
   pkcs11js: Pkcs11js;
   library: string;
-  /** The slow module in front of `library`. */
+  /** The fault module in front of `library`, adding {@link SLOW_US} per crypto call. */
   slowLibrary: string;
   tokenLabel: string;
   pin: string;
@@ -236,8 +236,9 @@ export const hsmBenchmark: Benchmark = {
     await ensurePkcs11js();
     const { provisionSoftHsm } = await import("../setup/softhsm.ts");
     const softhsm = await provisionSoftHsm({ temporary: true });
-    const { openSlowModule } = await import("./hsm_slow_module.ts");
-    const slow = await openSlowModule(softhsm.library, { delayUs: SLOW_US });
+    const { openFaultModule } = await import("../setup/fault_module.ts");
+    const slow = await openFaultModule(softhsm.library);
+    slow.set({ delayUs: SLOW_US });
     try {
       const adapter: Adapter = await import("../../adapters/pkcs11/mod.ts");
       const loaded = await import("pkcs11js");

@@ -8,6 +8,8 @@
  *    everything missing and the exact command (`system.ts`).
  * 2. Installs the npm packages and builds pkcs11js's native addon, with progress (`pkcs11js.ts`).
  * 3. Provisions the private SoftHSM2 token in `.local/softhsm` (`softhsm.ts`).
+ * 4. For the tests (and benchmarks), builds the PKCS#11 fault module that stands in front of
+ *    SoftHSM2 (`fault_module.ts`).
  *
  * PostgreSQL needs no step here: tests and demos start a throwaway cluster themselves
  * (`postgres.ts`), or use `DATABASE_URL`.
@@ -35,6 +37,10 @@ export async function setup(
   // Imported after the build, to keep the order obvious: nothing above may need the addon.
   const { provisionSoftHsm } = await import("./softhsm.ts");
   await using hsm = await provisionSoftHsm({ setEnv: false });
+  if (purpose === "test") {
+    const { buildFaultModule } = await import("./fault_module.ts");
+    await buildFaultModule();
+  }
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   log(
     `setup: ready for ${purpose} in ${seconds} s (SoftHSM2 token "${hsm.tokenLabel}" ` +

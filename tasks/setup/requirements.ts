@@ -91,6 +91,12 @@ export const REQUIREMENTS: readonly Requirement[] = [
     present: () => !!(onPath("c++") ?? onPath("g++")),
   },
   {
+    pkg: "gcc",
+    why: "a C compiler, to build the PKCS#11 fault module tests put in front of SoftHSM2",
+    neededFor: ["test"],
+    present: () => !!onPath("gcc"),
+  },
+  {
     pkg: "make",
     why: "make, to build pkcs11js's native addon",
     neededFor: ALL,

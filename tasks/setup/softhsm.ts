@@ -138,6 +138,31 @@ async function initToken(
 }
 
 /**
+ * Initialises one more token labelled `label` in the environment `hsm` (its user PIN `pin`, by
+ * default the environment's); modules initialised before see it after their next
+ * `C_Initialize`. Its slot id is SoftHSM's to choose: find it by label.
+ */
+export async function addSoftHsmToken(hsm: SoftHsm, label: string, pin = hsm.pin): Promise<void> {
+  if (label.length === 0 || label.length > 32) {
+    throw new RangeError(`token label must be 1 to 32 characters, got "${label}"`);
+  }
+  if (pin.length < 4) throw new RangeError("a SoftHSM2 PIN must be at least 4 characters");
+  if (hasToken(await softhsmUtil(hsm.conf, ["--show-slots"]), label)) {
+    throw new Error(`a token labelled "${label}" is already in ${hsm.tokenDir}`);
+  }
+  await softhsmUtil(hsm.conf, [
+    "--init-token",
+    "--free",
+    "--label",
+    label,
+    "--pin",
+    pin,
+    "--so-pin",
+    hsm.soPin,
+  ]);
+}
+
+/**
  * Creates (or reuses) a private SoftHSM2 environment with an initialised
  * token. Idempotent: an existing token with the label is kept as it is.
  * Throws naming the Debian package `softhsm2` when SoftHSM2 is missing.

@@ -1,6 +1,6 @@
 /**
- * A module that stands for a network HSM (the bench's slow module in front
- * of SoftHSM): its calls move to worker threads, and when they hang, the
+ * A module that stands for a network HSM (the fault module in front of
+ * SoftHSM, with latency): its calls move to worker threads, and when they hang, the
  * caller's deadline bounds the whole call while the event loop turns, the
  * stuck session stays out of use, and the handle serves again once the HSM
  * answers.
@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { PoolTimeoutError } from "../../mod.ts";
 import { openHsm } from "../../adapters/pkcs11/mod.ts";
-import { openSlowModule } from "../../tasks/bench/hsm_slow_module.ts";
+import { openFaultModule } from "../../tasks/setup/fault_module.ts";
 import { provisionSoftHsm } from "../../tasks/setup/softhsm.ts";
 import { timerGapsDuring } from "./fixture.ts";
 
@@ -16,26 +16,27 @@ const data = new TextEncoder().encode("over the wire");
 
 async function openSlowHsm(max: number) {
   const env = await provisionSoftHsm({ temporary: true });
-  const slow = await openSlowModule(env.library, { delayUs: 2000 });
+  const faults = await openFaultModule(env.library);
+  faults.set({ delayUs: 2000 });
   const hsm = await openHsm({
-    library: slow.library,
+    library: faults.library,
     tokenLabel: env.tokenLabel,
     pin: env.pin,
     pool: { max },
   }).catch(async (error) => {
-    slow[Symbol.dispose]();
+    faults[Symbol.dispose]();
     await env[Symbol.asyncDispose]();
     throw error;
   });
   return {
     hsm,
-    slow,
+    faults,
     async [Symbol.asyncDispose]() {
-      slow.set({}); // nothing hangs while closing
+      faults.reset(); // nothing hangs while closing
       try {
         await hsm.close();
       } finally {
-        slow[Symbol.dispose]();
+        faults[Symbol.dispose]();
         await env[Symbol.asyncDispose]();
       }
     },
@@ -72,7 +73,7 @@ Deno.test("a hanging HSM: timeoutMs bounds the whole call and the event loop kee
   await t.hsm.use((s) => s.generateAesKey({ label: "k" }));
   for (let i = 0; i < 20; i++) await t.hsm.encrypt("k", data); // on threads, keys cached
   assert.equal(t.hsm.stats().calls, "worker threads");
-  t.slow.set({ hang: true });
+  t.faults.set({ hang: true });
   let error: unknown;
   const { ticks, worstGapMs } = await timerGapsDuring(async () => {
     error = await t.hsm.encrypt("k", data, { timeoutMs: 300 }).catch((e) => e);
@@ -89,7 +90,7 @@ Deno.test("a hanging HSM: timeoutMs bounds the whole call and the event loop kee
   const aborted = t.hsm.encrypt("k", data, { signal: controller.signal }).catch((e) => e);
   controller.abort(reason);
   assert.equal(await aborted, reason);
-  t.slow.set({}); // the HSM answers again
+  t.faults.reset(); // the HSM answers again
   const { ciphertext, keyId } = await t.hsm.encrypt("k", data, { timeoutMs: 10_000 });
   assert.deepEqual(await t.hsm.decrypt(keyId, ciphertext), data, "the handle serves again");
 });

@@ -7,7 +7,7 @@ Deno.test("defaults serve the private test token on 127.0.0.1:8080 with 4 sessio
   const c = loadConfig([], PIN);
   assert.equal(c.host, "127.0.0.1");
   assert.equal(c.port, 8080);
-  assert.equal(c.tokenLabel, "TestToken");
+  assert.deepEqual(c.tokens, [{ label: "TestToken" }]);
   assert.equal(c.poolMax, 4);
   assert.equal(c.perRequest, false);
   assert.deepEqual(c.ensureKeys, ["default"]);
@@ -32,7 +32,7 @@ Deno.test("environment variables configure what flags do not", () => {
     ENSURE_KEYS: "a, b",
   });
   assert.equal(c.port, 7000);
-  assert.equal(c.tokenLabel, "Other");
+  assert.deepEqual(c.tokens, [{ label: "Other" }]);
   assert.equal(c.module, "/x.so");
   assert.deepEqual(c.ensureKeys, ["a", "b"]);
 });
@@ -77,4 +77,26 @@ Deno.test("body timeout, TCP backlog and drain timeout come from flags or enviro
   assert.equal(c.drainTimeoutMs, 30_000);
   assert.throws(() => loadConfig(["--body-timeout-ms", "0"], PIN), /raise --body-timeout-ms/);
   assert.throws(() => loadConfig(["--tcp-backlog", "0"], PIN), /raise --tcp-backlog/);
+});
+
+Deno.test("several tokens come from repeated --token flags, each LABEL or LABEL@MODULE", () => {
+  const c = loadConfig(["--token", "hsm-a", "--token", "hsm-b@/opt/hsm/b.so"], PIN);
+  assert.deepEqual(c.tokens, [{ label: "hsm-a" }, { label: "hsm-b", module: "/opt/hsm/b.so" }]);
+});
+
+Deno.test("several tokens come from PKCS11_TOKEN_LABELS, comma-separated", () => {
+  const c = loadConfig([], { ...PIN, PKCS11_TOKEN_LABELS: "hsm-a, hsm-b" });
+  assert.deepEqual(c.tokens, [{ label: "hsm-a" }, { label: "hsm-b" }]);
+});
+
+Deno.test("a token given twice, an empty label or both token variables are refused with the fix", () => {
+  assert.throws(
+    () => loadConfig(["--token", "hsm-a", "--token", "hsm-a"], PIN),
+    /token "hsm-a" is given twice: name each token once/,
+  );
+  assert.throws(() => loadConfig([], { ...PIN, PKCS11_TOKEN_LABELS: "a,,b" }), /token label/);
+  assert.throws(
+    () => loadConfig([], { ...PIN, PKCS11_TOKEN_LABELS: "a,b", PKCS11_TOKEN_LABEL: "a" }),
+    /keep one/,
+  );
 });
