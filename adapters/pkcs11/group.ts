@@ -211,7 +211,7 @@ export class Group {
 
   /**
    * Takes a member out of rotation (the one place that does): wakes the
-   * calls waiting on it, retires its sessions, tells the subscribers, and
+   * calls waiting on it, tells the subscribers, and
    * starts probing it unless `probing` is `false` (it can never come back).
    */
   setOut(seat: Seat, reason: string, probing: boolean): void {
@@ -225,7 +225,7 @@ export class Group {
     seat.out.abort(
       new HsmError(`member ${seat.member.name} is out: ${reason}`, { operation: "group" }),
     );
-    seat.member.pool.invalidate();
+    // Its sessions are retired by the probe that finds it answering: closing one now could hang.
     if (this.events.active) {
       this.events.emit({ type: "member-out", member: seat.member.name, reason, probing });
     }

@@ -121,6 +121,15 @@ export class CallPlace {
     });
   }
 
+  /** Runs `call` on the thread of `owner`, whatever the rule says (a probe of a module that may hang). */
+  runOnThread<K extends CryptoOp>(
+    owner: object,
+    call: Call<K>,
+    deadline: Deadline | undefined,
+  ): Promise<CryptoResult<K>> {
+    return this.#onThread(owner, call, deadline);
+  }
+
   #onThread<K extends CryptoOp>(
     owner: object,
     call: Call<K>,
