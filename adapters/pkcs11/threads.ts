@@ -238,6 +238,7 @@ class SessionThread {
     const id = this.#next++;
     const { promise, resolve, reject } = Promise.withResolvers<unknown>();
     this.#pending.set(id, { resolve, reject });
+    promise.catch(() => {}); // closed before the thread was ready: awaited below, not unhandled
     await this.#ready;
     if (this.#broken) this.#fail(this.#broken);
     else this.#worker.postMessage({ id, op: call.op, session: call.session, args: call.args });
