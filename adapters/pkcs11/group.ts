@@ -121,12 +121,20 @@ export class Group {
    * key it lacks) `op` runs again on another member that is up, while the
    * caller's deadline allows.
    */
-  async run<T>(
+  run<T>(
     op: (member: Member, deadline: Deadline | undefined) => Promise<T>,
     deadline: Deadline | undefined,
     repeatable: boolean,
   ): Promise<T> {
-    if (this.#single) return await this.#runOn(this.seats[0], op, deadline);
+    if (this.#single) return this.#runOn(this.seats[0], op, deadline);
+    return this.#runWithFailover(op, deadline, repeatable);
+  }
+
+  async #runWithFailover<T>(
+    op: (member: Member, deadline: Deadline | undefined) => Promise<T>,
+    deadline: Deadline | undefined,
+    repeatable: boolean,
+  ): Promise<T> {
     let tried: Seat[] | undefined;
     for (;;) {
       const seat = this.#pick(tried);
