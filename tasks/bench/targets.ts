@@ -14,7 +14,8 @@ export type TargetMetric =
   | "usPerOp"
   | "p50"
   | "p99"
-  | "timerLatenessP99Ms";
+  | "timerLatenessP99Ms"
+  | "failures";
 
 /** An absolute condition on one figure of a contender, e.g. timer lateness p99 ≤ 5 ms. */
 export interface TargetCondition {
@@ -80,6 +81,8 @@ function metricOf(r: ContenderResult, metric: TargetMetric): number {
       return r.latency?.p99 ?? NaN;
     case "timerLatenessP99Ms":
       return r.timerLatenessP99Ms ?? NaN;
+    case "failures":
+      return r.failures ?? NaN;
   }
 }
 
