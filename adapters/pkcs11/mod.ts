@@ -12,6 +12,20 @@
  * const plaintext = await hsm.decrypt(keyId, ciphertext);
  * ```
  *
+ * Several tokens holding clones of the same keys (an HSM group) make one
+ * handle with `members`: calls go to the member with the fewest in flight,
+ * and move to another member when one fails (see `docs/pkcs11.md`).
+ *
+ * ```ts
+ * import { openHsm } from "@poolkit/pool/pkcs11";
+ *
+ * await using group = await openHsm({
+ *   members: [{ tokenLabel: "hsm-a" }, { tokenLabel: "hsm-b", pin: Deno.env.get("PIN_B")! }],
+ *   pin: Deno.env.get("PKCS11_PIN")!,
+ * });
+ * for await (const event of group.events()) console.log(event.type, event.member);
+ * ```
+ *
  * The module is initialised once per process (with OS locking) and
  * finalised by its last user; the token is logged in once, while the handle
  * opens, on a session that is never lent out; each pooled resource is one
@@ -23,13 +37,23 @@ export {
   type DecryptOptions,
   Hsm,
   type HsmLease,
+  type HsmMember,
+  type HsmMemberStats,
   type HsmOps,
   type HsmStats,
   openHsm,
   type Sealed,
   type SealOptions,
 } from "./hsm.ts";
-export type { HsmPoolOptions, OpenHsmOptions } from "./options.ts";
+export { type HsmMemberEvent, type HsmMemberState, NoMemberUpError } from "./group.ts";
+export type { MemberStats } from "./member.ts";
+export type {
+  HsmFailoverOptions,
+  HsmMemberOptions,
+  HsmPoolOptions,
+  HsmTokenOptions,
+  OpenHsmOptions,
+} from "./options.ts";
 export type { HsmSession } from "./session.ts";
 export type { HsmKey, HsmKeyKind, HsmKeyPair, KeyOptions } from "./ops.ts";
 export { CKR, ckrName } from "./errors.ts";

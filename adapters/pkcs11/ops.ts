@@ -380,6 +380,21 @@ export function findKeyById(
   return { handle, label, id: id.toLowerCase(), kind };
 }
 
+/**
+ * Every token key of this kind, as `"<kind>:<CKA_ID hex>:<label>"`: what
+ * must be the same on every member of a group.
+ */
+export function tokenKeyNames(p: Pkcs11, s: Buffer, kind: HsmKeyKind): string[] {
+  const handles = findHandles(p, s, [
+    ...kindTemplate(kind),
+    { type: pkcs11js.CKA_TOKEN, value: true },
+  ]);
+  return handles.map((handle) => {
+    const id = attribute(p, s, handle, pkcs11js.CKA_ID).toString("hex");
+    return `${kind}:${id}:${attribute(p, s, handle, pkcs11js.CKA_LABEL).toString()}`;
+  });
+}
+
 /** One of `keys` at random (keys rotate: add one under the label, retire the old later). */
 export function pickRandom(keys: readonly HsmKey[]): HsmKey | undefined {
   return keys.length === 0 ? undefined : keys[Math.floor(Math.random() * keys.length)];
