@@ -17,6 +17,8 @@ export interface Trial {
   elapsedMs: number;
   /** Per-operation latencies (ms), when the benchmark records them. */
   latenciesMs?: ArrayLike<number>;
+  /** Operations that failed, for contenders that count failures instead of stopping on one. */
+  failures?: number;
 }
 
 /** One load shape, e.g. "SELECT 1, 50 callers". */
@@ -113,6 +115,8 @@ export interface RoundFigure {
   latency?: LatencySummary;
   /** p99 event-loop timer lateness during this round (ms), if monitored. */
   timerLatenessP99Ms?: number;
+  /** Operations that failed in this round, if counted. */
+  failures?: number;
 }
 
 /** Everything measured for one contender in one scenario. */
@@ -137,6 +141,8 @@ export interface ContenderResult {
   timerLatenessP99Ms?: number;
   /** Largest timer lateness seen (ms), if monitored. */
   timerLatenessMaxMs?: number;
+  /** Operations that failed over every round, if counted. */
+  failures?: number;
   /** Each measured round. */
   rounds: RoundFigure[];
   /** Set when the contender threw; its figures cover the rounds before that. */

@@ -6,13 +6,23 @@
  * vs raw pkcs11js in a synchronous loop on one session. Then the same two
  * operations at 32 callers behind the fault module set to stand in for a
  * network HSM (500 µs a crypto call, `tasks/setup/fault_module.ts`): the pool of 4
- * vs hand-written `*Async`. Event-loop timer lateness is sampled during
- * every trial.
+ * vs hand-written `*Async`. Then an HSM group at the same 500 µs: two
+ * members (two tokens with the same keys) vs one, and two members of which
+ * one fails with `CKR_DEVICE_REMOVED` halfway through each trial vs two
+ * healthy ones, counting failed calls. Event-loop timer lateness is sampled
+ * during every trial.
  *
  * @module
  */
 
-import { type Benchmark, callersOf, type Contender, type Scenario } from "./benchmark.ts";
+import {
+  type Benchmark,
+  callersOf,
+  type Contender,
+  runCallers,
+  type Scenario,
+  type Trial,
+} from "./benchmark.ts";
 import {
   HAND_WRITTEN_MAX_SESSIONS,
   openHandWrittenAsync,
@@ -20,11 +30,20 @@ import {
   type Pkcs11js,
   type RawSetup,
 } from "./hsm_raw.ts";
-import { HAND_WRITTEN, hsmTargets, RAW_LOOP } from "./targets.ts";
+import {
+  GROUP_FAILOVER,
+  GROUP_ONE,
+  GROUP_TWO,
+  HAND_WRITTEN,
+  hsmTargets,
+  RAW_LOOP,
+} from "./targets.ts";
 
 type Adapter = typeof import("../../adapters/pkcs11/mod.ts");
 type HsmKey = import("../../adapters/pkcs11/mod.ts").HsmKey;
 type HsmSession = import("../../adapters/pkcs11/mod.ts").HsmSession;
+type GroupMember = import("../setup/token_group.ts").GroupMember;
+type SlotFaults = import("../setup/fault_module.ts").SlotFaults;
 
 /** An HSM scenario: which operation, how many callers, on which module. */
 export interface HsmScenario extends Scenario {
@@ -32,6 +51,8 @@ export interface HsmScenario extends Scenario {
   op: "aes" | "ecdsa";
   /** Behind the fault module at a network HSM's 500 µs per crypto call, not SoftHSM itself. */
   slow?: boolean;
+  /** An HSM group's row: two members vs one (`spread`), or one failing halfway (`failover`). */
+  group?: "spread" | "failover";
 }
 
 /** The fault module's wait per crypto call, in µs (a network HSM's round trip). */
@@ -51,6 +72,12 @@ interface HsmEnv {
   tokenLabel: string;
   pin: string;
   payload: Uint8Array;
+  /** The group's two members (tokens with the same keys) behind the fault module. */
+  members: readonly GroupMember[];
+  /** The label of the AES key both members hold. */
+  groupAesLabel: string;
+  /** The fault settings of the second member's slot. */
+  secondMember: SlotFaults;
 }
 let env: HsmEnv | undefined;
 const need = (): HsmEnv => {
@@ -182,10 +209,79 @@ const rawLoop: Contender = {
   },
 };
 
+/** How many sessions each member of a group row keeps (the default pool). */
+const GROUP_SESSIONS = 4;
+
+/**
+ * A handle on the group's first member alone (`members: 1`) or on both, each member with the
+ * default pool of {@link GROUP_SESSIONS}, calls by label (`hsm.encrypt`, safe to repeat). With
+ * `failHalfway`, the second member answers `CKR_DEVICE_REMOVED` from the middle of each trial
+ * on, and failed calls are counted instead of ending the trial.
+ */
+function grouped(name: string, members: 1 | 2, failHalfway: boolean): Contender {
+  const what = members === 1 ? "one member" : "two members";
+  return {
+    name,
+    description: `this package's \`openHsm\` on ${what} of an HSM group (tokens with the same ` +
+      `keys behind the fault module at ${SLOW_US} µs a crypto call), \`pool: { max: ` +
+      `${GROUP_SESSIONS} }\` each, \`hsm.encrypt(label, ...)\`` +
+      (failHalfway
+        ? "; the second member fails with CKR_DEVICE_REMOVED from the middle of each trial " +
+          "(failed calls counted)."
+        : "."),
+    ours: true,
+    async open(s) {
+      const env = need();
+      env.secondMember.set({}); // healthy again after the last trial
+      const pool = { max: GROUP_SESSIONS, min: GROUP_SESSIONS };
+      const [first] = env.members;
+      const hsm = members === 1
+        ? await env.adapter.openHsm({
+          library: first.library,
+          tokenLabel: first.tokenLabel,
+          pin: first.pin,
+          pool,
+        })
+        : await env.adapter.openHsm({ members: env.members.map(pick), pin: env.pin, pool });
+      const run = () => hsm.encrypt(env.groupAesLabel, env.payload);
+      const close = async () => {
+        env.secondMember.set({});
+        await hsm.close();
+      };
+      const warm = await callersOf(s.concurrency, run, close, { warmUp: GROUP_SESSIONS * 8 });
+      if (!failHalfway) return warm;
+      return {
+        close,
+        async trial(durationMs): Promise<Trial> {
+          let failures = 0;
+          const counted = () => run().then(() => {}, () => void failures++);
+          const fail = setTimeout(
+            () => env.secondMember.set({ fail: CKR_DEVICE_REMOVED }),
+            durationMs / 2,
+          );
+          try {
+            return { ...await runCallers(s.concurrency, durationMs, counted, true), failures };
+          } finally {
+            clearTimeout(fail);
+          }
+        },
+      };
+    },
+  };
+}
+
+/** A member's token, as `openHsm` takes it (its PIN apart). */
+const pick = (m: GroupMember) => ({ name: m.name, library: m.library, tokenLabel: m.tokenLabel });
+
+const CKR_DEVICE_REMOVED = 0x32;
+const groupOne = grouped(GROUP_ONE, 1, false);
+const groupTwo = grouped(GROUP_TWO, 2, false);
+const groupFailover = grouped(GROUP_FAILOVER, 2, true);
+
 const what = (op: "aes" | "ecdsa") => op === "aes" ? "AES-GCM 1 KiB encrypt" : "ECDSA P-256 sign";
 
 /** AES-GCM and ECDSA: 1 and 32 callers on SoftHSM, 32 callers behind the slow module. */
-const scenarios: HsmScenario[] = (["aes", "ecdsa"] as const).flatMap((op) => [
+const scenarios: HsmScenario[] = (["aes", "ecdsa"] as const).flatMap((op): HsmScenario[] => [
   ...[1, 32].map((c) => ({
     id: `${op}-c${c}`,
     label: `${what(op)}, ${c} caller${c === 1 ? "" : "s"}`,
@@ -199,6 +295,23 @@ const scenarios: HsmScenario[] = (["aes", "ecdsa"] as const).flatMap((op) => [
     op,
     slow: true,
   },
+]).concat([
+  {
+    id: "aes-group-c32",
+    label: `${what("aes")}, 32 callers, HSM group (${SLOW_US} µs a call)`,
+    concurrency: 32,
+    op: "aes",
+    slow: true,
+    group: "spread",
+  },
+  {
+    id: "aes-failover-c32",
+    label: `${what("aes")}, 32 callers, HSM group, one member fails halfway`,
+    concurrency: 32,
+    op: "aes",
+    slow: true,
+    group: "failover",
+  },
 ]);
 
 const defaultPool = pooled(HAND_WRITTEN_MAX_SESSIONS);
@@ -208,6 +321,9 @@ const allContenders = [
   sessionPerOp,
   perRequest,
   rawLoop,
+  groupOne,
+  groupTwo,
+  groupFailover,
 ];
 
 /** The HSM benchmark. */
@@ -225,7 +341,14 @@ export const hsmBenchmark: Benchmark = {
   // Behind the slow module: the pool and its peer only. BENCH_HSM_ONLY=name,name runs a subset.
   contendersFor: (s) => {
     const only = Deno.env.get("BENCH_HSM_ONLY")?.split(",");
-    const all = (s as HsmScenario).slow ? [defaultPool, handWrittenAsync] : allContenders;
+    const { slow, group } = s as HsmScenario;
+    const all = group === "spread"
+      ? [groupOne, groupTwo]
+      : group === "failover"
+      ? [groupTwo, groupFailover]
+      : slow
+      ? [defaultPool, handWrittenAsync]
+      : allContenders.filter((c) => ![groupOne, groupTwo, groupFailover].includes(c));
     return only ? all.filter((c) => only.includes(c.name)) : all;
   },
   targets: hsmTargets(),
@@ -234,10 +357,11 @@ export const hsmBenchmark: Benchmark = {
   async prepare() {
     const { ensurePkcs11js } = await import("../setup/pkcs11js.ts");
     await ensurePkcs11js();
-    const { provisionSoftHsm } = await import("../setup/softhsm.ts");
-    const softhsm = await provisionSoftHsm({ temporary: true });
-    const { openFaultModule } = await import("../setup/fault_module.ts");
-    const slow = await openFaultModule(softhsm.library);
+    // One SoftHSM2 configuration per process: the group's, whose first token serves the rest.
+    const { provisionTokenGroup } = await import("../setup/token_group.ts");
+    const group = await provisionTokenGroup({ tokens: 2, withFaults: true });
+    const softhsm = group.env;
+    const slow = group.faults!;
     slow.set({ delayUs: SLOW_US });
     try {
       const adapter: Adapter = await import("../../adapters/pkcs11/mod.ts");
@@ -263,22 +387,26 @@ export const hsmBenchmark: Benchmark = {
         tokenLabel: softhsm.tokenLabel,
         pin: softhsm.pin,
         payload: crypto.getRandomValues(new Uint8Array(1024)),
+        members: group.members,
+        groupAesLabel: group.keys.aes.label,
+        secondMember: group.tokens[1].faults!,
       };
       hsmBenchmark.notes!.push(
         `SoftHSM2 (${softhsm.library}), a private temporary token; keys are token objects ` +
           "found by label, the same for every contender.",
+        "The HSM group rows run on two tokens of that SoftHSM2 holding the same imported AES " +
+          "key, behind the fault module; the second member's failure starts at half of each " +
+          "trial and is healed before the next, so each trial opens a healthy group.",
         "Every contender is opened just before each of its trials and closed after it, since " +
           "per-request code initialises and finalises the module.",
       );
     } catch (error) {
-      slow[Symbol.dispose]();
-      await softhsm[Symbol.asyncDispose]();
+      await group[Symbol.asyncDispose]();
       throw error;
     }
     return async () => {
       env = undefined;
-      slow[Symbol.dispose]();
-      await softhsm[Symbol.asyncDispose]();
+      await group[Symbol.asyncDispose]();
     };
   },
 };

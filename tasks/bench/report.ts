@@ -153,8 +153,9 @@ function chosenNote(t: TargetResult): string {
   return notes.length ? ` [${notes.join(", ")}]` : "";
 }
 
-/** A target's figure: ops/s as a number, everything else a time. */
+/** A target's figure: ops/s and failures as numbers, everything else a time. */
 function figure(metric: TargetMetric, value: number): string {
+  if (metric === "failures") return Number.isFinite(value) ? String(value) : "n/a";
   return metric === "opsPerSec" ? fmt(value) : fmtMs(value);
 }
 
@@ -197,6 +198,9 @@ export function benchmarkMarkdown(b: BenchmarkResult): string {
   for (const s of b.scenarios) {
     for (const r of s.results) {
       if (r.error) parts.push(`- ${r.contender} failed in "${s.scenario.label}": ${r.error}`);
+      if (r.failures) {
+        parts.push(`- ${r.contender}: ${r.failures} calls failed in "${s.scenario.label}"`);
+      }
     }
   }
   if (b.notes.length) parts.push(...b.notes.map((n) => `- ${n}`));

@@ -215,6 +215,7 @@ function summarize(name: string, trials: Measured[], error: string | undefined):
     };
     if (t.latenciesMs) fig.latency = summarizeLatencies(t.latenciesMs);
     if (t.latenessMs) fig.timerLatenessP99Ms = quantileSorted(t.latenessMs.slice().sort(), 0.99);
+    if (t.failures !== undefined) fig.failures = t.failures;
     return fig;
   });
   const ops = rounds.map((r) => r.opsPerSec);
@@ -230,6 +231,8 @@ function summarize(name: string, trials: Measured[], error: string | undefined):
     rounds,
   };
   if (error !== undefined) result.error = error;
+  const failures = rounds.flatMap((r) => r.failures ?? []);
+  if (failures.length) result.failures = failures.reduce((a, b) => a + b, 0);
   const latencies = trials.flatMap((t) => t.latenciesMs ? [t.latenciesMs] : []);
   if (latencies.length) result.latency = summarizeLatencies(concat(latencies));
   const lateness = trials.flatMap((t) => t.latenessMs ? [t.latenessMs] : []);

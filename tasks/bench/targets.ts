@@ -14,7 +14,8 @@ export type TargetMetric =
   | "usPerOp"
   | "p50"
   | "p99"
-  | "timerLatenessP99Ms";
+  | "timerLatenessP99Ms"
+  | "failures";
 
 /** An absolute condition on one figure of a contender, e.g. timer lateness p99 ≤ 5 ms. */
 export interface TargetCondition {
@@ -80,6 +81,8 @@ function metricOf(r: ContenderResult, metric: TargetMetric): number {
       return r.latency?.p99 ?? NaN;
     case "timerLatenessP99Ms":
       return r.timerLatenessP99Ms ?? NaN;
+    case "failures":
+      return r.failures ?? NaN;
   }
 }
 
@@ -237,15 +240,50 @@ const HSM_DEFAULT = "pool default ×4";
 export const HAND_WRITTEN = "hand-written async";
 /** Raw pkcs11js, one session, synchronous loop. */
 export const RAW_LOOP = "raw sync loop";
+/** A handle on one member of an HSM group (500 µs a call). */
+export const GROUP_ONE = "one member ×4";
+/** A handle on two members of an HSM group. */
+export const GROUP_TWO = "two members ×4";
+/** Two members, the second failing with `CKR_DEVICE_REMOVED` halfway through each trial. */
+export const GROUP_FAILOVER = "two members ×4 (one fails)";
 
 /**
  * The HSM benchmark's targets: the default configuration (a pool of 4) at least as fast as
  * hand-written pkcs11js `*Async` code over as many sessions, at 32 callers and with 1; behind
  * the slow module that stands in for a network HSM, at least 1.5× it at 32 callers; the event
  * loop free throughout (timer lateness p99 under 5 ms); and p50 far below the per-request
- * pattern.
+ * pattern. An HSM group at 500 µs a call: two members at least 1.8× one at 32 callers; with one
+ * of two failing halfway, no call fails and throughput stays at least 45% of two healthy ones.
  */
 export function hsmTargets(): Target[] {
+  const group: Target[] = [
+    {
+      label: `${GROUP_TWO}, AES-GCM, 500 µs a call, 32 callers: ops/s ≥ 1.8× ${GROUP_ONE}`,
+      scenario: "aes-group-c32",
+      contender: GROUP_TWO,
+      metric: "opsPerSec",
+      baseline: GROUP_ONE,
+      direction: "atLeast",
+      limit: 1.8,
+    },
+    {
+      label: `${GROUP_FAILOVER}, AES-GCM, 32 callers: failed calls = 0`,
+      scenario: "aes-failover-c32",
+      contender: GROUP_FAILOVER,
+      metric: "failures",
+      direction: "atMost",
+      limit: 0,
+    },
+    {
+      label: `${GROUP_FAILOVER}, AES-GCM, 32 callers: ops/s ≥ 0.45× two healthy members`,
+      scenario: "aes-failover-c32",
+      contender: GROUP_FAILOVER,
+      metric: "opsPerSec",
+      baseline: GROUP_TWO,
+      direction: "atLeast",
+      limit: 0.45,
+    },
+  ];
   return (["aes", "ecdsa"] as const).flatMap((op): Target[] => {
     const head = `${HSM_DEFAULT}, ${op === "aes" ? "AES-GCM" : "ECDSA sign"}`;
     const base = { contender: HSM_DEFAULT } as const;
@@ -284,5 +322,5 @@ export function hsmTargets(): Target[] {
       faster(`${op}-slow-c32`, 1.5, "slow module, 32 callers"),
       loopFree(`${op}-slow-c32`, "slow module, 32 callers"),
     ];
-  });
+  }).concat(group);
 }

@@ -122,3 +122,22 @@ Deno.test("a target whose contender failed is a MISS, not dropped", () => {
   assert.ok(Number.isNaN(t.measured));
   assert.equal(t.verdict, "MISS");
 });
+
+Deno.test("a no-failures target passes at zero failed calls, and MISSes when any failed or none were counted", () => {
+  const noFailures: Target = {
+    label: "failed calls = 0",
+    scenario: "s",
+    metric: "failures",
+    contender: "ours",
+    direction: "atMost",
+    limit: 0,
+  };
+  const verdict = (failures?: number) =>
+    evaluateTargets(
+      [noFailures],
+      scenario({ ...result("ours", 1000), ...(failures === undefined ? {} : { failures }) }),
+    )[0].verdict;
+  assert.equal(verdict(0), "PASS");
+  assert.equal(verdict(3), "MISS");
+  assert.equal(verdict(undefined), "MISS");
+});

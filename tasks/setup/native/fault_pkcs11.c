@@ -4,8 +4,9 @@
  * stand-in for one that is far away. It forwards every call to the module named by
  * FAULT_PKCS11_MODULE, after doing what the control file named by FAULT_PKCS11_CONTROL says.
  *
- * The control file is read before every call, so a test changes behaviour at run time by writing
- * a new file and renaming it over the old one (never a half-written file). One rule a line:
+ * The control file is looked at before every call (parsed again when it was replaced), so a test
+ * changes behaviour at run time by writing a new file and renaming it over the old one (never a
+ * half-written file). One rule a line:
  *
  *   all DELAY_US HANG FAIL LOCK_AFTER EPOCH        every slot
  *   slot ID DELAY_US HANG FAIL LOCK_AFTER EPOCH    slot ID (decimal CK_SLOT_ID); wins over `all`
@@ -29,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define CK_PTR *
@@ -83,9 +85,21 @@ static struct pin_count pin_counts[MAX_RULES];
 static int pin_count_slots;
 static pthread_mutex_t pin_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void read_rules(struct rules *rules) {
+/* The control file's rules as last parsed, and which version of the file they came from. */
+static struct rules cached_rules;
+static struct stat cached_stat;
+static int cached;
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int same_file(const struct stat *a, const struct stat *b) {
+  return a->st_ino == b->st_ino && a->st_size == b->st_size &&
+         a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+         a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+static void parse_rules(struct rules *rules) {
   rules->count = 0;
-  FILE *f = control_path ? fopen(control_path, "r") : NULL;
+  FILE *f = fopen(control_path, "r");
   if (f == NULL) return;
   char line[256];
   while (rules->count < MAX_RULES && fgets(line, sizeof line, f)) {
@@ -102,6 +116,26 @@ static void read_rules(struct rules *rules) {
     rules->r[rules->count++] = r;
   }
   fclose(f);
+}
+
+/* The rules now: parsed again only when the file was replaced (a stat per call, not a read). */
+static void read_rules(struct rules *rules) {
+  struct stat st;
+  if (control_path == NULL || stat(control_path, &st) != 0) {
+    rules->count = 0;
+    return;
+  }
+  pthread_mutex_lock(&cache_lock);
+  int hit = cached && same_file(&st, &cached_stat);
+  if (hit) *rules = cached_rules;
+  pthread_mutex_unlock(&cache_lock);
+  if (hit) return;
+  parse_rules(rules);
+  pthread_mutex_lock(&cache_lock);
+  cached_rules = *rules;
+  cached_stat = st; /* if the file changed between stat and read, the next stat differs */
+  cached = 1;
+  pthread_mutex_unlock(&cache_lock);
 }
 
 static int has_slot_rules(const struct rules *rules) {
