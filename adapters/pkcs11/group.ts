@@ -224,15 +224,15 @@ export class Group {
    */
   setOut(seat: Seat, reason: string, probing: boolean): void {
     if (this.#single || this.#closed) return;
-    if (seat.state === "out") {
-      if (!probing) seat.reason = reason; // a refused PIN says more than what came before
-      return;
+    // Out already, only a refused PIN (it was changed while out) says more: out for good.
+    if (seat.state === "out" && probing) return;
+    if (seat.state === "up") {
+      seat.out.abort(
+        new HsmError(`member ${seat.member.name} is out: ${reason}`, { operation: "group" }),
+      );
     }
     seat.state = "out";
     seat.reason = reason;
-    seat.out.abort(
-      new HsmError(`member ${seat.member.name} is out: ${reason}`, { operation: "group" }),
-    );
     // Its sessions are retired by the probe that finds it answering: closing one now could hang.
     if (this.events.active) {
       this.events.emit({ type: "member-out", member: seat.member.name, reason, probing });

@@ -12,7 +12,7 @@ import { rejectUnknownOptions } from "../../pool/options.ts";
 import type { AcquireOptions, CloseOptions, EventsOptions } from "../../pool/types.ts";
 import { isStaleHandle, KeyNotFoundError } from "./errors.ts";
 import type { Group, HsmMemberEvent } from "./group.ts";
-import { deadlineOf, type Member } from "./member.ts";
+import { acquireOptions, deadlineOf, type Member } from "./member.ts";
 import { openGroup } from "./open_group.ts";
 import { type HsmKey, pickRandom } from "./ops.ts";
 import { checkOptions, type OpenHsmOptions } from "./options.ts";
@@ -179,7 +179,7 @@ export class Hsm implements AsyncDisposable {
       (m, d) => {
         const refusal = m.refusal;
         if (refusal !== undefined) return Promise.reject(refusal);
-        return m.pool.acquire(d).catch((error) => {
+        return m.pool.acquire(acquireOptions(d)).catch((error) => {
           throw m.refusal ?? error;
         });
       },

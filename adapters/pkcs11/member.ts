@@ -70,7 +70,7 @@ export function deadlineOf(options: AcquireOptions | undefined): Deadline | unde
 }
 
 /** What is left of `deadline` for a wait for a session. */
-function acquireOptions(deadline: Deadline | undefined): AcquireOptions | undefined {
+export function acquireOptions(deadline: Deadline | undefined): AcquireOptions | undefined {
   if (deadline?.until === undefined) return deadline;
   return {
     signal: deadline.signal,
