@@ -12,12 +12,12 @@
  *
  * @module
  */
-import { CircuitOpenError, PoolTimeoutError } from "../../mod.ts";
+import { CircuitOpenError } from "../../mod.ts";
 import type { Clock } from "../../pool/clock.ts";
 import { EventHub } from "../../pool/events.ts";
 import type { CloseOptions } from "../../pool/types.ts";
 import { CKR, errorCode, HsmError, isLoginRefusal, KeyNotFoundError } from "./errors.ts";
-import type { Member } from "./member.ts";
+import { isUnanswered, type Member } from "./member.ts";
 import type { FailoverSettings } from "./options.ts";
 import { Recovery } from "./recovery.ts";
 import type { Deadline } from "./threads.ts";
@@ -206,7 +206,7 @@ export class Group {
       }
       return true;
     }
-    if (error instanceof PoolTimeoutError && !expired(deadline)) {
+    if (isUnanswered(error)) {
       this.setOut(seat, `a call did not answer within ${this.#failover.callTimeoutMs} ms`, true);
       return true;
     }
