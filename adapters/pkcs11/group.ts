@@ -143,7 +143,7 @@ export class Group {
       try {
         return await this.#runOn(seat, op, { ...deadline, signal });
       } catch (error) {
-        const retry = this.#judge(seat, out, error, deadline);
+        const retry = this.#judge(seat, out, error);
         if (!retry || !repeatable || expired(deadline)) throw error;
         (tried ??= []).push(seat);
         if (!this.seats.some((s) => s.state === "up" && !tried!.includes(s))) throw error;
@@ -188,7 +188,7 @@ export class Group {
    * What a failure says of the member (it may go out), and whether the call
    * may move to another member: `false` for the caller's own errors.
    */
-  #judge(seat: Seat, out: AbortSignal, error: unknown, deadline: Deadline | undefined): boolean {
+  #judge(seat: Seat, out: AbortSignal, error: unknown): boolean {
     if (out.aborted) return true; // it went out while the call ran or waited
     if (error instanceof KeyNotFoundError) return true;
     if (isLoginRefusal(error)) {
