@@ -43,15 +43,29 @@ export function findSlotByLabel(module: Module, label: string): Buffer {
     throw toHsmError(error, "C_GetSlotList");
   }
   const labels: string[] = [];
+  let silent: HsmError | undefined; // a slot whose token did not answer (another HSM of a group)
   for (const slot of slots) {
-    const tokenLabel = module.pkcs11.C_GetTokenInfo(slot).label.trim();
+    let tokenLabel: string;
+    try {
+      tokenLabel = module.pkcs11.C_GetTokenInfo(slot).label.trim();
+    } catch (error) {
+      silent ??= toHsmError(error, `C_GetTokenInfo of slot ${slotNumber(slot)}`);
+      continue;
+    }
     if (tokenLabel === label) return slot;
     labels.push(tokenLabel);
   }
+  const known = labels.length ? labels.map((l) => `"${l}"`).join(", ") : "none";
+  if (silent !== undefined) {
+    throw new HsmError(
+      `no token labelled "${label}" answered in ${module.path} (tokens: ${known}; ` +
+        `${silent.message})`,
+      { operation: "findSlot", code: silent.code, cause: silent },
+    );
+  }
   throw new HsmError(
-    `no token labelled "${label}" in ${module.path} (tokens: ${
-      labels.length ? labels.map((l) => `"${l}"`).join(", ") : "none"
-    }); run \`deno task setup:hsm\` for the private test token, or check SOFTHSM2_CONF`,
+    `no token labelled "${label}" in ${module.path} (tokens: ${known}); run ` +
+      "`deno task setup:hsm` for the private test token, or check SOFTHSM2_CONF",
     { operation: "findSlot" },
   );
 }
