@@ -21,6 +21,7 @@ import {
   isSessionGone,
   isStaleHandle,
   KeyNotFoundError,
+  PinMismatchError,
   TOKEN_GONE_CODES,
 } from "./errors.ts";
 import { KeyCache } from "./key_cache.ts";
@@ -39,7 +40,7 @@ export interface MemberStats {
   library: string;
   /** The token's label. */
   tokenLabel: string;
-  /** The slot the token is in now. */
+  /** The slot the token is in now (-1 while a member that was down at open has not been found). */
   slotId: number;
   /** Where crypto calls run: this thread while the module is fast, else worker threads. */
   runsOn: "this thread" | "worker threads";
@@ -93,8 +94,26 @@ export interface MemberSettings {
   keyCacheMs: number;
   /** A crypto call not answered within this many ms ends with a `PoolTimeoutError` (groups). */
   callTimeoutMs?: number;
-  /** Keep a failed first login in {@link Member.loginFailure} instead of throwing it (groups). */
-  keepLoginFailure?: boolean;
+  /**
+   * Keep a token that could not be found (a module error) or logged in, in
+   * {@link Member.openFailure}, instead of throwing it (groups): the member
+   * starts out of rotation, and its probes find the token later.
+   */
+  keepOpenFailure?: boolean;
+}
+
+/** A member's token once found: its slot, label and serial, and the member's login on it. */
+interface FoundToken {
+  slot: Buffer;
+  label: string;
+  serial: string;
+  login: HandleLogin;
+}
+
+/** Whether a failure to find or log in a token may pass (a group member that is down), not a configuration error. */
+function isOutage(error: unknown): boolean {
+  if (error instanceof PinMismatchError) return false;
+  return error instanceof HsmError && (error.code !== undefined || error.operation === "C_Login");
 }
 
 /** One token of a handle, and the call path over it (see the module doc). */
@@ -103,15 +122,12 @@ export class Member {
   readonly name: string;
   readonly pool: Pool<HsmSession>;
   readonly library: string;
-  readonly tokenLabel: string;
-  /** The token's serial number, to tell two members on one token apart. */
-  readonly serial: string;
   readonly keys: KeyCache;
-  /** Why the first login failed, when the settings kept it instead of throwing it. */
-  readonly loginFailure: unknown;
+  /** Why the token could not be found or logged in at open, when the settings kept it. */
+  readonly openFailure: unknown;
+  readonly #config: MemberConfig;
   readonly #module: ModuleRef;
-  readonly #login: HandleLogin;
-  readonly #slot: Buffer;
+  #token: FoundToken | undefined;
   readonly #place = new CallPlace();
   /** The owner of the probe's worker thread. */
   readonly #prober = {};
@@ -122,27 +138,22 @@ export class Member {
   constructor(config: MemberConfig, settings: MemberSettings) {
     const moduleRef = acquireModule(config.library);
     const module = moduleRef.module;
-    let token: TokenLogin | undefined;
+    this.#module = moduleRef;
+    this.#config = config;
     try {
-      const { slot, label } = pickSlot(module, config);
-      this.serial = callModule("C_GetTokenInfo", () => module.pkcs11.C_GetTokenInfo(slot))
-        .serialNumber.trim();
-      this.name = config.name ?? label;
-      token = TokenLogin.acquire(module, slot);
-      const login = this.#login = new HandleLogin(token, config.pin, label);
       try {
-        login.ensure();
+        this.#found().login.ensure();
       } catch (error) {
-        if (!settings.keepLoginFailure) throw error;
-        this.loginFailure = error;
+        if (!settings.keepOpenFailure || !isOutage(error)) throw error;
+        this.openFailure = error;
       }
-      this.#slot = slot;
-      this.tokenLabel = label;
+      this.name = config.name ?? this.#token?.label ?? config.tokenLabel ??
+        `slot-${config.slotId}`;
       this.#callTimeoutMs = settings.callTimeoutMs;
       this.keys = new KeyCache(
         (fn, deadline) => this.call(fn, deadline, true),
         settings.keyCacheMs,
-        () => login.token.generation,
+        () => this.#token?.login.token.generation ?? 0,
       );
       const hooks = { place: this.#place, keyDestroyed: (key: HsmKey) => this.keys.forget(key) };
       this.pool = new Pool<HsmSession>({
@@ -154,6 +165,7 @@ export class Member {
         ...settings.pool,
         create: () => {
           module.recover(); // finalised by someone else: initialise it again
+          const { slot, login } = this.#found();
           login.ensure();
           return Promise.resolve(new Session(module, slot, hooks));
         },
@@ -168,19 +180,49 @@ export class Member {
           } catch {
             return false; // closed behind our back: the pool makes another
           }
-          login.ensure(); // alive but logged out: log the token in again
+          this.#token!.login.ensure(); // alive but logged out: log the token in again
           return session.isLoggedIn();
         },
         isFatal: isSessionFatal,
         isPermanent: isLoginRefusal,
       });
     } catch (error) {
-      token?.release();
+      this.#token?.login.token.release();
       moduleRef.release();
       throw error;
     }
-    this.#module = moduleRef;
     this.library = module.path;
+  }
+
+  /** The member's token, found now if it was not yet (throws what the module said). */
+  #found(): FoundToken {
+    if (this.#token !== undefined) return this.#token;
+    const module = this.#module.module, config = this.#config;
+    const { slot, label } = pickSlot(module, config);
+    const serial = callModule("C_GetTokenInfo", () => module.pkcs11.C_GetTokenInfo(slot))
+      .serialNumber.trim();
+    const token = TokenLogin.acquire(module, slot);
+    try {
+      return this.#token = {
+        slot,
+        label,
+        serial,
+        login: new HandleLogin(token, config.pin, label),
+      };
+    } catch (error) {
+      token.release();
+      throw error;
+    }
+  }
+
+  /** The token's label (the configured one until the token is found). */
+  get tokenLabel(): string {
+    return this.#token?.label ?? this.#config.tokenLabel ?? "";
+  }
+
+  /** The token's serial number, to tell two members on one token apart; `undefined` until found. */
+  get serial(): string | undefined {
+    return this.#token?.serial;
   }
 
   /**
@@ -194,12 +236,12 @@ export class Member {
     repeatable: boolean,
   ): Promise<T> {
     for (let attempt = 0;; attempt++) {
-      if (this.#login.refusal !== undefined) throw this.#login.refusal;
+      if (this.refusal !== undefined) throw this.refusal;
       let lease: Lease<HsmSession>;
       try {
         lease = await this.pool.acquire(acquireOptions(deadline));
       } catch (error) {
-        throw this.#login.refusal ?? error;
+        throw this.refusal ?? error;
       }
       const session = lease.resource;
       const bound = this.#bound(deadline);
@@ -215,7 +257,7 @@ export class Member {
         if (bound !== deadline && error instanceof PoolTimeoutError) unanswered.add(error);
         const recovered = this.#recover(error);
         const again = recovered === "login" || (recovered !== undefined && repeatable);
-        if (attempt > 0 || !again) throw this.#login.refusal ?? error;
+        if (attempt > 0 || !again) throw this.refusal ?? error;
       }
     }
   }
@@ -249,7 +291,8 @@ export class Member {
    * the token refused.
    */
   #recover(error: unknown): Recovery | undefined {
-    if (this.#login.refusal !== undefined) return undefined;
+    const login = this.#token?.login;
+    if (login === undefined || login.refusal !== undefined) return undefined;
     const code = errorCode(error);
     if (code === CKR.CRYPTOKI_NOT_INITIALIZED) {
       this.#module.module.recover();
@@ -265,17 +308,16 @@ export class Member {
       return undefined;
     }
     const loggedOut = code === CKR.USER_NOT_LOGGED_IN ||
-      ((error instanceof KeyNotFoundError || isStaleHandle(error)) &&
-        !this.#login.token.isLoggedIn());
+      ((error instanceof KeyNotFoundError || isStaleHandle(error)) && !login.token.isLoggedIn());
     if (!loggedOut) return undefined;
-    this.#login.ensure();
+    login.ensure();
     this.#relogins++;
     return "login";
   }
 
   /** Whether the token refused this member's PIN: then every call rejects with this at once. */
   get refusal(): HsmError | undefined {
-    return this.#login.refusal;
+    return this.#token?.login.refusal;
   }
 
   /**
@@ -290,7 +332,7 @@ export class Member {
     try {
       return await run(key, deadline);
     } catch (error) {
-      if (!isStaleHandle(error) || this.#login.refusal !== undefined) throw error;
+      if (!isStaleHandle(error) || this.refusal !== undefined) throw error;
       return await run(await this.#refind(key, deadline), deadline);
     }
   }
@@ -322,16 +364,17 @@ export class Member {
   async probe(deadline: Deadline): Promise<void> {
     const module = this.#module.module;
     module.recover();
+    const { slot, login } = this.#found();
     // On a worker thread first: a module that still hangs must not block the event loop.
     await this.#place.runOnThread(this.#prober, {
       pkcs11: module.pkcs11,
       library: module.path,
       session: NO_SESSION,
       op: "ping",
-      args: [this.#slot],
+      args: [slot],
     }, deadline);
     this.pool.invalidate();
-    this.#login.ensure();
+    login.ensure();
     await this.call((s) => s.digest(PROBE_DATA), deadline, false);
   }
 
@@ -358,9 +401,9 @@ export class Member {
       pool: this.pool.stats(),
       library: this.library,
       tokenLabel: this.tokenLabel,
-      slotId: slotNumber(this.#slot),
+      slotId: this.#token === undefined ? -1 : slotNumber(this.#token.slot),
       runsOn: this.#place.where,
-      loginAttempts: this.#login.token.loginAttempts,
+      loginAttempts: this.#token?.login.token.loginAttempts ?? 0,
       relogins: this.#relogins,
       reinitialisations: this.#module.module.reinitialisations,
     };
@@ -373,7 +416,7 @@ export class Member {
   abandon(): void {
     void this.pool.close();
     this.#place.forget(this.#prober);
-    this.#login.token.release();
+    this.#token?.login.token.release();
     this.#module.release();
   }
 
@@ -383,7 +426,7 @@ export class Member {
       await this.pool.close(options);
     } finally {
       this.#place.forget(this.#prober);
-      this.#login.token.release();
+      this.#token?.login.token.release();
       this.#module.release();
     }
   }

@@ -1,8 +1,9 @@
 /**
  * {@link openGroup}: the members of a new handle, opened and checked: each
  * module loaded and each token found, no token twice, no name twice, and
- * each logged in (in a group, a member that can not log in starts out of
- * rotation; a handle on one token fails as it always did).
+ * each logged in (in a group, a member whose token does not answer or can
+ * not log in starts out of rotation; a handle on one token fails as it
+ * always did).
  *
  * @module
  */
@@ -27,7 +28,7 @@ export function openGroup(options: OpenHsmOptions): Group {
     pool: options.pool,
     keyCacheMs: options.keyCacheMs ?? 1000,
     callTimeoutMs: single ? undefined : failover.callTimeoutMs,
-    keepLoginFailure: !single,
+    keepOpenFailure: !single,
   };
   const members: Member[] = [];
   try {
@@ -46,7 +47,7 @@ export function openGroup(options: OpenHsmOptions): Group {
   }
   const group = new Group(members, failover, (options as OpenHsmInternals)[CLOCK] ?? systemClock);
   for (const seat of group.seats) {
-    const failure = seat.member.loginFailure;
+    const failure = seat.member.openFailure;
     if (failure === undefined) continue;
     group.setOut(seat, (failure as Error).message, !isLoginRefusal(failure));
   }
@@ -66,7 +67,7 @@ function checkDistinct(members: readonly Member[]): void {
   for (let i = 0; i < members.length; i++) {
     for (let j = 0; j < i; j++) {
       const [a, b] = [members[j], members[i]];
-      if (a.library === b.library && a.serial === b.serial) {
+      if (a.serial !== undefined && a.library === b.library && a.serial === b.serial) {
         throw new TypeError(
           `openHsm: members ${j} and ${i} are the same token ("${a.tokenLabel}", serial ` +
             `${a.serial}, in ${a.library}): list each token once`,
@@ -82,14 +83,14 @@ function checkDistinct(members: readonly Member[]): void {
   }
 }
 
-/** Throws when no member logged in: the first PIN refusal when every member refused. */
+/** Throws when no member is up: the first PIN refusal when every member refused. */
 function checkSomeLoggedIn(members: readonly Member[]): void {
-  if (members.some((m) => m.loginFailure === undefined)) return;
-  const refusals = members.map((m) => m.loginFailure).filter(isLoginRefusal);
+  if (members.some((m) => m.openFailure === undefined)) return;
+  const refusals = members.map((m) => m.openFailure).filter(isLoginRefusal);
   if (refusals.length === members.length) throw refusals[0];
   throw new HsmError(
-    "openHsm: no member could log in: " +
-      members.map((m) => `"${m.name}": ${(m.loginFailure as Error)?.message}`).join("; "),
-    { operation: "C_Login", cause: members[0].loginFailure },
+    "openHsm: no member could be opened and logged in: " +
+      members.map((m) => `"${m.name}": ${(m.openFailure as Error)?.message}`).join("; "),
+    { operation: "C_Login", cause: members[0].openFailure },
   );
 }

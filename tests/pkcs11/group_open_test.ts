@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { formatPrometheus } from "../../mod.ts";
 import { openHsm } from "../../adapters/pkcs11/mod.ts";
-import { openGroupFixture } from "./group_fixture.ts";
+import { CKR, openGroupFixture } from "./group_fixture.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 
@@ -181,4 +181,16 @@ Deno.test("a member whose token is not there fails openHsm naming the member", a
     () => openHsm({ members: [group.members[0], { tokenLabel: "hsm-z" }], pin: group.pin }),
     /member 1 \("hsm-z"\) could not be opened: no token labelled "hsm-z"/,
   );
+});
+
+Deno.test("a token that does not answer does not keep openHsm from finding the others", async () => {
+  await using group = await openGroupFixture({ tokens: 3, withFaults: true });
+  group.tokens[1].faults!.set({ fail: CKR.DEVICE_ERROR });
+  const [a, , c] = group.members;
+  try {
+    await using hsm = await openHsm({ members: [a, c], pin: group.pin });
+    assert.deepEqual(hsm.stats().members.map((m) => m.state), ["up", "up"]);
+  } finally {
+    group.faults!.reset();
+  }
 });

@@ -5,12 +5,24 @@
  * pool tests.
  */
 import assert from "node:assert/strict";
-import { openHsm } from "../../adapters/pkcs11/mod.ts";
+import { type Hsm, openHsm } from "../../adapters/pkcs11/mod.ts";
 import { Recovery } from "../../adapters/pkcs11/recovery.ts";
 import { FakeClock } from "../pool/fake_clock.ts";
 import { CKR, openGroupFixture } from "./group_fixture.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
+
+/**
+ * Waits until member `i` is up again. Probe timers are unref'd (they keep no
+ * process alive), so the wait polls on a timer of its own; a generous cap
+ * makes a member that never returns a failure, not a hang.
+ */
+async function untilUp(hsm: Hsm, i: number): Promise<void> {
+  for (let waited = 0; hsm.stats().members[i].state !== "up"; waited += 20) {
+    assert.ok(waited < 30_000, "the member did not come back");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 Deno.test("a member that went out comes back by itself once it answers, with new sessions", async () => {
   await using group = await openGroupFixture({ withFaults: true });
@@ -23,7 +35,8 @@ Deno.test("a member that went out comes back by itself once it answers, with new
   assert.equal(out.state, "out");
   const events = hsm.events();
   group.faults!.reset();
-  const next = await events.next();
+  await untilUp(hsm, 1);
+  const next = await events.next(); // buffered when it came back
   await events.return!();
   assert.deepEqual(next.value, { type: "member-up", member: "hsm-b" });
   const back = hsm.stats().members[1];
@@ -82,4 +95,19 @@ Deno.test("a member has one probe at a time: the next waits for the one running"
   assert.equal(runs, 1, "a probe that says done ends the probing");
   assert.equal(recovery.probing(member), false);
   await recovery.close();
+});
+
+Deno.test("a member whose token does not answer at open starts out, and joins once it answers", async () => {
+  await using group = await openGroupFixture({ withFaults: true });
+  group.tokens[1].faults!.set({ fail: CKR.DEVICE_ERROR });
+  await using hsm = await openHsm({ members: group.members, pin: group.pin });
+  const down = hsm.stats().members[1];
+  assert.deepEqual([down.name, down.state], ["hsm-b", "out"]);
+  assert.match(down.reason!, /no token labelled "hsm-b" answered.*CKR_DEVICE_ERROR/);
+  await hsm.encrypt(group.keys.aes.label, text("served by a")); // the group serves meanwhile
+  group.faults!.reset();
+  await untilUp(hsm, 1);
+  const up = hsm.stats().members[1];
+  assert.equal(up.slotId, group.tokens[1].slotId);
+  assert.deepEqual(up.missingKeys, []);
 });
