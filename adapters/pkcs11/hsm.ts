@@ -10,7 +10,7 @@
 import type { Lease, Pool } from "../../mod.ts";
 import { rejectUnknownOptions } from "../../pool/options.ts";
 import type { AcquireOptions, CloseOptions, EventsOptions } from "../../pool/types.ts";
-import { isStaleHandle, KeyNotFoundError } from "./errors.ts";
+import { HsmError, isStaleHandle, KeyNotFoundError } from "./errors.ts";
 import type { Group, HsmMemberEvent } from "./group.ts";
 import { acquireOptions, deadlineOf, type Member } from "./member.ts";
 import { openGroup } from "./open_group.ts";
@@ -137,7 +137,9 @@ export class Hsm implements AsyncDisposable {
     const single = group.seats.length === 1;
     // On one token a held key's handle is valid as it is; in a group each member finds its own.
     const keyOn: KeyOn = single ? (_, key) => Promise.resolve(key) : (m, key, deadline) => {
-      if (key?.id === "" || typeof key?.id !== "string") return Promise.resolve(key);
+      if (typeof key?.id !== "string") return Promise.resolve(key); // the op's check says why
+      // A handle number means another object on another member: only the CKA_ID names a key.
+      if (key.id === "") return Promise.reject(keyWithoutIdInGroup(key));
       return m.keys.byId(key.id, key.kind, deadline);
     };
     type Use<T> = (session: HsmSession, key: HsmKey) => Promise<T>; // an op with a held key
@@ -289,6 +291,15 @@ export class Hsm implements AsyncDisposable {
         "HSM's backup or cloning tools, or list only members that hold the same keys",
     );
   }
+}
+
+function keyWithoutIdInGroup(key: HsmKey): HsmError {
+  return new HsmError(
+    `${key.kind} key "${key.label}" has no CKA_ID, and in a group of HSMs only its CKA_ID ` +
+      "names the same key on every member: give the key an id on every member (pkcs11-tool " +
+      "--set-id), or use it inside hsm.use() on the session that found it",
+    { operation: "findKey" },
+  );
 }
 
 /**

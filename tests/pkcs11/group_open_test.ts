@@ -194,3 +194,10 @@ Deno.test("a token that does not answer does not keep openHsm from finding the o
     group.faults!.reset();
   }
 });
+
+Deno.test("in a group, a held key without CKA_ID is refused rather than used by its handle on another member", async () => {
+  await using group = await openGroupFixture();
+  await using hsm = await openHsm({ members: group.members, pin: group.pin });
+  const key = await hsm.use((s) => s.generateAesKey({ label: "no-id", id: new Uint8Array(0) }));
+  await assert.rejects(() => hsm.ops.encrypt(key, text("x")), /has no CKA_ID.*--set-id/);
+});
