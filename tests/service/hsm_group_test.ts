@@ -75,7 +75,7 @@ Deno.test("/healthz is 200 degraded while one member is out, naming it and why",
   assert.ok(!health.text.includes(TEST_PIN));
 });
 
-Deno.test("/healthz is 503 unavailable when every member is out", async () => {
+Deno.test("/healthz and /encrypt are 503 unavailable when every member is out", async () => {
   await using t = await startGroupService();
   t.group.faults!.set({ fail: CKR.DEVICE_REMOVED });
   await eventually("every member out of rotation", async () => {
@@ -86,6 +86,10 @@ Deno.test("/healthz is 503 unavailable when every member is out", async () => {
   assert.equal(health.status, 503, health.text);
   assert.equal(health.body.status, "unavailable");
   assert.match(health.body.reason, /every HSM member is out of rotation: hsm-a .*, hsm-b /);
+  const refused = await t.post("/encrypt", { key_label: t.group.keys.aes.label, plaintext: "" });
+  assert.equal(refused.status, 503, refused.text);
+  assert.equal(refused.body.error, "hsm_unavailable");
+  assert.ok(refused.headers.get("retry-after"));
 });
 
 Deno.test("/metrics carries one series per member, labelled member, and each member's pool", async () => {
