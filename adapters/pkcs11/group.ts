@@ -121,12 +121,20 @@ export class Group {
    * key it lacks) `op` runs again on another member that is up, while the
    * caller's deadline allows.
    */
-  async run<T>(
+  run<T>(
     op: (member: Member, deadline: Deadline | undefined) => Promise<T>,
     deadline: Deadline | undefined,
     repeatable: boolean,
   ): Promise<T> {
-    if (this.#single) return await this.#runOn(this.seats[0], op, deadline);
+    if (this.#single) return this.#runOn(this.seats[0], op, deadline);
+    return this.#runWithFailover(op, deadline, repeatable);
+  }
+
+  async #runWithFailover<T>(
+    op: (member: Member, deadline: Deadline | undefined) => Promise<T>,
+    deadline: Deadline | undefined,
+    repeatable: boolean,
+  ): Promise<T> {
     let tried: Seat[] | undefined;
     for (;;) {
       const seat = this.#pick(tried);
@@ -211,21 +219,21 @@ export class Group {
 
   /**
    * Takes a member out of rotation (the one place that does): wakes the
-   * calls waiting on it, retires its sessions, tells the subscribers, and
+   * calls waiting on it, tells the subscribers, and
    * starts probing it unless `probing` is `false` (it can never come back).
    */
   setOut(seat: Seat, reason: string, probing: boolean): void {
     if (this.#single || this.#closed) return;
-    if (seat.state === "out") {
-      if (!probing) seat.reason = reason; // a refused PIN says more than what came before
-      return;
+    // Out already, only a refused PIN (it was changed while out) says more: out for good.
+    if (seat.state === "out" && probing) return;
+    if (seat.state === "up") {
+      seat.out.abort(
+        new HsmError(`member ${seat.member.name} is out: ${reason}`, { operation: "group" }),
+      );
     }
     seat.state = "out";
     seat.reason = reason;
-    seat.out.abort(
-      new HsmError(`member ${seat.member.name} is out: ${reason}`, { operation: "group" }),
-    );
-    seat.member.pool.invalidate();
+    // Its sessions are retired by the probe that finds it answering: closing one now could hang.
     if (this.events.active) {
       this.events.emit({ type: "member-out", member: seat.member.name, reason, probing });
     }

@@ -8,69 +8,17 @@
  * @module
  */
 import type { Lease, Pool } from "../../mod.ts";
-import { CLOCK, systemClock } from "../../pool/clock.ts";
-import type {
-  AcquireOptions,
-  CloseOptions,
-  HistogramSnapshot,
-  PoolStats,
-} from "../../pool/types.ts";
-import { HsmError, isLoginRefusal, isStaleHandle, KeyNotFoundError } from "./errors.ts";
-import { Group, type HsmMemberEvent, type HsmMemberState, type Seat } from "./group.ts";
-import { deadlineOf, Member, type MemberStats } from "./member.ts";
+import { rejectUnknownOptions } from "../../pool/options.ts";
+import type { AcquireOptions, CloseOptions, EventsOptions } from "../../pool/types.ts";
+import { isStaleHandle, KeyNotFoundError } from "./errors.ts";
+import type { Group, HsmMemberEvent } from "./group.ts";
+import { acquireOptions, deadlineOf, type Member } from "./member.ts";
+import { openGroup } from "./open_group.ts";
 import { type HsmKey, pickRandom } from "./ops.ts";
-import {
-  checkOptions,
-  failoverSettings,
-  type MemberConfig,
-  memberConfigs,
-  type OpenHsmInternals,
-  type OpenHsmOptions,
-} from "./options.ts";
+import { checkOptions, type OpenHsmOptions } from "./options.ts";
 import type { HsmSession } from "./session.ts";
+import { handleStats, type HsmStats } from "./stats.ts";
 import type { Deadline } from "./threads.ts";
-
-/** {@link PoolStats} plus what the HSM handle knows. */
-export interface HsmStats extends PoolStats {
-  /** Real path of the (first member's) module. */
-  library: string;
-  /** The (first member's) token label. */
-  tokenLabel: string;
-  /** The slot the (first member's) token is in now. */
-  slotId: number;
-  /** Where crypto calls run: this thread while the module is fast, else worker threads (any member). */
-  calls: "this thread" | "worker threads";
-  /** `C_Login` calls on the tokens since they were opened in this process (all handles). */
-  loginAttempts: number;
-  /** Logins again after a token was logged out behind this handle's back. */
-  relogins: number;
-  /** Times a module was initialised again after someone else finalised it. */
-  reinitialisations: number;
-  /**
-   * Each member (one for a handle on one token): its state, calls and
-   * errors, the keys it lacks, and its own pool's numbers. The pool
-   * numbers above are their sums (wait percentiles: the highest member's).
-   */
-  members: HsmMemberStats[];
-}
-
-/** One member of a handle, in {@link HsmStats.members}. */
-export interface HsmMemberStats extends MemberStats {
-  /** The member's name (its pool is named `hsm:<name>`). */
-  name: string;
-  /** `"up"`: in rotation; `"out"`: out of rotation, see `reason`. */
-  state: HsmMemberState;
-  /** Why the member is out (the CKR name where there is one); `undefined` while up. */
-  reason?: string;
-  /** Operations running on it now. */
-  inFlight: number;
-  /** Operations it was given since the handle opened (a retried one counts on each member). */
-  calls: number;
-  /** Operations that failed on it (some then ran on another member). */
-  errors: number;
-  /** `CKA_ID`s (hex) of keys other members hold and it lacks (same id, kind and label). */
-  missingKeys: string[];
-}
 
 /** The result of {@link Hsm.encrypt}: the sealed bytes and the key that sealed them. */
 export interface Sealed {
@@ -147,6 +95,8 @@ export interface HsmMember {
 
 /** The key of the same `CKA_ID` and kind on `member`: a held key's handle is one token's. */
 type KeyOn = (member: Member, key: HsmKey, deadline: Deadline | undefined) => Promise<HsmKey>;
+
+const EVENTS_OPTIONS: readonly (keyof EventsOptions)[] = ["signal", "bufferSize"];
 
 let keysChecked: (hsm: Hsm) => Promise<void>;
 
@@ -229,7 +179,7 @@ export class Hsm implements AsyncDisposable {
       (m, d) => {
         const refusal = m.refusal;
         if (refusal !== undefined) return Promise.reject(refusal);
-        return m.pool.acquire(d).catch((error) => {
+        return m.pool.acquire(acquireOptions(d)).catch((error) => {
           throw m.refusal ?? error;
         });
       },
@@ -300,28 +250,20 @@ export class Hsm implements AsyncDisposable {
    * reason), `member-up`, `keys-missing`. Pool events are each member
    * pool's `events()`.
    */
-  events(options?: { signal?: AbortSignal; bufferSize?: number }): AsyncIterableIterator<
-    HsmMemberEvent
-  > {
-    return this.#group.events.subscribe(options?.bufferSize ?? 256, options?.signal);
+  events(options?: EventsOptions): AsyncIterableIterator<HsmMemberEvent> {
+    if (options !== undefined) rejectUnknownOptions("Hsm.events()", options, EVENTS_OPTIONS);
+    const bufferSize = options?.bufferSize ?? 256;
+    if (!Number.isInteger(bufferSize) || bufferSize < 1) {
+      throw new RangeError(
+        `Hsm.events(): bufferSize must be a whole number of 1 or more, got ${bufferSize}`,
+      );
+    }
+    return this.#group.events.subscribe(bufferSize, options?.signal);
   }
 
   /** Pool stats (summed over the members) plus the HSM's, and each member's. */
   stats(): HsmStats {
-    const members = this.#group.seats.map(memberStats);
-    const first = members[0];
-    const top = members.length === 1 ? first.pool : sumStats(members.map((m) => m.pool));
-    return {
-      ...top,
-      library: first.library,
-      tokenLabel: first.tokenLabel,
-      slotId: first.slotId,
-      calls: members.some((m) => m.runsOn === "worker threads") ? "worker threads" : "this thread",
-      loginAttempts: sum(members, "loginAttempts"),
-      relogins: sum(members, "relogins"),
-      reinitialisations: sum(members, "reinitialisations"),
-      members,
-    };
+    return handleStats(this.#group.seats);
   }
 
   /** Stops the probes, closes every session, lets go of the logins and modules. */
@@ -347,160 +289,6 @@ export class Hsm implements AsyncDisposable {
         "HSM's backup or cloning tools, or list only members that hold the same keys",
     );
   }
-}
-
-/** Opens each member and checks that they are distinct tokens; logs each in. */
-function openGroup(options: OpenHsmOptions): Group {
-  const configs = memberConfigs(options);
-  const failover = failoverSettings(options.failover);
-  const single = configs.length === 1;
-  const settings = {
-    pool: options.pool,
-    keyCacheMs: options.keyCacheMs ?? 1000,
-    callTimeoutMs: single ? undefined : failover.callTimeoutMs,
-    keepLoginFailure: !single,
-  };
-  const members: Member[] = [];
-  try {
-    for (const [i, config] of configs.entries()) {
-      try {
-        members.push(new Member(config, settings));
-      } catch (error) {
-        throw single ? error : memberError(i, config, error);
-      }
-    }
-    checkDistinct(members);
-    if (!single) checkSomeLoggedIn(members);
-  } catch (error) {
-    for (const member of members) member.abandon();
-    throw error;
-  }
-  const group = new Group(members, failover, (options as OpenHsmInternals)[CLOCK] ?? systemClock);
-  for (const seat of group.seats) {
-    const failure = seat.member.loginFailure;
-    if (failure === undefined) continue;
-    group.setOut(seat, (failure as Error).message, !isLoginRefusal(failure));
-  }
-  return group;
-}
-
-function memberError(i: number, config: MemberConfig, error: unknown): Error {
-  const which = config.name ?? config.tokenLabel ?? `slot ${config.slotId}`;
-  const message = `openHsm: member ${i} ("${which}") could not be opened: ${
-    (error as Error)?.message ?? error
-  }`;
-  if (error instanceof TypeError) return new TypeError(message, { cause: error });
-  return new HsmError(message, { operation: "open", cause: error });
-}
-
-function checkDistinct(members: readonly Member[]): void {
-  for (let i = 0; i < members.length; i++) {
-    for (let j = 0; j < i; j++) {
-      const [a, b] = [members[j], members[i]];
-      if (a.library === b.library && a.serial === b.serial) {
-        throw new TypeError(
-          `openHsm: members ${j} and ${i} are the same token ("${a.tokenLabel}", serial ` +
-            `${a.serial}, in ${a.library}): list each token once`,
-        );
-      }
-      if (a.name === b.name) {
-        throw new TypeError(
-          `openHsm: members ${j} and ${i} are both named "${a.name}": give each member a ` +
-            "distinct name",
-        );
-      }
-    }
-  }
-}
-
-/** Throws when no member logged in: the first PIN refusal when every member refused. */
-function checkSomeLoggedIn(members: readonly Member[]): void {
-  if (members.some((m) => m.loginFailure === undefined)) return;
-  const refusals = members.map((m) => m.loginFailure).filter(isLoginRefusal);
-  if (refusals.length === members.length) throw refusals[0];
-  throw new HsmError(
-    "openHsm: no member could log in: " +
-      members.map((m) => `"${m.name}": ${(m.loginFailure as Error)?.message}`).join("; "),
-    { operation: "C_Login", cause: members[0].loginFailure },
-  );
-}
-
-function memberStats(seat: Seat): HsmMemberStats {
-  return {
-    name: seat.member.name,
-    state: seat.state,
-    reason: seat.reason,
-    inFlight: seat.inFlight,
-    calls: seat.calls,
-    errors: seat.errors,
-    missingKeys: seat.missingKeys,
-    ...seat.member.stats(),
-  };
-}
-
-function sum<S>(
-  items: readonly S[],
-  key: { [K in keyof S]: S[K] extends number ? K : never }[keyof S],
-): number {
-  let total = 0;
-  for (const item of items) total += item[key] as number;
-  return total;
-}
-
-const SUMMED = [
-  "min",
-  "max",
-  "maxIdle",
-  "size",
-  "idle",
-  "inUse",
-  "pending",
-  "creating",
-  "created",
-  "destroyed",
-  "acquired",
-  "released",
-  "timedOut",
-  "aborted",
-  "createErrors",
-  "leaks",
-  "errors",
-] as const;
-
-/** The pool numbers of a group: counters summed, histograms merged, percentiles the highest. */
-function sumStats(members: readonly PoolStats[]): PoolStats {
-  const first = members[0];
-  const stats: PoolStats = {
-    ...first,
-    name: members.map((m) => m.name).join("+"),
-    breaker: members.find((m) => m.breaker === "closed")?.breaker ?? first.breaker,
-    acquireWaitMs: {
-      p50: Math.max(...members.map((m) => m.acquireWaitMs.p50)),
-      p99: Math.max(...members.map((m) => m.acquireWaitMs.p99)),
-      max: Math.max(...members.map((m) => m.acquireWaitMs.max)),
-    },
-    acquireWaitHistogram: merged(members.map((m) => m.acquireWaitHistogram)),
-    createTimeHistogram: merged(members.map((m) => m.createTimeHistogram)),
-    useTimeHistogram: merged(members.map((m) => m.useTimeHistogram)),
-  };
-  for (const key of SUMMED) stats[key] = sum(members, key);
-  return stats;
-}
-
-function merged(histograms: readonly HistogramSnapshot[]): HistogramSnapshot {
-  const [first, ...rest] = histograms;
-  const out = { ...first, counts: [...first.counts], sumsMs: [...first.sumsMs] };
-  for (const h of rest) {
-    h.counts.forEach((c, i) => out.counts[i] += c);
-    h.sumsMs.forEach((s, i) => out.sumsMs[i] += s);
-    out.count += h.count;
-    out.sumMs += h.sumMs;
-    if (h.count > 0) {
-      out.minMs = out.count === h.count ? h.minMs : Math.min(out.minMs, h.minMs);
-      out.maxMs = Math.max(out.maxMs, h.maxMs);
-    }
-  }
-  return out;
 }
 
 /**

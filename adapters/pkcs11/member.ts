@@ -56,6 +56,7 @@ type Recovery = "session" | "login" | "module";
 
 const NEVER_ABORTED = new AbortController().signal;
 const PROBE_DATA = new Uint8Array(1);
+const NO_SESSION = new Uint8Array(0);
 
 /** The deadline of a call that began now, or `undefined` when the caller set none. */
 export function deadlineOf(options: AcquireOptions | undefined): Deadline | undefined {
@@ -69,7 +70,7 @@ export function deadlineOf(options: AcquireOptions | undefined): Deadline | unde
 }
 
 /** What is left of `deadline` for a wait for a session. */
-function acquireOptions(deadline: Deadline | undefined): AcquireOptions | undefined {
+export function acquireOptions(deadline: Deadline | undefined): AcquireOptions | undefined {
   if (deadline?.until === undefined) return deadline;
   return {
     signal: deadline.signal,
@@ -105,6 +106,8 @@ export class Member {
   readonly #login: HandleLogin;
   readonly #slot: Buffer;
   readonly #place = new CallPlace();
+  /** The owner of the probe's worker thread. */
+  readonly #prober = {};
   readonly #callTimeoutMs: number | undefined;
   #relogins = 0;
 
@@ -307,7 +310,16 @@ export class Member {
    * within `deadline`. Throws what went wrong.
    */
   async probe(deadline: Deadline): Promise<void> {
-    this.#module.module.recover();
+    const module = this.#module.module;
+    module.recover();
+    // On a worker thread first: a module that still hangs must not block the event loop.
+    await this.#place.runOnThread(this.#prober, {
+      pkcs11: module.pkcs11,
+      library: module.path,
+      session: NO_SESSION,
+      op: "ping",
+      args: [this.#slot],
+    }, deadline);
     this.pool.invalidate();
     this.#login.ensure();
     await this.call((s) => s.digest(PROBE_DATA), deadline, false);
@@ -350,6 +362,7 @@ export class Member {
    */
   abandon(): void {
     void this.pool.close();
+    this.#place.forget(this.#prober);
     this.#login.token.release();
     this.#module.release();
   }
@@ -359,6 +372,7 @@ export class Member {
     try {
       await this.pool.close(options);
     } finally {
+      this.#place.forget(this.#prober);
       this.#login.token.release();
       this.#module.release();
     }

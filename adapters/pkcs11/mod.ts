@@ -38,15 +38,14 @@ export {
   Hsm,
   type HsmLease,
   type HsmMember,
-  type HsmMemberStats,
   type HsmOps,
-  type HsmStats,
   openHsm,
   type Sealed,
   type SealOptions,
 } from "./hsm.ts";
 export { type HsmMemberEvent, type HsmMemberState, NoMemberUpError } from "./group.ts";
 export type { MemberStats } from "./member.ts";
+export type { HsmMemberStats, HsmStats } from "./stats.ts";
 export type {
   HsmFailoverOptions,
   HsmMemberOptions,

@@ -185,8 +185,18 @@ function digest(p: Pkcs11, s: Bytes, data: Bytes): Bytes {
   return out.subarray(0, call("C_Digest", () => N.C_Digest.call(p, s, nonNull(data), out)));
 }
 
-/** The crypto operations, by name: what may run on a worker thread. */
-export const CRYPTO = { encrypt, decrypt, sign, verify, digest };
+/**
+ * Whether the token in `slot` answers (`C_GetTokenInfo`; `s` is unused): a
+ * group's probe runs it on a worker thread first, so a module that still
+ * hangs keeps that thread waiting, not the event loop.
+ */
+function ping(p: Pkcs11, _s: Bytes, slot: Bytes): boolean {
+  call("C_GetTokenInfo", () => p.C_GetTokenInfo(Buffer.from(slot)));
+  return true;
+}
+
+/** The crypto operations (and the probe's ping), by name: what may run on a worker thread. */
+export const CRYPTO = { encrypt, decrypt, sign, verify, digest, ping };
 
 /** The name of a crypto operation. */
 export type CryptoOp = keyof typeof CRYPTO;

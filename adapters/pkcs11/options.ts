@@ -55,7 +55,7 @@ export interface OpenHsmOptions extends HsmTokenOptions {
    * move to another when one fails. Excludes `library`, `tokenLabel` and
    * `slotId` at the top level.
    */
-  members?: HsmMemberOptions[];
+  members?: readonly HsmMemberOptions[];
   /**
    * The user PIN (of every member without its own). Never appears in
    * errors, logs or stats. A PIN a token refuses costs one `C_Login` per

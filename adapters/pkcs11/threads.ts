@@ -121,6 +121,15 @@ export class CallPlace {
     });
   }
 
+  /** Runs `call` on the thread of `owner`, whatever the rule says (a probe of a module that may hang). */
+  runOnThread<K extends CryptoOp>(
+    owner: object,
+    call: Call<K>,
+    deadline: Deadline | undefined,
+  ): Promise<CryptoResult<K>> {
+    return this.#onThread(owner, call, deadline);
+  }
+
   #onThread<K extends CryptoOp>(
     owner: object,
     call: Call<K>,
@@ -229,6 +238,7 @@ class SessionThread {
     const id = this.#next++;
     const { promise, resolve, reject } = Promise.withResolvers<unknown>();
     this.#pending.set(id, { resolve, reject });
+    promise.catch(() => {}); // closed before the thread was ready: awaited below, not unhandled
     await this.#ready;
     if (this.#broken) this.#fail(this.#broken);
     else this.#worker.postMessage({ id, op: call.op, session: call.session, args: call.args });
