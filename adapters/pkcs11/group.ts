@@ -12,12 +12,12 @@
  *
  * @module
  */
-import { CircuitOpenError, PoolTimeoutError } from "../../mod.ts";
+import { CircuitOpenError } from "../../mod.ts";
 import type { Clock } from "../../pool/clock.ts";
 import { EventHub } from "../../pool/events.ts";
 import type { CloseOptions } from "../../pool/types.ts";
 import { CKR, errorCode, HsmError, isLoginRefusal, KeyNotFoundError } from "./errors.ts";
-import type { Member } from "./member.ts";
+import { isUnanswered, type Member } from "./member.ts";
 import type { FailoverSettings } from "./options.ts";
 import { Recovery } from "./recovery.ts";
 import type { Deadline } from "./threads.ts";
@@ -143,7 +143,7 @@ export class Group {
       try {
         return await this.#runOn(seat, op, { ...deadline, signal });
       } catch (error) {
-        const retry = this.#judge(seat, out, error, deadline);
+        const retry = this.#judge(seat, out, error);
         if (!retry || !repeatable || expired(deadline)) throw error;
         (tried ??= []).push(seat);
         if (!this.seats.some((s) => s.state === "up" && !tried!.includes(s))) throw error;
@@ -188,7 +188,7 @@ export class Group {
    * What a failure says of the member (it may go out), and whether the call
    * may move to another member: `false` for the caller's own errors.
    */
-  #judge(seat: Seat, out: AbortSignal, error: unknown, deadline: Deadline | undefined): boolean {
+  #judge(seat: Seat, out: AbortSignal, error: unknown): boolean {
     if (out.aborted) return true; // it went out while the call ran or waited
     if (error instanceof KeyNotFoundError) return true;
     if (isLoginRefusal(error)) {
@@ -206,7 +206,7 @@ export class Group {
       }
       return true;
     }
-    if (error instanceof PoolTimeoutError && !expired(deadline)) {
+    if (isUnanswered(error)) {
       this.setOut(seat, `a call did not answer within ${this.#failover.callTimeoutMs} ms`, true);
       return true;
     }

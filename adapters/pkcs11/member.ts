@@ -9,7 +9,7 @@
  * @module
  */
 import type { Buffer } from "node:buffer";
-import { type Lease, Pool } from "../../mod.ts";
+import { type Lease, Pool, PoolTimeoutError } from "../../mod.ts";
 import type { AcquireOptions, CloseOptions, PoolStats } from "../../pool/types.ts";
 import {
   call as callModule,
@@ -57,6 +57,13 @@ type Recovery = "session" | "login" | "module";
 const NEVER_ABORTED = new AbortController().signal;
 const PROBE_DATA = new Uint8Array(1);
 const NO_SESSION = new Uint8Array(0);
+
+const unanswered = new WeakSet<object>();
+
+/** Whether `error` is a crypto call's timeout at the member's `callTimeoutMs` (not the caller's). */
+export function isUnanswered(error: unknown): boolean {
+  return typeof error === "object" && error !== null && unanswered.has(error);
+}
 
 /** The deadline of a call that began now, or `undefined` when the caller set none. */
 export function deadlineOf(options: AcquireOptions | undefined): Deadline | undefined {
@@ -203,6 +210,9 @@ export class Member {
         return value;
       } catch (error) {
         this.#giveBack(lease, isSessionFatal(error));
+        // Tightened by callTimeoutMs, the bound ends before the caller's deadline: its timeout is
+        // the member's not answering, never the caller's deadline.
+        if (bound !== deadline && error instanceof PoolTimeoutError) unanswered.add(error);
         const recovered = this.#recover(error);
         const again = recovered === "login" || (recovered !== undefined && repeatable);
         if (attempt > 0 || !again) throw this.#login.refusal ?? error;
