@@ -17,6 +17,7 @@ import { HttpMetrics } from "./http_metrics.ts";
 import { HttpError, jsonResponse } from "./http_error.ts";
 import { errorText, type Logger } from "./log.ts";
 import { encryptPerRequest } from "./per_request.ts";
+import { formatMemberMetrics, memberJson } from "./hsm_members.ts";
 import { poolStatsJson } from "./pool_stats.ts";
 import { readJsonObject } from "./request_body.ts";
 import { RequestGate } from "./request_gate.ts";
@@ -101,7 +102,13 @@ function mapAndLog(log: Logger): ErrorMapper {
 /** Builds the request handler. */
 export function createApp(options: AppOptions): App {
   const { hsm, config, log } = options;
-  const pools: StatsSource[] = [hsm, ...(options.extraPools ?? [])];
+  const extraPools = options.extraPools ?? [];
+  // Stats show the handle (summed) with its members; metrics show each member's own pool.
+  const hsmStatsJson = () => {
+    const stats = hsm.stats();
+    return { ...poolStatsJson(stats), members: stats.members.map(memberJson) };
+  };
+  const metricPools: StatsSource[] = [...hsm.members.map((m) => m.pool), ...extraPools];
   const bodyLimits = { maxBytes: config.maxBodyBytes, timeoutMs: config.bodyTimeoutMs };
   const acquire = (request: Request): AcquireOptions => ({
     signal: request.signal,
@@ -127,19 +134,26 @@ export function createApp(options: AppOptions): App {
         ),
     },
     "/pool/stats": {
-      GET: () => jsonResponse({ pools: pools.map((p) => poolStatsJson(p.stats())) }),
+      GET: () =>
+        jsonResponse({
+          pools: [hsmStatsJson(), ...extraPools.map((p) => poolStatsJson(p.stats()))],
+        }),
     },
     "/metrics": {
       GET: () =>
-        new Response(formatPrometheus(pools) + httpMetrics.format(), {
-          headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
-        }),
+        new Response(
+          formatPrometheus(metricPools) + formatMemberMetrics(hsm.stats().members) +
+            httpMetrics.format(),
+          { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } },
+        ),
     },
     "/healthz": {
       GET: async () => {
         const health = await checkHealth(hsm, HEALTH_TIMEOUT_MS);
-        if (health.status !== "ok") log("warn", "health check failed", { reason: health.reason });
-        return jsonResponse(health, health.status === "ok" ? 200 : 503);
+        if (health.status !== "ok") {
+          log("warn", `health check: ${health.status}`, { reason: health.reason });
+        }
+        return jsonResponse(health, health.status === "unavailable" ? 503 : 200);
       },
     },
   };

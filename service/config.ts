@@ -219,12 +219,12 @@ function tokensFrom(
     ? env.PKCS11_TOKEN_LABELS.split(",").map((t) => parseToken(t, "PKCS11_TOKEN_LABELS"))
     : [{ label: env.PKCS11_TOKEN_LABEL || "TestToken" }];
   const seen = new Set<string>();
-  for (const { label, module } of tokens) {
-    const key = `${label}@${module ?? ""}`;
-    if (seen.has(key)) {
+  for (const { label } of tokens) {
+    // Labels name the members in stats, health and metrics.
+    if (seen.has(label)) {
       throw new ConfigError(`token "${label}" is given twice: name each token once`);
     }
-    seen.add(key);
+    seen.add(label);
   }
   return tokens;
 }

@@ -13,7 +13,7 @@ import {
   PoolOverloadedError,
   PoolTimeoutError,
 } from "../mod.ts";
-import { HsmError, PinMismatchError } from "../adapters/pkcs11/mod.ts";
+import { HsmError, NoMemberUpError, PinMismatchError } from "../adapters/pkcs11/mod.ts";
 import { HttpError } from "./http_error.ts";
 import { errorText } from "./log.ts";
 import { pinRefusal } from "./pin_refusal.ts";
@@ -89,6 +89,10 @@ export function toHttpError(error: unknown, signal?: AbortSignal): HttpError {
       `the HSM is unavailable (circuit breaker open): ${errorText(error.cause)}`,
       retryAfter(error.retryAfterMs),
     );
+  }
+  if (error instanceof NoMemberUpError) {
+    // Every member of the group is out; probes bring them back as soon as they answer.
+    return new HttpError(503, "hsm_unavailable", error.message, retryAfter(1000));
   }
   if (error instanceof PoolClosedError) {
     return new HttpError(503, "shutting_down", "the service is shutting down", retryAfter(1000));

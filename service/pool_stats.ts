@@ -82,7 +82,8 @@ const MAPPED = new Set<string>([
   "useTimeHistogram",
 ]);
 
-function snakeCase(name: string): string {
+/** `inUse` → `in_use`. */
+export function snakeCase(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 

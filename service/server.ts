@@ -16,7 +16,7 @@
 
 import { type Hsm, openHsm } from "../adapters/pkcs11/mod.ts";
 import { type App, createApp, type StatsSource } from "./app.ts";
-import { ConfigError, describeConfig, type ServiceConfig } from "./config.ts";
+import { describeConfig, type ServiceConfig } from "./config.ts";
 import { openDatabasePool } from "./database_pool.ts";
 import type { PostgresPool } from "../adapters/postgres/mod.ts";
 import { errorText, jsonLogger, type Logger } from "./log.ts";
@@ -52,8 +52,20 @@ export interface Service extends AsyncDisposable {
   readonly finished: Promise<void>;
 }
 
-/** Creates the AES key for every label that has none yet (token objects). */
+/**
+ * Creates the AES key for every label that has none yet (token objects). A group's members must
+ * hold clones of one key, which a key made on one member is not: there, nothing is created, and
+ * `/pool/stats` shows the keys a member lacks.
+ */
 async function ensureKeys(hsm: Hsm, labels: readonly string[], log: Logger): Promise<void> {
+  if (hsm.members.length > 1) {
+    if (labels.length) {
+      log("info", "several tokens: keys are not created; clone them onto every token", {
+        key_labels: labels,
+      });
+    }
+    return;
+  }
   for (const label of labels) {
     const created = await hsm.use(async (session) => {
       if (session.findKeys(label, "aes").length > 0) return undefined;
@@ -120,21 +132,20 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
 export async function startService(options: StartOptions): Promise<Service> {
   const { config } = options;
   const log = options.log ?? jsonLogger();
-  if (config.tokens.length > 1) {
-    throw new ConfigError("several tokens need the HSM group handle, which this build lacks");
-  }
-  const hsm = await openHsm({
-    library: config.tokens[0].module ?? config.module,
-    tokenLabel: config.tokens[0].label,
-    pin: config.pin,
-    pool: {
-      min: config.poolMin,
-      max: config.poolMax,
-      acquireTimeoutMs: config.acquireTimeoutMs,
-      maxWaiting: config.maxWaiting,
-      breaker: { threshold: config.breakerThreshold, cooldownMs: config.breakerCooldownMs },
-    },
-  });
+  const pool = {
+    min: config.poolMin,
+    max: config.poolMax,
+    acquireTimeoutMs: config.acquireTimeoutMs,
+    maxWaiting: config.maxWaiting,
+    breaker: { threshold: config.breakerThreshold, cooldownMs: config.breakerCooldownMs },
+  };
+  const tokens = config.tokens.map(({ label, module }) => ({
+    library: module ?? config.module,
+    tokenLabel: label,
+  }));
+  const hsm = tokens.length === 1
+    ? await openHsm({ ...tokens[0], pin: config.pin, pool })
+    : await openHsm({ members: tokens, pin: config.pin, pool });
   let server: Deno.HttpServer<Deno.NetAddr>;
   let app: App;
   let database: PostgresPool | undefined;
@@ -142,7 +153,8 @@ export async function startService(options: StartOptions): Promise<Service> {
     await ensureKeys(hsm, config.ensureKeys, log);
     if (config.databaseUrl) database = await openDatabasePool(config.databaseUrl, log);
     if (Deno.env.get("OTEL_DENO") === "true") {
-      for (const pool of [hsm.pool, database?.pool]) if (pool) instrumentPool(pool);
+      for (const { pool } of hsm.members) instrumentPool(pool);
+      if (database) instrumentPool(database.pool);
     }
     const extraPools = [...(database ? [database] : []), ...(options.extraPools ?? [])];
     app = createApp({ hsm, config, log, extraPools });

@@ -170,6 +170,11 @@ export async function openFaultModule(inner: string): Promise<FaultModule> {
       const id = slotNumber(slotId);
       return {
         set(settings) {
+          if (Object.values(checked(settings)).every((v) => v === undefined)) {
+            slots.delete(id); // the same as an empty rule, and calls need not look up their slot
+            write();
+            return;
+          }
           if (!slots.has(id) && slots.size === MAX_SLOT_RULES) {
             throw new RangeError(
               `the fault module takes rules for ${MAX_SLOT_RULES} slots at most`,

@@ -3,10 +3,12 @@
  * (tasks/setup/softhsm.ts), the service on an ephemeral port on it, and
  * every log line captured. Disposing shuts the service down and deletes the
  * token. The PIN is distinctive so tests can search for it in everything
- * the service says.
+ * the service says. {@link startGroupService} runs it on several tokens
+ * holding the same keys, behind the fault module.
  */
 import assert from "node:assert/strict";
 import { provisionSoftHsm, type SoftHsm } from "../../tasks/setup/softhsm.ts";
+import { openGroupFixture, type TokenGroup } from "../pkcs11/group_fixture.ts";
 import { loadConfig, type ServiceConfig } from "../../service/config.ts";
 import type { Logger } from "../../service/log.ts";
 import { type Service, startService } from "../../service/server.ts";
@@ -56,6 +58,45 @@ export async function startTestService(
   env: Record<string, string> = {},
 ): Promise<TestService> {
   const softhsm = await provisionSoftHsm({ temporary: true, pin: TEST_PIN });
+  return await startOn(softhsm, () => softhsm[Symbol.asyncDispose](), [
+    "--ensure-key",
+    KEY_LABEL,
+    ...flags,
+  ], { ...softhsm.env, ...env });
+}
+
+/** A running service on an HSM group. */
+export interface GroupService extends TestService {
+  /** The tokens (`hsm-a`, `hsm-b`, ...) with their fault settings, and the keys they hold. */
+  group: TokenGroup;
+}
+
+/**
+ * Starts a service on `tokens` temp tokens holding the same keys (the AES key is labelled
+ * `group.keys.aes.label`), one `--token` each, behind the fault module.
+ */
+export async function startGroupService(tokens = 2, flags: string[] = []): Promise<GroupService> {
+  const group = await openGroupFixture({
+    tokens,
+    pins: Array(tokens).fill(TEST_PIN),
+    withFaults: true,
+  });
+  const service = await startOn(
+    group.env,
+    () => group[Symbol.asyncDispose](),
+    [...group.tokens.flatMap((t) => ["--token", t.label]), ...flags],
+    { SOFTHSM2_CONF: group.env.conf, PKCS11_MODULE: group.faults!.library, ENSURE_KEYS: "" },
+  );
+  return Object.assign(service, { group });
+}
+
+/** Starts the service with `flags` and `env` on `softhsm`; `cleanUp` runs after it stops. */
+async function startOn(
+  softhsm: SoftHsm,
+  cleanUp: () => PromiseLike<void>,
+  flags: string[],
+  env: Record<string, string>,
+): Promise<TestService> {
   const logs: string[] = [];
   const log: Logger = (level, message, fields = {}) => {
     logs.push(JSON.stringify({ level, message, ...fields }));
@@ -63,13 +104,13 @@ export async function startTestService(
   let service: Service;
   let config: ServiceConfig;
   try {
-    config = loadConfig(
-      ["--port", "0", "--ensure-key", KEY_LABEL, "--pool-min", "0", ...flags],
-      { ...softhsm.env, PKCS11_PIN: TEST_PIN, ...env },
-    );
+    config = loadConfig(["--port", "0", "--pool-min", "0", ...flags], {
+      PKCS11_PIN: TEST_PIN,
+      ...env,
+    });
     service = await startService({ config, log });
   } catch (error) {
-    await softhsm[Symbol.asyncDispose]();
+    await cleanUp();
     throw error;
   }
   const request = (path: string, init?: RequestInit) => fetch(service.url + path, init);
@@ -107,7 +148,7 @@ export async function startTestService(
       try {
         await service.shutdown("test done");
       } finally {
-        await softhsm[Symbol.asyncDispose]();
+        await cleanUp();
       }
     },
   };
