@@ -23,7 +23,8 @@
  *   members: [{ tokenLabel: "hsm-a" }, { tokenLabel: "hsm-b", pin: Deno.env.get("PIN_B")! }],
  *   pin: Deno.env.get("PKCS11_PIN")!,
  * });
- * for await (const event of group.events()) console.log(event.type, event.member);
+ * const { ciphertext, keyId } = await group.encrypt("app", new TextEncoder().encode("secret"));
+ * for (const m of group.stats().members) console.log(m.name, m.state, m.reason ?? "");
  * ```
  *
  * The module is initialised once per process (with OS locking) and
