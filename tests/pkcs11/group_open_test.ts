@@ -201,3 +201,12 @@ Deno.test("in a group, a held key without CKA_ID is refused rather than used by 
   const key = await hsm.use((s) => s.generateAesKey({ label: "no-id", id: new Uint8Array(0) }));
   await assert.rejects(() => hsm.ops.encrypt(key, text("x")), /has no CKA_ID.*--set-id/);
 });
+
+Deno.test("a misspelled failover option is a TypeError naming the nearest one", async () => {
+  await assert.rejects(
+    // deno-lint-ignore no-explicit-any
+    () =>
+      openHsm({ members: [{ tokenLabel: "a" }], pin: "1", failover: { callTimeout: 1 } as any }),
+    /'failover\.callTimeout' is not an option; did you mean 'failover\.callTimeoutMs'\?/,
+  );
+});
