@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { formatPrometheus } from "../../mod.ts";
-import { openHsm } from "../../adapters/pkcs11/mod.ts";
+import { type HsmFailoverOptions, openHsm } from "../../adapters/pkcs11/mod.ts";
 import { CKR, openGroupFixture } from "./group_fixture.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -203,10 +203,9 @@ Deno.test("in a group, a held key without CKA_ID is refused rather than used by 
 });
 
 Deno.test("a misspelled failover option is a TypeError naming the nearest one", async () => {
+  const failover = { callTimeout: 1 } as HsmFailoverOptions;
   await assert.rejects(
-    // deno-lint-ignore no-explicit-any
-    () =>
-      openHsm({ members: [{ tokenLabel: "a" }], pin: "1", failover: { callTimeout: 1 } as any }),
+    () => openHsm({ members: [{ tokenLabel: "a" }], pin: "1", failover }),
     /'failover\.callTimeout' is not an option; did you mean 'failover\.callTimeoutMs'\?/,
   );
 });
