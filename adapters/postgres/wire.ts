@@ -105,6 +105,14 @@ export class ConnectionSockets {
 
   /** The `socket` option to give postgres.js. */
   readonly factory = async (options: ParsedOptions): Promise<net.Socket> => {
+    if (this.session !== undefined && !this.cancelling) {
+      // postgres.js reconnects, without end, when the session socket closes before the server
+      // is ready: refused instead, so that the open fails and the pool decides what to retry.
+      throw Object.assign(
+        new Error("the server closed the connection before it was ready (during startup)"),
+        { code: "CONNECTION_CLOSED" },
+      );
+    }
     const socket = await this.#open(options);
     if (this.session === undefined) {
       this.session = socket;

@@ -27,9 +27,12 @@ Deno.test("a libpq multi-host URL gives each host its own port, in order, role u
 });
 
 Deno.test("a host without a port in a multi-host URL gets 5432", () => {
-  assert.deepEqual(hostsOf({ url: "postgres://app@a,b:6000/shop" }), ["a:5432", "b:6000"].map(
-    (h) => `${h} unknown up`,
-  ));
+  assert.deepEqual(
+    hostsOf({ url: "postgres://app@a,b:6000/shop" }),
+    ["a:5432", "b:6000"].map(
+      (h) => `${h} unknown up`,
+    ),
+  );
 });
 
 Deno.test("the hosts option replaces the URL's host and takes strings and objects", () => {
@@ -87,8 +90,8 @@ Deno.test("the URL's target_session_attrs and the option disagreeing is an error
         targetSessionAttrs: "read-write",
       }),
     (e: Error) =>
-      e instanceof TypeError && e.message.includes("targetSessionAttrs is \"read-write\"") &&
-      e.message.includes("target_session_attrs is \"read-only\""),
+      e instanceof TypeError && e.message.includes('targetSessionAttrs is "read-write"') &&
+      e.message.includes('target_session_attrs is "read-only"'),
   );
 });
 
@@ -106,7 +109,7 @@ Deno.test("postgres.js's own target_session_attrs option points at targetSession
     // @ts-expect-error: no longer an option
     () => createPostgresPool({ url: URL2, target_session_attrs: "read-write" }),
     (e: Error) =>
-      e instanceof TypeError && e.message.includes("{ targetSessionAttrs: \"read-write\" }"),
+      e instanceof TypeError && e.message.includes('{ targetSessionAttrs: "read-write" }'),
   );
 });
 
