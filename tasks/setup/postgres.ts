@@ -233,9 +233,9 @@ async function startThrowaway(options: StartDatabaseOptions): Promise<Database> 
 
 /**
  * initdb into `dir`/data (owned by `owner`), superuser `postgres` with `password` over TCP, and
- * `settings` (the port at least) appended to postgresql.conf.
+ * `settings` (the port at least) appended to postgresql.conf. Shared with postgres_cluster.ts.
  */
-async function initCluster(
+export async function initCluster(
   bin: string,
   owner: Owner | null,
   dir: string,
@@ -264,7 +264,8 @@ async function initCluster(
   await Deno.writeTextFile(`${data}/postgresql.conf`, `\n# poolkit\n${conf}\n`, { append: true });
 }
 
-function adminClient(url: string): postgres.Sql {
+/** A postgres.js client (max 2 connections, application_name `poolkit-admin`) for admin SQL. */
+export function adminClient(url: string): postgres.Sql {
   return postgres(url, {
     max: 2,
     onnotice: () => {},
@@ -284,7 +285,8 @@ export async function hasPostgresBinaries(): Promise<boolean> {
   return await findBinaries().then(() => true, () => false);
 }
 
-async function findBinaries(dirs?: string[]): Promise<string> {
+/** The folder holding `initdb` and `pg_ctl`; a {@link NoDatabaseError} when there is none. */
+export async function findBinaries(dirs?: string[]): Promise<string> {
   const fromEnv = Deno.env.get("PG_BINDIR");
   const candidates = dirs ?? [...(fromEnv ? [fromEnv] : []), ...postgresBinaryDirs()];
   for (const dir of candidates) {
@@ -338,7 +340,8 @@ function asOwner(owner: Owner | null, cmd: string, args: string[]): Deno.Command
     : { program: cmd, args };
 }
 
-async function run(owner: Owner | null, cmd: string, args: string[]): Promise<void> {
+/** Runs `cmd args` as `owner` (see asOwner); an error with its stderr when it fails. */
+export async function run(owner: Owner | null, cmd: string, args: string[]): Promise<void> {
   const { program, ...command } = asOwner(owner, cmd, args);
   const out = await new Deno.Command(program, { ...command, stdout: "piped", stderr: "piped" })
     .output();
@@ -348,7 +351,8 @@ async function run(owner: Owner | null, cmd: string, args: string[]): Promise<vo
   }
 }
 
-async function pgCtl(
+/** `pg_ctl -D data -l logFile -w args` as `owner`; a failure carries the log's last lines. */
+export async function pgCtl(
   bin: string,
   owner: Owner | null,
   data: string,
@@ -388,7 +392,7 @@ async function sweepStaleClusters(): Promise<void> {
 }
 
 /** Last resort when the process exits without stop(): immediate shutdown, delete the folder. */
-function stopSync(bin: string, owner: Owner | null, data: string, dir: string): void {
+export function stopSync(bin: string, owner: Owner | null, data: string, dir: string): void {
   try {
     const stopNow = ["-D", data, "-w", "-m", "immediate", "stop"];
     const { program, ...command } = asOwner(owner, `${bin}/pg_ctl`, stopNow);
