@@ -370,20 +370,29 @@ export async function pgCtl(
 
 /**
  * Deletes the folders of throwaway clusters whose process was killed before it could clean up
- * (SIGKILL, a crashed test runner): no live server in them and untouched for 10 minutes.
+ * (SIGKILL, a crashed test runner): no live server in them and untouched for 10 minutes. A
+ * `poolkit-pg-*` folder holds one server; a `poolkit-pgcluster-*` folder one per subfolder.
  */
-async function sweepStaleClusters(): Promise<void> {
+export async function sweepStaleClusters(): Promise<void> {
   const base = Deno.env.get("TMPDIR") ?? "/tmp";
   try {
     for await (const entry of Deno.readDir(base)) {
-      if (!entry.isDirectory || !entry.name.startsWith("poolkit-pg-")) continue;
+      if (!entry.isDirectory || !/^poolkit-pg(cluster)?-/.test(entry.name)) continue;
       const dir = `${base}/${entry.name}`;
       try {
-        const pid = await Deno.readTextFile(`${dir}/data/postmaster.pid`)
-          .then((t) => Number(t.split("\n")[0]), () => 0);
-        if (pid > 0 && await Deno.stat(`/proc/${pid}`).then(() => true, () => false)) continue;
-        const { mtime } = await Deno.stat(`${dir}/server.log`).catch(() => Deno.stat(dir));
-        if (mtime && Date.now() - mtime.getTime() > 10 * 60_000) {
+        const servers = entry.name.startsWith("poolkit-pgcluster-")
+          ? (await Array.fromAsync(Deno.readDir(dir))).map((e) => `${dir}/${e.name}`)
+          : [dir];
+        let live = false;
+        let touched = (await Deno.stat(dir)).mtime?.getTime() ?? 0;
+        for (const server of servers) {
+          const pid = await Deno.readTextFile(`${server}/data/postmaster.pid`)
+            .then((t) => Number(t.split("\n")[0]), () => 0);
+          live ||= pid > 0 && await Deno.stat(`/proc/${pid}`).then(() => true, () => false);
+          const log = await Deno.stat(`${server}/server.log`).catch(() => undefined);
+          touched = Math.max(touched, log?.mtime?.getTime() ?? 0);
+        }
+        if (!live && Date.now() - touched > 10 * 60_000) {
           await Deno.remove(dir, { recursive: true });
         }
       } catch { /* not ours to judge, or already gone */ }

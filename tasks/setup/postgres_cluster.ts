@@ -32,6 +32,7 @@ import {
   postgresUser,
   run,
   stopSync,
+  sweepStaleClusters,
 } from "./postgres.ts";
 
 /** Options of {@link startCluster}. */
@@ -123,6 +124,7 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
   const log = options.log ?? (() => {});
   const bin = await findBinaries();
   const owner = await postgresUser("the throwaway cluster");
+  await sweepStaleClusters();
   const folder = await Deno.makeTempDir({ prefix: "poolkit-pgcluster-" });
   if (owner) await Deno.chown(folder, owner.uid, owner.gid);
   await Deno.chmod(folder, 0o700);
