@@ -75,6 +75,11 @@ export interface ClusterServer {
   start(): Promise<void>;
   /** Its server log, every start of it (`log_connections` is on). */
   log(): Promise<string>;
+  /**
+   * How many connections of `applicationName` it has let in so far, every start counted
+   * (its log's `connection authorized` lines).
+   */
+  loggedConnections(applicationName: string): Promise<number>;
   /** Its `pg_stat_activity` rows, only those of `applicationName` when given. */
   activity(applicationName?: string): Promise<Record<string, unknown>[]>;
   /** Whether it is in recovery right now (`pg_is_in_recovery()`), i.e. a standby. */
@@ -249,6 +254,14 @@ class Server implements ClusterServer {
 
   async log(): Promise<string> {
     return await Deno.readTextFile(this.logFile).catch(() => "");
+  }
+
+  async loggedConnections(applicationName: string): Promise<number> {
+    const marker = `connection authorized: `;
+    const name = `application_name=${applicationName}`;
+    return (await this.log()).split("\n")
+      .filter((line) => line.includes(marker) && (line.endsWith(name) || line.includes(`${name} `)))
+      .length;
   }
 
   async activity(applicationName?: string): Promise<Record<string, unknown>[]> {
