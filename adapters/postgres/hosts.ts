@@ -96,18 +96,19 @@ export class HostList {
   /** Whether the new connection asks for the server's role (not needed for `any`). */
   readonly #askRole: boolean;
   readonly #emit: (event: HostEvent) => void;
-  readonly #onNewCredentials: () => void;
+  readonly #retireAll: () => void;
   readonly #shutdown = new AbortController();
 
   /**
-   * `emit` gets host events; `onNewCredentials` is called when a connection logged in with
-   * credentials newer than every pooled connection's (the pool then retires those).
+   * `emit` gets host events; `retireAll` retires every pooled connection (`pool.invalidate()`):
+   * called when a connection logged in with credentials newer than theirs, and, with
+   * `prefer-standby`, when a standby is back while connections use a primary.
    */
   constructor(
     spec: ConnectionSpec,
     hosts: HostsSpec,
     emit: (event: HostEvent) => void,
-    onNewCredentials: () => void,
+    retireAll: () => void,
   ) {
     this.#spec = spec;
     this.#hosts = hosts.addresses.map((address) => new Host(address));
@@ -116,7 +117,7 @@ export class HostList {
     this.#credentials = new CredentialsSupplier(hosts.credentials);
     this.#askRole = this.#attrs !== "any";
     this.#emit = emit;
-    this.#onNewCredentials = onNewCredentials;
+    this.#retireAll = retireAll;
     const writes = this.#attrs === "read-write" || this.#attrs === "primary";
     for (const host of this.#hosts) {
       host.watch = {
@@ -239,8 +240,10 @@ export class HostList {
       if (!signal.aborted) this.#failed(host, error);
       throw error;
     }
-    this.#succeeded(host);
+    const wasStandby = host.server.standby === true;
+    const cameBack = this.#succeeded(host);
     this.#saw(host, conn.server);
+    if ((cameBack || !wasStandby) && this.#standbyBack(host)) this.#retireAll();
     return conn;
   }
 
@@ -249,7 +252,7 @@ export class HostList {
     host.connections++;
     conn.watch = host.watch;
     conn.roleEpoch = host.epoch;
-    if (this.#credentials.loggedIn(login)) this.#onNewCredentials();
+    if (this.#credentials.loggedIn(login)) this.#retireAll();
     return conn;
   }
 
@@ -262,9 +265,22 @@ export class HostList {
     this.#scheduleProbe(host);
   }
 
-  #succeeded(host: Host): void {
+  /** Returns true when `host` was down. */
+  #succeeded(host: Host): boolean {
     host.lastError = undefined;
-    if (host.breaker.recordSuccess()) this.#emit({ type: "host-up", host: host.label });
+    if (!host.breaker.recordSuccess()) return false;
+    this.#emit({ type: "host-up", host: host.label });
+    return true;
+  }
+
+  /**
+   * `prefer-standby`: `host` just came back (or turned out) a standby while pooled connections
+   * use a primary. Retiring them all at once (idle ones too, which a check at borrow would not
+   * reach) brings the reads back to the standbys.
+   */
+  #standbyBack(host: Host): boolean {
+    return this.#attrs === "prefer-standby" && host.server.standby === true &&
+      this.#hosts.some((h) => h.server.standby === false && h.connections > 0);
   }
 
   /**
