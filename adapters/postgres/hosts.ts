@@ -44,6 +44,8 @@ class Host {
   connections = 0;
   /** The last failure to connect (never a password). */
   lastError: string | undefined;
+  /** How its connections are followed (set by the list). */
+  watch: ConnectionWatch | undefined;
   probeTimer: ReturnType<typeof setTimeout> | undefined;
   probing: Promise<void> | undefined;
 
@@ -94,19 +96,19 @@ export class HostList {
   /** Whether the new connection asks for the server's role (not needed for `any`). */
   readonly #askRole: boolean;
   readonly #emit: (event: HostEvent) => void;
-  readonly #onNewCredentials: () => void;
+  readonly #retireAll: () => void;
   readonly #shutdown = new AbortController();
-  readonly #watch: ConnectionWatch;
 
   /**
-   * `emit` gets host events; `onNewCredentials` is called when a connection logged in with
-   * credentials newer than every pooled connection's (the pool then retires those).
+   * `emit` gets host events; `retireAll` retires every pooled connection (`pool.invalidate()`):
+   * called when a connection logged in with credentials newer than theirs, and, with
+   * `prefer-standby`, when a standby is back while connections use a primary.
    */
   constructor(
     spec: ConnectionSpec,
     hosts: HostsSpec,
     emit: (event: HostEvent) => void,
-    onNewCredentials: () => void,
+    retireAll: () => void,
   ) {
     this.#spec = spec;
     this.#hosts = hosts.addresses.map((address) => new Host(address));
@@ -115,12 +117,15 @@ export class HostList {
     this.#credentials = new CredentialsSupplier(hosts.credentials);
     this.#askRole = this.#attrs !== "any";
     this.#emit = emit;
-    this.#onNewCredentials = onNewCredentials;
-    this.#watch = {
-      writes: this.#attrs === "read-write" || this.#attrs === "primary",
-      retire: (conn) => this.#retire(conn),
-      changed: (conn) => this.#changed(conn),
-    };
+    this.#retireAll = retireAll;
+    const writes = this.#attrs === "read-write" || this.#attrs === "primary";
+    for (const host of this.#hosts) {
+      host.watch = {
+        writes,
+        retire: (conn) => this.#retire(conn, host),
+        changed: (conn) => this.#saw(host, conn.server),
+      };
+    }
   }
 
   /**
@@ -235,17 +240,19 @@ export class HostList {
       if (!signal.aborted) this.#failed(host, error);
       throw error;
     }
-    this.#succeeded(host);
+    const wasStandby = host.server.standby === true;
+    const cameBack = this.#succeeded(host);
     this.#saw(host, conn.server);
+    if ((cameBack || !wasStandby) && this.#standbyBack(host)) this.#retireAll();
     return conn;
   }
 
   /** `conn` is the pool's now: watched for role changes, counted on its host. */
   #adopt(conn: PgConnection, host: Host, login: Login): PgConnection {
     host.connections++;
-    conn.watch = this.#watch;
+    conn.watch = host.watch;
     conn.roleEpoch = host.epoch;
-    if (this.#credentials.loggedIn(login)) this.#onNewCredentials();
+    if (this.#credentials.loggedIn(login)) this.#retireAll();
     return conn;
   }
 
@@ -258,37 +265,50 @@ export class HostList {
     this.#scheduleProbe(host);
   }
 
-  #succeeded(host: Host): void {
+  /** Returns true when `host` was down. */
+  #succeeded(host: Host): boolean {
     host.lastError = undefined;
-    if (host.breaker.recordSuccess()) this.#emit({ type: "host-up", host: host.label });
+    if (!host.breaker.recordSuccess()) return false;
+    this.#emit({ type: "host-up", host: host.label });
+    return true;
   }
 
-  /** Records what a connection to `host` reported; a change bumps the host's epoch. */
+  /**
+   * `prefer-standby`: `host` just came back (or turned out) a standby while pooled connections
+   * use a primary. Retiring them all at once (idle ones too, which a check at borrow would not
+   * reach) brings the reads back to the standbys.
+   */
+  #standbyBack(host: Host): boolean {
+    return this.#attrs === "prefer-standby" && host.server.standby === true &&
+      this.#hosts.some((h) => h.server.standby === false && h.connections > 0);
+  }
+
+  /**
+   * Records what a connection to `host` reported. A change of standby to primary (or back) is
+   * the server's: it bumps the host's epoch, so that its other connections are checked again.
+   * Read-only is noted for the order of the next connects only: a session can change it for
+   * itself (`SET default_transaction_read_only`), so only that connection answers for it.
+   */
   #saw(host: Host, state: ServerState): void {
-    const before = host.role, beforeReadOnly = host.server.readOnly;
+    const before = host.role;
     if (state.standby !== undefined) host.server.standby = state.standby;
     if (state.readOnly !== undefined) host.server.readOnly = state.readOnly;
-    if (host.role === before && host.server.readOnly === beforeReadOnly) return;
+    if (host.role === before) return;
     host.epoch++;
-    if (before !== "unknown" && host.role !== before) {
+    if (before !== "unknown") {
       this.#emit({ type: "role-changed", host: host.label, from: before, to: host.role });
     }
   }
 
-  #changed(conn: PgConnection): void {
-    const host = this.#hosts.find((h) => h.label === conn.host);
-    if (host !== undefined) this.#saw(host, conn.server);
-  }
-
-  /** Why `conn` must go: its server's role no longer fits, or a better host is back. */
-  #retire(conn: PgConnection): PostgresConnectionError | undefined {
-    const host = this.#hosts.find((h) => h.label === conn.host);
-    if (host === undefined) return undefined;
+  /** Why `conn` on `host` must go: its server no longer fits, or a standby is back. */
+  #retire(conn: PgConnection, host: Host): PostgresConnectionError | undefined {
+    if (this.#attrs === "any") return undefined;
     if (conn.roleEpoch !== host.epoch) {
       conn.roleEpoch = host.epoch;
-      if (accepts(this.#attrs, host.server) === false && this.#attrs !== "prefer-standby") {
-        return roleChangedError(conn.id, conn.host, describeState(host.server));
-      }
+      if (host.server.standby !== undefined) conn.server.standby = host.server.standby;
+    }
+    if (accepts(this.#attrs, conn.server) === false && this.#attrs !== "prefer-standby") {
+      return roleChangedError(conn.id, conn.host, describeState(conn.server));
     }
     if (this.#fallbackReplaceable(host)) {
       return roleChangedError(conn.id, conn.host, "a primary while a standby is up");

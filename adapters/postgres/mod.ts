@@ -45,6 +45,7 @@ export {
 } from "./options.ts";
 export type { DriverOptions, PooledConnection, PostgresClient } from "./connection.ts";
 export type { Credentials, CredentialsSource } from "./credentials.ts";
+export { formatHostMetrics, type HostMetricsOptions } from "./host_metrics.ts";
 export type {
   HostEvent,
   HostRole,

@@ -64,10 +64,14 @@ export class PostgresPool implements AsyncDisposable {
   /** The servers, and the pool's `create`. */
   readonly #hosts: HostList;
   readonly #hostEvents = new HostEventHub();
+  /** `read-write` and `primary` pools: a one-shot refused as read-only (25006) runs again. */
+  readonly #retriesRefusedWrites: boolean;
 
   /** Prefer {@link createPostgresPool}; this is the same. */
   constructor(options: PostgresPoolOptions = {}) {
     const { spec, hosts, settings, oneShotBatch } = resolveOptions(options);
+    this.#retriesRefusedWrites = hosts.targetSessionAttrs === "read-write" ||
+      hosts.targetSessionAttrs === "primary";
     this.#hosts = new HostList(
       spec,
       hosts,
@@ -185,9 +189,11 @@ export class PostgresPool implements AsyncDisposable {
     }
     const values = rest as postgres.ParameterOrFragment<never>[];
     if (this.#shares() && templateMayShare(first, values)) {
-      return this.#oneShot(() => this.#batches!.run((sql) => sql(first, ...values)));
+      const run = () => this.#batches!.run((sql) => sql(first, ...values));
+      return this.#retriesRefusedWrites ? this.#oneShot(run) : run();
     }
-    return this.#oneShot(() => this.use((sql) => sql(first, ...values)));
+    const run = () => this.use((sql) => sql(first, ...values));
+    return this.#retriesRefusedWrites ? this.#oneShot(run) : run();
   }
 
   /**
@@ -264,10 +270,12 @@ export class PostgresPool implements AsyncDisposable {
     // Text queries are prepared like tagged ones (postgres.js's unsafe() would not by default).
     const statement = (sql: PostgresClient) => sql.unsafe(text, values, { prepare: this.#prepare });
     if (options === undefined && this.#shares() && mayShare(text)) {
-      return this.#oneShot(() => this.#batches!.run(statement));
+      const run = () => this.#batches!.run(statement);
+      return this.#retriesRefusedWrites ? this.#oneShot(run) : run();
     }
     if (options !== undefined) return this.use(statement, options as CallOptions);
-    return this.#oneShot(() => this.use(statement));
+    const run = () => this.use(statement);
+    return this.#retriesRefusedWrites ? this.#oneShot(run) : run();
   }
 
   /** Whether a one-shot may join a batch: batching is on and no call runs in this context. */

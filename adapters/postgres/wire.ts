@@ -61,6 +61,15 @@ export class ReadyForQueryWatcher {
     }
   };
 
+  /** Follows a new stream from its start (a new socket): nothing seen yet. */
+  restart(): void {
+    this.status = "unknown";
+    this.readies = 0;
+    this.#headerBytes = 0;
+    this.#bodyLeft = 0;
+    this.#statusNext = false;
+  }
+
   /**
    * Starts counting anew (the status stays). `ownReadies`: ReadyForQuery messages still to come
    * for the adapter's own statements already sent (a pipelined reset), not counted as ran.
@@ -106,12 +115,20 @@ export class ConnectionSockets {
   /** The `socket` option to give postgres.js. */
   readonly factory = async (options: ParsedOptions): Promise<net.Socket> => {
     if (this.session !== undefined && !this.cancelling) {
-      // postgres.js reconnects, without end, when the session socket closes before the server
-      // is ready: refused instead, so that the open fails and the pool decides what to retry.
-      throw Object.assign(
-        new Error("the server closed the connection before it was ready (during startup)"),
-        { code: "CONNECTION_CLOSED" },
-      );
+      // postgres.js opens a new session socket, without end, when one closes during startup.
+      // Before the server's first ReadyForQuery nothing of postgres.js's own waits on it: the
+      // socket is refused, so the open fails and the pool decides what to retry. After it
+      // (postgres.js fetching its array types, or over TLS, where the adapter cannot tell),
+      // refusing would reject that internal query, which nothing awaits: the new socket is
+      // given and watched from its start.
+      if (!options.ssl && this.watcher.status === "unknown") {
+        throw Object.assign(
+          new Error("the server closed the connection before it was ready (during startup)"),
+          { code: "CONNECTION_CLOSED" },
+        );
+      }
+      this.session = undefined;
+      this.watcher.restart();
     }
     const socket = await this.#open(options);
     if (this.session === undefined) {

@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { createPostgresPool } from "../../adapters/postgres/mod.ts";
+import { createPostgresPool, formatHostMetrics } from "../../adapters/postgres/mod.ts";
 
 const URL2 = "postgres://app:sekrit@10.0.0.1:5432,10.0.0.2:5433/shop";
 
@@ -145,4 +145,19 @@ Deno.test("credentials that are not a function is a TypeError saying what it mus
       e instanceof TypeError && e.message.includes("credentials must be a function") &&
       !e.message.includes("sekrit"),
   );
+});
+
+Deno.test("the hosts' metrics carry one series per host, labelled with the pool and host:port", () => {
+  const pg = createPostgresPool({ url: URL2, pool: { name: "orders" } });
+  try {
+    const text = formatHostMetrics([pg]);
+    const labels = 'pool="orders",host="10.0.0.2:5433"';
+    assert.ok(text.includes(`pool_host_up{${labels}} 1`), text);
+    assert.ok(text.includes(`pool_host_connections{${labels}} 0`), text);
+    assert.ok(text.includes(`pool_host_role{${labels},role="unknown"} 1`), text);
+    assert.ok(text.includes(`pool_host_role{${labels},role="primary"} 0`), text);
+    assert.ok(!text.includes("sekrit"));
+  } finally {
+    void pg.close();
+  }
 });

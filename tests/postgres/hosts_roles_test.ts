@@ -116,23 +116,44 @@ Deno.test("postgres targetSessionAttrs against two servers", async (t) => {
   );
 
   await t.step(
-    "a host that turns read-only, reported by the server, has its connections retired before a write fails",
+    "a connection whose server reports it turned read-only is retired after that statement, before a write fails",
     async () => {
       await setReadOnly(a, false, a.password);
-      await using pg = pool("read-write", { pool: { max: 3 } });
-      await warm(pg, 3);
-      assert.equal(pg.stats().hosts[0].connections, 3);
+      await using pg = pool("read-write", { pool: { max: 1 } });
+      const [{ port: before }] = await pg.query<{ port: number }[]>`
+        select inet_server_port() as port`;
+      assert.equal(before, a.port);
       await setReadOnly(a, true, a.password);
       await pg.query`select 1`; // its answer carries default_transaction_read_only = on
-      const ports = await serverPorts(pg, 5);
-      assert.deepEqual(new Set(ports), new Set([b.port]));
-      assert.equal(
-        pg.stats().hosts[0].connections,
-        0,
-        "every connection to the first host retired",
-      );
+      assert.deepEqual(new Set(await serverPorts(pg, 3)), new Set([b.port]));
+      assert.equal(pg.stats().hosts[0].connections, 0, "the connection to the first host retired");
       assert.equal(pg.stats().errors, 0, "retired connections are destroyed, not failed cleanings");
       await setReadOnly(a, false, a.password);
+    },
+  );
+
+  await t.step(
+    "a session's own SET default_transaction_read_only retires that connection only",
+    async () => {
+      await setReadOnly(a, false, a.password);
+      await using pg = pool("read-write", { pool: { max: 2 } });
+      const pids = async () => {
+        const seen = new Set<number>();
+        await warm(pg, 2);
+        await Promise.all([1, 2].map(() =>
+          pg.use(async (sql) => {
+            const [{ pid }] = await sql`select pg_backend_pid() as pid`;
+            seen.add(pid);
+            await new Promise((r) => setTimeout(r, 50));
+          })
+        ));
+        return seen;
+      };
+      const before = await pids();
+      await pg.use((sql) => sql`set default_transaction_read_only = on`);
+      const after = await pids();
+      assert.equal([...after].filter((pid) => before.has(pid)).length, 1);
+      assert.equal(pg.stats().hosts[0].role, "primary");
     },
   );
 

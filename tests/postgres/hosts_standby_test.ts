@@ -15,7 +15,7 @@ import {
 } from "../../adapters/postgres/mod.ts";
 import { type Cluster, startCluster } from "../../tasks/setup/postgres_cluster.ts";
 import { hasPostgresBinaries } from "../../tasks/setup/postgres.ts";
-import { warm } from "./target.ts";
+import { eventually, warm } from "./target.ts";
 
 const ignore = !(await hasPostgresBinaries());
 
@@ -62,6 +62,32 @@ Deno.test({
         await standby.start();
       }
     });
+
+    await t.step(
+      "prefer-standby: when the standby is back, the connections on the primary are retired",
+      async () => {
+        await standby.stop("fast");
+        await using pg = createPostgresPool({
+          url: primary.url,
+          hosts: [standby.host, primary.host],
+          targetSessionAttrs: "prefer-standby",
+          pool: { max: 2 },
+        });
+        const events = pg.events();
+        try {
+          await warm(pg, 2);
+          assert.equal(pg.stats().hosts[1].connections, 2);
+        } finally {
+          await standby.start();
+        }
+        for await (const event of events) if (event.type === "host-up") break;
+        await eventually(
+          "the idle connections on the primary are retired",
+          () => pg.stats().hosts[1].connections === 0,
+        );
+        assert.deepEqual(await serverPorts(pg, 3), new Set([standby.port]));
+      },
+    );
 
     await t.step(
       "a standby promoted under a standby pool: the server reports it, its connections are retired",
