@@ -292,7 +292,8 @@ function stateSet<T extends string>(
   }
 }
 
-function header(out: string[], name: string, type: string, help: string): void {
+/** Writes the HELP and TYPE lines of metric family `name`. */
+export function header(out: string[], name: string, type: string, help: string): void {
   out.push(`# HELP ${name} ${help.replaceAll("\\", "\\\\").replaceAll("\n", "\\n")}`);
   out.push(`# TYPE ${name} ${type}`);
 }
@@ -302,7 +303,7 @@ function poolLabel(s: PoolStats): string {
 }
 
 /** Label values escape backslash, double quote and line feed (and nothing else). */
-function escapeLabelValue(value: string): string {
+export function escapeLabelValue(value: string): string {
   return value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
 }
 

@@ -80,7 +80,9 @@ export async function call<T>(
       else await lease.release();
       throw error;
     }
-    await lease.release();
+    // Retired meanwhile (its server's role changed): destroyed, not cleaned for the next one.
+    if (conn.state === "open" && conn.unusable !== undefined) void lease.destroy("retired");
+    else await lease.release();
     return result;
   } finally {
     clearTimeout(timer);

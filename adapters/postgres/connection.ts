@@ -34,6 +34,8 @@ import {
   endedByApplicationError,
   isDriverClosed,
   PostgresConnectionError,
+  READ_ONLY_SQL_TRANSACTION,
+  readOnlyNowError,
   resetFailedError,
 } from "./errors.ts";
 import type { ConnectionSpec } from "./options.ts";
@@ -45,7 +47,13 @@ export type PostgresClient = import("postgres").Sql<Record<string, unknown>>;
 /** Driver options the adapter passes on (the pool owns sizing, lifetimes and `onclose`). */
 export type DriverOptions = Omit<
   import("postgres").Options<Record<string, import("postgres").PostgresType>>,
-  "max" | "idle_timeout" | "max_lifetime" | "onclose" | "timeout" | "no_prepare"
+  | "max"
+  | "idle_timeout"
+  | "max_lifetime"
+  | "onclose"
+  | "timeout"
+  | "no_prepare"
+  | "target_session_attrs"
 >;
 
 /** A pooled connection as a lease shows it. */
@@ -54,6 +62,8 @@ export interface PooledConnection {
   readonly id: number;
   /** The server process id serving it (behind PgBouncer: PgBouncer's own). */
   readonly pid: number;
+  /** The host it is connected to, as `host:port`. */
+  readonly host: string;
   /** Its tagged-template client: every statement made with it runs on this connection. */
   readonly client: PostgresClient;
 }
@@ -61,9 +71,37 @@ export interface PooledConnection {
 /**
  * `open`: may be lent. `abandoned`: a statement on it was cancelled or given up. `ended`: the
  * application called `sql.end()`. `closed`: the socket closed (server or network). `broken`: the
- * cleaning after a lease failed. Only `open` is ever lent.
+ * cleaning after a lease failed. `retired`: its server's role is no longer the one asked for
+ * (see {@link ConnectionWatch}). Only `open` is ever lent.
  */
-export type ConnectionState = "open" | "abandoned" | "ended" | "closed" | "broken";
+export type ConnectionState = "open" | "abandoned" | "ended" | "closed" | "broken" | "retired";
+
+/**
+ * What the server said about itself: in recovery (a standby) and read-only, or `undefined` when
+ * not known (PostgreSQL before 14 and PgBouncer do not report them, and the pool did not ask).
+ */
+export interface ServerState {
+  standby: boolean | undefined;
+  readOnly: boolean | undefined;
+}
+
+/** How the host list follows a connection after it opened (see hosts.ts). */
+export interface ConnectionWatch {
+  /**
+   * Why it must be retired now (its server's role changed), or `undefined`; left out when no
+   * role is asked for (`targetSessionAttrs: "any"`).
+   */
+  readonly retire: ((conn: PgConnection) => PostgresConnectionError | undefined) | undefined;
+  /** The server reported a change of `in_hot_standby` or `default_transaction_read_only`. */
+  changed(conn: PgConnection): void;
+  /** Whether the pool wants writable servers: a `25006` then retires the connection. */
+  readonly writes: boolean;
+}
+
+/** The statement that proves a new connection; with `role`, it also asks for the server's. */
+const OPEN_SQL = "select pg_backend_pid() as pid";
+const OPEN_WITH_ROLE_SQL = "select pg_backend_pid() as pid, pg_is_in_recovery() as standby, " +
+  "current_setting('transaction_read_only') = 'on' as read_only";
 
 /**
  * Cleans a session (PgBouncer's `DISCARD ALL` minus `DEALLOCATE ALL`, which would drop
@@ -103,6 +141,14 @@ export class PgConnection implements PooledConnection {
   readonly id: number = nextId++;
   /** The server process id serving this connection (PgBouncer: its own id). */
   pid = 0;
+  /** The host it is connected to, as `host:port`. */
+  host: string;
+  /** The server's role as last reported on this connection. */
+  readonly server: ServerState = { standby: undefined, readOnly: undefined };
+  /** Set by the host list once the connection is open. */
+  watch: ConnectionWatch | undefined;
+  /** The host list's count of its host's role changes when this connection was last checked. */
+  roleEpoch = 0;
   /** The client handed to callbacks: the driver, with statement tracking. */
   readonly client: PostgresClient;
   /** How many `transaction()` calls are running on it (savepoints nest inside). */
@@ -110,6 +156,7 @@ export class PgConnection implements PooledConnection {
   /** The first statement error since the innermost `transaction()` began. */
   transactionError: unknown;
   #state: ConnectionState = "open";
+  #defaultReadOnly: boolean | undefined;
   /** Why it left `open`. */
   #why: PostgresConnectionError | undefined;
   readonly #sql: PostgresClient;
@@ -126,13 +173,20 @@ export class PgConnection implements PooledConnection {
    */
   readonly pipelines: boolean;
 
-  private constructor(url: string | undefined, driver: DriverOptions, cleanSession: boolean) {
+  private constructor(spec: ConnectionSpec) {
+    const { url, driver, cleanSession, target } = spec;
+    this.host = `${target.host}:${target.port}`;
     this.#cleanSession = cleanSession;
     this.pipelines = driver.prepare !== false;
     this.#sockets = new ConnectionSockets((driver as { socket?: SocketFactory }).socket);
+    const userOnParameter = driver.onparameter;
     const options = {
       onnotice: () => {},
       ...driver,
+      onparameter: (key: string, value: string) => {
+        this.#parameter(key, value);
+        userOnParameter?.(key, value);
+      },
       socket: this.#sockets.factory,
       max: 1,
       idle_timeout: 0, // the pool evicts idle connections, the driver must not
@@ -143,18 +197,29 @@ export class PgConnection implements PooledConnection {
     this.client = this.#trackingClient(this.#sql);
   }
 
-  /** Opens a connection and proves it with a round trip, so failures surface here. */
-  static async open(spec: ConnectionSpec, signal: AbortSignal): Promise<PgConnection> {
+  /**
+   * Opens a connection and proves it with a round trip, so failures surface here. With `role`,
+   * the same statement asks for the server's role (no round trip of its own).
+   */
+  static async open(
+    spec: ConnectionSpec,
+    signal: AbortSignal,
+    role = false,
+  ): Promise<PgConnection> {
     signal.throwIfAborted();
-    const conn = new PgConnection(spec.url, spec.driver, spec.cleanSession);
+    const conn = new PgConnection(spec);
     // On abort, end gracefully: the connect (bounded by connect_timeout) finishes, then the
     // socket closes. Cutting it mid-handshake would reject postgres.js's internal type-fetch
     // query, which nothing awaits: an unhandled rejection.
     const onAbort = () => void conn.#sql.end().catch(() => {});
     signal.addEventListener("abort", onAbort, { once: true });
     try {
-      const result = await conn.#sql`select pg_backend_pid() as pid`;
-      conn.pid = Number(result[0].pid);
+      const [row] = await conn.#sql.unsafe(role ? OPEN_WITH_ROLE_SQL : OPEN_SQL);
+      conn.pid = Number(row.pid);
+      if (role) {
+        conn.server.standby = row.standby === true;
+        conn.server.readOnly = row.read_only === true;
+      }
     } catch (error) {
       await conn.#sql.end({ timeout: 0 }).catch(() => {});
       throw signal.aborted ? signal.reason : connectError(error, spec.target);
@@ -174,9 +239,26 @@ export class PgConnection implements PooledConnection {
     return this.#state;
   }
 
-  /** Why it must not be lent (it left `open`), or `undefined` when it may be. */
+  /**
+   * Why it must not be lent (it left `open`, or its server's role changed: then it is retired
+   * now), or `undefined` when it may be.
+   */
   get unusable(): PostgresConnectionError | undefined {
+    const retire = this.watch?.retire;
+    if (this.#why === undefined && retire !== undefined) {
+      const why = retire(this);
+      if (why !== undefined) this.#move("retired", why);
+    }
     return this.#why;
+  }
+
+  /** A ParameterStatus from the server (at startup, and whenever a reported setting changes). */
+  #parameter(key: string, value: string): void {
+    if (key === "in_hot_standby") this.server.standby = value === "on";
+    else if (key === "default_transaction_read_only") this.#defaultReadOnly = value === "on";
+    else return;
+    this.server.readOnly = this.server.standby === true || this.#defaultReadOnly === true;
+    this.watch?.changed(this);
   }
 
   /** The server's transaction status after the last statement (`unknown` over TLS). */
@@ -239,7 +321,7 @@ export class PgConnection implements PooledConnection {
    * still running.
    */
   reset(): Promise<void> | void {
-    if (this.#why !== undefined) throw this.#why;
+    if (this.unusable !== undefined) throw this.#why;
     for (const query of this.#running) {
       if (query.executed) {
         this.abandon("it was released while a statement was still running");
@@ -377,6 +459,16 @@ export class PgConnection implements PooledConnection {
    * the server reported is passed on as it is.
    */
   explain(error: unknown): unknown {
+    if (
+      this.watch?.writes && this.#why === undefined &&
+      (error as { code?: unknown } | null)?.code === READ_ONLY_SQL_TRANSACTION
+    ) {
+      const why = readOnlyNowError(this.id, this.host, error);
+      this.server.readOnly = true;
+      this.#move("retired", why);
+      this.watch.changed(this);
+      return why;
+    }
     const why = this.#why;
     if (why !== undefined && (this.#state === "broken" || isDriverClosed(error))) {
       return new PostgresConnectionError(why.message, why.code, { cause: error });

@@ -200,3 +200,60 @@ export function endedByApplicationError(id: number): PostgresConnectionError {
     "CONNECTION_ENDED_BY_APPLICATION",
   );
 }
+
+/**
+ * No host could give a connection of the kind `targetSessionAttrs` asks for: each was down,
+ * refused, or had another role. The message names every host and what was seen there
+ * (`h1:5432: connection refused; h2:5433: standby`). The pool retries, as for any failed
+ * connect: callers wait within their deadline, then get a timeout whose `cause` is this.
+ */
+export class NoEligibleHostError extends PostgresConnectionError {
+  /** What was seen on each host, in the order tried. */
+  readonly hosts: readonly { host: string; seen: string }[];
+  /** Creates the error; `cause` is the last connect failure, if any. */
+  constructor(
+    targetSessionAttrs: string,
+    hosts: readonly { host: string; seen: string }[],
+    options?: ErrorOptions,
+  ) {
+    super(
+      `no PostgreSQL host is ${targetSessionAttrs} (targetSessionAttrs): ` +
+        hosts.map(({ host, seen }) => `${host}: ${seen}`).join("; "),
+      "NO_ELIGIBLE_HOST",
+      options,
+    );
+    this.name = "NoEligibleHostError";
+    this.hosts = hosts;
+  }
+}
+
+/** The code of {@link readOnlyNowError}: the server's own `read_only_sql_transaction`. */
+export const READ_ONLY_SQL_TRANSACTION = "25006";
+
+/**
+ * A write failed with `25006 read_only_sql_transaction` on a pool that wants writable servers:
+ * the server is read-only now (a demoted primary, or a standby), or the transaction was.
+ */
+export function readOnlyNowError(
+  id: number,
+  host: string,
+  cause: unknown,
+): PostgresConnectionError {
+  return new PostgresConnectionError(
+    `PostgreSQL connection #${id} to ${host}: the server refused a write as read-only ` +
+      "(25006 read_only_sql_transaction): it was demoted or is a standby now, or the " +
+      "transaction was read only. The pool retires this connection and checks the host's role " +
+      "anew; retry, and the next connection goes to a host that accepts writes.",
+    READ_ONLY_SQL_TRANSACTION,
+    { cause },
+  );
+}
+
+/** Connection `id` to `host` no longer has the role the pool asks for. */
+export function roleChangedError(id: number, host: string, now: string): PostgresConnectionError {
+  return new PostgresConnectionError(
+    `PostgreSQL connection #${id} to ${host}: the server is ${now} now, not what ` +
+      "targetSessionAttrs asks for; the pool retires this connection",
+    "ROLE_CHANGED",
+  );
+}

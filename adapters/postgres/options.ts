@@ -9,6 +9,7 @@ import type { PoolSettings } from "../../mod.ts";
 import { rejectUnknownOptions } from "../../pool/options.ts";
 import type { DriverOptions, PooledConnection } from "./connection.ts";
 import type { Target } from "./errors.ts";
+import type { CredentialsSource } from "./credentials.ts";
 
 /** The pool's own settings (everything but the factory, which the adapter provides). */
 export type PostgresPoolSettings = PoolSettings<PooledConnection>;
@@ -24,10 +25,57 @@ export type PostgresPoolSettings = PoolSettings<PooledConnection>;
  */
 export type SessionReset = "always" | "never";
 
+/**
+ * Which server a new connection must reach, with libpq's meanings (`target_session_attrs`):
+ * - `"any"` (default): the first host that accepts the connection.
+ * - `"read-write"`: one that accepts writes (`transaction_read_only` off).
+ * - `"read-only"`: one that does not (`transaction_read_only` on: a standby, or a server or role
+ *   with `default_transaction_read_only = on`).
+ * - `"primary"`: one not in recovery. `"standby"`: one in recovery (a hot standby).
+ * - `"prefer-standby"`: a standby if any host is one, else any host.
+ */
+export type TargetSessionAttrs =
+  | "any"
+  | "read-write"
+  | "read-only"
+  | "primary"
+  | "standby"
+  | "prefer-standby";
+
+/**
+ * How new connections spread over the hosts (libpq 16's `load_balance_hosts`): `"disable"`
+ * (default) tries them in the order given; `"random"` in a random order per connection.
+ */
+export type LoadBalanceHosts = "disable" | "random";
+
+/** One server: `"10.0.0.2:5433"` (port 5432 when left out) or `{ host, port }`. */
+export type HostOption = string | { host: string; port?: number };
+
 /** Options of {@link createPostgresPool}: the URL, pool settings and postgres.js options. */
 export interface PostgresPoolOptions extends DriverOptions {
-  /** Connection URL. Default: the `DATABASE_URL` environment variable. */
+  /**
+   * Connection URL, libpq's form; several hosts as `postgres://app@h1:5432,h2:5433/db`, and
+   * `target_session_attrs` / `load_balance_hosts` as its parameters.
+   * Default: the `DATABASE_URL` environment variable.
+   */
   url?: string;
+  /**
+   * The servers, in order: a primary and its standbys, say. Replaces the host and port of `url`
+   * (a URL naming several hosts and `hosts` together is an error).
+   */
+  hosts?: HostOption[];
+  /** Which server a new connection must reach (see {@link TargetSessionAttrs}). */
+  targetSessionAttrs?: TargetSessionAttrs;
+  /** How new connections spread over the hosts (see {@link LoadBalanceHosts}). */
+  loadBalanceHosts?: LoadBalanceHosts;
+  /**
+   * Called for each new connection for the user and password to log in with (a cloud IAM token,
+   * a secrets manager's dynamic role). When what it returns changes and a connection has logged
+   * in with the new credentials, every connection made with the old ones is retired (idle ones at
+   * once, lent ones as they come back), as `pool.invalidate()` does. The password never appears
+   * in an error, event or statistic.
+   */
+  credentials?: CredentialsSource;
   /**
    * Pool settings. The adapter's defaults differ from the core's in three places:
    * `name: "postgres"`, `reentrant: true` (nested calls join the outer connection and
@@ -71,11 +119,11 @@ export interface TransactionOptions extends CallOptions {
 const DEFAULT_ONE_SHOT_BATCH = 100;
 
 /**
- * What a connection is opened with. One server and fixed credentials today; several hosts and a
- * credentials function would be more fields here, read by `PgConnection.open`.
+ * What one connection is opened with: the URL and driver options naming one server (the host
+ * list picks it, see hosts.ts) and fixed credentials.
  */
 export interface ConnectionSpec {
-  /** The URL given (or `DATABASE_URL`); `undefined` when the driver options name the host. */
+  /** The URL given (or `DATABASE_URL`), without the adapter's own parameters; or `undefined`. */
   url: string | undefined;
   /** postgres.js options (the adapter's own are added by the connection). */
   driver: DriverOptions;
@@ -85,9 +133,29 @@ export interface ConnectionSpec {
   cleanSession: boolean;
 }
 
+/** One server to connect to. */
+export interface HostAddress {
+  /** Host name or address (or a Unix socket folder, with the `path` driver option). */
+  host: string;
+  /** TCP port. */
+  port: number;
+}
+
+/** The servers and how a connection picks one. */
+export interface HostsSpec {
+  /** In the order given (at least one). */
+  addresses: HostAddress[];
+  targetSessionAttrs: TargetSessionAttrs;
+  loadBalanceHosts: LoadBalanceHosts;
+  credentials: CredentialsSource | undefined;
+  /** Whether the driver options name a Unix socket (`path`): the host is not passed on. */
+  socketPath: boolean;
+}
+
 /** The options, checked and resolved. */
 export interface ResolvedOptions {
   spec: ConnectionSpec;
+  hosts: HostsSpec;
   settings: PostgresPoolSettings;
   oneShotBatch: number;
 }
@@ -102,13 +170,23 @@ const keysOf = <T>() =>
 ): ReadonlySet<string> => new Set(names.join(" ").split(" "));
 
 const OWN_KEYS = keysOf<Omit<PostgresPoolOptions, keyof DriverOptions>>()(
-  "url pool reset oneShotBatch",
+  "url pool reset oneShotBatch hosts targetSessionAttrs loadBalanceHosts credentials",
 );
 const DRIVER_KEYS = keysOf<DriverOptions & { socket: unknown }>()(
   "host hostname port path database db user username pass password ssl connect_timeout types",
-  "prepare onnotice onparameter debug transform connection target_session_attrs fetch_types",
+  "prepare onnotice onparameter debug transform connection fetch_types",
   "publications backoff keep_alive socket",
 );
+const HOST_KEYS = new Set(["host", "port"]);
+const TARGET_SESSION_ATTRS: readonly TargetSessionAttrs[] = [
+  "any",
+  "read-write",
+  "read-only",
+  "primary",
+  "standby",
+  "prefer-standby",
+];
+const LOAD_BALANCE_HOSTS: readonly LoadBalanceHosts[] = ["disable", "random"];
 const POOL_KEYS = keysOf<PostgresPoolSettings>()(
   "name min max maxIdle acquireTimeoutMs idleTimeoutMs maxLifetimeMs maxUses validateAfterMs",
   "leakDetectionMs healthCheckIntervalMs hookTimeoutMs breaker order reentrant maxWaiting",
@@ -126,8 +204,26 @@ const QUEUE_POOL_KEYS = keysOf<QueuePoolOptions>()(
 export function resolveOptions(options: PostgresPoolOptions): ResolvedOptions {
   const where = "createPostgresPool";
   checkObject(where, "options", options);
+  if ("target_session_attrs" in options) {
+    throw new TypeError(
+      `${where}: target_session_attrs is not passed to postgres.js: the pool checks each new ` +
+        `connection itself. Use { targetSessionAttrs: ${
+          JSON.stringify(options.target_session_attrs)
+        } } (${TARGET_SESSION_ATTRS.join(", ")})`,
+    );
+  }
   checkKeys(where, "", options, OWN_KEYS, DRIVER_KEYS);
-  const { url: givenUrl, pool, reset, oneShotBatch, ...driver } = options;
+  const {
+    url: givenUrl,
+    pool,
+    reset,
+    oneShotBatch,
+    hosts,
+    targetSessionAttrs,
+    loadBalanceHosts,
+    credentials,
+    ...driver
+  } = options;
   if (pool !== undefined) {
     checkObject(where, "pool", pool);
     checkKeys(where, "pool.", pool, POOL_KEYS);
@@ -139,22 +235,200 @@ export function resolveOptions(options: PostgresPoolOptions): ResolvedOptions {
   if (reset !== undefined && reset !== "always" && reset !== "never") {
     throw new TypeError(`${where}: reset must be "always" or "never", got ${describe(reset)}`);
   }
-  const url = givenUrl ?? Deno.env.get("DATABASE_URL");
-  if (url === undefined && driver.host === undefined) {
+  if (credentials !== undefined && typeof credentials !== "function") {
+    throw new TypeError(
+      `${where}: credentials must be a function returning { user, password } (or a promise of ` +
+        `it), got ${describe(credentials)}`,
+    );
+  }
+  const givenHosts = hosts === undefined ? undefined : checkHosts(where, hosts);
+  const rawUrl = givenUrl ?? Deno.env.get("DATABASE_URL");
+  if (rawUrl === undefined && driver.host === undefined && givenHosts === undefined) {
     throw new TypeError(
       `${where}: no database given. Pass { url: 'postgres://user:password@host:5432/db' } ` +
         "or set the DATABASE_URL environment variable.",
     );
   }
+  const parsed = rawUrl === undefined ? undefined : parseUrl(rawUrl, Number(driver.port ?? 5432));
+  if (givenHosts !== undefined && parsed !== undefined && parsed.hosts.length > 1) {
+    throw new TypeError(
+      `${where}: the hosts are given twice, in url (${parsed.hosts.length} hosts) and in the ` +
+        "hosts option: name them in one place",
+    );
+  }
+  const defaultPort = Number(driver.port ?? parsed?.hosts[0]?.port ?? 5432);
+  const addresses = givenHosts ?? hostsOfDriver(driver, defaultPort) ??
+    (parsed?.hosts.length ? parsed.hosts : [{ host: "localhost", port: defaultPort }]);
+  const target = targetOf(parsed, driver, addresses[0]);
   return {
     spec: {
-      url,
+      url: parsed?.url,
       driver: { connect_timeout: 10, ...driver },
-      target: targetOf(url, driver),
+      target,
       cleanSession: reset !== "never",
+    },
+    hosts: {
+      addresses,
+      targetSessionAttrs: oneOf(
+        where,
+        "targetSessionAttrs",
+        targetSessionAttrs,
+        "target_session_attrs",
+        parsed?.targetSessionAttrs,
+        TARGET_SESSION_ATTRS,
+      ) ?? "any",
+      loadBalanceHosts: oneOf(
+        where,
+        "loadBalanceHosts",
+        loadBalanceHosts,
+        "load_balance_hosts",
+        parsed?.loadBalanceHosts,
+        LOAD_BALANCE_HOSTS,
+      ) ?? "disable",
+      credentials,
+      socketPath: driver.path !== undefined,
     },
     settings: pool ?? {},
     oneShotBatch: checkOneShotBatch(oneShotBatch),
+  };
+}
+
+/**
+ * An option that may also come as a URL parameter: checked against `accepted`; given both ways,
+ * the two must agree.
+ */
+function oneOf<T extends string>(
+  where: string,
+  name: string,
+  value: unknown,
+  urlName: string,
+  urlValue: string | undefined,
+  accepted: readonly T[],
+): T | undefined {
+  const check = (what: string, v: unknown): T | undefined => {
+    if (v === undefined || accepted.includes(v as T)) return v as T | undefined;
+    throw new TypeError(
+      `${where}: ${what} must be one of ${accepted.map((a) => `"${a}"`).join(", ")}, got ${
+        describe(v)
+      }`,
+    );
+  };
+  const option = check(name, value);
+  const fromUrl = check(`the URL's ${urlName}`, urlValue);
+  if (option !== undefined && fromUrl !== undefined && option !== fromUrl) {
+    throw new TypeError(
+      `${where}: ${name} is "${option}" but the URL's ${urlName} is "${fromUrl}": give it once`,
+    );
+  }
+  return option ?? fromUrl;
+}
+
+function checkHosts(where: string, hosts: unknown): HostAddress[] {
+  if (!Array.isArray(hosts) || hosts.length === 0) {
+    throw new TypeError(
+      `${where}: hosts must be a non-empty array of "host:port" strings or { host, port } ` +
+        `objects, got ${Array.isArray(hosts) ? "an empty array" : describe(hosts)}`,
+    );
+  }
+  return hosts.map((entry, i) => {
+    const name = `hosts[${i}]`;
+    if (typeof entry === "string") {
+      const address = parseHost(entry, 5432);
+      if (address !== undefined) return address;
+      throw new TypeError(
+        `${where}: ${name} must be "host" or "host:port", got ${describe(entry)}`,
+      );
+    }
+    checkObject(where, name, entry);
+    checkKeys(where, `${name}.`, entry, HOST_KEYS);
+    const { host, port = 5432 } = entry as { host?: unknown; port?: unknown };
+    if (typeof host !== "string" || host === "") {
+      throw new TypeError(`${where}: ${name}.host must be a host name, got ${describe(host)}`);
+    }
+    if (!isPort(port)) {
+      throw new TypeError(
+        `${where}: ${name}.port must be a TCP port number, got ${describe(port)}`,
+      );
+    }
+    return { host, port: port as number };
+  });
+}
+
+function isPort(value: unknown): boolean {
+  return typeof value === "number" && Number.isInteger(value) && value > 0 && value <= 65_535;
+}
+
+/** `host`, `host:port`, `[v6]` or `[v6]:port`; `undefined` when it is none of these. */
+function parseHost(text: string, defaultPort: number): HostAddress | undefined {
+  const match = /^(?:\[([^\]]+)\]|([^:\[\]]+))(?::(\d+))?$/.exec(text);
+  if (match === null) return undefined;
+  const port = match[3] === undefined ? defaultPort : Number(match[3]);
+  if (!isPort(port)) return undefined;
+  return { host: match[1] ?? match[2], port };
+}
+
+/** The driver's `host` option (postgres.js also takes `"h1,h2"`), or `undefined`. */
+function hostsOfDriver(driver: DriverOptions, port: number): HostAddress[] | undefined {
+  const host = driver.host ?? driver.hostname;
+  if (host === undefined) return undefined;
+  const names = Array.isArray(host) ? host.map(String) : String(host).split(",");
+  return names.map((name) => parseHost(name, port) ?? { host: name, port });
+}
+
+/** A connection URL taken apart: its hosts and the adapter's own parameters taken out. */
+interface ParsedUrl {
+  /** The URL for postgres.js: the first host only, without the adapter's parameters. */
+  url: string;
+  hosts: HostAddress[];
+  user: string;
+  database: string;
+  targetSessionAttrs: string | undefined;
+  loadBalanceHosts: string | undefined;
+}
+
+const BAD_URL = "createPostgresPool: the connection URL is not a valid URL " +
+  "(expected postgres://user:password@host:5432/db, or several hosts as " +
+  "postgres://user:password@host1:5432,host2:5433/db)";
+
+/** Parses libpq's URL form, several hosts included (which `new URL` refuses). */
+function parseUrl(text: string, defaultPort: number): ParsedUrl {
+  const scheme = /^(postgres(?:ql)?):\/\//i.exec(text);
+  if (scheme === null) throw new TypeError(BAD_URL);
+  const rest = text.slice(scheme[0].length);
+  const authorityEnd = rest.search(/[/?#]/);
+  const authority = authorityEnd < 0 ? rest : rest.slice(0, authorityEnd);
+  const at = authority.lastIndexOf("@");
+  const hostList = authority.slice(at + 1);
+  const hostTexts = hostList === "" ? [] : hostList.split(",");
+  let parsed: URL;
+  try {
+    // The first host stands for all of them, so that URL parses the rest.
+    parsed = new URL(
+      `${scheme[1]}://${authority.slice(0, at + 1)}${hostTexts[0] ?? ""}${
+        authorityEnd < 0 ? "" : rest.slice(authorityEnd)
+      }`,
+    );
+  } catch {
+    throw new TypeError(BAD_URL);
+  }
+  const hosts = hostTexts.map((h) => {
+    const address = parseHost(h, defaultPort);
+    if (address === undefined) throw new TypeError(BAD_URL);
+    return address;
+  });
+  const params = parsed.searchParams;
+  const targetSessionAttrs = params.get("target_session_attrs") ?? undefined;
+  const loadBalanceHosts = params.get("load_balance_hosts") ?? undefined;
+  params.delete("target_session_attrs");
+  params.delete("load_balance_hosts");
+  const user = decodeURIComponent(parsed.username);
+  return {
+    url: parsed.href,
+    hosts,
+    user,
+    database: decodeURIComponent(parsed.pathname.slice(1)),
+    targetSessionAttrs,
+    loadBalanceHosts,
   };
 }
 
@@ -204,22 +478,17 @@ export function describe(value: unknown): string {
   return `${typeof value} ${JSON.stringify(value)}`;
 }
 
-function targetOf(url: string | undefined, driver: DriverOptions): Target {
-  let parsed: URL | undefined;
-  try {
-    if (url !== undefined) parsed = new URL(url);
-  } catch {
-    throw new TypeError(
-      "createPostgresPool: the connection URL is not a valid URL (expected postgres://user:password@host:5432/db)",
-    );
-  }
-  const user = driver.user ?? driver.username ?? decodeURIComponent(parsed?.username ?? "");
+function targetOf(
+  parsed: ParsedUrl | undefined,
+  driver: DriverOptions,
+  first: HostAddress,
+): Target {
+  const user = driver.user ?? driver.username ?? parsed?.user ?? "";
   return {
-    host: String(driver.host ?? parsed?.hostname ?? "localhost"),
-    port: driver.port ?? (parsed?.port || 5432),
+    host: driver.path ?? first.host,
+    port: first.port,
     user: user || "(default user)",
-    database: driver.database ?? driver.db ??
-      (decodeURIComponent(parsed?.pathname.slice(1) ?? "") || user || "(default)"),
+    database: driver.database ?? driver.db ?? (parsed?.database || user || "(default)"),
   };
 }
 

@@ -8,7 +8,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type postgres from "postgres";
 import { Pool } from "../../mod.ts";
-import type { CloseOptions, Lease, PoolStats } from "../../mod.ts";
+import type { CloseOptions, EventsOptions, Lease } from "../../mod.ts";
 import {
   beginStatement,
   call,
@@ -17,8 +17,15 @@ import {
   outerConnection,
   runTransaction,
 } from "./call.ts";
-import { PgConnection, type PooledConnection, type PostgresClient } from "./connection.ts";
-import { isConnectionFailure, isPermanentConnectError } from "./errors.ts";
+import type { PgConnection, PooledConnection, PostgresClient } from "./connection.ts";
+import {
+  isConnectionFailure,
+  isPermanentConnectError,
+  PostgresConnectionError,
+  READ_ONLY_SQL_TRANSACTION,
+} from "./errors.ts";
+import { HostEventHub, type PostgresPoolEvent, type PostgresPoolStats } from "./host_events.ts";
+import { HostList } from "./hosts.ts";
 import { mayShare, OneShotBatches, templateMayShare } from "./one_shot.ts";
 import {
   type CallOptions,
@@ -54,10 +61,23 @@ export class PostgresPool implements AsyncDisposable {
   readonly #host: CallHost;
   /** One-shot statements sharing leases; `undefined` with `oneShotBatch: 1`. */
   readonly #batches: OneShotBatches | undefined;
+  /** The servers, and the pool's `create`. */
+  readonly #hosts: HostList;
+  readonly #hostEvents = new HostEventHub();
+  /** `read-write` and `primary` pools: a one-shot refused as read-only (25006) runs again. */
+  readonly #retriesRefusedWrites: boolean;
 
   /** Prefer {@link createPostgresPool}; this is the same. */
   constructor(options: PostgresPoolOptions = {}) {
-    const { spec, settings, oneShotBatch } = resolveOptions(options);
+    const { spec, hosts, settings, oneShotBatch } = resolveOptions(options);
+    this.#retriesRefusedWrites = hosts.targetSessionAttrs === "read-write" ||
+      hosts.targetSessionAttrs === "primary";
+    this.#hosts = new HostList(
+      spec,
+      hosts,
+      this.#hostEvents.emit,
+      () => this.#pool.invalidate(),
+    );
     const isFatal = (error: unknown, conn: PgConnection) =>
       conn.unusable !== undefined || isConnectionFailure(error);
     this.#prepare = spec.driver.prepare !== false;
@@ -66,8 +86,11 @@ export class PostgresPool implements AsyncDisposable {
       validateAfterMs: 1_000,
       ...settings,
       reentrant: false, // the adapter keeps the nesting context itself (see call.ts)
-      create: (signal) => PgConnection.open(spec, signal),
-      destroy: (conn) => conn.close(),
+      create: (signal) => this.#hosts.open(signal),
+      destroy: (conn) => {
+        this.#hosts.forget(conn);
+        return conn.close();
+      },
       validate: (conn, signal) => conn.ping(signal),
       reset: (conn) => conn.reset(),
       isFatal,
@@ -166,9 +189,26 @@ export class PostgresPool implements AsyncDisposable {
     }
     const values = rest as postgres.ParameterOrFragment<never>[];
     if (this.#shares() && templateMayShare(first, values)) {
-      return this.#batches!.run((sql) => sql(first, ...values));
+      const run = () => this.#batches!.run((sql) => sql(first, ...values));
+      return this.#retriesRefusedWrites ? this.#oneShot(run) : run();
     }
-    return this.use((sql) => sql(first, ...values));
+    const run = () => this.use((sql) => sql(first, ...values));
+    return this.#retriesRefusedWrites ? this.#oneShot(run) : run();
+  }
+
+  /**
+   * Runs a one-shot statement; once more on another connection when the server refused it as
+   * read-only (the connection was retired): it ran in no transaction, so nothing was written.
+   * Not inside another call, whose transaction it may be part of.
+   */
+  #oneShot<T>(run: () => Promise<T>): Promise<T> {
+    if (outerConnection(this.#host.context) !== undefined) return run();
+    return run().catch((error) => {
+      const refused = error instanceof PostgresConnectionError &&
+        error.code === READ_ONLY_SQL_TRANSACTION;
+      if (!refused) throw error;
+      return run();
+    });
   }
 
   /**
@@ -183,14 +223,32 @@ export class PostgresPool implements AsyncDisposable {
     };
   }
 
-  /** A snapshot of the pool: sizes, counters, breaker state, wait times. */
-  stats(): PoolStats {
-    return this.#pool.stats();
+  /**
+   * A snapshot of the pool: sizes, counters, breaker state, wait times, and each host with its
+   * role as last seen, whether it is up and its connections.
+   */
+  stats(): PostgresPoolStats {
+    return { ...this.#pool.stats(), hosts: this.#hosts.stats() };
+  }
+
+  /**
+   * The pool's events (as `pg.pool.events()`) and the hosts': `host-down`, `host-up` and
+   * `role-changed`, each with the host as `host:port`. Ends when the pool closes, the signal
+   * aborts, or the loop breaks.
+   */
+  events(options?: EventsOptions): AsyncIterableIterator<PostgresPoolEvent> {
+    const core = this.#pool.events(options);
+    return this.#hostEvents.merged(core, options?.bufferSize ?? 1024, options?.signal);
   }
 
   /** Waits for leases to come back (or `timeoutMs`), then closes every connection. */
-  close(options?: CloseOptions): Promise<void> {
-    return this.#pool.close(options);
+  async close(options?: CloseOptions): Promise<void> {
+    try {
+      await this.#pool.close(options);
+    } finally {
+      await this.#hosts.close();
+      this.#hostEvents.close();
+    }
   }
 
   /** Same as {@link PostgresPool.close}: for `await using`. */
@@ -212,9 +270,12 @@ export class PostgresPool implements AsyncDisposable {
     // Text queries are prepared like tagged ones (postgres.js's unsafe() would not by default).
     const statement = (sql: PostgresClient) => sql.unsafe(text, values, { prepare: this.#prepare });
     if (options === undefined && this.#shares() && mayShare(text)) {
-      return this.#batches!.run(statement);
+      const run = () => this.#batches!.run(statement);
+      return this.#retriesRefusedWrites ? this.#oneShot(run) : run();
     }
-    return this.use(statement, options as CallOptions | undefined);
+    if (options !== undefined) return this.use(statement, options as CallOptions);
+    const run = () => this.use(statement);
+    return this.#retriesRefusedWrites ? this.#oneShot(run) : run();
   }
 
   /** Whether a one-shot may join a batch: batching is on and no call runs in this context. */

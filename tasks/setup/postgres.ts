@@ -233,9 +233,9 @@ async function startThrowaway(options: StartDatabaseOptions): Promise<Database> 
 
 /**
  * initdb into `dir`/data (owned by `owner`), superuser `postgres` with `password` over TCP, and
- * `settings` (the port at least) appended to postgresql.conf.
+ * `settings` (the port at least) appended to postgresql.conf. Shared with postgres_cluster.ts.
  */
-async function initCluster(
+export async function initCluster(
   bin: string,
   owner: Owner | null,
   dir: string,
@@ -264,7 +264,8 @@ async function initCluster(
   await Deno.writeTextFile(`${data}/postgresql.conf`, `\n# poolkit\n${conf}\n`, { append: true });
 }
 
-function adminClient(url: string): postgres.Sql {
+/** A postgres.js client (max 2 connections, application_name `poolkit-admin`) for admin SQL. */
+export function adminClient(url: string): postgres.Sql {
   return postgres(url, {
     max: 2,
     onnotice: () => {},
@@ -284,7 +285,8 @@ export async function hasPostgresBinaries(): Promise<boolean> {
   return await findBinaries().then(() => true, () => false);
 }
 
-async function findBinaries(dirs?: string[]): Promise<string> {
+/** The folder holding `initdb` and `pg_ctl`; a {@link NoDatabaseError} when there is none. */
+export async function findBinaries(dirs?: string[]): Promise<string> {
   const fromEnv = Deno.env.get("PG_BINDIR");
   const candidates = dirs ?? [...(fromEnv ? [fromEnv] : []), ...postgresBinaryDirs()];
   for (const dir of candidates) {
@@ -338,7 +340,8 @@ function asOwner(owner: Owner | null, cmd: string, args: string[]): Deno.Command
     : { program: cmd, args };
 }
 
-async function run(owner: Owner | null, cmd: string, args: string[]): Promise<void> {
+/** Runs `cmd args` as `owner` (see asOwner); an error with its stderr when it fails. */
+export async function run(owner: Owner | null, cmd: string, args: string[]): Promise<void> {
   const { program, ...command } = asOwner(owner, cmd, args);
   const out = await new Deno.Command(program, { ...command, stdout: "piped", stderr: "piped" })
     .output();
@@ -348,7 +351,8 @@ async function run(owner: Owner | null, cmd: string, args: string[]): Promise<vo
   }
 }
 
-async function pgCtl(
+/** `pg_ctl -D data -l logFile -w args` as `owner`; a failure carries the log's last lines. */
+export async function pgCtl(
   bin: string,
   owner: Owner | null,
   data: string,
@@ -366,20 +370,29 @@ async function pgCtl(
 
 /**
  * Deletes the folders of throwaway clusters whose process was killed before it could clean up
- * (SIGKILL, a crashed test runner): no live server in them and untouched for 10 minutes.
+ * (SIGKILL, a crashed test runner): no live server in them and untouched for 10 minutes. A
+ * `poolkit-pg-*` folder holds one server; a `poolkit-pgcluster-*` folder one per subfolder.
  */
-async function sweepStaleClusters(): Promise<void> {
+export async function sweepStaleClusters(): Promise<void> {
   const base = Deno.env.get("TMPDIR") ?? "/tmp";
   try {
     for await (const entry of Deno.readDir(base)) {
-      if (!entry.isDirectory || !entry.name.startsWith("poolkit-pg-")) continue;
+      if (!entry.isDirectory || !/^poolkit-pg(cluster)?-/.test(entry.name)) continue;
       const dir = `${base}/${entry.name}`;
       try {
-        const pid = await Deno.readTextFile(`${dir}/data/postmaster.pid`)
-          .then((t) => Number(t.split("\n")[0]), () => 0);
-        if (pid > 0 && await Deno.stat(`/proc/${pid}`).then(() => true, () => false)) continue;
-        const { mtime } = await Deno.stat(`${dir}/server.log`).catch(() => Deno.stat(dir));
-        if (mtime && Date.now() - mtime.getTime() > 10 * 60_000) {
+        const servers = entry.name.startsWith("poolkit-pgcluster-")
+          ? (await Array.fromAsync(Deno.readDir(dir))).map((e) => `${dir}/${e.name}`)
+          : [dir];
+        let live = false;
+        let touched = (await Deno.stat(dir)).mtime?.getTime() ?? 0;
+        for (const server of servers) {
+          const pid = await Deno.readTextFile(`${server}/data/postmaster.pid`)
+            .then((t) => Number(t.split("\n")[0]), () => 0);
+          live ||= pid > 0 && await Deno.stat(`/proc/${pid}`).then(() => true, () => false);
+          const log = await Deno.stat(`${server}/server.log`).catch(() => undefined);
+          touched = Math.max(touched, log?.mtime?.getTime() ?? 0);
+        }
+        if (!live && Date.now() - touched > 10 * 60_000) {
           await Deno.remove(dir, { recursive: true });
         }
       } catch { /* not ours to judge, or already gone */ }
@@ -388,7 +401,7 @@ async function sweepStaleClusters(): Promise<void> {
 }
 
 /** Last resort when the process exits without stop(): immediate shutdown, delete the folder. */
-function stopSync(bin: string, owner: Owner | null, data: string, dir: string): void {
+export function stopSync(bin: string, owner: Owner | null, data: string, dir: string): void {
   try {
     const stopNow = ["-D", data, "-w", "-m", "immediate", "stop"];
     const { program, ...command } = asOwner(owner, `${bin}/pg_ctl`, stopNow);

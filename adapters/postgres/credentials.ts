@@ -1,0 +1,86 @@
+/**
+ * Credentials that change: the `credentials` option is called for each new connection, and the
+ * pool learns when what it returns changed, so that the connections made with the old ones can
+ * be retired (a generation, as `pool.invalidate()` has). Nothing here ever prints a password.
+ *
+ * @module
+ */
+
+/** A user and a password to log in with. */
+export interface Credentials {
+  /** The role to log in as; default: the URL's (or the driver options') user. */
+  user?: string;
+  /** The password (a short-lived token, say). */
+  password: string;
+}
+
+/** The `credentials` option: called for each new connection. */
+export type CredentialsSource = () => Credentials | Promise<Credentials>;
+
+/** What one new connection logs in with, and which generation of credentials that is. */
+export interface Login {
+  readonly credentials: Credentials | undefined;
+  /** Bumped each time the source returns credentials that differ from the last ones. */
+  readonly generation: number;
+}
+
+/** Calls a {@link CredentialsSource} and numbers the credentials it returns by generation. */
+export class CredentialsSupplier {
+  /** The generation whose credentials a connection last logged in with. */
+  accepted = 0;
+  #last: Credentials | undefined;
+  #generation = 0;
+
+  constructor(readonly source: CredentialsSource | undefined) {}
+
+  /** The credentials for a new connection (a call of the source, checked). */
+  async next(): Promise<Login> {
+    if (this.source === undefined) return { credentials: undefined, generation: 0 };
+    let given: unknown;
+    try {
+      given = await this.source();
+    } catch (error) {
+      throw new Error(
+        "createPostgresPool: the credentials function failed, so no connection was opened " +
+          "(see cause)",
+        { cause: error },
+      );
+    }
+    const credentials = checked(given);
+    const last = this.#last;
+    if (
+      last === undefined || last.user !== credentials.user || last.password !== credentials.password
+    ) {
+      if (last !== undefined) this.#generation++;
+      this.#last = credentials;
+    }
+    return { credentials, generation: this.#generation };
+  }
+
+  /**
+   * A connection logged in with `login`. Returns true when that is a newer generation than any
+   * before: the connections of older ones are to be retired.
+   */
+  loggedIn(login: Login): boolean {
+    if (login.generation <= this.accepted) return false;
+    this.accepted = login.generation;
+    return true;
+  }
+}
+
+function checked(value: unknown): Credentials {
+  const { user, password } = (value ?? {}) as { user?: unknown; password?: unknown };
+  const okUser = user === undefined || typeof user === "string";
+  if (value !== null && typeof value === "object" && okUser && typeof password === "string") {
+    return user === undefined ? { password } : { user, password };
+  }
+  // Never the value itself: it may hold a password.
+  throw new TypeError(
+    "createPostgresPool: the credentials function must return { user?: string, password: " +
+      "string } (or a promise of it); it returned " +
+      (value === null || typeof value !== "object"
+        ? typeof value
+        : `an object with ${typeof password === "string" ? "a" : "no"} string password and ` +
+          `${okUser ? "a valid" : "a non-string"} user`),
+  );
+}
