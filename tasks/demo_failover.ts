@@ -55,6 +55,8 @@ interface Failover {
   /** `pg_ctl promote -w` itself. */
   promoteMs: number;
   failedWrites: number;
+  /** Failed writes by error name and code, e.g. `PostgresConnectionError CONNECTION_CLOSED`. */
+  writeErrors: Map<string, number>;
   longestCallMs: number;
   reads: number;
   failedReads: number;
@@ -125,11 +127,23 @@ async function failover(run: number): Promise<Failover> {
     fromPromotedMs: first.endMs - promotedAt,
     promoteMs: promotedAt - promotingAt,
     failedWrites: writeCalls.filter((c) => afterCrash(c) && "error" in c).length,
+    writeErrors: countErrors(writeCalls.filter(afterCrash)),
     longestCallMs: Math.max(...[...writeCalls, ...readCalls].map((c) => c.endMs - c.startMs)),
     reads: readCalls.filter(afterCrash).length,
     failedReads: readCalls.filter((c) => afterCrash(c) && "error" in c).length,
     longestReadGapMs,
   };
+}
+
+/** How many calls failed with each error name (and code, when there is one). */
+function countErrors(calls: readonly CallRecord<unknown>[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const { error } of calls.filter((c) => "error" in c)) {
+    const { name, code } = error as { name?: string; code?: string };
+    const key = code ? `${name} ${code}` : `${name}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return counts;
 }
 
 const ms = (n: number) => `${Math.round(n)} ms`;
@@ -140,7 +154,9 @@ for (let run = 1; run <= runs; run++) {
   console.log(
     `run ${run}: first write on the new primary ${ms(r.fromPromotedMs)} after the promotion ` +
       `(${ms(r.fromPromoteMs)} after pg_ctl promote, which took ${ms(r.promoteMs)}); ` +
-      `${r.failedWrites} writes failed meanwhile, longest call ${ms(r.longestCallMs)} ` +
+      `${r.failedWrites} writes failed meanwhile (${
+        [...r.writeErrors].map(([k, n]) => `${n} ${k}`).join(", ") || "none"
+      }), longest call ${ms(r.longestCallMs)} ` +
       `(deadline ${deadlineMs} ms); reads: ${r.failedReads} of ${r.reads} failed, ` +
       `longest gap ${ms(r.longestReadGapMs)}`,
   );
