@@ -87,8 +87,11 @@ export interface ServerState {
 
 /** How the host list follows a connection after it opened (see hosts.ts). */
 export interface ConnectionWatch {
-  /** Why it must be retired now (its server's role changed), or `undefined`. */
-  retire(conn: PgConnection): PostgresConnectionError | undefined;
+  /**
+   * Why it must be retired now (its server's role changed), or `undefined`; left out when no
+   * role is asked for (`targetSessionAttrs: "any"`).
+   */
+  readonly retire: ((conn: PgConnection) => PostgresConnectionError | undefined) | undefined;
   /** The server reported a change of `in_hot_standby` or `default_transaction_read_only`. */
   changed(conn: PgConnection): void;
   /** Whether the pool wants writable servers: a `25006` then retires the connection. */
@@ -241,8 +244,9 @@ export class PgConnection implements PooledConnection {
    * now), or `undefined` when it may be.
    */
   get unusable(): PostgresConnectionError | undefined {
-    if (this.#why === undefined && this.watch !== undefined) {
-      const why = this.watch.retire(this);
+    const retire = this.watch?.retire;
+    if (this.#why === undefined && retire !== undefined) {
+      const why = retire(this);
       if (why !== undefined) this.#move("retired", why);
     }
     return this.#why;

@@ -122,7 +122,7 @@ export class HostList {
     for (const host of this.#hosts) {
       host.watch = {
         writes,
-        retire: (conn) => this.#retire(conn, host),
+        retire: this.#attrs === "any" ? undefined : (conn) => this.#retire(conn, host),
         changed: (conn) => this.#saw(host, conn.server),
       };
     }
@@ -302,7 +302,6 @@ export class HostList {
 
   /** Why `conn` on `host` must go: its server no longer fits, or a standby is back. */
   #retire(conn: PgConnection, host: Host): PostgresConnectionError | undefined {
-    if (this.#attrs === "any") return undefined;
     if (conn.roleEpoch !== host.epoch) {
       conn.roleEpoch = host.epoch;
       if (host.server.standby !== undefined) conn.server.standby = host.server.standby;

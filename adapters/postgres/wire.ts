@@ -29,6 +29,8 @@ const STATUS: Record<number, TxStatus> = { 0x49: "idle", 0x54: "open", 0x45: "fa
 export class ReadyForQueryWatcher {
   /** The status of the last ReadyForQuery seen. */
   status: TxStatus = "unknown";
+  /** Whether any ReadyForQuery was seen, on this stream or one before it. */
+  everReady = false;
   /** ReadyForQuery messages since {@link ReadyForQueryWatcher.forget}: statements that ran. */
   readies = 0;
   readonly #header = new Uint8Array(5);
@@ -57,7 +59,10 @@ export class ReadyForQueryWatcher {
       const length = ((h[1] << 24) | (h[2] << 16) | (h[3] << 8) | h[4]) >>> 0;
       this.#bodyLeft = length - 4;
       this.#statusNext = h[0] === READY_FOR_QUERY && this.#bodyLeft === 1;
-      if (this.#statusNext) this.readies++;
+      if (this.#statusNext) {
+        this.readies++;
+        this.everReady = true;
+      }
     }
   };
 
@@ -116,12 +121,12 @@ export class ConnectionSockets {
   readonly factory = async (options: ParsedOptions): Promise<net.Socket> => {
     if (this.session !== undefined && !this.cancelling) {
       // postgres.js opens a new session socket, without end, when one closes during startup.
-      // Before the server's first ReadyForQuery nothing of postgres.js's own waits on it: the
-      // socket is refused, so the open fails and the pool decides what to retry. After it
-      // (postgres.js fetching its array types, or over TLS, where the adapter cannot tell),
-      // refusing would reject that internal query, which nothing awaits: the new socket is
-      // given and watched from its start.
-      if (!options.ssl && this.watcher.status === "unknown") {
+      // Until the server's first ReadyForQuery nothing of postgres.js's own waits on it: the
+      // socket is refused, so the open fails and the pool decides what to retry. Once one was
+      // seen (postgres.js fetching its array types; or over TLS, where the adapter cannot
+      // tell), refusing would reject that internal query, which nothing awaits: the new socket
+      // is given and watched from its start.
+      if (!options.ssl && !this.watcher.everReady) {
         throw Object.assign(
           new Error("the server closed the connection before it was ready (during startup)"),
           { code: "CONNECTION_CLOSED" },

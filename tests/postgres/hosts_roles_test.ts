@@ -71,6 +71,8 @@ Deno.test("postgres targetSessionAttrs against two servers", async (t) => {
       assert.equal(first.state, "up", "a read-only host is up, only not eligible");
       assert.equal(first.connections, 0);
       assert.equal(second.role, "primary");
+      await using lease = await pg.acquire();
+      assert.equal(lease.resource.host, hostsAB[1], "each connection knows its host");
     },
   );
 
