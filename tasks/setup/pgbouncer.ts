@@ -50,6 +50,8 @@ export interface StartPgBouncerOptions {
   poolSize?: number;
   /** Client connections accepted. Default 1000. */
   maxClientConn?: number;
+  /** Extra `[pgbouncer]` settings, e.g. `{ query_wait_timeout: 2 }`. */
+  settings?: Record<string, string | number>;
 }
 
 /**
@@ -135,6 +137,7 @@ async function writeConfig(
       `pool_mode = ${options.poolMode}`,
       `default_pool_size = ${options.poolSize ?? 20}`,
       `max_client_conn = ${options.maxClientConn ?? 1000}`,
+      ...Object.entries(options.settings ?? {}).map(([k, v]) => `${k} = ${v}`),
       `logfile = ${dir}/pgbouncer.log`,
       // Drivers send this one; PgBouncer would refuse the connection otherwise.
       "ignore_startup_parameters = extra_float_digits",

@@ -367,13 +367,19 @@ class ClusterHandle implements Cluster {
     }
   }
 
-  /** Waits until the primary lists `standby` as streaming (for synchronous: as `sync`). */
+  /**
+   * Waits until the primary lists `standby` as streaming, and, where the primary has
+   * `synchronous_standby_names`, as synchronous: it is `async` until its first flush report.
+   */
   async #streaming(standby: Server): Promise<void> {
     const primary = this.primary;
     await waitFor(`${standby.name} to stream from ${primary.name}`, WAIT_MS, async () => {
-      const rows = await primary.admin<{ state: string }[]>`
-        select state from pg_stat_replication where application_name = ${standby.name}`;
-      return rows.some((r) => r.state === "streaming");
+      const rows = await primary.admin<{ state: string; sync_state: string; names: string }[]>`
+        select state, sync_state, current_setting('synchronous_standby_names') as names
+        from pg_stat_replication where application_name = ${standby.name}`;
+      return rows.some((r) =>
+        r.state === "streaming" && (r.names === "" || ["sync", "quorum"].includes(r.sync_state))
+      );
     });
   }
 

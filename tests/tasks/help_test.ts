@@ -66,6 +66,7 @@ Deno.test("the tasks under test are every task but test and check", () => {
     "bench:core",
     "concurrency",
     "demo",
+    "demo:failover",
     "demo:hsm",
     "demo:orders",
     "serve",
