@@ -13,7 +13,7 @@
  * first statement queues behind them.
  *
  * ## postgres.js internals the adapter relies on (checked against postgres.js 3.4.9)
- * Everything else goes through postgres.js's public API. These four are not public:
+ * Everything else goes through postgres.js's public API. These five are not public:
  * - a query's `resolve` and `reject` (wrapped in `#track`): to know which statements are still
  *   running when a lease ends, and a transaction's first error, without a closure per statement.
  * - a query's `executed` flag (`reset`): a statement never sent is dropped, one sent is
@@ -22,6 +22,8 @@
  *   fails is not an unhandled rejection (`query.cancel()` would make one).
  * - the shape postgres.js passes to the `socket` option (`host`, `port`, `path`, `ssl`,
  *   `connect_timeout`; wire.ts): to open the socket ourselves and read the status byte.
+ * - that a failed array-type fetch after login (`fetch_types`) rejects the opening's first
+ *   statement with the same error object (type_fetch.ts).
  *
  * @module
  */
@@ -39,6 +41,7 @@ import {
   resetFailedError,
 } from "./errors.ts";
 import type { ConnectionSpec } from "./options.ts";
+import { ownOpeningFailure } from "./type_fetch.ts";
 import { ConnectionSockets, type SocketFactory, type TxStatus } from "./wire.ts";
 
 /** The tagged-template client bound to one connection: postgres.js's `Sql`. */
@@ -213,8 +216,10 @@ export class PgConnection implements PooledConnection {
     // query, which nothing awaits: an unhandled rejection.
     const onAbort = () => void conn.#sql.end().catch(() => {});
     signal.addEventListener("abort", onAbort, { once: true });
+    const first = conn.#sql.unsafe(role ? OPEN_WITH_ROLE_SQL : OPEN_SQL);
+    first.catch(ownOpeningFailure); // the driver's type fetch may fail unawaited with it
     try {
-      const [row] = await conn.#sql.unsafe(role ? OPEN_WITH_ROLE_SQL : OPEN_SQL);
+      const [row] = await first;
       conn.pid = Number(row.pid);
       if (role) {
         conn.server.standby = row.standby === true;
