@@ -35,6 +35,7 @@ import {
   discardedError,
   endedByApplicationError,
   isDriverClosed,
+  openTimedOutError,
   PostgresConnectionError,
   READ_ONLY_SQL_TRANSACTION,
   readOnlyNowError,
@@ -203,6 +204,11 @@ export class PgConnection implements PooledConnection {
   /**
    * Opens a connection and proves it with a round trip, so failures surface here. With `role`,
    * the same statement asks for the server's role (no round trip of its own).
+   *
+   * The whole opening (login, postgres.js's type fetch, the first statement) is bounded by
+   * `connect_timeout`: postgres.js bounds only the login, and a PgBouncer whose server is down
+   * accepts the login and then holds the first statement (up to its `query_wait_timeout`).
+   * When that passes, or `signal` aborts, the opening is cut at once and rejects.
    */
   static async open(
     spec: ConnectionSpec,
@@ -211,24 +217,29 @@ export class PgConnection implements PooledConnection {
   ): Promise<PgConnection> {
     signal.throwIfAborted();
     const conn = new PgConnection(spec);
-    // On abort, end gracefully: the connect (bounded by connect_timeout) finishes, then the
-    // socket closes. Cutting it mid-handshake would reject postgres.js's internal type-fetch
-    // query, which nothing awaits: an unhandled rejection.
-    const onAbort = () => void conn.#sql.end().catch(() => {});
+    const limitMs = conn.#sql.options.connect_timeout * 1_000;
+    const { promise: cut, reject: cutWith } = Promise.withResolvers<never>();
+    const onAbort = () => cutWith(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
+    const timer = setTimeout(() => cutWith(openTimedOutError(spec.target, limitMs)), limitMs);
     const first = conn.#sql.unsafe(role ? OPEN_WITH_ROLE_SQL : OPEN_SQL);
     first.catch(ownOpeningFailure); // the driver's type fetch may fail unawaited with it
     try {
-      const [row] = await first;
+      const [row] = await Promise.race([first, cut]);
       conn.pid = Number(row.pid);
       if (role) {
         conn.server.standby = row.standby === true;
         conn.server.readOnly = row.read_only === true;
       }
     } catch (error) {
+      // Ending rejects what the driver still runs (the first statement, its type fetch, both
+      // with one error: owned above). The socket is cut too, for a host that does not answer.
       await conn.#sql.end({ timeout: 0 }).catch(() => {});
-      throw signal.aborted ? signal.reason : connectError(error, spec.target);
+      conn.#sockets.destroy();
+      if (signal.aborted) throw signal.reason;
+      throw error instanceof PostgresConnectionError ? error : connectError(error, spec.target);
     } finally {
+      clearTimeout(timer);
       signal.removeEventListener("abort", onAbort);
     }
     if (signal.aborted) {

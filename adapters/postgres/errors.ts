@@ -145,6 +145,22 @@ export function connectError(error: unknown, target: Target): PostgresConnection
   );
 }
 
+/**
+ * The opening (login and its first statement) did not finish within `connect_timeout`: the
+ * host is silent, or a PgBouncer in front of it accepted the login and holds the statement
+ * while it waits for a server that is down.
+ */
+export function openTimedOutError(target: Target, timeoutMs: number): PostgresConnectionError {
+  const error = Object.assign(
+    new Error(
+      `no answer within connect_timeout (${timeoutMs / 1_000} s) to the login and the first ` +
+        "statement; behind PgBouncer, its server may be down",
+    ),
+    { code: "CONNECT_TIMEOUT" },
+  );
+  return connectError(error, target);
+}
+
 /** Whether the driver says the connection's socket is gone. */
 export function isDriverClosed(error: unknown): boolean {
   return DRIVER_CLOSED.has(errorCode(error));
