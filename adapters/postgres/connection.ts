@@ -119,6 +119,9 @@ export const RESET_SESSION_SQL =
   "begin for r in select name from pg_catalog.pg_prepared_statements where from_sql loop " +
   "execute 'deallocate ' || quote_ident(r.name); end loop; end $$; commit";
 
+/** setTimeout fires at once past this (a 32-bit delay). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** How long a given-up connection waits for its cancel requests before its socket is cut. */
 const CANCEL_GRACE_MS = 500;
 
@@ -221,7 +224,13 @@ export class PgConnection implements PooledConnection {
     const { promise: cut, reject: cutWith } = Promise.withResolvers<never>();
     const onAbort = () => cutWith(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
-    const timer = setTimeout(() => cutWith(openTimedOutError(spec.target, limitMs)), limitMs);
+    // As in postgres.js, 0 (or none) means no bound.
+    const timer = limitMs > 0
+      ? setTimeout(
+        () => cutWith(openTimedOutError(spec.target, limitMs)),
+        Math.min(limitMs, MAX_TIMER_MS),
+      )
+      : undefined;
     const first = conn.#sql.unsafe(role ? OPEN_WITH_ROLE_SQL : OPEN_SQL);
     first.catch(ownOpeningFailure); // the driver's type fetch may fail unawaited with it
     try {
