@@ -14,8 +14,13 @@ export interface Credentials {
   password: string;
 }
 
-/** The `credentials` option: called for each new connection. */
-export type CredentialsSource = () => Credentials | Promise<Credentials>;
+/**
+ * The `credentials` option: called for each new connection. `signal` aborts when the pool
+ * closes; the pool stops waiting for the call then, whatever the function does.
+ */
+export type CredentialsSource = (
+  options: { signal: AbortSignal },
+) => Credentials | Promise<Credentials>;
 
 /** What one new connection logs in with, and which generation of credentials that is. */
 export interface Login {
@@ -33,18 +38,28 @@ export class CredentialsSupplier {
 
   constructor(readonly source: CredentialsSource | undefined) {}
 
-  /** The credentials for a new connection (a call of the source, checked). */
-  async next(): Promise<Login> {
+  /**
+   * The credentials for a new connection (a call of the source, checked). Rejects with the
+   * signal's reason as soon as `signal` aborts (the pool closing), even if the source hangs.
+   */
+  async next(signal: AbortSignal): Promise<Login> {
     if (this.source === undefined) return { credentials: undefined, generation: 0 };
     let given: unknown;
+    const aborted = Promise.withResolvers<never>();
+    const onAbort = () => aborted.reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
     try {
-      given = await this.source();
+      signal.throwIfAborted();
+      given = await Promise.race([this.source({ signal }), aborted.promise]);
     } catch (error) {
+      if (signal.aborted) throw signal.reason;
       throw new Error(
         "createPostgresPool: the credentials function failed, so no connection was opened " +
           "(see cause)",
         { cause: error },
       );
+    } finally {
+      signal.removeEventListener("abort", onAbort);
     }
     const credentials = checked(given);
     const last = this.#last;

@@ -134,7 +134,7 @@ export class HostList {
    * {@link NoEligibleHostError} naming what each host was when none fits.
    */
   async open(signal: AbortSignal): Promise<PgConnection> {
-    const login = await this.#credentials.next();
+    const login = await this.#credentials.next(signal);
     const seen: { host: string; seen: string }[] = [];
     let lastError: unknown;
     /** `prefer-standby`: the first other connection, used if no standby answers. */
@@ -340,7 +340,7 @@ export class HostList {
   /** Connects to `host` and closes again; `#connect` records the outcome. */
   async #probe(host: Host): Promise<void> {
     try {
-      const login = await this.#credentials.next();
+      const login = await this.#credentials.next(this.#shutdown.signal);
       const conn = await this.#connect(host, login, this.#shutdown.signal);
       await conn.close();
     } catch (error) {

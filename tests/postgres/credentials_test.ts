@@ -119,4 +119,22 @@ Deno.test("postgres credentials function", async (t) => {
       assert.ok(found, `the function's error is in the cause chain of ${error}`);
     },
   );
+  await t.step(
+    "close() ends while the credentials function hangs, and the function sees its signal abort",
+    async () => {
+      const { promise: called, resolve: calledWith } = Promise.withResolvers<AbortSignal>();
+      const pg = createPostgresPool({
+        url,
+        credentials: ({ signal }) => {
+          calledWith(signal);
+          return new Promise<Credentials>(() => {}); // a vault that never answers
+        },
+      });
+      const query = pg.query`select 1`.then(() => undefined, (e) => e);
+      const signal = await called;
+      await pg.close();
+      assert.equal(signal.aborted, true);
+      assert.ok(await query instanceof Error, "the waiting query was rejected");
+    },
+  );
 });
