@@ -25,7 +25,8 @@ import {
   roleChangedError,
 } from "./errors.ts";
 import type { HostEvent, HostRole, HostStats } from "./host_events.ts";
-import type { ConnectionSpec, HostAddress, HostsSpec, TargetSessionAttrs } from "./options.ts";
+import type { HostAddress } from "./connection_url.ts";
+import type { ConnectionSpec, HostsSpec, TargetSessionAttrs } from "./options.ts";
 
 /** How often a down host is probed, while there are others to use. */
 export const PROBE_INTERVAL_MS = 1_000;
