@@ -12,6 +12,13 @@ export interface Credentials {
   user?: string;
   /** The password (a short-lived token, say). */
   password: string;
+  /**
+   * Until when these credentials may be reused (ms since the epoch, or a `Date`): new
+   * connections log in with them, without calling the function, until then. Give it for a source
+   * that returns a new token on every call (a cloud IAM token): each change of credentials
+   * retires the pool's older connections, so without it every new connection would.
+   */
+  expiresAt?: number | Date;
 }
 
 /**
@@ -34,6 +41,7 @@ export class CredentialsSupplier {
   /** The generation whose credentials a connection last logged in with. */
   accepted = 0;
   #last: Credentials | undefined;
+  #reusableUntil = -Infinity;
   #generation = 0;
 
   constructor(readonly source: CredentialsSource | undefined) {}
@@ -44,6 +52,9 @@ export class CredentialsSupplier {
    */
   async next(signal: AbortSignal): Promise<Login> {
     if (this.source === undefined) return { credentials: undefined, generation: 0 };
+    if (this.#last !== undefined && Date.now() < this.#reusableUntil) {
+      return { credentials: this.#last, generation: this.#generation };
+    }
     let given: unknown;
     const aborted = Promise.withResolvers<never>();
     const onAbort = () => aborted.reject(signal.reason);
@@ -61,7 +72,8 @@ export class CredentialsSupplier {
     } finally {
       signal.removeEventListener("abort", onAbort);
     }
-    const credentials = checked(given);
+    const { credentials, expiresAt } = checked(given);
+    this.#reusableUntil = expiresAt;
     const last = this.#last;
     if (
       last === undefined || last.user !== credentials.user || last.password !== credentials.password
@@ -83,16 +95,29 @@ export class CredentialsSupplier {
   }
 }
 
-function checked(value: unknown): Credentials {
-  const { user, password } = (value ?? {}) as { user?: unknown; password?: unknown };
+/** The credentials given, checked, and until when they may be reused (-Infinity: not). */
+function checked(value: unknown): { credentials: Credentials; expiresAt: number } {
+  const { user, password, expiresAt } = (value ?? {}) as {
+    user?: unknown;
+    password?: unknown;
+    expiresAt?: unknown;
+  };
   const okUser = user === undefined || typeof user === "string";
+  const until = expiresAt instanceof Date ? expiresAt.getTime() : expiresAt ?? -Infinity;
+  if (typeof until !== "number" || Number.isNaN(until)) {
+    throw new TypeError(
+      "createPostgresPool: the credentials function returned an expiresAt that is neither a " +
+        "Date nor a number of ms since the epoch (Date.now() + 14 * 60_000, say)",
+    );
+  }
   if (value !== null && typeof value === "object" && okUser && typeof password === "string") {
-    return user === undefined ? { password } : { user, password };
+    const credentials = user === undefined ? { password } : { user, password };
+    return { credentials, expiresAt: until };
   }
   // Never the value itself: it may hold a password.
   throw new TypeError(
     "createPostgresPool: the credentials function must return { user?: string, password: " +
-      "string } (or a promise of it); it returned " +
+      "string, expiresAt?: Date | number } (or a promise of it); it returned " +
       (value === null || typeof value !== "object"
         ? typeof value
         : `an object with ${typeof password === "string" ? "a" : "no"} string password and ` +

@@ -134,7 +134,7 @@ export class HostList {
    * asked for; hosts whose last seen role matches are tried first. Rejects with
    * {@link NoEligibleHostError} naming what each host was when none fits.
    */
-  async open(signal: AbortSignal): Promise<PgConnection> {
+  async #openOnce(signal: AbortSignal): Promise<{ conn: PgConnection; host: Host; login: Login }> {
     const login = await this.#credentials.next(signal);
     const seen: { host: string; seen: string }[] = [];
     let lastError: unknown;
@@ -157,7 +157,7 @@ export class HostList {
       const fits = accepts(this.#attrs, conn.server);
       if (fits === true) {
         await fallback?.conn.close();
-        return this.#adopt(conn, host, login);
+        return { conn, host, login };
       }
       if (this.#attrs === "prefer-standby" && fallback === undefined) {
         fallback = { conn, host };
@@ -166,7 +166,7 @@ export class HostList {
       seen.push({ host: host.label, seen: describeState(conn.server) });
       await conn.close();
     }
-    if (fallback !== undefined) return this.#adopt(fallback.conn, fallback.host, login);
+    if (fallback !== undefined) return { ...fallback, login };
     for (const host of this.#hosts) {
       if (!seen.some((s) => s.host === host.label)) {
         seen.push({ host: host.label, seen: `down (${host.lastError ?? "not answering"})` });
@@ -248,8 +248,21 @@ export class HostList {
     return conn;
   }
 
+  /**
+   * Opens a connection (`#openOnce`); one that logged in with credentials older
+   * than another connection already did (it was opening when they changed) is closed, and the
+   * opening runs again with the new ones, so that old and new do not mix.
+   */
+  async open(signal: AbortSignal): Promise<PgConnection> {
+    for (;;) {
+      const opened = await this.#openOnce(signal);
+      if (opened.login.generation >= this.#credentials.accepted) return this.#adopt(opened);
+      await opened.conn.close();
+    }
+  }
+
   /** `conn` is the pool's now: watched for role changes, counted on its host. */
-  #adopt(conn: PgConnection, host: Host, login: Login): PgConnection {
+  #adopt({ conn, host, login }: { conn: PgConnection; host: Host; login: Login }): PgConnection {
     host.connections++;
     conn.watch = host.watch;
     conn.roleEpoch = host.epoch;

@@ -80,8 +80,9 @@ export interface PostgresPoolOptions extends DriverOptions {
    * Called for each new connection for the user and password to log in with (a cloud IAM token,
    * a secrets manager's dynamic role). When what it returns changes and a connection has logged
    * in with the new credentials, every connection made with the old ones is retired (idle ones at
-   * once, lent ones as they come back), as `pool.invalidate()` does. The password never appears
-   * in an error, event or statistic.
+   * once, lent ones as they come back), as `pool.invalidate()` does; credentials returned with
+   * an `expiresAt` are reused until then. The password never appears in an error, event or
+   * statistic.
    */
   credentials?: CredentialsSource;
   /**

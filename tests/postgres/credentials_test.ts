@@ -39,6 +39,41 @@ Deno.test("postgres credentials function", async (t) => {
     assert.equal(pg.stats().created, 3);
   });
 
+  await t.step(
+    "credentials with an expiresAt in the future are reused: one call, and nothing is retired",
+    async () => {
+      let calls = 0;
+      const app = appName("expiring");
+      await using pg = createPostgresPool({
+        url,
+        // As an IAM token source gives them: valid for 14 minutes.
+        credentials: () => {
+          calls++;
+          return { user: role, password: first, expiresAt: Date.now() + 14 * 60_000 };
+        },
+        connection: { application_name: app },
+        pool: { max: 4 },
+      });
+      await warm(pg, 4);
+      const opened = new Set(await backends(app));
+      await warm(pg, 4);
+      assert.equal(calls, 1, "the credentials were reused until they expire");
+      assert.deepEqual(new Set(await backends(app)), opened, "no connection was retired");
+    },
+  );
+
+  await t.step("an expiresAt that is not a time is a TypeError saying what to give", async () => {
+    await using pg = createPostgresPool({
+      url,
+      credentials: () => ({ password: first, expiresAt: "soon" as unknown as number }),
+      pool: { acquireTimeoutMs: 500 },
+    });
+    const error = await pg.query`select 1`.then(() => undefined, (e) => e);
+    let text = "";
+    for (let e: unknown = error; e instanceof Error; e = e.cause) text += e.message;
+    assert.match(text, /expiresAt .*Date.now\(\)/);
+  });
+
   await t.step("an async function works as well, and user may be left to the URL", async () => {
     await using pg = createPostgresPool({
       url,
