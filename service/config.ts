@@ -85,7 +85,7 @@ const USAGE = `usage: deno task serve [options]
   --tcp-backlog N             pending connections the kernel queues (TCP_BACKLOG, 511)
   --breaker-threshold N       failed session opens before the breaker opens (5)
   --breaker-cooldown-ms N     breaker cooldown: one probe per cooldown/threshold while open (5000)
-  --per-request               enable POST /encrypt-per-request (ENABLE_PER_REQUEST=1)
+  --per-request               enable POST /encrypt-per-request, on the first token (ENABLE_PER_REQUEST=1)
   --ensure-key LABEL          create this AES key if missing, repeatable (ENSURE_KEYS, default)
 The PIN is read from PKCS11_PIN only; DATABASE_URL adds a PostgreSQL pool to stats and metrics.`;
 

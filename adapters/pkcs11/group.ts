@@ -60,10 +60,12 @@ const MEMBER_DOWN_CODES: ReadonlySet<number> = new Set([
   CKR.TOKEN_NOT_RECOGNIZED,
 ]);
 
-/** One member's place in the rotation. State changes only through `Group.#set`. */
+/** One member's place in the rotation. State changes only through `Group.setOut` and `#setUp`. */
 export class Seat {
   state: HsmMemberState = "up";
   reason: string | undefined;
+  /** `false` once it is out for good (its PIN was refused): no probe brings it back. */
+  probing = true;
   inFlight = 0;
   calls = 0;
   errors = 0;
@@ -81,8 +83,13 @@ export class NoMemberUpError extends HsmError {
   constructor(seats: readonly Seat[]) {
     super(
       "no member of the HSM group is up: " +
-        seats.map((s) => `${s.member.name}: ${s.reason ?? "out"}`).join("; ") +
-        " (members come back by themselves once they answer a probe)",
+        seats.map((s) =>
+          `${s.member.name}: ${s.reason ?? "out"}` +
+          (s.probing ? "" : " (out for good: fix its PIN, then open a new handle)")
+        ).join("; ") +
+        (seats.some((s) => s.probing)
+          ? " (members out for a fault come back by themselves once they answer a probe)"
+          : ""),
       { operation: "group" },
     );
     this.name = "NoMemberUpError";
@@ -162,9 +169,6 @@ export class Group {
       const value = await op(seat.member, deadline);
       seat.generalErrorsInRow = 0;
       return value;
-    } catch (error) {
-      seat.errors++;
-      throw error;
     } finally {
       seat.inFlight--;
     }
@@ -191,30 +195,25 @@ export class Group {
   #judge(seat: Seat, out: AbortSignal, error: unknown): boolean {
     if (out.aborted) return true; // it went out while the call ran or waited
     if (error instanceof KeyNotFoundError) return true;
-    if (isLoginRefusal(error)) {
-      this.setOut(seat, (error as Error).message, false);
-      return true;
-    }
     const code = errorCode(error);
-    if (code !== undefined && MEMBER_DOWN_CODES.has(code)) {
-      this.setOut(seat, (error as Error).message, true);
-      return true;
-    }
     if (code === CKR.GENERAL_ERROR) {
+      seat.errors++;
       if (++seat.generalErrorsInRow >= this.#failover.generalErrors) {
         this.setOut(seat, `${seat.generalErrorsInRow} CKR_GENERAL_ERROR in a row`, true);
       }
       return true;
     }
-    if (isUnanswered(error)) {
-      this.setOut(seat, `a call did not answer within ${this.#failover.callTimeoutMs} ms`, true);
-      return true;
-    }
-    if (error instanceof CircuitOpenError) {
-      this.setOut(seat, `its sessions can not be opened: ${error.message}`, true);
-      return true;
-    }
-    return false;
+    const reason = isLoginRefusal(error) || (code !== undefined && MEMBER_DOWN_CODES.has(code))
+      ? (error as Error).message
+      : isUnanswered(error)
+      ? `a call did not answer within ${this.#failover.callTimeoutMs} ms`
+      : error instanceof CircuitOpenError
+      ? `its sessions can not be opened: ${error.message}`
+      : undefined;
+    if (reason === undefined) return false; // the call's own error: not the member's
+    seat.errors++;
+    this.setOut(seat, reason, !isLoginRefusal(error));
+    return true;
   }
 
   /**
@@ -233,6 +232,7 @@ export class Group {
     }
     seat.state = "out";
     seat.reason = reason;
+    seat.probing = probing;
     // Its sessions are retired by the probe that finds it answering: closing one now could hang.
     if (this.events.active) {
       this.events.emit({ type: "member-out", member: seat.member.name, reason, probing });

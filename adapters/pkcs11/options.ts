@@ -199,9 +199,10 @@ export function failoverSettings(failover: HsmFailoverOptions | undefined): Fail
   for (const key of FAILOVER_KNOWN) {
     const value = failover[key];
     if (value === undefined) continue;
-    const least = key === "generalErrors" ? 1 : 0;
-    if (typeof value !== "number" || !Number.isFinite(value) || value < least) {
-      throw new RangeError(`failover.${key} must be a number of ${least} or more, got ${value}`);
+    // 0 would probe without pause (probeMinMs) or time every call out at once (callTimeoutMs).
+    if (typeof value !== "number" || !Number.isFinite(value) || value < 1) {
+      const unit = key === "generalErrors" ? "" : " (ms)";
+      throw new RangeError(`failover.${key} must be a number of 1 or more${unit}, got ${value}`);
     }
     settings[key] = value;
   }

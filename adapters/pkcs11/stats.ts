@@ -76,7 +76,7 @@ function memberStats(seat: Seat): HsmMemberStats {
     inFlight: seat.inFlight,
     calls: seat.calls,
     errors: seat.errors,
-    missingKeys: seat.missingKeys,
+    missingKeys: [...seat.missingKeys],
     ...seat.member.stats(),
   };
 }

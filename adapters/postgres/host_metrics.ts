@@ -7,6 +7,7 @@
  * @module
  */
 import { escapeLabelValue, header } from "../../pool/metrics.ts";
+import { rejectUnknownOptions } from "../../pool/options.ts";
 import type { HostRole, PostgresPoolStats } from "./host_events.ts";
 
 /** Options of {@link formatHostMetrics}. */
@@ -34,6 +35,7 @@ export function formatHostMetrics(
   pools: Iterable<{ stats(): PostgresPoolStats } | PostgresPoolStats>,
   options: HostMetricsOptions = {},
 ): string {
+  rejectUnknownOptions("formatHostMetrics", options, ["prefix"]);
   const prefix = options.prefix ?? "pool";
   if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
     throw new TypeError(`formatHostMetrics: prefix ${JSON.stringify(prefix)} is not a metric name`);

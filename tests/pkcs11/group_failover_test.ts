@@ -135,3 +135,17 @@ Deno.test("with every member out, calls fail at once naming each member's reason
     group.faults!.reset();
   }
 });
+
+Deno.test("a wrong tag fails the call without counting against the member or moving it", async () => {
+  await using group = await openGroupFixture({ withFaults: true });
+  await using hsm = await openHsm({ members: group.members, pin: group.pin });
+  const { label, id } = group.keys.aes;
+  const sealed = await hsm.encrypt(label, text("secret"));
+  const tampered = sealed.ciphertext.slice();
+  tampered[tampered.length - 1] ^= 1;
+  await assert.rejects(() => hsm.decrypt(id, tampered));
+  for (const member of hsm.stats().members) {
+    assert.equal(member.state, "up");
+    assert.equal(member.errors, 0, `errors counted on ${member.name}`);
+  }
+});

@@ -209,3 +209,13 @@ Deno.test("a misspelled failover option is a TypeError naming the nearest one", 
     /'failover\.callTimeout' is not an option; did you mean 'failover\.callTimeoutMs'\?/,
   );
 });
+
+Deno.test("failover probe and call bounds of 0 are a RangeError saying 1 ms or more", async () => {
+  for (const failover of [{ probeMinMs: 0 }, { callTimeoutMs: 0 }]) {
+    await assert.rejects(
+      () => openHsm({ members: [{ tokenLabel: "a" }], pin: "1", failover }),
+      (e: Error) =>
+        e instanceof RangeError && /must be a number of 1 or more \(ms\)/.test(e.message),
+    );
+  }
+});

@@ -161,3 +161,15 @@ Deno.test("the hosts' metrics carry one series per host, labelled with the pool 
     void pg.close();
   }
 });
+
+Deno.test("a misspelled formatHostMetrics option is a TypeError naming the nearest one", () => {
+  const pg = createPostgresPool({ url: URL2 });
+  try {
+    assert.throws(
+      () => formatHostMetrics([pg], { prefx: "app" } as { prefix?: string }),
+      /'prefx' is not an option; did you mean 'prefix'\?/,
+    );
+  } finally {
+    void pg.close();
+  }
+});
