@@ -8,6 +8,7 @@
  */
 
 import type { HsmMemberStats } from "../adapters/pkcs11/mod.ts";
+import { escapeLabelValue, header } from "../pool/metrics.ts";
 import { poolStatsJson, snakeCase } from "./pool_stats.ts";
 
 /** One member as served by `GET /pool/stats`: its fields in snake case, its pool's under `pool`. */
@@ -36,7 +37,12 @@ export function formatMemberMetrics(
     ["calls_total", "counter", "Operations given to the member (a retried one counts on each).", (
       m,
     ) => m.calls],
-    ["errors_total", "counter", "Operations that failed on the member.", (m) => m.errors],
+    [
+      "errors_total",
+      "counter",
+      "Operations that failed through a fault of the member (not of the call).",
+      (m) => m.errors,
+    ],
     [
       "missing_keys",
       "gauge",
@@ -47,12 +53,10 @@ export function formatMemberMetrics(
   const lines: string[] = [];
   for (const [suffix, type, help, value] of families) {
     const name = `${prefix}_${suffix}`;
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const m of members) lines.push(`${name}{member="${labelValue(m.name)}"} ${value(m)}`);
+    header(lines, name, type, help);
+    for (const m of members) {
+      lines.push(`${name}{member="${escapeLabelValue(m.name)}"} ${value(m)}`);
+    }
   }
   return lines.join("\n") + "\n";
-}
-
-function labelValue(value: string): string {
-  return value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
 }

@@ -319,6 +319,7 @@ export class HostList {
     if (conn.roleEpoch !== host.epoch) {
       conn.roleEpoch = host.epoch;
       if (host.server.standby !== undefined) conn.server.standby = host.server.standby;
+      if (host.server.readOnly !== undefined) conn.server.readOnly = host.server.readOnly;
     }
     if (accepts(this.#attrs, conn.server) === false && this.#attrs !== "prefer-standby") {
       return roleChangedError(conn.id, conn.host, describeState(conn.server));
@@ -332,7 +333,9 @@ export class HostList {
   /** `prefer-standby`: a connection on a non-standby, while a host up is a standby. */
   #fallbackReplaceable(host: Host): boolean {
     if (this.#attrs !== "prefer-standby" || host.server.standby !== false) return false;
-    return this.#hosts.some((h) => h.up && h.server.standby === true);
+    // Only a standby that lets us in: one refusing the login (still "up") would retire the
+    // pool's connections at every borrow for nothing.
+    return this.#hosts.some((h) => h.up && h.lastError === undefined && h.server.standby === true);
   }
 
   /** While `host` is down (and others exist), one probe per {@link PROBE_INTERVAL_MS}. */
