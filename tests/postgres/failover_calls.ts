@@ -4,7 +4,8 @@
  *
  * @module
  */
-import type { CallRecord } from "../../tasks/setup/looping_callers.ts";
+import type { PostgresPool } from "../../adapters/postgres/mod.ts";
+import { type Callers, type CallRecord, startCallers } from "../../tasks/setup/looping_callers.ts";
 
 /** A statement's result that says where it ran. */
 export type Where = readonly { port: number }[];
@@ -42,4 +43,30 @@ export function messageOf(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const own = `${error.name}: ${error.message}`;
   return error.cause === undefined ? own : `${own} (cause: ${messageOf(error.cause)})`;
+}
+
+/**
+ * `count` callers looping on an insert into table `writes` through `pg`, each call bounded by
+ * `timeoutMs`; resolves once every caller has written (dispose of them, also on failure).
+ */
+export async function startWriters(
+  pg: PostgresPool,
+  count: number,
+  timeoutMs: number,
+): Promise<Callers<Where>> {
+  const callers = startCallers(
+    count,
+    (caller) =>
+      pg.query<Where>(`insert into writes values ($1) returning ${WHERE}`, [caller], { timeoutMs }),
+  );
+  try {
+    await callers.until(
+      "a write by every caller",
+      (calls) => everyCallerHas(calls, count, () => true),
+    );
+    return callers;
+  } catch (error) {
+    await callers[Symbol.asyncDispose]();
+    throw error;
+  }
 }

@@ -13,7 +13,6 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { createPostgresPool } from "../../adapters/postgres/mod.ts";
-import { startCallers } from "../../tasks/setup/looping_callers.ts";
 import { hasPostgresBinaries } from "../../tasks/setup/postgres.ts";
 import { startCluster } from "../../tasks/setup/postgres_cluster.ts";
 import {
@@ -21,9 +20,8 @@ import {
   failed,
   messageOf,
   portOf,
+  startWriters,
   succeeded,
-  WHERE,
-  type Where,
 } from "./failover_calls.ts";
 import { appName, eventually } from "./target.ts";
 
@@ -53,15 +51,7 @@ Deno.test({
       connection: { application_name: app },
       pool: { max: 10 },
     });
-    const write = (caller: number) =>
-      pg.query<Where>(`insert into writes values ($1) returning ${WHERE}`, [caller], {
-        timeoutMs: DEADLINE_MS,
-      });
-    await using callers = startCallers(CALLERS, write);
-    await callers.until(
-      "a write by every caller",
-      (calls) => everyCallerHas(calls, CALLERS, () => true),
-    );
+    await using callers = await startWriters(pg, CALLERS, DEADLINE_MS);
 
     await primary.stop("immediate");
     const crashedAt = performance.now();
@@ -124,12 +114,7 @@ Deno.test({
       connection: { application_name: app },
       pool: { max: 5, maxLifetimeMs: 500 }, // new connections all the time, each one checked
     });
-    const write = (caller: number) =>
-      pg.query<Where>(`insert into writes values ($1) returning ${WHERE}`, [caller], {
-        timeoutMs: DEADLINE_MS,
-      });
-    await using callers = startCallers(5, write);
-    await callers.until("a write by every caller", (calls) => everyCallerHas(calls, 5, () => true));
+    await using callers = await startWriters(pg, 5, DEADLINE_MS);
     await primary.stop("immediate");
     await cluster.promote(standby);
     await cluster.rejoin(primary);

@@ -17,9 +17,8 @@ import {
   failed,
   messageOf,
   portOf,
+  startWriters,
   succeeded,
-  WHERE,
-  type Where,
 } from "./failover_calls.ts";
 import { appName } from "./target.ts";
 
@@ -67,15 +66,7 @@ async function failoverThroughPgBouncers(settings: Record<string, number>): Prom
     connection: { application_name: app },
     pool: { max: 5 },
   });
-  const write = (caller: number) =>
-    pg.query<Where>(`insert into writes values ($1) returning ${WHERE}`, [caller], {
-      timeoutMs: DEADLINE_MS,
-    });
-  await using callers = startCallers(CALLERS, write);
-  await callers.until(
-    "a write by every caller",
-    (calls) => everyCallerHas(calls, CALLERS, () => true),
-  );
+  await using callers = await startWriters(pg, CALLERS, DEADLINE_MS);
   assert.deepEqual(new Set(succeeded(callers.calls).map(portOf)), new Set([primary.port]));
 
   await primary.stop("immediate");
