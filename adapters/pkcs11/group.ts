@@ -273,8 +273,15 @@ export class Group {
    * every member up holds.
    */
   async checkKeys(seats: readonly Seat[], deadline?: Deadline): Promise<Set<string>> {
-    const up = this.seats.filter((s) => s.state === "up" || seats.includes(s));
-    const names = await Promise.all(up.map((s) => s.member.keyNames(deadline)));
+    const listed = this.seats.filter((s) => s.state === "up" || seats.includes(s));
+    const results = await Promise.allSettled(listed.map((s) => s.member.keyNames(deadline)));
+    // `seats` must answer; another member that can not list its keys now (busy or failing: its
+    // own calls will tell) is left out of the comparison rather than keeping `seats` out.
+    results.forEach((r, i) => {
+      if (r.status === "rejected" && seats.includes(listed[i])) throw r.reason;
+    });
+    const up = listed.filter((_, i) => results[i].status === "fulfilled");
+    const names = results.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
     const all = new Set(names.flatMap((n) => [...n]));
     const common = new Set([...all].filter((name) => names.every((n) => n.has(name))));
     up.forEach((seat, i) => {
