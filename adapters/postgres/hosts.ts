@@ -9,9 +9,10 @@
  * background, once per {@link PROBE_INTERVAL_MS}, until it answers (`up` again). With a single
  * host nothing is skipped: the pool's own backoff and breaker pace the retries.
  *
- * A connection whose server's role changes (a standby promoted, reported by PostgreSQL 14+ as
- * `in_hot_standby`; a write refused with `25006`) is retired when it no longer matches, and so
- * are the host's other connections.
+ * A promotion (reported by PostgreSQL 14+ as `in_hot_standby`, or seen by a new connection's
+ * check) changes the host's role: each of its connections is checked again and retired when it
+ * no longer matches. A write refused with `25006` retires the connection that met it only:
+ * read-only can be set per session, so one session's answer says nothing of the server.
  *
  * @module
  */
