@@ -6,6 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { leftInTmp } from "../setup/left_in_tmp.ts";
 import { hasPgBouncer, startPgBouncer } from "../../tasks/setup/pgbouncer.ts";
 import { hasPostgresBinaries, NoDatabaseError, startDatabase } from "../../tasks/setup/postgres.ts";
 
@@ -105,22 +106,6 @@ Deno.test({
     }
   },
 });
-
-/** Runs `fn` with TMPDIR pointing at a fresh folder; returns what is left in it afterwards. */
-async function leftInTmp(fn: () => Promise<unknown>): Promise<string[]> {
-  const tmp = await Deno.makeTempDir({ prefix: "poolkit-tmpdir-" });
-  await Deno.chmod(tmp, 0o755); // PgBouncer's user must reach its folder in it
-  const saved = Deno.env.get("TMPDIR");
-  Deno.env.set("TMPDIR", tmp);
-  try {
-    await fn();
-    return [...Deno.readDirSync(tmp)].map((e) => e.name);
-  } finally {
-    if (saved === undefined) Deno.env.delete("TMPDIR");
-    else Deno.env.set("TMPDIR", saved);
-    await Deno.remove(tmp, { recursive: true });
-  }
-}
 
 /** Starts PgBouncer with `PGBOUNCER=binary` in front of a server that is never reached. */
 async function startFailingPgBouncer(binary: string): Promise<unknown> {

@@ -6,6 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { leftInTmp } from "./left_in_tmp.ts";
 import { hasPostgresBinaries } from "../../tasks/setup/postgres.ts";
 import { startCluster } from "../../tasks/setup/postgres_cluster.ts";
 
@@ -101,19 +102,3 @@ Deno.test({
     assert.deepEqual(left, []);
   },
 });
-
-/** Runs `fn` with TMPDIR pointing at a fresh folder; returns what is left in it afterwards. */
-async function leftInTmp(fn: () => Promise<unknown>): Promise<string[]> {
-  const tmp = await Deno.makeTempDir({ prefix: "poolkit-tmpdir-" });
-  await Deno.chmod(tmp, 0o755); // the postgres user must reach the cluster's folder in it
-  const saved = Deno.env.get("TMPDIR");
-  Deno.env.set("TMPDIR", tmp);
-  try {
-    await fn();
-    return [...Deno.readDirSync(tmp)].map((e) => e.name);
-  } finally {
-    if (saved === undefined) Deno.env.delete("TMPDIR");
-    else Deno.env.set("TMPDIR", saved);
-    await Deno.remove(tmp, { recursive: true });
-  }
-}
