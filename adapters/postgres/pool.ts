@@ -189,20 +189,21 @@ export class PostgresPool implements AsyncDisposable {
     }
     const values = rest as postgres.ParameterOrFragment<never>[];
     if (this.#shares() && templateMayShare(first, values)) {
-      const run = () => this.#batches!.run((sql) => sql(first, ...values));
-      return this.#retriesRefusedWrites ? this.#oneShot(run) : run();
+      return this.#oneShot(() => this.#batches!.run((sql) => sql(first, ...values)));
     }
-    const run = () => this.use((sql) => sql(first, ...values));
-    return this.#retriesRefusedWrites ? this.#oneShot(run) : run();
+    return this.#oneShot(() => this.use((sql) => sql(first, ...values)));
   }
 
   /**
-   * Runs a one-shot statement; once more on another connection when the server refused it as
-   * read-only (the connection was retired): it ran in no transaction, so nothing was written.
-   * Not inside another call, whose transaction it may be part of.
+   * Runs a one-shot statement; in `read-write` and `primary` pools, once more on another
+   * connection when the server refused it as read-only (the connection was retired): it ran in
+   * no transaction, so nothing was written. Not inside another call, whose transaction it may be
+   * part of.
    */
   #oneShot<T>(run: () => Promise<T>): Promise<T> {
-    if (outerConnection(this.#host.context) !== undefined) return run();
+    if (!this.#retriesRefusedWrites || outerConnection(this.#host.context) !== undefined) {
+      return run();
+    }
     return run().catch((error) => {
       const refused = error instanceof PostgresConnectionError &&
         error.code === READ_ONLY_SQL_TRANSACTION;
@@ -270,12 +271,10 @@ export class PostgresPool implements AsyncDisposable {
     // Text queries are prepared like tagged ones (postgres.js's unsafe() would not by default).
     const statement = (sql: PostgresClient) => sql.unsafe(text, values, { prepare: this.#prepare });
     if (options === undefined && this.#shares() && mayShare(text)) {
-      const run = () => this.#batches!.run(statement);
-      return this.#retriesRefusedWrites ? this.#oneShot(run) : run();
+      return this.#oneShot(() => this.#batches!.run(statement));
     }
     if (options !== undefined) return this.use(statement, options as CallOptions);
-    const run = () => this.use(statement);
-    return this.#retriesRefusedWrites ? this.#oneShot(run) : run();
+    return this.#oneShot(() => this.use(statement));
   }
 
   /** Whether a one-shot may join a batch: batching is on and no call runs in this context. */
