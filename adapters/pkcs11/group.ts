@@ -169,6 +169,10 @@ export class Group {
       const value = await op(seat.member, deadline);
       seat.generalErrorsInRow = 0;
       return value;
+    } catch (error) {
+      // A one-member handle never moves a call, but its member's faults count all the same.
+      if (this.#single) this.#judge(seat, seat.out.signal, error);
+      throw error;
     } finally {
       seat.inFlight--;
     }

@@ -149,3 +149,17 @@ Deno.test("a wrong tag fails the call without counting against the member or mov
     assert.equal(member.errors, 0, `errors counted on ${member.name}`);
   }
 });
+
+Deno.test("a one-token handle counts its member's faults in errors, and never puts it out", async () => {
+  await using group = await openGroupFixture({ withFaults: true });
+  await using hsm = await openHsm({ members: group.members.slice(0, 1), pin: group.pin });
+  group.tokens[0].faults!.set({ fail: CKR.DEVICE_ERROR });
+  try {
+    await assert.rejects(() => hsm.ops.digest(text("x")));
+  } finally {
+    group.faults!.reset();
+  }
+  const [member] = hsm.stats().members;
+  assert.equal(member.errors, 1);
+  assert.equal(member.state, "up");
+});
